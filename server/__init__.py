@@ -1,0 +1,1 @@
+"""The MCP server: every flow of a plan as a typed tool."""

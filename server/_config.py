@@ -1,0 +1,88 @@
+"""What `stratum serve` is configured with: where plans and runs live, which model infer steps use, how to listen."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["DEFAULT_PLANS_DIR", "DEFAULT_STORE_PATH", "ServerConfig", "parse_listen_address"]
+
+DEFAULT_PLANS_DIR = Path("plans")
+DEFAULT_STORE_PATH = Path(".stratum") / "stratum.db"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerConfig:
+    """How the MCP server runs.
+
+    Attributes:
+        plans_dir: the folder whose `*.stratum.yaml` files become tools.
+        store_path: the SQLite run store; None keeps runs in memory (tests).
+        model: the LiteLLM model string for infer steps that do not name one.
+        api_base: base URL of an OpenAI-compatible server for that model.
+        api_key: the key sent with every model call, when the provider's own variable is not used.
+        http_host: host to bind for streamable HTTP; None serves stdio.
+        http_port: port to bind for streamable HTTP (0 picks a free one).
+        token: a bearer token every HTTP request must carry; None accepts any local request.
+        poll_interval: seconds between two scans of `plans_dir` for changes (0 disables hot reload).
+        review_ttl: seconds a 2026-07-28 client may take to answer an elicitation before its sealed state expires.
+        name: the server name announced to clients.
+    """
+
+    plans_dir: Path = DEFAULT_PLANS_DIR
+    store_path: Path | None = DEFAULT_STORE_PATH
+    model: str | None = None
+    api_base: str | None = None
+    api_key: str | None = None
+    http_host: str | None = None
+    http_port: int = 8765
+    token: str | None = None
+    poll_interval: float = 1.0
+    review_ttl: float = 24 * 3600.0
+    name: str = "stratum"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> ServerConfig:
+        """Read STRATUM_PLANS, STRATUM_STORE, STRATUM_MODEL, STRATUM_API_BASE, STRATUM_API_KEY and STRATUM_TOKEN.
+
+        Explicit overrides that are not None win over the environment.
+        """
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        if env.get("STRATUM_PLANS"):
+            values["plans_dir"] = Path(env["STRATUM_PLANS"])
+        if env.get("STRATUM_STORE"):
+            values["store_path"] = Path(env["STRATUM_STORE"])
+        for key, name in (
+            ("model", "STRATUM_MODEL"),
+            ("api_base", "STRATUM_API_BASE"),
+            ("api_key", "STRATUM_API_KEY"),
+            ("token", "STRATUM_TOKEN"),
+        ):
+            if env.get(name):
+                values[key] = env[name]
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def parse_listen_address(text: str) -> tuple[str, int]:
+    """Split `HOST:PORT`, `:PORT` or `PORT` (host 127.0.0.1); IPv6 hosts go in brackets: `[::1]:8765`."""
+    text = text.strip()
+    host, port_text = "127.0.0.1", text
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0 or not text[end + 1 :].startswith(":"):
+            raise ValueError(f"expected [HOST]:PORT, got {text!r}")
+        host, port_text = text[1:end], text[end + 2 :]
+    elif ":" in text:
+        head, _, port_text = text.rpartition(":")
+        host = head or host
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"expected HOST:PORT with a numeric port, got {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port out of range: {port}")
+    return host, port

@@ -1,0 +1,144 @@
+"""How the outcome of a run becomes an MCP tool result.
+
+- succeeded: `structuredContent` (the flow output, as `{"result": value}` when it is not an object), the same JSON
+  as text, and a link to the run's trace.
+- failed: `isError`, with the error type, the step, the violated condition and the run id, plus the trace link.
+- paused (a person must decide and this client cannot be asked): `isError` too, because the flow's output does not
+  exist yet and a tool with an output schema may not answer without it; the text says it is a pause, not a failure,
+  and how to resume (the `stratum_resume` tool or `stratum review answer`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import mcp.types as types
+
+from stratum_core.engine import ReviewRequest, RunResult
+
+__all__ = [
+    "RUN_ID_META_KEY",
+    "error_result",
+    "failure_result",
+    "paused_result",
+    "run_link",
+    "run_uri",
+    "success_result",
+]
+
+RUN_ID_META_KEY = "stratum/run_id"
+_DETAIL_LIMIT = 4000
+
+
+def run_uri(run_id: str) -> str:
+    """The resource URI of a run's trace."""
+    return f"stratum://runs/{run_id}"
+
+
+def run_link(run_id: str, flow: str | None = None) -> types.ResourceLink:
+    """A resource link to a run's trace, for tool results."""
+    what = f"run of '{flow}'" if flow else "run"
+    return types.ResourceLink(
+        uri=run_uri(run_id),
+        name=f"run-{run_id}",
+        title=f"Trace of the {what} {run_id}",
+        description="Steps, attempts, violations, tokens, cost, durations and decisions of this run.",
+        mime_type="application/json",
+    )
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def success_result(run_id: str, flow: str, structured: dict[str, Any] | None, output: Any) -> types.CallToolResult:
+    """A finished run: the output as structured content and as text, and the trace link."""
+    text = _dumps(structured if structured is not None else output)
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=text), run_link(run_id, flow)],
+        structured_content=structured,
+        is_error=False,
+        _meta={RUN_ID_META_KEY: run_id},
+    )
+
+
+def _condition(error: Mapping[str, Any]) -> str | None:
+    for key in ("condition", "expression"):
+        if error.get(key):
+            return str(error[key])
+    violations = error.get("violations")
+    if isinstance(violations, list) and violations:
+        return "; ".join(str(v) for v in violations)
+    return None
+
+
+def failure_result(run_id: str, flow: str, error: Mapping[str, Any]) -> types.CallToolResult:
+    """A failed (or cancelled) run: what failed, where, why, and where to read the trace."""
+    kind = str(error.get("type") or "RunError")
+    step = error.get("step_id")
+    lines = [f"Flow '{flow}' failed: {kind}" + (f" at step '{step}'" if step else "")]
+    if error.get("message"):
+        lines.append(f"message: {error['message']}")
+    condition = _condition(error)
+    if condition:
+        lines.append(f"violated: {condition}")
+    lines.append(f"run_id: {run_id} (the trace is the resource {run_uri(run_id)})")
+    details = {key: value for key, value in error.items() if key != "traceback"}
+    lines.append(_dumps(details)[:_DETAIL_LIMIT])
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text="\n".join(lines)), run_link(run_id, flow)],
+        is_error=True,
+        _meta={RUN_ID_META_KEY: run_id},
+    )
+
+
+def paused_result(run_id: str, flow: str, review: ReviewRequest | None, *, reason: str) -> types.CallToolResult:
+    """A run waiting for a person this client cannot ask: the review, and the two ways to answer it."""
+    lines = [f"PAUSED (not failed): flow '{flow}' is waiting for a person's decision; {reason}."]
+    if review is not None:
+        lines += [
+            f"question: {review.question}",
+            f"review_id: {review.review_id}",
+            f"decision schema: {_dumps(dict(review.schema))}",
+        ]
+        if review.context:
+            lines.append(f"context: {_dumps(dict(review.context))[:_DETAIL_LIMIT]}")
+        lines += [
+            "To resume: ask the person, then call the tool stratum_resume with "
+            f'{{"review_id": "{review.review_id}", "answer": <their decision>}} '
+            '(or "action": "decline"), or run on the command line: '
+            f"stratum review answer {review.review_id} --value '<JSON>'",
+        ]
+    lines.append(f"run_id: {run_id} (the trace is the resource {run_uri(run_id)})")
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text="\n".join(lines)), run_link(run_id, flow)],
+        is_error=True,
+        _meta={
+            RUN_ID_META_KEY: run_id,
+            "stratum/status": "paused",
+            **({"stratum/review_id": review.review_id} if review is not None else {}),
+        },
+    )
+
+
+def error_result(message: str, *, run_id: str | None = None, flow: str | None = None) -> types.CallToolResult:
+    """An error the model can read: bad arguments, a configuration problem, an internal error."""
+    content: list[types.ContentBlock] = [types.TextContent(type="text", text=message)]
+    if run_id is not None:
+        content.append(run_link(run_id, flow))
+    return types.CallToolResult(
+        content=content, is_error=True, _meta={RUN_ID_META_KEY: run_id} if run_id is not None else None
+    )
+
+
+def result_for(run: RunResult, flow: str, structured: dict[str, Any] | None, *, pause_reason: str) -> types.CallToolResult:
+    """The tool result for a run that returned (succeeded, failed, paused or cancelled)."""
+    if run.status == "succeeded":
+        return success_result(run.run_id, flow, structured, run.output)
+    if run.status == "paused":
+        return paused_result(run.run_id, flow, run.review, reason=pause_reason)
+    if run.error is not None:
+        return failure_result(run.run_id, flow, run.error.to_dict())
+    return failure_result(run.run_id, flow, {"type": "RunError", "message": f"the run ended as {run.status}"})

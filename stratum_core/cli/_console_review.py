@@ -1,0 +1,79 @@
+"""Asking a person at the console: the ReviewSink of `stratum run`."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from collections.abc import Mapping
+from typing import Any, TextIO
+
+import anyio.to_thread
+from rich.console import Console
+from rich.panel import Panel
+
+from stratum_core.engine import ReviewAnswer, ReviewRequest
+
+__all__ = ["ConsoleReviewSink"]
+
+
+def _parse(raw: str, schema: Mapping[str, Any]) -> Any:
+    kind = schema.get("type")
+    if kind == "boolean":
+        lowered = raw.strip().lower()
+        if lowered in ("y", "yes", "true", "1"):
+            return True
+        if lowered in ("n", "no", "false", "0"):
+            return False
+        raise ValueError("answer yes or no")
+    if kind == "integer":
+        return int(raw)
+    if kind == "number":
+        return float(raw)
+    return raw
+
+
+class ConsoleReviewSink:
+    """Asks each decision field at the terminal. Without a terminal it returns None, so the run pauses."""
+
+    def __init__(self, console: Console | None = None, stdin: TextIO | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self.stdin = stdin or sys.stdin
+
+    async def ask(self, request: ReviewRequest) -> ReviewAnswer | None:
+        """Show the question and its context, then read each field; an empty required answer declines."""
+        if not self.stdin.isatty():
+            return None
+        return await anyio.to_thread.run_sync(self._ask_blocking, request, abandon_on_cancel=True)
+
+    def _ask_blocking(self, request: ReviewRequest) -> ReviewAnswer:
+        context = json.dumps(dict(request.context), indent=2, ensure_ascii=False, default=str)
+        self.console.print(Panel(context, title=f"[bold]{request.question}[/] (step {request.step_id})"))
+        properties: Mapping[str, Any] = request.schema.get("properties", {})
+        required = set(request.schema.get("required", []))
+        value: dict[str, Any] = {}
+        for name, field_schema in properties.items():
+            choices = field_schema.get("enum")
+            label = field_schema.get("description") or name
+            hint = f" [{'/'.join(map(str, choices))}]" if choices else " [y/n]" if field_schema.get("type") == "boolean" else ""
+            while True:
+                self.console.print(f"{label}{hint}: ", end="")
+                raw = self.stdin.readline()
+                if raw == "":  # end of input: the person left
+                    return ReviewAnswer(action="cancel")
+                raw = raw.rstrip("\n")
+                if not raw:
+                    if name in required:
+                        return ReviewAnswer(action="decline", reviewer=getpass.getuser())
+                    break
+                try:
+                    parsed = _parse(raw, field_schema)
+                except ValueError as error:
+                    self.console.print(f"[red]{error}[/]")
+                    continue
+                if choices and parsed not in choices:
+                    self.console.print(f"[red]choose one of {', '.join(map(str, choices))}[/]")
+                    continue
+                value[name] = parsed
+                break
+        return ReviewAnswer(action="accept", value=value, reviewer=getpass.getuser())

@@ -1,0 +1,194 @@
+"""`stratum run`, `stratum resume` and `stratum runs`: run flows from the shell and read their traces."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from stratum_core.cli._main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Command
+from stratum_core.engine import Engine, EngineConfig, RunObserver, RunResult
+from stratum_core.errors import PlanError, StratumError
+from stratum_core.store import RunStore, SQLiteRunStore, Trace
+
+__all__ = ["COMMANDS", "DEFAULT_STORE", "EXIT_CANCELLED", "EXIT_PAUSED", "open_store"]
+
+DEFAULT_STORE = ".stratum/stratum.db"
+EXIT_PAUSED = 3
+EXIT_CANCELLED = 130
+
+
+def open_store(path: str | None) -> RunStore:
+    """The SQLite store at `path`, else $STRATUM_STORE, else .stratum/stratum.db."""
+    return SQLiteRunStore(path or os.environ.get("STRATUM_STORE") or DEFAULT_STORE)
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="LiteLLM model for infer steps (default: $STRATUM_MODEL)")
+    parser.add_argument("--api-base", help="base URL of an OpenAI-compatible server (default: $STRATUM_API_BASE)")
+    parser.add_argument("--store", help=f"run store file (default: $STRATUM_STORE or {DEFAULT_STORE})")
+
+
+def _read_input(text: str) -> Any:
+    if text.startswith("@"):
+        text = Path(text[1:]).read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+class _ProgressObserver(RunObserver):
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, Any] = {}
+
+    async def step_started(self, run_id: str, step_id: str, kind: str) -> None:
+        self.tasks[step_id] = self.progress.add_task(f"{step_id} ({kind})", total=None)
+
+    async def step_finished(self, run_id: str, step_id: str, status: str, done: int, total: int) -> None:
+        task = self.tasks.get(step_id)
+        colour = {"succeeded": "green", "skipped": "dim", "waiting": "yellow"}.get(status, "red")
+        if task is None:
+            task = self.progress.add_task("", total=1)
+        self.progress.update(task, description=f"[{colour}]{step_id}: {status}[/] ({done}/{total})", total=1,
+                             completed=1)
+
+
+def _summary_table(trace: Trace) -> Table:
+    table = Table(title=f"run {trace.run.run_id} ({trace.run.flow}): {trace.run.status}")
+    for column in ("step", "kind", "status", "attempts", "tokens in/out", "cost $", "ms"):
+        table.add_column(column, justify="right" if column in ("attempts", "ms", "cost $") else "left")
+    for step in trace.steps:
+        table.add_row(
+            step.step_id,
+            step.kind,
+            step.status,
+            str(step.attempts),
+            f"{step.tokens_in}/{step.tokens_out}",
+            "unknown" if step.attributes.get("cost_unknown") else f"{step.cost_usd:.6f}",
+            f"{step.duration_ms:.0f}" if step.duration_ms is not None else "",
+        )
+    return table
+
+
+def _report(result: RunResult, store: RunStore, console: Console) -> int:
+    trace = store.get_trace(result.run_id)
+    if trace is not None:
+        console.print(_summary_table(trace))
+    if result.status == "succeeded":
+        print(json.dumps(result.output, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    if result.status == "paused" and result.review is not None:
+        console.print(
+            f"[yellow]paused[/]: waiting for a person to answer {result.review.question!r} "
+            f"(review {result.review.review_id}). Answer it, then `stratum resume {result.run_id}`."
+        )
+        return EXIT_PAUSED
+    error = result.error
+    console.print(f"[red]failed[/]: {type(error).__name__}: {error}")
+    return EXIT_FAILED
+
+
+async def _execute(args: argparse.Namespace, console: Console, resume: bool) -> int:
+    from stratum_core.cli._console_review import ConsoleReviewSink
+    from stratum_core.plan import load_plan
+
+    store = open_store(args.store)
+    config = EngineConfig.from_env(model=args.model, api_base=args.api_base)
+    engine = Engine(store=store, config=config, review_sink=ConsoleReviewSink(console))
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                  transient=False) as progress:
+        observer = _ProgressObserver(progress)
+        if resume:
+            result = await engine.resume(args.run_id, observer=observer)
+        else:
+            plan = load_plan(args.plan)
+            inputs = _read_input(args.input)
+            result = await engine.run(plan, args.flow, inputs, observer=observer)
+    return _report(result, store, console)
+
+
+def _run(args: argparse.Namespace, *, resume: bool = False) -> int:
+    console = Console(stderr=True)
+    try:
+        return anyio.run(_execute, args, console, resume)
+    except PlanError as error:
+        console.print(str(error))
+        return EXIT_USAGE
+    except (ValueError, OSError) as error:
+        console.print(f"[red]error[/]: {error}")
+        return EXIT_USAGE
+    except StratumError as error:
+        console.print(f"[red]error[/]: {error}")
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        console.print("[red]cancelled[/]")
+        return EXIT_CANCELLED
+
+
+def _configure_run(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("plan", help="the .stratum.yaml file")
+    parser.add_argument("flow", help="the flow to run")
+    parser.add_argument("--input", default="{}", help="the flow input as JSON, or @FILE")
+    _add_model_options(parser)
+
+
+def _configure_resume(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_id", help="the paused or interrupted run")
+    _add_model_options(parser)
+
+
+def _configure_runs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+    parser.add_argument("run_id", nargs="?", help="with `show`: the run to show")
+    parser.add_argument("--store", help=f"run store file (default: $STRATUM_STORE or {DEFAULT_STORE})")
+    parser.add_argument("--format", choices=["table", "json"], default="table")
+    parser.add_argument("--flow", help="only runs of this flow")
+    parser.add_argument("--status", choices=["running", "succeeded", "failed", "paused", "cancelled"])
+    parser.add_argument("--limit", type=int, default=20)
+
+
+def _runs(args: argparse.Namespace) -> int:
+    console = Console()
+    store = open_store(args.store)
+    if args.action == "show":
+        if not args.run_id:
+            print("stratum runs show: a RUN_ID is needed", file=sys.stderr)
+            return EXIT_USAGE
+        trace = store.get_trace(args.run_id)
+        if trace is None:
+            print(f"stratum runs show: no run {args.run_id!r} in {store}", file=sys.stderr)
+            return EXIT_FAILED
+        if args.format == "json":
+            print(json.dumps(trace.to_json_dict(), indent=2, ensure_ascii=False))
+        else:
+            console.print(_summary_table(trace))
+        return EXIT_OK
+    page = store.list_runs(flow=args.flow, status=args.status, limit=args.limit)
+    if args.format == "json":
+        print(json.dumps([run.model_dump(mode="json", exclude={"plan_text"}) for run in page.runs], indent=2))
+        return EXIT_OK
+    table = Table(title="recent runs")
+    for column in ("run", "flow", "status", "tokens", "cost $", "ms", "error"):
+        table.add_column(column)
+    for run in page.runs:
+        error = run.error or {}
+        table.add_row(run.run_id, run.flow, run.status, str(run.tokens_in + run.tokens_out),
+                      "unknown" if run.cost_unknown else f"{run.cost_usd:.6f}",
+                      f"{run.duration_ms:.0f}" if run.duration_ms is not None else "",
+                      str(error.get("type", "")))
+    console.print(table)
+    return EXIT_OK
+
+
+COMMANDS = [
+    Command("run", "run a flow of a plan", _configure_run, _run),
+    Command("resume", "resume a paused or interrupted run", _configure_resume, lambda a: _run(a, resume=True)),
+    Command("runs", "list recent runs, or show one run's trace", _configure_runs, _runs),
+]

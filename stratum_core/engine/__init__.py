@@ -1,0 +1,23 @@
+"""The execution engine: runs flows as DAGs, durably, within budget."""
+
+from stratum_core.engine._engine import Engine
+from stratum_core.engine._types import (
+    EngineConfig,
+    ReviewAnswer,
+    ReviewRequest,
+    ReviewSink,
+    RunObserver,
+    RunResult,
+    RunStatus,
+)
+
+__all__ = [
+    "Engine",
+    "EngineConfig",
+    "ReviewAnswer",
+    "ReviewRequest",
+    "ReviewSink",
+    "RunObserver",
+    "RunResult",
+    "RunStatus",
+]

@@ -1,0 +1,58 @@
+"""What a step executor is given: the run it belongs to, its budget, the model client, the store."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from stratum_core.engine._budget import Envelope
+from stratum_core.engine._types import EngineConfig
+from stratum_core.plan import Plan
+
+if TYPE_CHECKING:
+    from stratum_core.llm import LLMClient
+    from stratum_core.store import AttemptRecord, RunStore
+
+__all__ = ["StepContext"]
+
+
+async def _no_log(level: str, message: str) -> None:
+    return None
+
+
+@dataclass(kw_only=True)
+class StepContext:
+    """Everything one step's executor needs, and nothing of the scheduler.
+
+    Attributes:
+        attributes: step attributes to record in the trace (backend, iterations, cache_hit, dispatch_result, ...).
+        session_cache: the `cache: session` store, shared by the runs of one engine.
+        attempts: how many attempts this step has recorded so far (numbering continues across refine/quorum).
+    """
+
+    run_id: str
+    step_id: str
+    plan: Plan
+    envelope: Envelope
+    config: EngineConfig
+    store: RunStore
+    llm_factory: Callable[[], LLMClient]
+    session_cache: MutableMapping[str, Any]
+    attributes: dict[str, Any] = field(default_factory=dict)
+    attempts: int = 0
+    log: Callable[[str, str], Awaitable[None]] = _no_log
+
+    @property
+    def llm(self) -> LLMClient:
+        """The model client (created on first use, so LiteLLM is imported only when a model is called)."""
+        return self.llm_factory()
+
+    def record_attempt(self, attempt: AttemptRecord) -> None:
+        """Persist one attempt of this step."""
+        self.attempts = max(self.attempts, attempt.number)
+        self.store.add_attempt(attempt)
+
+    def next_attempt_number(self) -> int:
+        """The number the next attempt of this step gets (1-based)."""
+        return self.attempts + 1

@@ -1,0 +1,106 @@
+"""Calling one function of a plan, whatever its mode: infer, compute, human or adaptive."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, assert_never
+
+from stratum_core._expressions import compile_expression, describe_failure
+from stratum_core.engine._compute import run_compute
+from stratum_core.engine._context import StepContext
+from stratum_core.engine._human import run_human
+from stratum_core.engine._infer import run_infer
+from stratum_core.engine._types import ReviewSink
+from stratum_core.engine._validation import schema_violations
+from stratum_core.errors import ExpressionError, PostconditionFailed, PreconditionFailed
+from stratum_core.plan import AdaptiveFunction, ComputeFunction, Function, HumanFunction, InferFunction
+from stratum_core.plan._schema import type_schema
+
+__all__ = ["call_function"]
+
+
+def _check_given(conditions: Sequence[str], inputs: Mapping[str, Any], step_id: str) -> None:
+    for condition in conditions:
+        expression = compile_expression(condition)
+        if not expression.evaluate(inputs):
+            actual = describe_failure(expression, inputs)
+            raise PreconditionFailed(f"given: {actual}", condition=condition, actual=actual, step_id=step_id)
+
+
+def _ensure_violations(conditions: Sequence[str], env: Mapping[str, Any]) -> list[str]:
+    violations = []
+    for condition in conditions:
+        expression = compile_expression(condition)
+        try:
+            if not expression.evaluate(env):
+                violations.append(f"ensure: {describe_failure(expression, env)}")
+        except ExpressionError as error:
+            violations.append(f"ensure: {condition} could not be evaluated: {error.message}")
+    return violations
+
+
+def _check_result(fn: Function, inputs: Mapping[str, Any], result: Any, ctx: StepContext) -> None:
+    """A deterministic step's output is checked once against its type and `ensure`: no retry would change it."""
+    violations = schema_violations(result, type_schema(fn.output, ctx.plan.contracts))
+    violations += _ensure_violations(fn.ensure, {**inputs, "result": result})
+    if violations:
+        raise PostconditionFailed(
+            f"{fn.mode} function '{fn.name}' returned a result that breaks its contract: {'; '.join(violations)}",
+            history=[violations],
+            step_id=ctx.step_id,
+        )
+
+
+async def call_function(
+    fn: Function, inputs: Mapping[str, Any], ctx: StepContext, *, review_sink: ReviewSink | None
+) -> Any:
+    """Run `fn` on `inputs` within `ctx` and return its output; raises the RunError that explains a failure."""
+    if isinstance(fn, InferFunction):
+        ctx.attributes.setdefault("backend", "server")
+        return await run_infer(fn, inputs, ctx)
+    if isinstance(fn, ComputeFunction):
+        _check_given(fn.given, inputs, ctx.step_id)
+        result = await run_compute(fn, inputs, plan=ctx.plan, step_id=ctx.step_id)
+        _check_result(fn, inputs, result, ctx)
+        return result
+    if isinstance(fn, HumanFunction):
+        _check_given(fn.given, inputs, ctx.step_id)
+        result = await run_human(
+            fn,
+            inputs,
+            plan=ctx.plan,
+            run_id=ctx.run_id,
+            step_id=ctx.step_id,
+            store=ctx.store,
+            sink=review_sink,
+            attributes=ctx.attributes,
+        )
+        if fn.ensure:
+            _check_result(fn, inputs, result, ctx)
+        return result
+    if isinstance(fn, AdaptiveFunction):
+        return await _call_adaptive(fn, inputs, ctx, review_sink=review_sink)
+    assert_never(fn)
+
+
+async def _call_adaptive(
+    fn: AdaptiveFunction, inputs: Mapping[str, Any], ctx: StepContext, *, review_sink: ReviewSink | None
+) -> Any:
+    _check_given(fn.given, inputs, ctx.step_id)
+    try:
+        dispatch = bool(compile_expression(fn.dispatch).evaluate(inputs))
+    except ExpressionError as error:
+        error.step_id = ctx.step_id
+        raise
+    path = fn.compute if dispatch else fn.infer
+    ctx.attributes.update({"dispatch_result": dispatch, "path_taken": "compute" if dispatch else "infer",
+                           "implementation": path})
+    target = ctx.plan.functions[path]
+    if isinstance(target, InferFunction):
+        # The adaptive function's ensure joins the infer path's retry loop, so a violation is fed back.
+        merged = target.model_copy(update={"ensure": (*target.ensure, *fn.ensure)})
+        ctx.attributes.setdefault("backend", "server")
+        return await run_infer(merged, inputs, ctx)
+    result = await call_function(target, inputs, ctx, review_sink=review_sink)
+    _check_result(fn, inputs, result, ctx)
+    return result

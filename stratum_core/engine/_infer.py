@@ -1,0 +1,334 @@
+"""The infer step: an LLM call held to an output contract, with given/ensure, targeted retry and a cache.
+
+`run_infer` checks `given` on the inputs, then asks the model for an answer matching the output schema; each
+answer is parsed, schema-validated and checked against `ensure`, and a failing one is retried with only its
+violations (and their actual values) fed back. refine, quorum and `stable: false` compose on top of that loop
+(`_infer_strategies`). Every attempt is recorded in the run store.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from stratum_core._expressions import Expression, describe_failure
+from stratum_core.engine._context import StepContext
+from stratum_core.engine._infer_strategies import compiled, holds, run_strategies
+from stratum_core.engine._prompt import Message, OutputSchema, compile_messages, output_schema, prompt_hash, split_opaque
+from stratum_core.engine._validation import schema_violations
+from stratum_core.errors import (
+    ConfigurationError,
+    ExpressionError,
+    LLMError,
+    ParseFailure,
+    PostconditionFailed,
+    PreconditionFailed,
+    RunError,
+)
+from stratum_core.llm import LLMClient, LLMRequest, LLMResponse
+from stratum_core.plan import InferFunction
+from stratum_core.plan._schema import content_hash
+from stratum_core.store import AttemptRecord
+from stratum_core.store._records import now
+
+__all__ = ["parse_answer", "run_infer"]
+
+_FENCE = re.compile(r"^```[A-Za-z0-9_-]*[ \t]*\n?(.*?)\n?[ \t]*```$", re.DOTALL)
+
+
+async def run_infer(fn: InferFunction, inputs: Mapping[str, Any], ctx: StepContext) -> Any:
+    """Run one infer step and return its output.
+
+    The output is the answer itself for an object contract, the plain value for a primitive output, and a
+    Probabilistic dict `{"value", "samples", "agreement"}` for `stable: false`. Errors are RunErrors naming the
+    step, except a missing model, which is a ConfigurationError saying how to set one.
+    """
+    _check_given(fn, inputs, ctx.step_id)
+    model = fn.model or ctx.config.model
+    if not model:
+        raise ConfigurationError(
+            f"no model configured for infer step '{ctx.step_id}': pass --model or set STRATUM_MODEL "
+            "(LiteLLM syntax, e.g. openai/gpt-4.1-mini)"
+        )
+    call = _InferCall.prepare(fn, inputs, ctx, model)
+    ctx.attributes.setdefault("backend", "server")
+
+    key = call.cache_key() if fn.cache != "none" else None
+    if key is not None:
+        cached = _cache_get(ctx, fn, key)
+        hit = cached is not None and call.accepts(cached)
+        ctx.attributes["cache_hit"] = hit
+        if hit:
+            return cached
+
+    output = await run_strategies(fn, inputs, ctx, call.answer)
+
+    if key is not None:
+        if fn.cache == "session":
+            ctx.session_cache[key] = output
+        else:
+            ctx.store.cache_put(key, output, contract_hash=call.output.contract_hash)
+    return output
+
+
+def _check_given(fn: InferFunction, inputs: Mapping[str, Any], step_id: str) -> None:
+    env = dict(inputs)
+    for text in fn.given:
+        expression = compiled(text, step_id=step_id)
+        if not holds(expression, env, step_id=step_id):
+            actual = describe_failure(expression, env)
+            raise PreconditionFailed(f"given: {actual}", condition=text, actual=actual, step_id=step_id)
+
+
+def _cache_get(ctx: StepContext, fn: InferFunction, key: str) -> Any:
+    if fn.cache == "session":
+        return ctx.session_cache.get(key)
+    return ctx.store.cache_get(key)
+
+
+def parse_answer(content: str) -> Any:
+    """The JSON value of a model's answer; tolerates a ``` fence around it. Raises ValueError with a short reason."""
+    text = content.strip()
+    fenced = _FENCE.match(text)
+    if fenced:
+        text = fenced.group(1).strip()
+    if not text:
+        raise ValueError("the answer is empty")
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{e.msg} at line {e.lineno}, column {e.colno}") from e
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+@dataclass
+class _Checked:
+    value: Any = None
+    violations: list[str] = field(default_factory=list)
+    parsed: bool = True
+
+
+@dataclass
+class _InferCall:
+    """One infer step's fixed parts, and the validate/retry loop that produces one answer."""
+
+    fn: InferFunction
+    inputs: Mapping[str, Any]
+    ctx: StepContext
+    model: str
+    output: OutputSchema
+    visible: dict[str, Any]
+    attachment: dict[str, Any]
+    ensures: tuple[tuple[str, Expression], ...]
+    client: LLMClient
+
+    @classmethod
+    def prepare(cls, fn: InferFunction, inputs: Mapping[str, Any], ctx: StepContext, model: str) -> _InferCall:
+        visible, attachment = split_opaque(fn.input, inputs, ctx.plan.contracts)
+        return cls(
+            fn=fn,
+            inputs=inputs,
+            ctx=ctx,
+            model=model,
+            output=output_schema(fn, ctx.plan.contracts),
+            visible=visible,
+            attachment=attachment,
+            ensures=tuple((text, compiled(text, step_id=ctx.step_id)) for text in fn.ensure),
+            client=ctx.llm,
+        )
+
+    def cache_key(self) -> str:
+        fn = self.fn
+        return content_hash(
+            {
+                "function": fn.name,
+                "model": self.model,
+                "inputs": dict(self.inputs),
+                "contract_hash": self.output.contract_hash,
+                "intent": fn.intent,
+                "context": list(fn.context),
+                "temperature": fn.temperature,
+                "stable": fn.stable,
+            }
+        )
+
+    def accepts(self, output: Any) -> bool:
+        """True when a cached output still meets the contract, `ensure` and refine's `until`."""
+        if not self.fn.stable:
+            if not isinstance(output, Mapping) or set(output) != {"value", "samples", "agreement"}:
+                return False
+            output = output["value"]
+        if schema_violations(output, self.output.value_schema):
+            return False
+        if self._ensure_violations(output):
+            return False
+        if self.fn.refine is None:
+            return True
+        until = compiled(self.fn.refine.until, step_id=self.ctx.step_id)
+        try:
+            return holds(until, {**self.inputs, "result": output}, step_id=self.ctx.step_id)
+        except ExpressionError:
+            return False
+
+    async def answer(self, *, feedback: str | None = None, kind: str = "infer", seed: int | None = None) -> Any:
+        """One answer that meets the contract and `ensure`, retrying with the violations; raises when exhausted."""
+        history: list[list[str]] = []
+        parsed_any = False
+        previous: list[str] = []
+        for _ in range(1 + self.fn.retries):
+            messages = compile_messages(
+                intent=self.fn.intent,
+                context=self.fn.context,
+                visible=self.visible,
+                attachment=self.attachment,
+                violations=previous,
+                feedback=feedback,
+                wrapped=self.output.wrapped,
+            )
+            reason = "; ".join(previous) if previous else (f"refine: {feedback}" if feedback else None)
+            attempt = _Attempt(self, messages, kind=kind, retry_reason=reason)
+            response = await attempt.call(seed=seed)
+            checked = self.check(response.content)
+            attempt.record(response=response, violations=checked.violations)
+            if not checked.violations:
+                return checked.value
+            parsed_any = parsed_any or checked.parsed
+            history.append(checked.violations)
+            previous = checked.violations
+        raise self._exhausted(history, parsed_any=parsed_any)
+
+    def check(self, content: str) -> _Checked:
+        """Parse, schema-validate and `ensure`-check one answer."""
+        try:
+            data = parse_answer(content)
+        except ValueError as e:
+            return _Checked(violations=[f"parse: the answer is not valid JSON ({e})"], parsed=False)
+        value = data
+        if self.output.wrapped and isinstance(data, Mapping) and "value" in data:
+            value = data["value"]
+        violations = schema_violations(value, self.output.value_schema)
+        if violations:
+            return _Checked(violations=violations)
+        return _Checked(value=value, violations=self._ensure_violations(value))
+
+    def _ensure_violations(self, value: Any) -> list[str]:
+        env = {**self.inputs, "result": value}
+        violations: list[str] = []
+        for text, expression in self.ensures:
+            try:
+                ok = bool(expression.evaluate(env))
+            except ExpressionError as e:
+                violations.append(f"ensure: {text} could not be evaluated: {e.message}")
+                continue
+            if not ok:
+                violations.append(f"ensure: {describe_failure(expression, env)}")
+        return violations
+
+    def _exhausted(self, history: Sequence[Sequence[str]], *, parsed_any: bool) -> PostconditionFailed:
+        count = len(history)
+        attempts = f"{count} attempt{'s' if count != 1 else ''}"
+        last = "; ".join(history[-1]) if history else ""
+        if not parsed_any:
+            return ParseFailure(
+                f"no answer parsed as JSON in {attempts}; last: {last}", history=history, step_id=self.ctx.step_id
+            )
+        return PostconditionFailed(
+            f"the output contract was still not met after {attempts}: {last}",
+            history=history,
+            step_id=self.ctx.step_id,
+        )
+
+
+class _Attempt:
+    """One model call within a step: the budget check, the deadline, the usage charge, and its record."""
+
+    def __init__(self, infer: _InferCall, messages: Sequence[Message], *, kind: str, retry_reason: str | None) -> None:
+        self.infer = infer
+        self.messages = tuple(messages)
+        self.kind = kind
+        self.retry_reason = retry_reason
+        self.prompt_hash = prompt_hash(self.messages)
+        self.started_at = now()
+        self.clock = anyio.current_time()
+
+    async def call(self, *, seed: int | None) -> LLMResponse:
+        infer, ctx = self.infer, self.infer.ctx
+        prompt_chars = sum(len(message["content"]) for message in self.messages)
+        ctx.envelope.check(
+            step_id=ctx.step_id, estimated_tokens=math.ceil(prompt_chars / 4) + (infer.fn.max_tokens or 0)
+        )
+        request = LLMRequest(
+            model=infer.model,
+            messages=self.messages,
+            schema=infer.output.schema,
+            schema_name=infer.output.name,
+            temperature=infer.fn.temperature,
+            max_tokens=infer.fn.max_tokens,
+            api_base=ctx.config.api_base,
+            api_key=ctx.config.api_key,
+            seed=seed,
+        )
+        self.started_at = now()
+        self.clock = anyio.current_time()
+        response: LLMResponse | None = None
+        try:
+            with anyio.CancelScope(deadline=ctx.envelope.deadline):
+                response = await infer.client.complete(request)
+        except RunError as e:
+            e.step_id = e.step_id or ctx.step_id
+            self.record(error=e.message, transport_attempts=e.attempts if isinstance(e, LLMError) else 1)
+            raise
+        except Exception as e:  # a client that broke its protocol: still an error that names the step
+            error = LLMError(f"the model call failed: {e}", model=infer.model, attempts=1, step_id=ctx.step_id)
+            self.record(error=error.message)
+            raise error from e
+        if response is None:  # the deadline passed while the call was in flight
+            timeout = ctx.envelope.timeout_error(step_id=ctx.step_id)
+            self.record(error=timeout.message)
+            raise timeout
+        ctx.envelope.charge(tokens_in=response.tokens_in, tokens_out=response.tokens_out, cost_usd=response.cost_usd)
+        return response
+
+    def record(
+        self,
+        *,
+        response: LLMResponse | None = None,
+        violations: Sequence[str] = (),
+        error: str | None = None,
+        transport_attempts: int = 1,
+    ) -> None:
+        infer, ctx = self.infer, self.infer.ctx
+        elapsed_ms = (anyio.current_time() - self.clock) * 1000
+        ctx.record_attempt(
+            AttemptRecord(
+                run_id=ctx.run_id,
+                step_id=ctx.step_id,
+                number=ctx.next_attempt_number(),  # taken and recorded with no await between: unique under quorum
+                kind=self.kind,
+                model=infer.model,
+                prompt_hash=self.prompt_hash,
+                contract_hash=infer.output.contract_hash,
+                tokens_in=response.tokens_in if response else 0,
+                tokens_out=response.tokens_out if response else 0,
+                cost_usd=response.cost_usd if response else None,
+                duration_ms=response.duration_ms if response else elapsed_ms,
+                started_at=self.started_at,
+                raw_output=response.content if response else None,
+                violations=list(violations),
+                retry_reason=self.retry_reason,
+                transport_attempts=response.transport_attempts if response else transport_attempts,
+                transport_errors=list(response.transport_errors) if response else [],
+                error=error,
+                backend=str(ctx.attributes.get("backend") or "server"),
+            )
+        )
+

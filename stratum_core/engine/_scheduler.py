@@ -1,0 +1,457 @@
+"""The scheduler: a flow is a DAG, and every step whose inputs are ready starts at once.
+
+One `FlowExecution` runs one flow (a sub-flow gets its own, with its step ids prefixed). Steps wait on the events
+of the steps they depend on (`depends_on`, the `$.steps` references in their inputs, the steps their `when`
+reads), so independent steps overlap; a CapacityLimiter bounds how many leaf steps of a run execute at once.
+
+Outcomes of a step: succeeded, skipped (its `when` was false, or it reads a skipped step), failed (the first
+failure cancels the rest of the flow and becomes the flow's error), waiting (a person has to answer: the steps
+that need it are not started, the others run to the end, and the run pauses).
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, assert_never
+
+import anyio
+
+from stratum_core._expressions import compile_expression
+from stratum_core.engine._budget import Envelope
+from stratum_core.engine._context import StepContext
+from stratum_core.engine._functions import call_function
+from stratum_core.engine._human import AwaitingReview
+from stratum_core.engine._types import EngineConfig, ReviewSink, RunObserver
+from stratum_core.engine._validation import schema_violations
+from stratum_core.engine._values import Scope, SkippedInput, resolve_binding
+from stratum_core.errors import (
+    ComputeError,
+    ExpressionError,
+    ParallelValidationFailed,
+    PostconditionFailed,
+    RunCancelled,
+    RunError,
+)
+from stratum_core.plan import (
+    CallStep,
+    DebateStep,
+    Flow,
+    ForEachStep,
+    HumanFunction,
+    ParallelStep,
+    Plan,
+    RaceStep,
+    Step,
+    iter_references,
+    parse_reference,
+)
+from stratum_core.plan._schema import type_schema
+from stratum_core.store import StepRecord
+
+if TYPE_CHECKING:
+    from stratum_core.llm import LLMClient
+    from stratum_core.store import RunStore
+
+__all__ = ["FlowExecution", "RunContext"]
+
+
+@dataclass(kw_only=True)
+class RunContext:
+    """What every step of one run shares."""
+
+    run_id: str
+    plan: Plan
+    store: RunStore
+    config: EngineConfig
+    llm_factory: Callable[[], LLMClient]
+    session_cache: MutableMapping[str, Any]
+    review_sink: ReviewSink | None
+    observer: RunObserver
+    limiter: anyio.CapacityLimiter
+    completed: dict[str, StepRecord] = field(default_factory=dict)
+    previous_attempts: dict[str, int] = field(default_factory=dict)
+
+
+def _step_dependencies(step: Step) -> set[str]:
+    """The ids of the steps (of the same flow) that `step` must wait for."""
+    found = set(step.depends_on)
+    bindings: list[Any] = []
+    if isinstance(step, CallStep):
+        bindings.append(step.inputs)
+    elif isinstance(step, ParallelStep):
+        bindings.extend(branch.inputs for branch in step.parallel.steps)
+    elif isinstance(step, RaceStep):
+        bindings.extend(branch.inputs for branch in step.race)
+    elif isinstance(step, ForEachStep):
+        bindings.extend([step.for_each, step.step.inputs])
+    elif isinstance(step, DebateStep):
+        bindings.append(step.debate.topic)
+    else:
+        assert_never(step)
+    for binding in bindings:
+        for _, text in iter_references(binding):
+            reference = parse_reference(text)
+            if reference is not None and reference.step_id is not None:
+                found.add(reference.step_id)
+    if step.when:
+        found.update(read.fields[0] for read in compile_expression(step.when).reads if read.root == "steps" and read.fields)
+    return found
+
+
+def _error_text(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+class FlowExecution:
+    """Runs the steps of one flow (or sub-flow) inside an envelope, and returns the flow's output."""
+
+    def __init__(self, run: RunContext, flow: Flow, inputs: Mapping[str, Any], envelope: Envelope, *, prefix: str = ""):
+        self.run = run
+        self.flow = flow
+        self.scope = Scope(inputs=inputs)
+        self.envelope = envelope
+        self.prefix = prefix
+        self.done = 0
+
+    # -- the DAG -----------------------------------------------------------------------------------------------
+
+    async def execute(self) -> Any:
+        """Run every step; return the flow's output, or raise its first failure (or AwaitingReview)."""
+        steps = {step.id: step for step in self.flow.steps}
+        dependencies = {step_id: _step_dependencies(step) & steps.keys() for step_id, step in steps.items()}
+        finished = {step_id: anyio.Event() for step_id in steps}
+        outcome: dict[str, str] = {}
+        failures: list[RunError] = []
+        waiting: list[AwaitingReview] = []
+
+        async def run_one(step: Step, group: anyio.CancelScope) -> None:
+            try:
+                for dependency in dependencies[step.id]:
+                    await finished[dependency].wait()
+                if any(outcome.get(d) in ("failed", "waiting", "blocked") for d in dependencies[step.id]):
+                    outcome[step.id] = "blocked"
+                    return
+                try:
+                    self.scope.outputs[step.id] = await self.run_step(step, self.prefix + step.id)
+                    outcome[step.id] = "succeeded"
+                except SkippedInput:
+                    self.scope.skipped.add(step.id)
+                    outcome[step.id] = "skipped"
+                except AwaitingReview as pause:
+                    waiting.append(pause)
+                    outcome[step.id] = "waiting"
+                except RunError as error:
+                    failures.append(error)
+                    outcome[step.id] = "failed"
+                    group.cancel()
+            finally:
+                finished[step.id].set()
+                if not self.prefix and step.id in outcome:
+                    self.done += 1
+                    await self.run.observer.step_finished(
+                        self.run.run_id, step.id, outcome[step.id], self.done, len(steps)
+                    )
+
+        with anyio.CancelScope(deadline=self.envelope.deadline) as deadline_scope:
+            async with anyio.create_task_group() as group:
+                for step in self.flow.steps:
+                    group.start_soon(run_one, step, group.cancel_scope)
+        if failures:
+            raise failures[0]
+        if deadline_scope.cancelled_caught:
+            raise self.envelope.timeout_error(step_id=self.prefix.rstrip(".") or None)  # type: ignore[arg-type]
+        if waiting:
+            raise waiting[0]
+        return self._flow_output()
+
+    def _flow_output(self) -> Any:
+        if self.flow.result:
+            output = resolve_binding(self.flow.result, self.scope, step_id=self.prefix + "result")
+        else:
+            last = self.flow.steps[-1].id
+            output = self.scope.outputs.get(last)
+        if self.flow.output is not None:
+            violations = schema_violations(output, type_schema(self.flow.output, self.run.plan.contracts))
+            if violations:
+                raise PostconditionFailed(
+                    f"the output of flow '{self.flow.name}' does not match its type: {'; '.join(violations)}",
+                    history=[violations],
+                    step_id=self.prefix.rstrip(".") or None,
+                )
+        return output
+
+    # -- one step ---------------------------------------------------------------------------------------------
+
+    async def run_step(self, step: Step | CallStep, path: str, *, scope: Scope | None = None) -> Any:
+        """Run one step at `path` (reusing its recorded output when resuming) and record it in the store."""
+        scope = scope or self.scope
+        completed = self.run.completed.get(path)
+        if completed is not None:
+            if completed.status == "skipped":
+                raise SkippedInput(step.id)
+            return completed.output
+        if step.when:
+            env = scope.expression_env()
+            try:
+                run_it = bool(compile_expression(step.when).evaluate(env))
+            except ExpressionError as error:
+                error.step_id = path
+                raise
+            if not run_it:
+                self._record(StepRecord(run_id=self.run.run_id, step_id=path, kind=step.kind, status="skipped",
+                                        started_at=time.time(), finished_at=time.time(), duration_ms=0.0,
+                                        attributes={"when": step.when}))
+                raise SkippedInput(step.id)
+        if isinstance(step, CallStep):
+            return await self._run_call(step, path, scope)
+        return await self._run_group(step, path, scope)
+
+    def _record(self, record: StepRecord) -> None:
+        self.run.store.upsert_step(record)
+
+    async def _run_call(self, step: CallStep, path: str, scope: Scope) -> Any:
+        inputs = resolve_binding(step.inputs, scope, step_id=path)
+        if step.flow is not None:
+            subflow = self.run.plan.flows[step.flow]
+            envelope = self.envelope.child(step.budget or subflow.budget, label=f"sub-flow '{path}'")
+            child = FlowExecution(self.run, subflow, inputs, envelope, prefix=path + ".")
+            return await self._tracked(path, "flow", step.flow, inputs, envelope, child.execute, {})
+        return await self.call_function_at(path, step.target, inputs, budget=step.budget)
+
+    async def call_function_at(self, path: str, name: str, inputs: Mapping[str, Any], *, budget: Any = None) -> Any:
+        """Call function `name` on already-resolved `inputs` as the step at `path` (reused when resuming)."""
+        completed = self.run.completed.get(path)
+        if completed is not None and completed.status == "succeeded":
+            return completed.output
+        fn = self.run.plan.functions[name]
+        envelope = self.envelope.child(budget or fn.budget, label=f"step '{path}'")
+        ctx = StepContext(
+            run_id=self.run.run_id,
+            step_id=path,
+            plan=self.run.plan,
+            envelope=envelope,
+            config=self.run.config,
+            store=self.run.store,
+            llm_factory=self.run.llm_factory,
+            session_cache=self.run.session_cache,
+            attempts=self.run.previous_attempts.get(path, 0),
+        )
+
+        async def call() -> Any:
+            if isinstance(fn, HumanFunction):  # a person's wait does not hold a concurrency slot
+                return await call_function(fn, inputs, ctx, review_sink=self.run.review_sink)
+            async with self.run.limiter:
+                return await call_function(fn, inputs, ctx, review_sink=self.run.review_sink)
+
+        return await self._tracked(path, fn.mode, fn.name, dict(inputs), envelope, call, ctx.attributes, ctx)
+
+    async def _tracked(
+        self,
+        path: str,
+        kind: str,
+        function: str | None,
+        inputs: Any,
+        envelope: Envelope,
+        work: Callable[[], Any],
+        attributes: dict[str, Any],
+        ctx: StepContext | None = None,
+    ) -> Any:
+        """Run `work` as the step at `path`: record it running, then succeeded, failed, waiting or cancelled."""
+        started = time.time()
+        base = {"run_id": self.run.run_id, "step_id": path, "kind": kind, "function": function, "input": inputs,
+                "started_at": started}
+        self._record(StepRecord(status="running", **base))
+        await self.run.observer.step_started(self.run.run_id, path, kind)
+
+        def finish(status: str, **fields: Any) -> None:
+            used = envelope.used
+            self._record(StepRecord(
+                status=status,  # type: ignore[arg-type]
+                finished_at=time.time(),
+                duration_ms=(time.time() - started) * 1000,
+                attempts=ctx.attempts if ctx is not None else 0,
+                tokens_in=used.tokens_in,
+                tokens_out=used.tokens_out,
+                cost_usd=used.cost_usd,
+                attributes={**attributes, **({"cost_unknown": True} if used.cost_unknown else {})},
+                **base,
+                **fields,
+            ))
+
+        try:
+            with anyio.CancelScope(deadline=envelope.deadline) as deadline_scope:
+                output = await work()
+            if deadline_scope.cancelled_caught:
+                raise envelope.timeout_error(step_id=path)
+        except AwaitingReview:
+            finish("waiting")
+            raise
+        except RunError as error:
+            if error.step_id is None:
+                error.step_id = path
+            finish("failed", error=error.to_dict())
+            raise
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                finish("cancelled", error=RunCancelled("cancelled", step_id=path).to_dict())
+            raise
+        except (SkippedInput, AwaitingReview):
+            raise
+        except Exception as error:  # a bug or an unexpected failure: the run fails and keeps what it had done
+            failure = ComputeError(
+                f"internal error: {type(error).__name__}: {error}", traceback=traceback.format_exc(), step_id=path
+            )
+            finish("failed", error=failure.to_dict())
+            raise failure from error
+        finish("succeeded", output=output)
+        return output
+
+    # -- groups -----------------------------------------------------------------------------------------------
+
+    async def _run_group(self, step: Step, path: str, scope: Scope) -> Any:
+        envelope = self.envelope.child(None, label=f"step '{path}'")
+        attributes: dict[str, Any] = {}
+        if isinstance(step, ParallelStep):
+            branches = [(f"{path}.{b.id}", b, scope) for b in step.parallel.steps]
+
+            async def work() -> Any:
+                return await self._parallel(step, path, branches, scope, attributes)
+
+        elif isinstance(step, RaceStep):
+            branches = [(f"{path}.{b.id}", b, scope) for b in step.race]
+
+            async def work() -> Any:
+                results = await self._branches(branches, stop_after_successes=1, attributes=attributes)
+                winners = [(p, r) for p, r in results if r[0] == "ok"]
+                if not winners:
+                    raise ParallelValidationFailed(
+                        f"every branch of race '{path}' failed", failures=_failures(results), step_id=path
+                    )
+                attributes["winner"] = winners[0][0]
+                return winners[0][1][1]
+
+        elif isinstance(step, ForEachStep):
+
+            async def work() -> Any:
+                items = resolve_binding(step.for_each, scope, step_id=path)
+                if not isinstance(items, list):
+                    raise RunError(f"for_each: {step.for_each} is not a list", step_id=path)
+                template = step.step
+                each = [
+                    (f"{path}[{i}]", template.model_copy(update={"id": f"{step.id}[{i}]"}), scope.with_item(item))
+                    for i, item in enumerate(items)
+                ]
+                results = await self._branches(each, fail_fast=True, limit=step.max_concurrency, attributes=attributes)
+                return [result[1] for _, result in results]
+
+        elif isinstance(step, DebateStep):
+            from stratum_core.engine._debate import run_debate
+
+            async def work() -> Any:
+                return await run_debate(self, step, path, scope, attributes)
+
+        else:  # pragma: no cover - CallStep is handled by the caller
+            raise TypeError(step)
+        return await self._tracked(path, step.kind, None, None, envelope, work, attributes)
+
+    async def _parallel(
+        self,
+        step: ParallelStep,
+        path: str,
+        branches: list[tuple[str, CallStep, Scope]],
+        scope: Scope,
+        attributes: dict[str, Any],
+    ) -> Any:
+        require = step.parallel.require
+        if require == "any":
+            results = await self._branches(branches, stop_after_successes=1, attributes=attributes)
+        else:
+            try:
+                results = await self._branches(branches, fail_fast=require == "all", attributes=attributes)
+            except RunError as error:
+                raise ParallelValidationFailed(
+                    f"branch '{error.step_id}' of parallel group '{path}' failed: {error.message}",
+                    failures={str(error.step_id): _error_text(error)},
+                    step_id=path,
+                ) from error
+        successes = [result[1] for _, result in results if result[0] == "ok"]
+        needed = len(branches) if require == "all" else 1 if require == "any" else int(require)
+        if len(successes) < needed:
+            raise ParallelValidationFailed(
+                f"parallel group '{path}' needs {needed} successful branch{'es' if needed != 1 else ''}, "
+                f"got {len(successes)}",
+                failures=_failures(results),
+                step_id=path,
+            )
+        if require == 0:
+            output: Any = [
+                {"ok": True, "output": r[1]} if r[0] == "ok" else {"ok": False, "error": r[1]} for _, r in results
+            ]
+        elif require == "any":
+            output = successes[0]
+        else:
+            output = successes
+        if step.parallel.validate_:
+            env = scope.expression_env(outputs=output if isinstance(output, list) else [output])
+            expression = compile_expression(step.parallel.validate_)
+            if not expression.evaluate(env):
+                raise ParallelValidationFailed(
+                    f"validate: {step.parallel.validate_} is false for group '{path}'", step_id=path
+                )
+        attributes["successes"] = len(successes)
+        return output
+
+    async def _branches(
+        self,
+        branches: list[tuple[str, CallStep, Scope]],
+        *,
+        fail_fast: bool = False,
+        stop_after_successes: int | None = None,
+        limit: int | None = None,
+        attributes: dict[str, Any],
+    ) -> list[tuple[str, tuple[str, Any]]]:
+        """Run branches concurrently; results in declaration order as ('ok', output) / ('error', text) pairs.
+
+        Branches not run because the group stopped early are left out of the results.
+        """
+        results: dict[str, tuple[str, Any]] = {}
+        first_error: list[RunError] = []
+        waiting: list[AwaitingReview] = []
+        gate = anyio.CapacityLimiter(limit) if limit else None
+
+        async def branch(path: str, call: CallStep, scope: Scope, group: anyio.CancelScope) -> None:
+            try:
+                if gate is not None:
+                    async with gate:
+                        output = await self.run_step(call, path, scope=scope)
+                else:
+                    output = await self.run_step(call, path, scope=scope)
+                results[path] = ("ok", output)
+                successes = sum(1 for r in results.values() if r[0] == "ok")
+                if stop_after_successes is not None and successes >= stop_after_successes:
+                    group.cancel()
+            except SkippedInput:
+                results[path] = ("skipped", None)
+            except AwaitingReview as pause:
+                waiting.append(pause)
+            except RunError as error:
+                results[path] = ("error", _error_text(error))
+                if fail_fast:
+                    first_error.append(error)
+                    group.cancel()
+
+        async with anyio.create_task_group() as group:
+            for path, call, scope in branches:
+                group.start_soon(branch, path, call, scope, group.cancel_scope)
+        if first_error:
+            raise first_error[0]
+        if waiting and not (stop_after_successes and any(r[0] == "ok" for r in results.values())):
+            raise waiting[0]
+        return [(path, results[path]) for path, _, _ in branches if path in results]
+
+
+def _failures(results: Iterable[tuple[str, tuple[str, Any]]]) -> dict[str, str]:
+    return {path: str(result[1]) for path, result in results if result[0] == "error"}

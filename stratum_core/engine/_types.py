@@ -1,0 +1,114 @@
+"""The engine's public data types: configuration, run results, the review and observer protocols."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from stratum_core.errors import RunError
+
+__all__ = [
+    "EngineConfig",
+    "ReviewAnswer",
+    "ReviewRequest",
+    "ReviewSink",
+    "RunObserver",
+    "RunResult",
+    "RunStatus",
+]
+
+RunStatus = Literal["running", "succeeded", "failed", "paused", "cancelled"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineConfig:
+    """How the engine runs flows.
+
+    Attributes:
+        model: the LiteLLM model string for infer steps that do not name one (`--model`, `STRATUM_MODEL`).
+        api_base: base URL of an OpenAI-compatible server (`--api-base`, `STRATUM_API_BASE`).
+        api_key: the key sent with every LLM call, when the provider's own variable is not used.
+        max_concurrency: steps of one run that may execute at the same time.
+        plan_root: where `call:` targets are looked up first (the plan file's folder by default).
+    """
+
+    model: str | None = None
+    api_base: str | None = None
+    api_key: str | None = None
+    max_concurrency: int = 16
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> EngineConfig:
+        """Read STRATUM_MODEL, STRATUM_API_BASE and STRATUM_API_KEY; explicit overrides that are not None win."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {
+            "model": env.get("STRATUM_MODEL") or None,
+            "api_base": env.get("STRATUM_API_BASE") or None,
+            "api_key": env.get("STRATUM_API_KEY") or None,
+        }
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(**values)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReviewRequest:
+    """A decision a human step asks of a person.
+
+    `schema` is a flat JSON Schema object (string/number/integer/boolean/enum fields): what a form can ask.
+    """
+
+    review_id: str
+    run_id: str
+    step_id: str
+    question: str
+    schema: Mapping[str, Any]
+    options: tuple[Any, ...] | None = None
+    context: Mapping[str, Any] = field(default_factory=dict)
+    timeout: float | None = None
+    deadline: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReviewAnswer:
+    """A person's answer: accept (with `value`), decline, or cancel."""
+
+    action: Literal["accept", "decline", "cancel"]
+    value: Mapping[str, Any] | None = None
+    reviewer: str | None = None
+    rationale: str | None = None
+
+
+class ReviewSink(Protocol):
+    """Where human steps reach a person: the console, an MCP client, ...
+
+    `ask` returns the answer, or None when the person cannot be asked now: the run then pauses, durably, until
+    the review is answered in the store and the run is resumed.
+    """
+
+    async def ask(self, request: ReviewRequest) -> ReviewAnswer | None: ...
+
+
+class RunObserver:
+    """Hooks called as a run progresses; subclass and override what you need. All default to doing nothing."""
+
+    async def step_started(self, run_id: str, step_id: str, kind: str) -> None:
+        """A step began."""
+
+    async def step_finished(self, run_id: str, step_id: str, status: str, done: int, total: int) -> None:
+        """A step ended (succeeded, failed, skipped); `done` of `total` top-level steps are finished."""
+
+    async def log(self, run_id: str, level: str, message: str) -> None:
+        """A log line about the run."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunResult:
+    """The outcome of running (or resuming) a flow."""
+
+    run_id: str
+    status: RunStatus
+    output: Any = None
+    error: RunError | None = None
+    review: ReviewRequest | None = None

@@ -1,0 +1,71 @@
+"""Checking values against JSON Schemas, with messages a person (or a model) can act on."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from stratum_core.plan._schema import canonical_json
+
+__all__ = ["schema_violations"]
+
+_MAX_VIOLATIONS = 10
+
+
+@functools.lru_cache(maxsize=1024)
+def _validator(schema_json: str) -> Draft202012Validator:
+    return Draft202012Validator(json.loads(schema_json))
+
+
+def _where(error: ValidationError, root: str) -> str:
+    parts = [root]
+    for part in error.absolute_path:
+        parts.append(f"[{part}]" if isinstance(part, int) else f".{part}")
+    return "".join(parts)
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _message(error: ValidationError) -> str:
+    keyword = error.validator
+    expected = error.validator_value
+    if keyword == "required":
+        missing = [name for name in expected if isinstance(error.instance, Mapping) and name not in error.instance]
+        return f"missing required field{'s' if len(missing) != 1 else ''} {', '.join(map(repr, missing))}"
+    if keyword == "additionalProperties" and isinstance(error.instance, Mapping):
+        allowed = set(error.schema.get("properties", {}))
+        extra = sorted(str(key) for key in error.instance if key not in allowed)
+        return f"unexpected field{'s' if len(extra) != 1 else ''} {', '.join(map(repr, extra))}"
+    if keyword == "type":
+        return f"expected {expected}, got {_short(error.instance)}"
+    if keyword == "enum":
+        return f"{_short(error.instance)} is not one of {_short(expected)}"
+    if keyword in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        words = {
+            "minimum": "less than the minimum of",
+            "maximum": "greater than the maximum of",
+            "exclusiveMinimum": "not greater than",
+            "exclusiveMaximum": "not less than",
+        }[str(keyword)]
+        return f"{_short(error.instance)} is {words} {expected}"
+    if keyword in ("minLength", "maxLength", "minItems", "maxItems"):
+        size = len(error.instance) if isinstance(error.instance, str | list) else "?"
+        bound = "at least" if str(keyword).startswith("min") else "at most"
+        unit = "characters" if str(keyword).endswith("Length") else "items"
+        return f"has {size} {unit}, expected {bound} {expected}"
+    return error.message
+
+
+def schema_violations(value: Any, schema: Mapping[str, Any], *, root: str = "result") -> list[str]:
+    """Every way `value` breaks `schema`, as `schema: result.field: what is wrong` lines (at most 10)."""
+    validator = _validator(canonical_json(schema))
+    errors = sorted(validator.iter_errors(value), key=lambda e: (list(map(str, e.absolute_path)), str(e.validator)))
+    return [f"schema: {_where(error, root)}: {_message(error)}" for error in errors[:_MAX_VIOLATIONS]]

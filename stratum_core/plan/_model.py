@@ -1,0 +1,342 @@
+"""The typed model of a loaded plan: what the loader produces and the engine runs.
+
+Every model is frozen. Names follow the plan language (`docs/plan-language.md`); camelCase JSON Schema keywords keep
+their spelling as aliases. Expressions stay text here: the checker parses them, the engine compiles them once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, TypeAlias
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+__all__ = [
+    "PRIMITIVE_TYPES",
+    "AdaptiveFunction",
+    "Budget",
+    "CallStep",
+    "ComputeFunction",
+    "Contract",
+    "Debate",
+    "DebateStep",
+    "Flow",
+    "ForEachStep",
+    "Function",
+    "HumanFunction",
+    "InferFunction",
+    "ParallelGroup",
+    "ParallelStep",
+    "Plan",
+    "Quorum",
+    "RaceStep",
+    "Reference",
+    "Refine",
+    "Step",
+    "TypeSpec",
+    "iter_references",
+    "parse_reference",
+]
+
+PRIMITIVE_TYPES = frozenset({"string", "number", "integer", "boolean", "array", "object", "null", "any"})
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class TypeSpec(_Model):
+    """A field or input type: a JSON Schema fragment plus a few words of ours.
+
+    `type` is a primitive name, `any`, or the name of a contract. `required` and `opaque` are ours;
+    `values` (the 0.1 spelling of `enum`) is accepted by the loader and stored as `enum`.
+    """
+
+    type: str | None = None
+    description: str | None = None
+    enum: tuple[JsonValue, ...] | None = None
+    const: JsonValue = None
+    default: JsonValue = None
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: float | None = Field(default=None, alias="exclusiveMinimum")
+    exclusive_maximum: float | None = Field(default=None, alias="exclusiveMaximum")
+    min_length: int | None = Field(default=None, alias="minLength", ge=0)
+    max_length: int | None = Field(default=None, alias="maxLength", ge=0)
+    pattern: str | None = None
+    format: str | None = None
+    items: TypeSpec | None = None
+    min_items: int | None = Field(default=None, alias="minItems", ge=0)
+    max_items: int | None = Field(default=None, alias="maxItems", ge=0)
+    unique_items: bool | None = Field(default=None, alias="uniqueItems")
+    properties: dict[str, TypeSpec] | None = None
+    required: bool = True
+    opaque: bool = False
+
+    @property
+    def is_primitive(self) -> bool:
+        """True when `type` names a JSON type rather than a contract."""
+        return self.type is None or self.type in PRIMITIVE_TYPES
+
+
+class Contract(_Model):
+    """A named record type; its fields keep their declaration order."""
+
+    name: str
+    fields: dict[str, TypeSpec]
+    description: str | None = None
+
+
+class Budget(_Model):
+    """An envelope of time (ms), money (usd) and tokens; a missing dimension is unbounded."""
+
+    ms: int | None = Field(default=None, gt=0)
+    usd: float | None = Field(default=None, ge=0)
+    tokens: int | None = Field(default=None, gt=0)
+
+
+class Quorum(_Model):
+    """Ask `n` times concurrently; at least `threshold` answers must agree on `agree_on`."""
+
+    n: int = Field(ge=2)
+    agree_on: str | None = None
+    threshold: int | None = Field(default=None, ge=1)
+
+
+class Refine(_Model):
+    """Repeat the call until `until` holds, feeding `feedback` back, at most `max_iterations` times."""
+
+    until: str
+    feedback: str | None = None
+    max_iterations: int = Field(default=3, ge=1, le=100)
+
+
+class _FunctionBase(_Model):
+    name: str
+    description: str | None = None
+    input: dict[str, TypeSpec] = Field(default_factory=dict)
+    output: TypeSpec
+    given: tuple[str, ...] = ()
+    ensure: tuple[str, ...] = ()
+    retries: int = Field(default=2, ge=0, le=20)
+    budget: Budget | None = None
+
+
+class InferFunction(_FunctionBase):
+    """An LLM call with an output contract, pre- and postconditions, retries and a budget."""
+
+    mode: Literal["infer"] = "infer"
+    intent: str
+    context: tuple[str, ...] = ()
+    model: str | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, gt=0)
+    cache: Literal["none", "session", "global"] = "none"
+    stable: bool = True
+    samples: int | None = Field(default=None, ge=2, le=50)
+    min_agreement: float | None = Field(default=None, gt=0, le=1)
+    quorum: Quorum | None = None
+    refine: Refine | None = None
+    executor: Literal["server", "agent"] | None = None
+
+
+class ComputeFunction(_FunctionBase):
+    """Plain code: a `call:` import path (`pkg.module:function`) or a sandboxed `expr:`.
+
+    A 0.1 compute function with neither is done by the calling agent, as in the reference server.
+    """
+
+    mode: Literal["compute"] = "compute"
+    call: str | None = None
+    expr: str | None = None
+    intent: str | None = None
+
+
+class HumanFunction(_FunctionBase):
+    """A decision asked of a person (await_human); `output` is the decision's contract."""
+
+    mode: Literal["human"] = "human"
+    question: str
+    options: tuple[JsonValue, ...] | None = None
+    timeout: float | None = Field(default=None, gt=0, description="seconds; the loader reads 30s, 5m, 24h, 2d")
+    on_timeout: JsonValue = "raise"
+
+
+class AdaptiveFunction(_FunctionBase):
+    """One signature, two implementations: `dispatch` true runs `compute`, false runs `infer`."""
+
+    mode: Literal["adaptive"] = "adaptive"
+    dispatch: str
+    compute: str
+    infer: str
+
+
+Function: TypeAlias = Annotated[
+    InferFunction | ComputeFunction | HumanFunction | AdaptiveFunction, Field(discriminator="mode")
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """A `$.` reference: `$.input.x`, `$.steps.ID.output.field`, `$.item`.
+
+    `root` is 'input', 'steps' or 'item'; for steps, `step_id` names the step and `path` starts after `output`.
+    """
+
+    text: str
+    root: Literal["input", "steps", "item"]
+    path: tuple[str | int, ...]
+    step_id: str | None = None
+
+
+class _StepBase(_Model):
+    id: str
+    description: str | None = None
+    depends_on: tuple[str, ...] = ()
+    when: str | None = None
+
+
+class CallStep(_StepBase):
+    """Call a function (`function:`) or a sub-flow (`flow:`) with bound inputs."""
+
+    kind: Literal["call"] = "call"
+    function: str | None = None
+    flow: str | None = None
+    inputs: dict[str, JsonValue] = Field(default_factory=dict)
+    budget: Budget | None = None
+
+    @property
+    def target(self) -> str:
+        """The function or flow this step calls."""
+        return self.function or self.flow or ""
+
+
+class ParallelGroup(_Model):
+    """Branches run concurrently; `require` says how many must succeed."""
+
+    require: Literal["all", "any"] | int = "all"
+    validate_: str | None = Field(default=None, alias="validate")
+    steps: tuple[CallStep, ...]
+
+
+class ParallelStep(_StepBase):
+    """A parallel group. Output: the successful outputs in declaration order (see the plan language doc)."""
+
+    kind: Literal["parallel"] = "parallel"
+    parallel: ParallelGroup
+
+
+class RaceStep(_StepBase):
+    """Branches run concurrently; the first to succeed wins and the rest are cancelled."""
+
+    kind: Literal["race"] = "race"
+    race: tuple[CallStep, ...]
+
+
+class ForEachStep(_StepBase):
+    """One run of `step` per item of the list `for_each`; `$.item` is the item. Output: the list of outputs."""
+
+    kind: Literal["for_each"] = "for_each"
+    for_each: str
+    step: CallStep
+    max_concurrency: int | None = Field(default=None, ge=1)
+
+
+class Debate(_Model):
+    """Agents argue a topic concurrently for `rounds` rounds, each seeing the others' last arguments."""
+
+    agents: tuple[str, ...] = Field(min_length=2)
+    topic: JsonValue
+    rounds: int = Field(default=2, ge=1, le=10)
+    synthesize: str | None = None
+    converge_on: str | None = None
+
+
+class DebateStep(_StepBase):
+    """A debate between infer functions, optionally merged by a `synthesize` function."""
+
+    kind: Literal["debate"] = "debate"
+    debate: Debate
+
+
+Step: TypeAlias = Annotated[
+    CallStep | ParallelStep | RaceStep | ForEachStep | DebateStep, Field(discriminator="kind")
+]
+
+
+class Flow(_Model):
+    """A typed flow: input fields, an output type, a budget envelope and a DAG of steps."""
+
+    name: str
+    description: str | None = None
+    title: str | None = None
+    input: dict[str, TypeSpec] = Field(default_factory=dict)
+    output: TypeSpec | None = None
+    budget: Budget | None = None
+    steps: tuple[Step, ...]
+    result: str | None = None
+    max_concurrency: int | None = Field(default=None, ge=1)
+
+
+class Plan(_Model):
+    """A loaded, normalised plan.
+
+    `source` is the file it came from ('<string>' for text); `text` is the plan as written (kept so that a run can
+    be resumed in another process on exactly the plan it started with) and `text_hash` its content hash.
+    """
+
+    version: str
+    description: str | None = None
+    contracts: dict[str, Contract] = Field(default_factory=dict)
+    functions: dict[str, Function] = Field(default_factory=dict)
+    flows: dict[str, Flow] = Field(default_factory=dict)
+    source: str = "<string>"
+    text: str = Field(default="", repr=False)
+    text_hash: str = ""
+
+
+_ROOTS = ("input", "steps", "item")
+_SEGMENT = re.compile(r"\.([A-Za-z_][A-Za-z0-9_\-]*)|\[(\d+)\]")
+
+
+def parse_reference(text: str) -> Reference | None:
+    """Parse a `$.` reference, or None when `text` is not one (or is malformed: the checker reports those).
+
+    Accepts `$.input.a.b`, `$.steps.ID.output`, `$.steps.ID.output.field[0]`, `$.item`, `$.item.field`.
+    """
+    if not text.startswith("$."):
+        return None
+    parts: list[str | int] = []
+    position = 1
+    while position < len(text):
+        match = _SEGMENT.match(text, position)
+        if match is None:
+            return None
+        name, index = match.groups()
+        parts.append(name if name is not None else int(index))
+        position = match.end()
+    if not parts or parts[0] not in _ROOTS:
+        return None
+    if parts[0] == "steps":
+        if len(parts) < 3 or not isinstance(parts[1], str) or parts[2] != "output":
+            return None
+        return Reference(text=text, root="steps", step_id=parts[1], path=tuple(parts[3:]))
+    root: Literal["input", "item"] = "input" if parts[0] == "input" else "item"
+    return Reference(text=text, root=root, path=tuple(parts[1:]))
+
+
+def iter_references(value: Any) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Yield (path inside `value`, reference text) for every `$.` string in a binding, nested or not."""
+    if isinstance(value, str):
+        if value.startswith("$."):
+            yield (), value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            for sub, text in iter_references(item):
+                yield (str(key), *sub), text
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            for sub, text in iter_references(item):
+                yield (index, *sub), text

@@ -1,0 +1,177 @@
+"""The first pass of the loader: the plan's JSON Schema (plan.schema.json), with its errors said in our words.
+
+jsonschema messages never reach the user: each error is translated into a located Problem ("unknown key 'retires'
+(did you mean 'retries'?)", "expected a number, got 'abc'", "missing required key 'intent'").
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from jsonschema import Draft202012Validator, ValidationError
+
+from stratum_core.errors import Problem
+from stratum_core.plan._yaml import Path, SourceMap, format_path
+
+__all__ = ["describe", "did_you_mean", "plan_schema", "schema_problems"]
+
+_TYPE_WORDS = {
+    "string": "a string",
+    "number": "a number",
+    "integer": "an integer",
+    "boolean": "true or false",
+    "object": "a mapping",
+    "array": "a list",
+    "null": "null",
+}
+_STEP_KEYS = ("function", "flow", "parallel", "race", "for_each", "debate")
+
+
+@cache
+def plan_schema() -> dict[str, Any]:
+    """The plan language's JSON Schema (draft 2020-12), as checked in beside this module."""
+    text = resources.files("stratum_core.plan").joinpath("plan.schema.json").read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@cache
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(plan_schema())
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    """A "did you mean 'x'?" hint when a candidate is close to `name`."""
+    matches = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    return f"did you mean '{matches[0]}'?" if matches else None
+
+
+def describe(value: Any) -> str:
+    """A value as the user wrote it, short: 'abc', 3, true, null, a mapping, a list."""
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return "'" + shown.replace("\n", "\\n") + "'"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return type(value).__name__  # pragma: no cover - YAML gives only the kinds above
+
+
+def _type_words(expected: str | Sequence[str]) -> str:
+    names = [expected] if isinstance(expected, str) else list(expected)
+    words = [_TYPE_WORDS.get(name, name) for name in names]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _custom(error: ValidationError, keyword: str) -> tuple[str, str | None] | None:
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    custom = schema.get("x-errors", {}).get(keyword)
+    if custom is None:
+        return None
+    message, _, hint = str(custom).partition(" (")
+    return message, hint.removesuffix(")") or None
+
+
+class _Translator:
+    def __init__(self, source: str, source_map: SourceMap) -> None:
+        self.source = source
+        self.map = source_map
+        self.problems: dict[tuple[Path, str], Problem] = {}
+
+    def add(self, where: tuple[int, int], path: Path, message: str, hint: str | None = None) -> None:
+        self.problems.setdefault((path, message), Problem(self.source, where[0], where[1], format_path(path), message, hint))
+
+    def translate(self, error: ValidationError) -> None:
+        path: Path = tuple(error.absolute_path)
+        keyword = str(error.validator)
+        instance = error.instance
+        if "propertyNames" in error.absolute_schema_path:
+            self.add(self.map.key((*path, str(instance))), path, f"invalid name {describe(instance)}",
+                     "use letters, digits, _ and -, starting with a letter or _")
+            return
+        custom = _custom(error, keyword)
+        schema: Mapping[str, Any] = error.schema if isinstance(error.schema, Mapping) else {}
+        if keyword == "additionalProperties" and isinstance(instance, Mapping):
+            known = set(schema.get("properties", {}))
+            for key in instance:
+                if key not in known:
+                    self.add(self.map.key((*path, key)), path, f"unknown key '{key}'", self.key_hint(key, known))
+            return
+        if keyword == "required" and isinstance(instance, Mapping):
+            for key in schema.get("required", ()):
+                if key not in instance:
+                    self.add(self.map.key(path), path, f"missing required key '{key}'")
+            return
+        where = self.map.value(path)
+        if custom is not None:
+            message, hint = custom
+            if keyword in ("pattern", "enum"):
+                message = f"{message}, got {describe(instance)}"
+            self.add(where, path, message, hint)
+        elif keyword == "type":
+            self.add(where, path, f"expected {_type_words(error.validator_value)}, got {describe(instance)}")
+        elif keyword == "enum":
+            options = list(error.validator_value)
+            shown = ", ".join(describe(option) for option in options)
+            hint = did_you_mean(instance, [str(o) for o in options]) if isinstance(instance, str) else None
+            self.add(where, path, f"expected one of {shown}, got {describe(instance)}", hint)
+        elif keyword in _BOUNDS:
+            self.add(where, path, f"{_BOUNDS[keyword]} {error.validator_value!r}, got {describe(instance)}")
+        elif keyword == "minLength" and error.validator_value == 1:
+            self.add(where, path, "must not be empty")
+        elif keyword == "minLength":
+            self.add(where, path, f"must be at least {error.validator_value} characters long")
+        elif keyword == "minItems":
+            count = len(instance) if isinstance(instance, list) else 0
+            self.add(where, path, f"needs at least {error.validator_value} items, got {count}")
+        elif keyword == "pattern":
+            self.add(where, path, f"{describe(instance)} does not have the expected form")
+        else:
+            self.add(where, path, f"invalid value {describe(instance)}")
+
+    def key_hint(self, key: str, known: set[str]) -> str | None:
+        hint = did_you_mean(key, known)
+        if hint:
+            return hint
+        for mode, keys in _mode_keys().items():
+            if key in keys and key not in known:
+                return f"'{key}' belongs to mode: {mode} functions"
+        if key in _STEP_KEYS and "id" in known:
+            return "a step has only one of 'function', 'flow', 'parallel', 'race', 'for_each' and 'debate'"
+        return did_you_mean(key, [*known, *_STEP_KEYS]) if "id" in known else None
+
+
+_BOUNDS = {
+    "minimum": "must be at least",
+    "maximum": "must be at most",
+    "exclusiveMinimum": "must be greater than",
+    "exclusiveMaximum": "must be less than",
+}
+
+
+@cache
+def _mode_keys() -> dict[str, frozenset[str]]:
+    defs = plan_schema()["$defs"]
+    return {
+        mode: frozenset(defs[f"{mode}Function"]["properties"]) for mode in ("infer", "compute", "human", "adaptive")
+    }
+
+
+def schema_problems(data: Any, source_map: SourceMap, source: str) -> list[Problem]:
+    """Every way `data` breaks the plan schema, as located problems."""
+    translator = _Translator(source, source_map)
+    for error in _validator().iter_errors(data):
+        translator.translate(error)
+    return sorted(translator.problems.values())

@@ -1,0 +1,37 @@
+"""The run store: every run, step, attempt and review of a flow, persisted so a run can resume anywhere.
+
+`SQLiteRunStore` is the default (one file, WAL, safe across processes); `MemoryRunStore` behaves the same for tests.
+"""
+
+from stratum_core.store._memory import MemoryRunStore
+from stratum_core.store._protocol import RunStore, StoreError
+from stratum_core.store._records import (
+    AttemptRecord,
+    ReviewAction,
+    ReviewRecord,
+    ReviewStatus,
+    RunPage,
+    RunRecord,
+    RunStatus,
+    StepRecord,
+    StepStatus,
+    Trace,
+)
+from stratum_core.store._sqlite import SQLiteRunStore
+
+__all__ = [
+    "AttemptRecord",
+    "MemoryRunStore",
+    "ReviewAction",
+    "ReviewRecord",
+    "ReviewStatus",
+    "RunPage",
+    "RunRecord",
+    "RunStatus",
+    "RunStore",
+    "SQLiteRunStore",
+    "StepRecord",
+    "StepStatus",
+    "StoreError",
+    "Trace",
+]

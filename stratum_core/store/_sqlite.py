@@ -1,0 +1,478 @@
+"""The default run store: one SQLite file in WAL mode, safe to share between processes.
+
+Every write commits before its method returns. With WAL and `synchronous=NORMAL` a killed process (even SIGKILL)
+loses nothing already written; only an OS crash or power cut can lose the last few commits. The schema is versioned
+in `PRAGMA user_version` and upgraded in place by the scripts in `_MIGRATIONS`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, JsonValue
+
+from stratum_core.store._protocol import StoreError
+from stratum_core.store._records import (
+    AttemptRecord,
+    ReviewAction,
+    ReviewRecord,
+    ReviewStatus,
+    RunPage,
+    RunRecord,
+    RunStatus,
+    StepRecord,
+    Trace,
+    now,
+)
+from stratum_core.store._rules import (
+    answered_review,
+    check_limit,
+    closed_review,
+    decode_cursor,
+    encode_cursor,
+    to_json,
+    updated_run,
+)
+
+__all__ = ["SQLiteRunStore"]
+
+# Each script moves the schema up one version (index 0 makes version 1). Never edit a released script: add one.
+_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE runs (
+        run_id        TEXT PRIMARY KEY,
+        flow          TEXT NOT NULL,
+        plan_source   TEXT NOT NULL,
+        plan_hash     TEXT NOT NULL,
+        plan_text     TEXT NOT NULL,
+        input         TEXT,
+        status        TEXT NOT NULL,
+        output        TEXT,
+        error         TEXT,
+        created_at    REAL NOT NULL,
+        updated_at    REAL NOT NULL,
+        finished_at   REAL,
+        duration_ms   REAL,
+        tokens_in     INTEGER NOT NULL,
+        tokens_out    INTEGER NOT NULL,
+        cost_usd      REAL NOT NULL,
+        cost_unknown  INTEGER NOT NULL,
+        model         TEXT,
+        attributes    TEXT NOT NULL,
+        parent_run_id TEXT
+    );
+    CREATE INDEX runs_by_created ON runs (created_at DESC, run_id DESC);
+    CREATE INDEX runs_by_flow ON runs (flow, created_at DESC, run_id DESC);
+    CREATE INDEX runs_by_status ON runs (status, created_at DESC, run_id DESC);
+
+    CREATE TABLE steps (
+        run_id      TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+        step_id     TEXT NOT NULL,
+        function    TEXT,
+        kind        TEXT NOT NULL,
+        status      TEXT NOT NULL,
+        started_at  REAL,
+        finished_at REAL,
+        duration_ms REAL,
+        input       TEXT,
+        output      TEXT,
+        error       TEXT,
+        attempts    INTEGER NOT NULL,
+        tokens_in   INTEGER NOT NULL,
+        tokens_out  INTEGER NOT NULL,
+        cost_usd    REAL NOT NULL,
+        attributes  TEXT NOT NULL,
+        PRIMARY KEY (run_id, step_id)
+    );
+
+    CREATE TABLE attempts (
+        run_id             TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+        step_id            TEXT NOT NULL,
+        number             INTEGER NOT NULL,
+        kind               TEXT NOT NULL,
+        model              TEXT,
+        prompt_hash        TEXT,
+        contract_hash      TEXT,
+        tokens_in          INTEGER NOT NULL,
+        tokens_out         INTEGER NOT NULL,
+        cost_usd           REAL,
+        duration_ms        REAL,
+        started_at         REAL NOT NULL,
+        raw_output         TEXT,
+        violations         TEXT NOT NULL,
+        retry_reason       TEXT,
+        transport_attempts INTEGER NOT NULL,
+        transport_errors   TEXT NOT NULL,
+        error              TEXT,
+        backend            TEXT,
+        PRIMARY KEY (run_id, step_id, number)
+    );
+
+    CREATE TABLE reviews (
+        review_id  TEXT PRIMARY KEY,
+        run_id     TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+        step_id    TEXT NOT NULL,
+        question   TEXT NOT NULL,
+        request    TEXT NOT NULL,
+        status     TEXT NOT NULL,
+        action     TEXT,
+        value      TEXT,
+        reviewer   TEXT,
+        rationale  TEXT,
+        created_at REAL NOT NULL,
+        deadline   REAL,
+        decided_at REAL
+    );
+    CREATE INDEX reviews_by_status ON reviews (status, created_at);
+    CREATE INDEX reviews_by_run ON reviews (run_id);
+
+    CREATE TABLE cache (
+        cache_key     TEXT PRIMARY KEY,
+        value         TEXT,
+        contract_hash TEXT NOT NULL,
+        created_at    REAL NOT NULL
+    );
+    """,
+)
+
+# Columns holding JSON text; SQL NULL stands for Python None.
+_JSON_COLUMNS = frozenset(
+    {"input", "output", "error", "attributes", "violations", "transport_errors", "request", "value"}
+)
+
+_R = TypeVar("_R", bound=BaseModel)
+
+
+def _columns(model: type[BaseModel]) -> tuple[str, ...]:
+    return tuple(model.model_fields)
+
+
+def _select(model: type[BaseModel], table: str) -> str:
+    return f"SELECT {', '.join(_columns(model))} FROM {table}"
+
+
+def _insert(model: type[BaseModel], table: str) -> str:
+    columns = _columns(model)
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+
+
+def _encode(record: BaseModel) -> list[Any]:
+    data = record.model_dump(mode="json")
+    return [
+        None if data[name] is None else to_json(data[name]) if name in _JSON_COLUMNS else data[name]
+        for name in type(record).model_fields
+    ]
+
+
+def _decode(model: type[_R], row: tuple[Any, ...]) -> _R:
+    data = {
+        name: json.loads(value) if name in _JSON_COLUMNS and value is not None else value
+        for name, value in zip(_columns(model), row, strict=True)
+    }
+    return model.model_validate(data)
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of a migration script, so they can run inside one transaction (executescript commits)."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending.strip()
+            pending = ""
+    if pending.strip():
+        yield pending.strip()
+
+
+class SQLiteRunStore:
+    """A run store in one SQLite file, shared safely by threads (one locked connection) and processes (WAL).
+
+    Args:
+        path: the database file; its folder is created if missing.
+        timeout: seconds to wait for another process's write lock before failing.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot create the folder of the run store {self.path}: {e}", path=str(path)) from e
+        db = None
+        try:
+            db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+            db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            db.execute("PRAGMA foreign_keys = ON")
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+            self._migrate(db)
+        except sqlite3.Error as e:
+            if db is not None:
+                db.close()
+            raise StoreError(f"cannot open the run store {self.path}: {e}", path=str(path)) from e
+        except BaseException:
+            if db is not None:
+                db.close()
+            raise
+        self._db: sqlite3.Connection | None = db
+
+    def __repr__(self) -> str:
+        return f"SQLiteRunStore({str(self.path)!r})"
+
+    def __enter__(self) -> SQLiteRunStore:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- plumbing -----------------------------------------------------------------------------------------------
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        """Bring the schema to the latest version in one transaction; a newer schema than ours is refused."""
+        migrations = _MIGRATIONS
+        if self._version(db) == len(migrations):
+            return
+        db.execute("BEGIN IMMEDIATE")  # re-read under the write lock: another process may be migrating too
+        try:
+            version = self._version(db)
+            if version > len(migrations):
+                raise StoreError(
+                    f"the run store {self.path} has schema version {version}, newer than this Stratum knows "
+                    f"({len(migrations)}); upgrade Stratum to open it",
+                    path=str(self.path),
+                )
+            for script in migrations[version:]:
+                for statement in _statements(script):
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {len(migrations)}")
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    @staticmethod
+    def _version(db: sqlite3.Connection) -> int:
+        version: int = db.execute("PRAGMA user_version").fetchone()[0]
+        return version
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if self._db is None:
+                raise StoreError(f"the run store {self.path} is closed", path=str(self.path))
+            try:
+                yield self._db
+            except sqlite3.Error as e:
+                raise StoreError(f"run store {self.path}: {e}", path=str(self.path)) from e
+
+    @contextmanager
+    def _transaction(self, *, write: bool) -> Iterator[sqlite3.Connection]:
+        """One transaction: a snapshot for reads, or the write lock taken up front for read-modify-write."""
+        with self._connection() as db:
+            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield db
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def _insert_new(self, table: str, record: BaseModel, *, what: str, run_id: str) -> None:
+        """Insert a record that must be new, and whose run (if the table refers to one) must exist."""
+        with self._connection() as db:
+            try:
+                db.execute(_insert(type(record), table), _encode(record))
+            except sqlite3.IntegrityError as e:
+                if e.sqlite_errorname == "SQLITE_CONSTRAINT_FOREIGNKEY":
+                    raise StoreError(f"{what}: unknown run {run_id!r}") from e
+                raise StoreError(f"{what} is already recorded") from e
+
+    # -- runs ---------------------------------------------------------------------------------------------------
+
+    def create_run(self, record: RunRecord) -> None:
+        self._insert_new("runs", record, what=f"run {record.run_id!r}", run_id=record.run_id)
+
+    def update_run(self, run_id: str, /, **fields: Any) -> RunRecord:
+        with self._transaction(write=True) as db:
+            row = db.execute(f"{_select(RunRecord, 'runs')} WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise StoreError(f"update_run: unknown run {run_id!r}")
+            record = updated_run(_decode(RunRecord, row), fields)
+            columns = _columns(RunRecord)
+            db.execute(
+                f"UPDATE runs SET {', '.join(f'{c} = ?' for c in columns)} WHERE run_id = ?",
+                [*_encode(record), run_id],
+            )
+        return record
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        with self._connection() as db:
+            row = db.execute(f"{_select(RunRecord, 'runs')} WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else _decode(RunRecord, row)
+
+    def list_runs(
+        self,
+        *,
+        flow: str | None = None,
+        status: RunStatus | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> RunPage:
+        check_limit(limit)
+        where: list[str] = []
+        params: list[Any] = []
+        for clause, value in (("flow = ?", flow), ("status = ?", status), ("created_at >= ?", since)):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        if until is not None:
+            where.append("created_at < ?")
+            params.append(until)
+        if cursor is not None:
+            where.append("(created_at, run_id) < (?, ?)")
+            params.extend(decode_cursor(cursor))
+        sql = _select(RunRecord, "runs")
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, run_id DESC LIMIT ?"
+        with self._connection() as db:
+            rows = db.execute(sql, [*params, limit + 1]).fetchall()
+        runs = [_decode(RunRecord, row) for row in rows[:limit]]
+        more = len(rows) > limit
+        return RunPage(runs=runs, next_cursor=encode_cursor(runs[-1].created_at, runs[-1].run_id) if more else None)
+
+    # -- steps and attempts -------------------------------------------------------------------------------------
+
+    def upsert_step(self, record: StepRecord) -> None:
+        columns = _columns(StepRecord)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in ("run_id", "step_id"))
+        with self._connection() as db:
+            try:
+                db.execute(
+                    f"{_insert(StepRecord, 'steps')} ON CONFLICT (run_id, step_id) DO UPDATE SET {updates}",
+                    _encode(record),
+                )
+            except sqlite3.IntegrityError as e:
+                raise StoreError(f"step {record.step_id!r}: unknown run {record.run_id!r}") from e
+
+    def get_steps(self, run_id: str) -> list[StepRecord]:
+        with self._connection() as db:
+            rows = db.execute(f"{_select(StepRecord, 'steps')} WHERE run_id = ? ORDER BY rowid", (run_id,)).fetchall()
+        return [_decode(StepRecord, row) for row in rows]
+
+    def add_attempt(self, record: AttemptRecord) -> None:
+        what = f"attempt {record.number} of step {record.step_id!r}"
+        self._insert_new("attempts", record, what=what, run_id=record.run_id)
+
+    def get_trace(self, run_id: str) -> Trace | None:
+        with self._transaction(write=False) as db:
+            row = db.execute(f"{_select(RunRecord, 'runs')} WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                return None
+            steps = db.execute(f"{_select(StepRecord, 'steps')} WHERE run_id = ? ORDER BY rowid", (run_id,))
+            step_rows = steps.fetchall()
+            attempts = db.execute(f"{_select(AttemptRecord, 'attempts')} WHERE run_id = ? ORDER BY rowid", (run_id,))
+            attempt_rows = attempts.fetchall()
+            reviews = db.execute(f"{_select(ReviewRecord, 'reviews')} WHERE run_id = ? ORDER BY rowid", (run_id,))
+            review_rows = reviews.fetchall()
+        return Trace(
+            run=_decode(RunRecord, row),
+            steps=[_decode(StepRecord, r) for r in step_rows],
+            attempts=[_decode(AttemptRecord, r) for r in attempt_rows],
+            reviews=[_decode(ReviewRecord, r) for r in review_rows],
+        )
+
+    # -- reviews ------------------------------------------------------------------------------------------------
+
+    def create_review(self, record: ReviewRecord) -> None:
+        self._insert_new("reviews", record, what=f"review {record.review_id!r}", run_id=record.run_id)
+
+    def _replace_review(self, review_id: str, change: Callable[[ReviewRecord | None], ReviewRecord]) -> ReviewRecord:
+        with self._transaction(write=True) as db:
+            row = db.execute(f"{_select(ReviewRecord, 'reviews')} WHERE review_id = ?", (review_id,)).fetchone()
+            record = change(None if row is None else _decode(ReviewRecord, row))
+            columns = _columns(ReviewRecord)
+            db.execute(
+                f"UPDATE reviews SET {', '.join(f'{c} = ?' for c in columns)} WHERE review_id = ?",
+                [*_encode(record), review_id],
+            )
+        return record
+
+    def answer_review(
+        self,
+        review_id: str,
+        *,
+        action: ReviewAction,
+        value: JsonValue,
+        reviewer: str | None,
+        rationale: str | None,
+    ) -> ReviewRecord:
+        return self._replace_review(
+            review_id,
+            lambda old: answered_review(
+                old, review_id, action=action, value=value, reviewer=reviewer, rationale=rationale
+            ),
+        )
+
+    def close_review(self, review_id: str, *, status: Literal["timed_out", "cancelled"]) -> ReviewRecord:
+        return self._replace_review(review_id, lambda old: closed_review(old, review_id, status=status))
+
+    def get_review(self, review_id: str) -> ReviewRecord | None:
+        with self._connection() as db:
+            row = db.execute(f"{_select(ReviewRecord, 'reviews')} WHERE review_id = ?", (review_id,)).fetchone()
+        return None if row is None else _decode(ReviewRecord, row)
+
+    def list_reviews(self, *, status: ReviewStatus | None = "pending", run_id: str | None = None) -> list[ReviewRecord]:
+        where: list[str] = []
+        params: list[Any] = []
+        for clause, value in (("status = ?", status), ("run_id = ?", run_id)):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        sql = _select(ReviewRecord, "reviews")
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        with self._connection() as db:
+            rows = db.execute(sql + " ORDER BY created_at, rowid", params).fetchall()
+        return [_decode(ReviewRecord, row) for row in rows]
+
+    # -- cache --------------------------------------------------------------------------------------------------
+
+    def cache_get(self, key: str) -> JsonValue | None:
+        with self._connection() as db:
+            row = db.execute("SELECT value FROM cache WHERE cache_key = ?", (key,)).fetchone()
+        if row is None or row[0] is None:
+            return None
+        value: JsonValue = json.loads(row[0])
+        return value
+
+    def cache_put(self, key: str, value: JsonValue, *, contract_hash: str) -> None:
+        text = None if value is None else to_json(value)
+        with self._connection() as db:
+            db.execute(
+                "INSERT INTO cache (cache_key, value, contract_hash, created_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (cache_key) DO UPDATE SET value = excluded.value, "
+                "contract_hash = excluded.contract_hash, created_at = excluded.created_at",
+                (key, text, contract_hash, now()),
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
