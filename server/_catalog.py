@@ -57,7 +57,8 @@ _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _INVALID_CHARS = re.compile(r"[^a-zA-Z0-9_-]+")
 _MESSAGE_LIMIT = 300
 
-PlanLoader = Callable[[Path], Plan]
+PlanLoader = Callable[[Path, str], Plan]
+"""Turns a plan file (its path and text) into a Plan, raising PlanError when it is not a valid plan."""
 
 
 def tool_name_for(flow_name: str) -> str:
@@ -134,6 +135,7 @@ class FlowTool:
     output_schema: dict[str, Any] | None
     wraps_output: bool
     validator: Draft202012Validator = field(repr=False, compare=False)
+    output_validator: Draft202012Validator | None = field(default=None, repr=False, compare=False)
 
     def argument_errors(self, arguments: Any) -> list[str]:
         """One line per offending field of the call's arguments."""
@@ -211,11 +213,11 @@ def _reachable_functions(plan: Plan, flow: Flow) -> set[str]:
                 functions.add(step.function)
             if step.flow and step.flow in plan.flows:
                 pending.append(plan.flows[step.flow])
-        for step in current.steps:
-            if isinstance(step, DebateStep):
-                functions.update(step.debate.agents)
-                if step.debate.synthesize:
-                    functions.add(step.debate.synthesize)
+        for any_step in current.steps:
+            if isinstance(any_step, DebateStep):
+                functions.update(any_step.debate.agents)
+                if any_step.debate.synthesize:
+                    functions.add(any_step.debate.synthesize)
     queue = list(functions)
     while queue:
         fn = plan.functions.get(queue.pop())
@@ -300,14 +302,14 @@ def build_tool(name: str, plan_name: str, path: Path, plan: Plan, flow: Flow) ->
         output_schema=output_schema,
         wraps_output=wraps,
         validator=validator,
+        output_validator=Draft202012Validator(output_schema) if output_schema is not None else None,
     )
 
 
-def _default_loader(path: Path) -> Plan:
-    from stratum_core.plan import load_plan  # type: ignore[attr-defined,unused-ignore]
+def _default_loader(path: Path, text: str) -> Plan:
+    from stratum_core.plan import load_plan_text
 
-    plan: Plan = load_plan(path)
-    return plan
+    return load_plan_text(text, source=str(path), base_dir=path.parent)
 
 
 def build_catalog(entries: Mapping[str, PlanEntry]) -> Catalog:
@@ -342,7 +344,7 @@ def build_catalog(entries: Mapping[str, PlanEntry]) -> Catalog:
 class PlanFolder:
     """The plans folder, re-read on demand: unchanged files (same size and mtime, or same content) are not reloaded.
 
-    `loader` turns a file into a Plan and raises PlanError when the file is not a valid plan.
+    `loader` turns a file's text into a Plan and raises PlanError when it is not a valid plan.
     """
 
     def __init__(self, path: Path, *, loader: PlanLoader | None = None) -> None:
@@ -364,11 +366,11 @@ class PlanFolder:
         digest = hashlib.sha256(data).hexdigest()
         if previous is not None and previous.digest == digest:
             return PlanEntry(previous.name, path, previous.text, digest, stat, previous.plan, previous.error)
-        text = data.decode("utf-8", errors="replace")
+        text = data.decode("utf-8", errors="replace")  # the loader reports what is not valid
         plan: Plan | None = None
         error: str | None = None
         try:
-            plan = self._loader(path)
+            plan = self._loader(path, text)
         except PlanError as e:
             error = str(e)
         except Exception as e:

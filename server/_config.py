@@ -44,7 +44,7 @@ class ServerConfig:
     name: str = "stratum"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> ServerConfig:
+    def from_env(cls, env: Mapping[str, str] | None = None, /, **overrides: object) -> ServerConfig:
         """Read STRATUM_PLANS, STRATUM_STORE, STRATUM_MODEL, STRATUM_API_BASE, STRATUM_API_KEY and STRATUM_TOKEN.
 
         Explicit overrides that are not None win over the environment.

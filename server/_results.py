@@ -16,7 +16,7 @@ from typing import Any
 
 import mcp.types as types
 
-from stratum_core.engine import ReviewRequest, RunResult
+from stratum_core.engine import ReviewRequest
 
 __all__ = [
     "RUN_ID_META_KEY",
@@ -131,14 +131,3 @@ def error_result(message: str, *, run_id: str | None = None, flow: str | None = 
     return types.CallToolResult(
         content=content, is_error=True, _meta={RUN_ID_META_KEY: run_id} if run_id is not None else None
     )
-
-
-def result_for(run: RunResult, flow: str, structured: dict[str, Any] | None, *, pause_reason: str) -> types.CallToolResult:
-    """The tool result for a run that returned (succeeded, failed, paused or cancelled)."""
-    if run.status == "succeeded":
-        return success_result(run.run_id, flow, structured, run.output)
-    if run.status == "paused":
-        return paused_result(run.run_id, flow, run.review, reason=pause_reason)
-    if run.error is not None:
-        return failure_result(run.run_id, flow, run.error.to_dict())
-    return failure_result(run.run_id, flow, {"type": "RunError", "message": f"the run ended as {run.status}"})

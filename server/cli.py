@@ -1,10 +1,11 @@
-"""Entry point of the `stratum` console script: the engine's commands plus `serve`."""
+"""Entry point of the `stratum` console script: the engine's commands plus `serve` and `review`."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
 
+from stratum_core.cli import build_parser
 from stratum_core.cli import main as core_main
 
 __all__ = ["main"]
@@ -12,9 +13,12 @@ __all__ = ["main"]
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `stratum` command line and return its exit code."""
+    from server._review_command import COMMAND as review
     from server._serve_command import COMMAND as serve
 
-    return core_main(argv, extra=[serve])
+    _, core = build_parser()
+    extra = [serve] if "review" in core else [serve, review]  # the engine's own `review` wins once it has one
+    return core_main(argv, extra=extra)
 
 
 if __name__ == "__main__":  # pragma: no cover

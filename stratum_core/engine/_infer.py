@@ -20,7 +20,14 @@ import anyio
 from stratum_core._expressions import Expression, describe_failure
 from stratum_core.engine._context import StepContext
 from stratum_core.engine._infer_strategies import compiled, holds, run_strategies
-from stratum_core.engine._prompt import Message, OutputSchema, compile_messages, output_schema, prompt_hash, split_opaque
+from stratum_core.engine._prompt import (
+    Message,
+    OutputSchema,
+    compile_messages,
+    output_schema,
+    prompt_hash,
+    split_opaque,
+)
 from stratum_core.engine._validation import schema_violations
 from stratum_core.errors import (
     ConfigurationError,
@@ -279,10 +286,19 @@ class _Attempt:
         )
         self.started_at = now()
         self.clock = anyio.current_time()
+        deadline = ctx.envelope.deadline
         response: LLMResponse | None = None
         try:
-            with anyio.CancelScope(deadline=ctx.envelope.deadline):
+            with anyio.CancelScope(deadline=deadline):
                 response = await infer.client.complete(request)
+        except anyio.get_cancelled_exc_class():
+            # An enclosing scope with the same deadline (the scheduler's) is cancelled at the same moment and would
+            # catch it first, losing the step's name; past the deadline, the cancellation is this budget running out.
+            if anyio.current_time() < deadline:
+                raise
+            timeout = ctx.envelope.timeout_error(step_id=ctx.step_id)
+            self.record(error=timeout.message)
+            raise timeout from None
         except RunError as e:
             e.step_id = e.step_id or ctx.step_id
             self.record(error=e.message, transport_attempts=e.attempts if isinstance(e, LLMError) else 1)
@@ -331,4 +347,3 @@ class _Attempt:
                 backend=str(ctx.attributes.get("backend") or "server"),
             )
         )
-

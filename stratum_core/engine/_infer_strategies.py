@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import anyio
 
-from stratum_core._expressions import Expression, compile_expression, describe_failure
+from stratum_core._expressions import Expression, ExpressionSyntaxError, compile_expression, describe_failure
 from stratum_core.engine._context import StepContext
 from stratum_core.errors import (
     ConsensusFailure,
@@ -45,13 +45,13 @@ def _compile(text: str) -> Expression:
 
 
 def compiled(text: str, *, step_id: str) -> Expression:
-    """The compiled expression for `text` (cached); a syntax error (the checker should have caught it) names the step."""
+    """The compiled expression for `text`, cached; a syntax error (which the checker catches first) names the step."""
     try:
         return _compile(text)
     except ExpressionError as e:
         e.step_id = e.step_id or step_id
         raise
-    except Exception as e:  # ExpressionSyntaxError: a plan that skipped the checker
+    except ExpressionSyntaxError as e:  # a plan that skipped the checker
         raise ExpressionError(f"{text}: {e}", expression=text, step_id=step_id) from e
 
 

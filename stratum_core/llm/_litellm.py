@@ -143,7 +143,8 @@ class LiteLLMClient:
                         attempts=attempt,
                     ) from e
                 wait = self._backoff(attempt, failure.retry_after)
-                self._check_deadline(request.model, failure, wait, started)
+                if (late := _past_deadline(request.model, failure, wait, started)) is not None:
+                    raise late from e
                 errors.append(f"{failure.summary}, retried after {wait:.2f}s")
                 await anyio.sleep(wait)
         return LLMResponse(
@@ -202,24 +203,25 @@ class LiteLLMClient:
         ceiling = min(self.backoff_max, self.backoff_base * 2.0 ** (attempt - 1))
         return ceiling / 2 + self._random.uniform(0, ceiling / 2)
 
-    @staticmethod
-    def _check_deadline(model: str, failure: _Failure, wait: float, started: float) -> None:
-        """Refuse to sleep into a cancellation: a wait that crosses the caller's deadline ends the call now."""
-        deadline = anyio.current_effective_deadline()
-        if math.isinf(deadline):
-            return
-        now = anyio.current_time()
-        if now + wait < deadline:
-            return
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        left_ms = max(0.0, (deadline - now) * 1000)
-        raise BudgetExceeded(
-            f"model '{model}': {failure.summary}; waiting {wait:.2f}s to retry would pass the deadline "
-            f"({left_ms:.0f} ms left)",
-            dimension="ms",
-            limit=elapsed_ms + left_ms,
-            used=elapsed_ms + wait * 1000,
-        )
+
+def _past_deadline(model: str, failure: _Failure, wait: float, started: float) -> BudgetExceeded | None:
+    """Refuse to sleep into a cancellation: the error to raise when a wait would cross the caller's deadline.
+
+    `limit` is the time this call had (elapsed + left), `used` what the retry would have needed, both in ms.
+    """
+    deadline = anyio.current_effective_deadline()
+    now = anyio.current_time()
+    if math.isinf(deadline) or now + wait < deadline:
+        return None
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    left_ms = max(0.0, (deadline - now) * 1000)
+    return BudgetExceeded(
+        f"model '{model}': {failure.summary}; waiting {wait:.2f}s to retry would pass the deadline "
+        f"({left_ms:.0f} ms left)",
+        dimension="ms",
+        limit=elapsed_ms + left_ms,
+        used=elapsed_ms + wait * 1000,
+    )
 
 
 def _classify(litellm: Any, error: Exception, request_timeout: float) -> _Failure:

@@ -31,8 +31,9 @@ class LLMRequest:
 class LLMResponse:
     """What a model answered, and what the answer cost.
 
-    `cost_usd` is None when the model has no known price. `duration_ms` covers the whole call, transport retries
-    and their waits included. `transport_errors` has one short text per failed attempt before the one that worked.
+    `model` is the name the provider reports (it may lack LiteLLM's provider prefix). `cost_usd` is None when the
+    model has no known price. `duration_ms` covers the whole call, transport retries and their waits included.
+    `transport_errors` has one short text per failed attempt before the one that worked.
     """
 
     content: str

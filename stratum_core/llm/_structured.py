@@ -6,6 +6,7 @@ Pure functions, no LiteLLM: the adapter passes in what LiteLLM knows about the m
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal, TypeAlias
 
@@ -31,8 +32,13 @@ def choose_mode(
 
 
 def json_schema_format(schema: Mapping[str, Any], name: str) -> dict[str, Any]:
-    """The OpenAI `response_format` for a JSON schema; strict only when the schema meets strict mode's rules."""
-    return {"type": "json_schema", "json_schema": {"name": name, "schema": dict(schema), "strict": is_strict(schema)}}
+    """The OpenAI `response_format` for a JSON schema; strict only when the schema meets strict mode's rules.
+
+    The name is cut down to what OpenAI accepts (letters, digits, `_` and `-`, at most 64).
+    """
+    safe_name = re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64] or "output"
+    spec = {"name": safe_name, "schema": dict(schema), "strict": is_strict(schema)}
+    return {"type": "json_schema", "json_schema": spec}
 
 
 def is_strict(schema: Mapping[str, Any]) -> bool:

@@ -1,4 +1,355 @@
+"""The static checker: every problem of a loaded plan at once, each located in the text.
+
+Names (functions, flows, contracts, steps) must be declared, step ids unique in their flow (nested steps
+included), the step graph and the sub-flow graph free of cycles, every reference and expression must read
+something that exists with a type that fits. Function-level rules live in `_check_functions`, reference and
+expression typing in `_typecheck`.
+"""
+
 from __future__ import annotations
-from typing import Any
-def check_plan(loaded: Any, *, check_imports: bool = True) -> list[Any]:
-    return []
+
+from collections.abc import Iterator
+
+from stratum_core.errors import Problem
+from stratum_core.plan._check_context import CheckContext, FlowScope
+from stratum_core.plan._check_functions import check_contracts, check_functions, check_type_names
+from stratum_core.plan._loader import LoadedPlan
+from stratum_core.plan._model import (
+    CallStep,
+    DebateStep,
+    Flow,
+    ForEachStep,
+    ParallelStep,
+    RaceStep,
+    Step,
+    TypeSpec,
+    iter_references,
+    parse_reference,
+)
+from stratum_core.plan._typecheck import (
+    check_binding,
+    check_expression,
+    flow_expression_scope,
+    function_output,
+    reference_type,
+    step_output,
+)
+from stratum_core.plan._types import ANY, Ty, can_feed, from_spec, lookup_field, ty_text
+from stratum_core.plan._yaml import Path
+
+__all__ = ["check_plan"]
+
+_DEBATE_AGENT_INPUTS = ("topic", "round", "history", "others")
+_DEBATE_SYNTHESIZE_INPUTS = ("topic", "history", "arguments")
+
+
+def check_plan(loaded: LoadedPlan, *, check_imports: bool = True) -> list[Problem]:
+    """Every static problem of `loaded`, sorted."""
+    ctx = CheckContext(loaded)
+    check_contracts(ctx)
+    check_functions(ctx, check_imports=check_imports)
+    scopes = [_flow_scope(ctx, name, flow) for name, flow in ctx.plan.flows.items()]
+    for scope in scopes:
+        _check_flow(ctx, scope)
+    _check_subflow_cycles(ctx, scopes)
+    return sorted(ctx.problems)
+
+
+def _branches(step: Step, path: Path) -> Iterator[tuple[Path, CallStep]]:
+    """The call steps nested in a group step, with their paths."""
+    if isinstance(step, ParallelStep):
+        for index, branch in enumerate(step.parallel.steps):
+            yield (*path, "parallel", "steps", index), branch
+    elif isinstance(step, RaceStep):
+        for index, branch in enumerate(step.race):
+            yield (*path, "race", index), branch
+
+
+def _calls(step: Step, path: Path) -> Iterator[tuple[Path, CallStep]]:
+    """Every call step in `step`: itself, its branches, or the step of a for_each."""
+    if isinstance(step, CallStep):
+        yield path, step
+    elif isinstance(step, ForEachStep):
+        yield (*path, "step"), step.step
+    else:
+        yield from _branches(step, path)
+
+
+def _flow_scope(ctx: CheckContext, name: str, flow: Flow) -> FlowScope:
+    """Index the steps of a flow and report duplicate ids (nested branches share the flow's id space)."""
+    scope = FlowScope(name=name, flow=flow, path=("flows", name))
+    first_line: dict[str, int] = {}
+
+    def claim(step_id: str, path: Path) -> bool:
+        if step_id in first_line:
+            ctx.report(
+                path, f"duplicate step id '{step_id}'", f"first used on line {first_line[step_id]}", at=(*path, "id")
+            )
+            return False
+        first_line[step_id] = ctx.loaded.source_map.value((*path, "id"))[0]
+        return True
+
+    built_paths = set()
+    for path, step in ctx.loaded.steps.get(name, []):
+        built_paths.add(path)
+        if claim(step.id, path):
+            scope.steps[step.id] = (path, step)
+        for branch_path, branch in _branches(step, path):
+            if claim(branch.id, branch_path):
+                scope.nested[branch.id] = step.id
+    raw_steps = ctx.raw((*scope.path, "steps"))
+    for index, raw in enumerate(raw_steps if isinstance(raw_steps, list) else []):
+        if (
+            (*scope.path, "steps", index) not in built_paths
+            and isinstance(raw, dict)
+            and isinstance(raw.get("id"), str)
+        ):
+            scope.broken_ids.add(raw["id"])
+    return scope
+
+
+def _check_flow(ctx: CheckContext, scope: FlowScope) -> None:
+    flow = scope.flow
+    for input_name, spec in flow.input.items():
+        check_type_names(ctx, spec, (*scope.path, "input", input_name))
+    check_type_names(ctx, flow.output, (*scope.path, "output"))
+    expression_names = flow_expression_scope(ctx, scope)
+    graph: dict[str, set[str]] = {}
+    for step_id, (path, step) in scope.steps.items():
+        graph[step_id] = _check_step(ctx, scope, step, path, expression_names)
+    _check_step_cycles(ctx, scope, graph)
+    _check_result(ctx, scope)
+
+
+def _check_step(ctx: CheckContext, scope: FlowScope, step: Step, path: Path, names: dict[str, Ty]) -> set[str]:
+    """Check one top-level step; return the ids of the steps it depends on."""
+    depends = _dependencies(ctx, scope, step.depends_on, (*path, "depends_on"), owner=step.id)
+    depends |= _conditions(ctx, path, names, step.id)
+    item: Ty | None = None
+    if isinstance(step, ForEachStep):
+        items = reference_type(ctx, scope, step.for_each, (*path, "for_each"), current=step.id)
+        if items.kind not in ("array", "any"):
+            ctx.report((*path, "for_each"), f"for_each needs a list, but {step.for_each} is {ty_text(items)}")
+        item = items.items or ANY if items.kind == "array" else ANY
+    if isinstance(step, ParallelStep):
+        _check_parallel(ctx, scope, step, path, names)
+    if isinstance(step, DebateStep):
+        _check_debate(ctx, scope, step, path)
+    for call_path, call in _calls(step, path):
+        if call is not step:
+            depends |= _conditions(ctx, call_path, names, step.id)
+            depends |= _dependencies(ctx, scope, call.depends_on, (*call_path, "depends_on"), owner=step.id)
+        _check_call(ctx, scope, call, call_path, owner=step.id, item=item)
+    for _, text in _step_references(step):
+        reference = parse_reference(text)
+        if reference is not None and reference.step_id is not None and reference.step_id in scope.steps:
+            depends.add(reference.step_id)
+    depends.discard(step.id)
+    return depends
+
+
+def _dependencies(
+    ctx: CheckContext, scope: FlowScope, dependencies: tuple[str, ...], path: Path, *, owner: str
+) -> set[str]:
+    """Check `depends_on` entries of (a step nested in) top-level step `owner`; return the valid ones."""
+    found: set[str] = set()
+    listed = isinstance(ctx.raw(path), list)
+    for index, dependency in enumerate(dependencies):
+        where: Path = (*path, index) if listed else path
+        if dependency == owner or scope.nested.get(dependency) == owner:
+            ctx.report(where, f"step '{owner}' cannot depend on itself")
+        elif dependency in scope.nested:
+            group = scope.nested[dependency]
+            ctx.report(where, f"'{dependency}' is a branch of step '{group}'", f"depend on '{group}' instead")
+        elif dependency in scope.steps:
+            found.add(dependency)
+        elif dependency not in scope.broken_ids:
+            message, hint = ctx.unknown_name("step", dependency, set(scope.steps))
+            ctx.report(where, message, hint)
+    return found
+
+
+def _step_references(step: Step) -> Iterator[tuple[Path, str]]:
+    if isinstance(step, ForEachStep):
+        yield (), step.for_each
+    if isinstance(step, DebateStep):
+        yield from iter_references(step.debate.topic)
+    for _, call in _calls(step, ()):
+        yield from iter_references(call.inputs)
+
+
+def _conditions(ctx: CheckContext, path: Path, names: dict[str, Ty], step_id: str) -> set[str]:
+    """Check a step's `when` and `skip_if`; return the steps they read."""
+    read: set[str] = set()
+    for key in ("when", "skip_if"):
+        text = ctx.raw((*path, key))
+        if isinstance(text, str):
+            found = check_expression(ctx, (*path, key), text, names, role=key)
+            if found and step_id in found:
+                ctx.report((*path, key), f"{key}: step '{step_id}' cannot read its own output")
+            read |= set(found or ())
+    return read
+
+
+def _check_call(
+    ctx: CheckContext, scope: FlowScope, call: CallStep, path: Path, *, owner: str, item: Ty | None
+) -> None:
+    """The target of a call step exists, and its inputs are bound, known and of fitting types."""
+    inputs: dict[str, TypeSpec] | None = None
+    if call.function is not None:
+        kind, name, declared = "function", call.function, ctx.declared_functions
+        fn = ctx.function(name)
+        inputs = dict(fn.input) if fn is not None else None
+    else:
+        kind, name, declared = "flow", call.flow or "", ctx.declared_flows
+        target_flow = ctx.plan.flows.get(name)
+        inputs = dict(target_flow.input) if target_flow is not None else None
+    if name not in declared:
+        message, hint = ctx.unknown_name(kind, name, declared)
+        ctx.report((*path, kind), message, hint)
+    for input_name, value in call.inputs.items():
+        where: Path = (*path, "inputs", input_name)
+        target = None
+        if inputs is not None:
+            if input_name in inputs:
+                target = (input_name, inputs[input_name])
+            else:
+                message, hint = ctx.unknown_name("input", input_name, set(inputs))
+                ctx.report(where, f"{kind} '{name}' has no input '{input_name}'", hint, key=True)
+        check_binding(ctx, scope, value, where, current=owner, item=item, target=target)
+    if inputs is None:
+        return
+    missing = [key for key, spec in inputs.items() if spec.required and spec.default is None and key not in call.inputs]
+    if missing:
+        at: Path = (*path, "inputs") if "inputs" in (ctx.raw(path) or {}) else (*path, kind)
+        listed = ", ".join(f"'{key}'" for key in missing)
+        ctx.report(path, f"missing input{'s' if len(missing) > 1 else ''} {listed} of {kind} '{name}'", at=at, key=True)
+
+
+def _check_parallel(ctx: CheckContext, scope: FlowScope, step: ParallelStep, path: Path, names: dict[str, Ty]) -> None:
+    group = step.parallel
+    count = len(group.steps)
+    if isinstance(group.require, int) and group.require > count:
+        ctx.report((*path, "parallel", "require"), f"require: {group.require} but the group has {count} steps")
+    if group.validate_ is not None:
+        output = step_output(ctx, step)
+        outputs = output if output.kind == "array" else Ty("array", items=output)
+        found = check_expression(
+            ctx, (*path, "parallel", "validate"), group.validate_, {**names, "outputs": outputs}, role="validate"
+        )
+        if found and step.id in found:
+            ctx.report((*path, "parallel", "validate"), "validate: use `outputs` for this group's own outputs")
+
+
+def _check_debate(ctx: CheckContext, scope: FlowScope, step: DebateStep, path: Path) -> None:
+    debate = step.debate
+    base: Path = (*path, "debate")
+    for index, agent in enumerate(debate.agents):
+        where: Path = (*base, "agents", index)
+        if agent not in ctx.declared_functions:
+            message, hint = ctx.unknown_name("function", agent, ctx.declared_functions)
+            ctx.report(where, message, hint)
+            continue
+        fn = ctx.function(agent)
+        if fn is None:
+            continue
+        if fn.mode != "infer":
+            ctx.report(where, f"debate agent '{agent}' is a {fn.mode} function", "agents must be infer functions")
+        _offered_inputs(ctx, where, agent, set(fn.input), _DEBATE_AGENT_INPUTS, "a debate agent")
+    if debate.synthesize is not None:
+        where = (*base, "synthesize")
+        judge = ctx.function(debate.synthesize)
+        if debate.synthesize not in ctx.declared_functions:
+            message, hint = ctx.unknown_name("function", debate.synthesize, ctx.declared_functions)
+            ctx.report(where, message, hint)
+        elif judge is not None:
+            _offered_inputs(ctx, where, debate.synthesize, set(judge.input), _DEBATE_SYNTHESIZE_INPUTS, "synthesize")
+    if debate.converge_on is not None:
+        for agent in debate.agents:
+            output = function_output(ctx, agent)
+            if output.kind in ("contract", "object"):
+                _, error, _ = lookup_field(output, debate.converge_on, ctx.plan.contracts)
+                if error is not None:
+                    ctx.report((*base, "converge_on"), f"converge_on: {error}")
+                    break
+    for sub, text in iter_references(debate.topic):
+        reference_type(ctx, scope, text, (*base, "topic", *sub), current=step.id)
+
+
+def _offered_inputs(
+    ctx: CheckContext, where: Path, name: str, declared: set[str], offered: tuple[str, ...], role: str
+) -> None:
+    extra = sorted(declared - set(offered))
+    if extra:
+        given = ", ".join(offered)
+        ctx.report(where, f"'{name}' takes input '{extra[0]}', which {role} is not given", f"{role} gets {given}")
+
+
+def _check_result(ctx: CheckContext, scope: FlowScope) -> None:
+    flow = scope.flow
+    wanted = from_spec(flow.output) if flow.output is not None else ANY
+    if flow.result is not None:
+        produced = reference_type(ctx, scope, flow.result, (*scope.path, "result"), current=None)
+        shown = flow.result
+    elif scope.steps and not scope.broken_ids:
+        last_id = list(scope.steps)[-1]
+        produced = step_output(ctx, scope.steps[last_id][1])
+        shown = f"the last step ('{last_id}')"
+    else:
+        return
+    if not can_feed(produced, wanted):
+        where: Path = (*scope.path, "result") if flow.result is not None else (*scope.path, "output")
+        ctx.report(where, f"{shown} is {ty_text(produced)}, but the flow's output is {ty_text(wanted)}")
+
+
+def _cycle(graph: dict[str, set[str]], start: str) -> list[str] | None:
+    """A cycle through `start` (as a list of nodes ending where it began), if any."""
+    stack: list[tuple[str, list[str]]] = [(start, [start])]
+    seen: set[str] = set()
+    while stack:
+        node, trail = stack.pop()
+        for successor in sorted(graph.get(node, ())):
+            if successor == start:
+                return [*trail, start]
+            if successor not in seen:
+                seen.add(successor)
+                stack.append((successor, [*trail, successor]))
+    return None
+
+
+def _report_cycles(graph: dict[str, set[str]], order: list[str]) -> list[list[str]]:
+    """One cycle per strongly connected group of nodes, starting at the node declared first."""
+    cycles: list[list[str]] = []
+    covered: set[str] = set()
+    for node in order:
+        if node in covered:
+            continue
+        cycle = _cycle(graph, node)
+        if cycle is not None:
+            covered |= set(cycle)
+            cycles.append(cycle)
+    return cycles
+
+
+def _check_step_cycles(ctx: CheckContext, scope: FlowScope, graph: dict[str, set[str]]) -> None:
+    for cycle in _report_cycles(graph, list(graph)):
+        path = scope.steps[cycle[0]][0]
+        ctx.report(path, "dependency cycle: " + " -> ".join(cycle), at=(*path, "id"))
+
+
+def _check_subflow_cycles(ctx: CheckContext, scopes: list[FlowScope]) -> None:
+    graph: dict[str, set[str]] = {}
+    calls: dict[tuple[str, str], Path] = {}
+    for scope in scopes:
+        graph[scope.name] = set()
+        for path, step in scope.steps.values():
+            for call_path, call in _calls(step, path):
+                if call.flow is not None and call.flow in ctx.plan.flows:
+                    graph[scope.name].add(call.flow)
+                    calls.setdefault((scope.name, call.flow), (*call_path, "flow"))
+    for cycle in _report_cycles(graph, list(graph)):
+        where = calls[(cycle[0], cycle[1])]
+        flow_path: Path = ("flows", cycle[0])
+        ctx.report(
+            flow_path, "sub-flow cycle: " + " -> ".join(cycle), "a flow cannot call itself, directly or not", at=where
+        )

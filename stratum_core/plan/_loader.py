@@ -37,7 +37,15 @@ from stratum_core.plan._plan_schema import describe, schema_problems
 from stratum_core.plan._schema import content_hash
 from stratum_core.plan._yaml import Path, SourceMap, format_path, parse_yaml
 
-__all__ = ["PLAN_SUFFIXES", "LoadedPlan", "find_plan_files", "load_plan", "load_plan_text", "load_plans", "parse_duration"]
+__all__ = [
+    "PLAN_SUFFIXES",
+    "LoadedPlan",
+    "find_plan_files",
+    "load_plan",
+    "load_plan_text",
+    "load_plans",
+    "parse_duration",
+]
 
 PLAN_SUFFIXES = (".stratum.yaml", ".stratum.yml")
 
@@ -252,11 +260,11 @@ class _Builder:
             return built
         for name, body in raw.items():
             path: Path = ("functions", name)
-            model = _FUNCTIONS.get(body.get("mode")) if isinstance(body, Mapping) else None
+            model = _FUNCTIONS.get(str(body.get("mode"))) if isinstance(body, Mapping) else None
             if model is None or not isinstance(body, Mapping):
                 self.loaded.broken.add(path)
                 continue
-            required = {"name", "mode", "output", "intent", "question", "dispatch", "compute", "infer"}
+            required = {key for key, info in model.model_fields.items() if info.is_required()}
             function = self.build(model, _function_kwargs(name, body), path, required=required)
             if function is not None:
                 built[name] = function
@@ -320,7 +328,9 @@ def _load(text: str, *, source: str, base_dir: str | FilePath | None, check_impo
         raise PlanError(problems)
     version = data.get("version")
     loaded = LoadedPlan(
-        plan=Plan(version=str(version) if isinstance(version, str) else "1", source=source, text_hash=content_hash(text)),
+        plan=Plan(
+            version=str(version) if isinstance(version, str) else "1", source=source, text_hash=content_hash(text)
+        ),
         data=data,
         source_map=parsed.source_map,
         text=text,
@@ -340,6 +350,7 @@ def _load(text: str, *, source: str, base_dir: str | FilePath | None, check_impo
         functions=functions,
         flows=flows,
         source=source,
+        text=text,
         text_hash=loaded.plan.text_hash,
     )
     problems.extend(builder.problems)

@@ -261,9 +261,7 @@ class DebateStep(_StepBase):
     debate: Debate
 
 
-Step: TypeAlias = Annotated[
-    CallStep | ParallelStep | RaceStep | ForEachStep | DebateStep, Field(discriminator="kind")
-]
+Step: TypeAlias = Annotated[CallStep | ParallelStep | RaceStep | ForEachStep | DebateStep, Field(discriminator="kind")]
 
 
 class Flow(_Model):

@@ -91,15 +91,22 @@ class _Translator:
         self.problems: dict[tuple[Path, str], Problem] = {}
 
     def add(self, where: tuple[int, int], path: Path, message: str, hint: str | None = None) -> None:
-        self.problems.setdefault((path, message), Problem(self.source, where[0], where[1], format_path(path), message, hint))
+        self.problems.setdefault(
+            (path, message), Problem(self.source, where[0], where[1], format_path(path), message, hint)
+        )
 
     def translate(self, error: ValidationError) -> None:
         path: Path = tuple(error.absolute_path)
         keyword = str(error.validator)
+        bound: Any = error.validator_value
         instance = error.instance
         if "propertyNames" in error.absolute_schema_path:
-            self.add(self.map.key((*path, str(instance))), path, f"invalid name {describe(instance)}",
-                     "use letters, digits, _ and -, starting with a letter or _")
+            self.add(
+                self.map.key((*path, str(instance))),
+                path,
+                f"invalid name {describe(instance)}",
+                "use letters, digits, _ and -, starting with a letter or _",
+            )
             return
         custom = _custom(error, keyword)
         schema: Mapping[str, Any] = error.schema if isinstance(error.schema, Mapping) else {}
@@ -121,33 +128,34 @@ class _Translator:
                 message = f"{message}, got {describe(instance)}"
             self.add(where, path, message, hint)
         elif keyword == "type":
-            self.add(where, path, f"expected {_type_words(error.validator_value)}, got {describe(instance)}")
+            self.add(where, path, f"expected {_type_words(bound)}, got {describe(instance)}")
         elif keyword == "enum":
-            options = list(error.validator_value)
+            options = list(bound)
             shown = ", ".join(describe(option) for option in options)
             hint = did_you_mean(instance, [str(o) for o in options]) if isinstance(instance, str) else None
             self.add(where, path, f"expected one of {shown}, got {describe(instance)}", hint)
         elif keyword in _BOUNDS:
-            self.add(where, path, f"{_BOUNDS[keyword]} {error.validator_value!r}, got {describe(instance)}")
-        elif keyword == "minLength" and error.validator_value == 1:
+            self.add(where, path, f"{_BOUNDS[keyword]} {bound!r}, got {describe(instance)}")
+        elif keyword == "minLength" and bound == 1:
             self.add(where, path, "must not be empty")
         elif keyword == "minLength":
-            self.add(where, path, f"must be at least {error.validator_value} characters long")
+            self.add(where, path, f"must be at least {bound} characters long")
         elif keyword == "minItems":
             count = len(instance) if isinstance(instance, list) else 0
-            self.add(where, path, f"needs at least {error.validator_value} items, got {count}")
+            self.add(where, path, f"needs at least {bound} items, got {count}")
         elif keyword == "pattern":
             self.add(where, path, f"{describe(instance)} does not have the expected form")
         else:
             self.add(where, path, f"invalid value {describe(instance)}")
 
     def key_hint(self, key: str, known: set[str]) -> str | None:
+        if "mode" in known:
+            modes = [mode for mode, keys in _mode_keys().items() if key in keys]
+            if modes:
+                return f"'{key}' is a key of {' and '.join(modes)} functions"
         hint = did_you_mean(key, known)
         if hint:
             return hint
-        for mode, keys in _mode_keys().items():
-            if key in keys and key not in known:
-                return f"'{key}' belongs to mode: {mode} functions"
         if key in _STEP_KEYS and "id" in known:
             return "a step has only one of 'function', 'flow', 'parallel', 'race', 'for_each' and 'debate'"
         return did_you_mean(key, [*known, *_STEP_KEYS]) if "id" in known else None

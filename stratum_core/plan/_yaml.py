@@ -275,7 +275,9 @@ class _Builder:
             if key in result:
                 first_line = self.map.keys.get((*path, key), key_position)[0]
                 self.problems.append(
-                    self.problem(key_position, (*path, key), f"duplicate key '{key}'", f"first given on line {first_line}")
+                    self.problem(
+                        key_position, (*path, key), f"duplicate key '{key}'", f"first given on line {first_line}"
+                    )
                 )
                 self.node(value_event, events, (*path, "<duplicate>"))
                 continue

@@ -89,6 +89,7 @@ class FakeLLM:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._ids = itertools.count(1)
+        self._in_flight = 0
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
 
@@ -100,7 +101,9 @@ class FakeLLM:
         server = _Server(("127.0.0.1", 0), _Handler)
         server.fake = self
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="FakeLLM", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": _POLL_S}, name="FakeLLM", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -166,11 +169,28 @@ class FakeLLM:
         with self._received:
             return self._received.wait_for(lambda: len(self.requests) >= count, timeout=timeout)
 
+    @property
+    def in_flight(self) -> int:
+        """Requests received and not yet answered (waiting out latency, or hanging)."""
+        with self._lock:
+            return self._in_flight
+
+    def wait_for_idle(self, *, timeout: float = 5.0) -> bool:
+        """Block until no request is in progress (e.g. a hang whose client went away); False on timeout."""
+        with self._received:
+            return self._received.wait_for(lambda: self._in_flight == 0, timeout=timeout)
+
     # -- serving (called from handler threads) --------------------------------------------------------------------
 
-    def _record(self, body: dict[str, Any]) -> None:
+    def _begin(self, body: dict[str, Any]) -> None:
         with self._received:
             self.requests.append(body)
+            self._in_flight += 1
+            self._received.notify_all()
+
+    def _end(self) -> None:
+        with self._received:
+            self._in_flight -= 1
             self._received.notify_all()
 
     def _pick(self, body: dict[str, Any]) -> Answer | None:
@@ -253,8 +273,24 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError as e:
             self._send_error(HTTPStatus.BAD_REQUEST, f"invalid JSON body: {e}", "invalid_request_error")
             return
-        fake._record(body)
-        answer = fake._pick(body)
+        if body.get("stream"):
+            message = "FakeLLM does not stream; send stream=false"
+            self._send_error(HTTPStatus.BAD_REQUEST, message, "invalid_request_error")
+            return
+        fake._begin(body)
+        try:
+            self._answer(body)
+        finally:
+            fake._end()
+
+    def _answer(self, body: dict[str, Any]) -> None:
+        fake = self.server.fake
+        try:
+            answer = fake._pick(body)
+        except Exception as e:  # a test's rule or factory broke: say so in the answer, not on the server's stderr
+            message = f"FakeLLM rule failed: {type(e).__name__}: {e}"
+            self._send_error(HTTPStatus.INTERNAL_SERVER_ERROR, message, "server_error")
+            return
         if isinstance(answer, Fault):
             self._fault(answer, body)
             return
@@ -430,7 +466,8 @@ def _instance(schema: Any, root: Any, variant: int, depth: int) -> Any:
         case "object":
             properties: Mapping[str, Any] = schema.get("properties") or {}
             return {
-                name: _instance(properties.get(name, {}), root, 0, depth + 1) for name in schema.get("required") or ()
+                name: _instance(properties.get(name, {}), root, variant, depth + 1)
+                for name in schema.get("required") or ()
             }
         case "array":
             return _array(schema, root, variant, depth)

@@ -40,6 +40,7 @@ class ScriptedLLM:
         self.queue: deque[Script] = deque(answers)
         self.rule: Rule | None = None
         self.requests: list[LLMRequest] = []
+        self.called = anyio.Event()
         self.tokens_in = tokens_in
         self.tokens_out = tokens_out
         self.cost = cost
@@ -49,6 +50,7 @@ class ScriptedLLM:
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
         self.requests.append(request)
+        self.called.set()
         if self.queue:
             answer = self.queue.popleft()
         elif self.rule is not None:

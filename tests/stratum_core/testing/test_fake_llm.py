@@ -98,6 +98,15 @@ def test_predicate_rule_with_factory_builds_the_answer_from_the_request(fake_llm
     assert json.loads(content_of(payload)) == {"echo": "ping"}
 
 
+def test_a_failing_answer_factory_is_reported_in_a_500_answer(fake_llm: FakeLLM) -> None:
+    fake_llm.add_rule("hello", lambda body: body["no such key"])
+
+    status, _, payload = post(fake_llm, chat())
+
+    assert status == 500
+    assert payload["error"]["message"] == "FakeLLM rule failed: KeyError: 'no such key'"
+
+
 def test_rule_times_must_be_positive(fake_llm: FakeLLM) -> None:
     with pytest.raises(ValueError, match="times"):
         fake_llm.add_rule("x", "y", times=0)
@@ -295,12 +304,14 @@ def test_stop_interrupts_a_waiting_request_promptly_without_answering(script: st
         fake.latency = 30.0
     thread, outcome = _request_in_thread(fake)
     assert fake.wait_for_requests(1)
+    assert fake.in_flight == 1
 
     fake.stop()
     thread.join(timeout=5)
 
     assert not thread.is_alive()  # the hang (60 s) and the latency (30 s) were both cut short
     assert len(outcome) == 1 and isinstance(outcome[0], Exception)
+    assert fake.wait_for_idle()
 
 
 def test_a_hang_ends_when_the_client_goes_away(fake_llm: FakeLLM) -> None:
@@ -308,8 +319,7 @@ def test_a_hang_ends_when_the_client_goes_away(fake_llm: FakeLLM) -> None:
     with pytest.raises(TimeoutError):
         post(fake_llm, chat(), timeout=0.2)
 
-    # The hung handler noticed the disconnect; the server goes on answering.
-    assert post(fake_llm, chat())[0] == 200
+    assert fake_llm.wait_for_idle()  # well before the hang's own 60 s limit
 
 
 def test_request_log_records_every_body_and_reset_clears_everything(fake_llm: FakeLLM) -> None:
@@ -339,8 +349,16 @@ def test_invalid_json_body_is_answered_400(fake_llm: FakeLLM) -> None:
 
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(request, timeout=10)
+    caught.value.close()
 
     assert caught.value.code == 400
+
+
+def test_streaming_requests_are_refused_with_400(fake_llm: FakeLLM) -> None:
+    status, _, payload = post(fake_llm, chat(stream=True))
+
+    assert status == 400
+    assert "does not stream" in payload["error"]["message"]
 
 
 def test_url_before_start_is_an_error() -> None:

@@ -1,0 +1,80 @@
+"""50 independent infer steps against the test LLM with 200 ms latency each: wall time over the critical path.
+
+Run: python -m bench parallel
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+import anyio  # noqa: E402
+
+from stratum_core.engine import Engine, EngineConfig  # noqa: E402
+from stratum_core.llm import LiteLLMClient, register_model  # noqa: E402
+from stratum_core.plan import load_plan_text  # noqa: E402
+from stratum_core.store import SQLiteRunStore  # noqa: E402
+from stratum_core.testing import FakeLLM  # noqa: E402
+
+STEPS = 50
+LATENCY = 0.2
+REPEATS = 5
+
+
+def _plan() -> str:
+    lines = [
+        'version: "1"',
+        "contracts:",
+        "  Answer:",
+        "    text: {type: string}",
+        "functions:",
+        "  ask:",
+        "    mode: infer",
+        "    intent: Answer briefly.",
+        "    input: {n: {type: integer}}",
+        "    output: Answer",
+        "    retries: 0",
+        "flows:",
+        "  fan:",
+        "    input: {}",
+        "    max_concurrency: 64",
+        "    steps:",
+    ]
+    lines += [f"      - {{id: s{i}, function: ask, inputs: {{n: {i}}}}}" for i in range(STEPS)]
+    return "\n".join(lines) + "\n"
+
+
+async def _measure(fake: FakeLLM, store_path: Path) -> list[float]:
+    register_model(fake.model)
+    plan = load_plan_text(_plan(), source="bench.stratum.yaml")
+    ratios = []
+    with SQLiteRunStore(store_path) as store:
+        engine = Engine(store=store, llm=LiteLLMClient(), config=EngineConfig(model=fake.model, api_base=fake.url,
+                                                                               max_concurrency=64))
+        await engine.run(plan, "fan", {})  # warm up: the first LiteLLM call imports and connects
+        for _ in range(REPEATS):
+            started = time.perf_counter()
+            result = await engine.run(plan, "fan", {})
+            elapsed = time.perf_counter() - started
+            assert result.status == "succeeded", result.error
+            ratios.append(elapsed / LATENCY)
+    return ratios
+
+
+def main() -> None:
+    """Print the median ratio of wall time to the critical path (one call's latency)."""
+    with FakeLLM() as fake, tempfile.TemporaryDirectory() as folder:
+        fake.latency = LATENCY
+        ratios = anyio.run(_measure, fake, Path(folder) / "parallel.db")
+    print(f"{STEPS} independent infer steps, {LATENCY * 1000:.0f} ms latency each: wall/critical path median "
+          f"{statistics.median(ratios):.2f} (min {min(ratios):.2f}, max {max(ratios):.2f}; {REPEATS} runs)")
+
+
+if __name__ == "__main__":
+    main()

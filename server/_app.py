@@ -1,0 +1,604 @@
+"""The Stratum MCP server: every flow of every plan a typed tool, people asked through elicitation, runs as resources.
+
+Built on the SDK's low-level `Server` because tool schemas come from plan files at run time. The low-level server
+neither validates arguments nor catches handler exceptions, so this module does both: a tool call always ends as a
+result the model can read (bad arguments, a failed run, a pause, an internal error), other requests as a protocol
+error without internal details. See `_results.py` for the shapes of tool results and `_elicitation.py` for how human
+steps reach a person in both protocol eras.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import logging
+import os
+import warnings
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import mcp.types as types
+from jsonschema import Draft202012Validator
+from mcp.server import NotificationOptions, Server, ServerRequestContext
+from mcp.server.context import CallNext, HandlerResult
+from mcp.server.models import InitializationOptions
+from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
+from mcp.server.subscriptions import ListenHandler
+from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
+from mcp.types.version import MODERN_PROTOCOL_VERSIONS
+from pydantic import ValidationError
+
+from server._catalog import FlowTool, PlanFolder, PlanLoader, argument_errors
+from server._config import ServerConfig
+from server._elicitation import (
+    REVIEW_INPUT_KEY,
+    PauseSink,
+    PushSink,
+    client_can_elicit,
+    decision_schema,
+    decision_value,
+    decode_state,
+    encode_state,
+    form_for,
+    request_from_record,
+    reviewer_of,
+)
+from server._hub import LOG_LEVELS, Hub
+from server._resources import Resources
+from server._results import error_result, failure_result, paused_result, run_uri, success_result
+from stratum_core.engine import Engine, EngineConfig, ReviewSink, RunObserver, RunResult
+from stratum_core.errors import RunError, StratumError
+from stratum_core.store import MemoryRunStore, ReviewAction, RunRecord, RunStore, SQLiteRunStore, StoreError
+from stratum_core.store._records import new_id
+
+__all__ = ["RESUME_TOOL", "StratumServer", "build_server"]
+
+logger = logging.getLogger("stratum.server")
+
+RESUME_TOOL = "stratum_resume"
+_ACTIONS: dict[str, ReviewAction] = {"accept": "accept", "decline": "decline", "cancel": "cancel"}
+_INVALID_STATE = "Invalid or expired requestState"
+
+INSTRUCTIONS = """\
+Stratum runs typed flows defined in plan files. Each tool is one flow: call it with arguments that match its input \
+schema; the answer is the flow's output (structured content, the same JSON as text) and a link to the run's trace \
+(stratum://runs/{run_id}). A failed run names the error type, the step and the violated condition.
+Some flows ask a person to decide: your client shows a form. A client that cannot gets a PAUSED result with a \
+review_id: ask the person, then call stratum_resume with the review_id and their answer.
+Resources: stratum://runs (recent runs), stratum://runs/{run_id} (a run's trace), stratum://plans/{name} (plan text), \
+stratum://contracts/{plan}/{contract} (JSON Schema)."""
+
+_RESUME_INPUT: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "review_id": {"type": "string", "minLength": 1, "description": "The review_id of the paused run."},
+        "answer": {"description": "The person's decision, matching the review's decision schema (required to accept)."},
+        "action": {
+            "type": "string",
+            "enum": ["accept", "decline", "cancel"],
+            "default": "accept",
+            "description": "accept (with answer), decline (the person said no) or cancel (they did not decide).",
+        },
+        "reviewer": {"type": "string", "description": "Who decided."},
+        "rationale": {"type": "string", "description": "Why, in their words."},
+    },
+    "required": ["review_id"],
+    "additionalProperties": False,
+}
+_RESUME_VALIDATOR = Draft202012Validator(_RESUME_INPUT)
+_RESUME_TOOL_DEF = types.Tool(
+    name=RESUME_TOOL,
+    title="Resume a paused Stratum run",
+    description=(
+        "Answer the human decision a paused Stratum run waits for (its review_id comes with the PAUSED result, or "
+        "from stratum://runs), then continue the run from its checkpoint. Returns the run's outcome: "
+        '{"run_id", "flow", "status", "output"}.'
+    ),
+    input_schema=_RESUME_INPUT,
+    annotations=types.ToolAnnotations(
+        title="Resume a paused Stratum run",
+        read_only_hint=False,
+        destructive_hint=False,
+        idempotent_hint=False,
+        open_world_hint=True,
+    ),
+)
+
+Shape = FlowTool | None
+"""How a successful run is shaped: by its flow tool, or (None) as stratum_resume's `{run_id, flow, status, output}`."""
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("stratum")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0"
+
+
+def _is_modern(ctx: ServerRequestContext[Any, Any]) -> bool:
+    return ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
+
+
+def _error_dict(error: RunError | None, status: str) -> dict[str, Any]:
+    if error is None:
+        return {"type": "RunCancelled" if status == "cancelled" else "RunError", "message": f"the run is {status}"}
+    data = error.to_dict()
+    cause = error.__cause__
+    if type(error) is RunError and isinstance(cause, StratumError) and not isinstance(cause, RunError):
+        data["type"] = type(cause).__name__  # e.g. ConfigurationError: no model configured
+    return data
+
+
+def _level(level: str) -> types.LoggingLevel:
+    level = level.lower()
+    level = {"warn": "warning", "fatal": "critical", "exception": "error"}.get(level, level)
+    for known in LOG_LEVELS:
+        if known == level:
+            return known
+    return "info"
+
+
+class _CallObserver(RunObserver):
+    """Progress per finished step, resource updates for subscribers, and log messages, for one tool call."""
+
+    def __init__(self, server: StratumServer, ctx: ServerRequestContext[Any, Any]) -> None:
+        self._server = server
+        self._session = ctx.session
+        self._request_id = ctx.request_id
+        self._done = -1.0
+
+    async def step_started(self, run_id: str, step_id: str, kind: str) -> None:
+        await self._server.hub.resource_updated(run_uri(run_id))
+        await self._log(run_id, "debug", f"step '{step_id}' ({kind}) started")
+
+    async def step_finished(self, run_id: str, step_id: str, status: str, done: int, total: int) -> None:
+        if done > self._done:
+            self._done = done
+            try:
+                await self._session.report_progress(done, total, f"step '{step_id}' {status} ({done}/{total})")
+            except Exception:
+                logger.debug("progress notification dropped", exc_info=True)
+        await self._server.hub.resource_updated(run_uri(run_id))
+        await self._log(run_id, "info", f"step '{step_id}' {status} ({done}/{total})")
+
+    async def log(self, run_id: str, level: str, message: str) -> None:
+        await self._log(run_id, _level(level), message)
+
+    async def _log(self, run_id: str, level: types.LoggingLevel, message: str) -> None:
+        if not self._server.hub.wants_log(self._session, level):
+            return
+        try:
+            await self._session.send_log_message(
+                level, {"run_id": run_id, "message": message}, logger="stratum", related_request_id=self._request_id
+            )
+        except Exception:
+            logger.debug("log notification dropped", exc_info=True)
+
+
+def _state_key(config: ServerConfig) -> bytes:
+    """The key that seals `request_state`: STRATUM_STATE_KEY, else a key file beside the store, else a fresh one.
+
+    Kept beside the store so a 2026-07-28 client can answer an elicitation after the server restarted.
+    """
+    env = os.environ.get("STRATUM_STATE_KEY", "")
+    if len(env) >= 32:
+        return env.encode()
+    if config.store_path is None:
+        return os.urandom(32)
+    path = config.store_path.parent / "request-state.key"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = path.read_bytes()
+        if len(key) >= 32:
+            return key
+        logger.warning("%s is too short to be a key: using a key for this process only", path)
+        return os.urandom(32)
+    key = os.urandom(32)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key)
+    return key
+
+
+class StratumServer(Server[Any]):
+    """The low-level MCP server serving a plans folder. Build it with `build_server`.
+
+    Attributes:
+        config: how it was configured.
+        folder: the plans folder and its current catalog of tools.
+        engine: the engine that runs the flows.
+        store: where runs and reviews are recorded.
+        hub: change notifications to connected clients.
+    """
+
+    def __init__(
+        self, config: ServerConfig, *, engine: Engine, store: RunStore, folder: PlanFolder, state_key: bytes
+    ) -> None:
+        self.config = config
+        self.engine = engine
+        self.store = store
+        self.folder = folder
+        self.hub = Hub()
+        self.resources = Resources(store)
+        self._reload_lock = anyio.Lock()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MCPDeprecationWarning)  # logging/setLevel: deprecated, still answered
+            super().__init__(
+                config.name,
+                version=_version(),
+                title="Stratum",
+                instructions=INSTRUCTIONS,
+                get_tool_input_schema=self._input_schema,
+                on_list_tools=self._list_tools,
+                on_call_tool=self._call_tool,
+                on_list_resources=self._list_resources,
+                on_list_resource_templates=self._list_templates,
+                on_read_resource=self._read_resource,
+                on_subscribe_resource=self._subscribe,
+                on_unsubscribe_resource=self._unsubscribe,
+                on_subscriptions_listen=ListenHandler(self.hub.bus),
+                on_set_logging_level=self._set_level,
+            )
+        security = RequestStateSecurity(keys=[state_key], ttl=config.review_ttl)
+        self.middleware.append(RequestStateBoundary(security, default_audience=config.name))
+        self.middleware.append(self._guard)
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------------
+
+    def create_initialization_options(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+    ) -> InitializationOptions:
+        """Advertise `listChanged` for tools and resources on every transport (HTTP calls this with no arguments)."""
+        options = notification_options or NotificationOptions(tools_changed=True, resources_changed=True)
+        return super().create_initialization_options(options, experimental_capabilities, extensions)
+
+    async def reload(self) -> bool:
+        """Re-read the plans folder now; announce and return True when tools or plans changed."""
+        async with self._reload_lock:
+            changed = await anyio.to_thread.run_sync(self.folder.scan)
+        if changed:
+            logger.info("plans changed: serving %d tool(s)", len(self.folder.catalog.tools))
+            await self.hub.tools_changed()
+            await self.hub.resources_changed()
+        return changed
+
+    async def watch_plans(self) -> None:
+        """Poll the plans folder every `config.poll_interval` seconds, forever."""
+        while True:
+            await anyio.sleep(self.config.poll_interval)
+            try:
+                await self.reload()
+            except Exception:
+                logger.exception("reloading plans failed")
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[StratumServer]:
+        """Run the background work (hot reload) while the context is open."""
+        async with anyio.create_task_group() as tg:
+            if self.config.poll_interval > 0:
+                tg.start_soon(self.watch_plans)
+            try:
+                yield self
+            finally:
+                tg.cancel_scope.cancel()
+
+    def close(self) -> None:
+        """Release the run store."""
+        self.store.close()
+
+    # -- hardening -----------------------------------------------------------------------------------------------------
+
+    async def _guard(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        """Innermost middleware: remember handshake-era connections; no exception text ever reaches a client."""
+        if ctx.request_id is not None:
+            self.hub.track(ctx.session, ctx.protocol_version)
+        try:
+            return await call_next(ctx)
+        except (MCPError, ValidationError):
+            raise
+        except Exception:
+            logger.exception("%s failed", ctx.method)
+            raise MCPError(code=types.INTERNAL_ERROR, message="Internal error (see the server log)") from None
+
+    # -- tools ---------------------------------------------------------------------------------------------------------
+
+    def _input_schema(self, name: str) -> Mapping[str, Any] | None:
+        if name == RESUME_TOOL:
+            return _RESUME_INPUT
+        tool = self.folder.catalog.tools.get(name)
+        return tool.input_schema if tool is not None else None
+
+    async def _list_tools(
+        self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        tools = [tool.tool for _, tool in sorted(self.folder.catalog.tools.items())]
+        return types.ListToolsResult(tools=[*tools, _RESUME_TOOL_DEF])
+
+    async def _call_tool(
+        self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        tool = self.folder.catalog.tools.get(params.name)
+        if tool is None and params.name != RESUME_TOOL:
+            raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {params.name}")
+        try:
+            if tool is None:
+                return await self._resume_tool(ctx, params)
+            return await self._flow_tool(ctx, params, tool)
+        except MCPError:
+            raise
+        except StratumError as e:
+            logger.warning("tool %s: %s", params.name, e)
+            return error_result(f"{type(e).__name__}: {e}")
+        except Exception:
+            logger.exception("tool %s failed", params.name)
+            return error_result(f"Internal error while running '{params.name}' (see the server log).")
+
+    async def _flow_tool(
+        self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams, tool: FlowTool
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        arguments = params.arguments or {}
+        errors = tool.argument_errors(arguments)
+        if errors:
+            return error_result(f"Invalid arguments for '{tool.name}':\n" + "\n".join(errors))
+        shape: Shape = tool
+        if _is_modern(ctx) and params.request_state is not None:
+            return await self._continue(ctx, params, tool.flow.name, shape)
+        run_id = new_id()
+        sink = self._sink(ctx)
+        await self.hub.resources_changed()
+        try:
+            result = await self.engine.run(
+                tool.plan,
+                tool.flow.name,
+                arguments,
+                observer=_CallObserver(self, ctx),
+                review_sink=sink,
+                run_id=run_id,
+            )
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.hub.resource_updated(run_uri(run_id))
+        return self._answer(ctx, result, tool.flow.name, shape)
+
+    def _sink(self, ctx: ServerRequestContext[Any, Any]) -> ReviewSink:
+        if not _is_modern(ctx) and client_can_elicit(ctx.session):
+            return PushSink(ctx.session, ctx.request_id)
+        return PauseSink()
+
+    def _answer(
+        self, ctx: ServerRequestContext[Any, Any], result: RunResult, flow: str, shape: Shape
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        if result.status == "paused":
+            review = result.review
+            if review is not None and _is_modern(ctx) and client_can_elicit(ctx.session):
+                form = form_for(review)
+                return types.InputRequiredResult(
+                    input_requests={REVIEW_INPUT_KEY: form.elicit_request()},
+                    request_state=encode_state(result.run_id, review.review_id),
+                )
+            reason = (
+                "the client did not take the question"
+                if client_can_elicit(ctx.session)
+                else "this client cannot show elicitation forms"
+            )
+            return paused_result(result.run_id, flow, review, reason=reason)
+        if result.status == "succeeded":
+            return self._success(result.run_id, flow, result.output, shape)
+        return failure_result(result.run_id, flow, _error_dict(result.error, result.status))
+
+    def _success(self, run_id: str, flow: str, output: Any, tool: Shape) -> types.CallToolResult:
+        if tool is None:
+            structured = {"run_id": run_id, "flow": flow, "status": "succeeded", "output": output}
+            return success_result(run_id, flow, structured, output)
+        structured = tool.structured(output)
+        if tool.output_validator is not None:
+            problems = argument_errors(tool.output_validator, structured)
+            if problems:
+                logger.error("run %s: output does not match the output schema: %s", run_id, problems)
+                return error_result(
+                    f"The run of '{flow}' succeeded but its output does not match the tool's output schema "
+                    f"(the plan changed while it ran?): {'; '.join(problems)}",
+                    run_id=run_id,
+                    flow=flow,
+                )
+        return success_result(run_id, flow, structured, output)
+
+    def _stored_answer(self, run: RunRecord, shape: Shape) -> types.CallToolResult:
+        """The outcome of a run that already ended (answered elsewhere and resumed there)."""
+        if run.status == "succeeded":
+            return self._success(run.run_id, run.flow, run.output, shape)
+        if run.status in ("failed", "cancelled"):
+            return failure_result(run.run_id, run.flow, dict(run.error or {"type": "RunError"}))
+        return error_result(
+            f"The run {run.run_id} is {run.status}: it is being continued elsewhere; read its trace.",
+            run_id=run.run_id,
+            flow=run.flow,
+        )
+
+    async def _resume_run(
+        self, ctx: ServerRequestContext[Any, Any], run: RunRecord, shape: Shape
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        if run.status != "paused":
+            return self._stored_answer(run, shape)
+        try:
+            result = await self.engine.resume(
+                run.run_id, observer=_CallObserver(self, ctx), review_sink=self._sink(ctx)
+            )
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.hub.resource_updated(run_uri(run.run_id))
+        return self._answer(ctx, result, run.flow, shape)
+
+    async def _continue(
+        self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams, flow: str | None, shape: Shape
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        """Round 2+ of a 2026-07-28 call: record the person's answer, then resume the run from its checkpoint."""
+        assert params.request_state is not None
+        decoded = decode_state(params.request_state)
+        if decoded is None:
+            raise MCPError(code=types.INVALID_PARAMS, message=_INVALID_STATE)
+        run_id, review_id = decoded
+        review = self.store.get_review(review_id)
+        run = self.store.get_run(run_id)
+        if review is None or run is None or review.run_id != run_id or (flow is not None and run.flow != flow):
+            raise MCPError(code=types.INVALID_PARAMS, message=_INVALID_STATE)
+        if review.status == "pending":
+            form = form_for(request_from_record(review))
+            response = (params.input_responses or {}).get(REVIEW_INPUT_KEY)
+            elicited = self._elicit_result(response)
+            if elicited is None:
+                return types.InputRequiredResult(
+                    input_requests={REVIEW_INPUT_KEY: form.elicit_request()}, request_state=params.request_state
+                )
+            answer = form.answer(elicited, reviewer=reviewer_of(ctx.session))
+            if isinstance(answer, str):
+                prefix = f"That answer was not accepted ({answer}). Please answer again.\n\n"
+                return types.InputRequiredResult(
+                    input_requests={REVIEW_INPUT_KEY: form.elicit_request(prefix=prefix)},
+                    request_state=params.request_state,
+                )
+            try:
+                self.store.answer_review(
+                    review_id,
+                    action=answer.action,
+                    value=dict(answer.value) if answer.value is not None else None,
+                    reviewer=answer.reviewer,
+                    rationale=answer.rationale,
+                )
+            except StoreError:
+                logger.info("review %s was answered elsewhere first", review_id)
+            run = self.store.get_run(run_id) or run
+        return await self._resume_run(ctx, run, shape)
+
+    @staticmethod
+    def _elicit_result(response: Any) -> types.ElicitResult | None:
+        if isinstance(response, types.ElicitResult):
+            return response
+        if response is None:
+            return None
+        try:
+            return types.ElicitResult.model_validate(
+                response.model_dump(by_alias=True) if hasattr(response, "model_dump") else response
+            )
+        except ValidationError:
+            return None
+
+    async def _resume_tool(
+        self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        arguments = params.arguments or {}
+        errors = argument_errors(_RESUME_VALIDATOR, arguments)
+        if errors:
+            return error_result(f"Invalid arguments for '{RESUME_TOOL}':\n" + "\n".join(errors))
+        if _is_modern(ctx) and params.request_state is not None:
+            return await self._continue(ctx, params, None, None)
+        review_id = str(arguments["review_id"])
+        review = self.store.get_review(review_id)
+        if review is None:
+            return error_result(f"No review with id '{review_id}' (`stratum review list` shows the pending ones).")
+        run = self.store.get_run(review.run_id)
+        if run is None:
+            return error_result(f"The run of review '{review_id}' is not in the store.")
+        if review.status == "pending":
+            action = str(arguments.get("action", "accept"))
+            value: Any = None
+            if action == "accept":
+                schema = decision_schema(review)
+                if "answer" not in arguments:
+                    return error_result(f"To accept, pass `answer`: a decision matching {json.dumps(schema)}.")
+                value = decision_value(arguments["answer"], schema)
+                problems = argument_errors(Draft202012Validator(schema), value)
+                if problems:
+                    return error_result("The answer does not match the decision schema:\n" + "\n".join(problems))
+            try:
+                self.store.answer_review(
+                    review_id,
+                    action=_ACTIONS[action],
+                    value=value,
+                    reviewer=arguments.get("reviewer") or reviewer_of(ctx.session),
+                    rationale=arguments.get("rationale"),
+                )
+            except StoreError:
+                logger.info("review %s was answered elsewhere first", review_id)
+            run = self.store.get_run(review.run_id) or run
+        elif review.status != "answered":
+            return error_result(f"Review '{review_id}' is {review.status}; the run is {run.status}.", run_id=run.run_id)
+        return await self._resume_run(ctx, run, None)
+
+    # -- resources -----------------------------------------------------------------------------------------------------
+
+    async def _list_resources(
+        self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourcesResult:
+        return self.resources.list(self.folder.catalog, params.cursor if params is not None else None)
+
+    async def _list_templates(
+        self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        return self.resources.templates()
+
+    async def _read_resource(
+        self, ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult:
+        return self.resources.read(self.folder.catalog, str(params.uri))
+
+    async def _subscribe(
+        self, ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams
+    ) -> types.EmptyResult:
+        self.hub.subscribe(ctx.session, str(params.uri))
+        return types.EmptyResult()
+
+    async def _unsubscribe(
+        self, ctx: ServerRequestContext[Any, Any], params: types.UnsubscribeRequestParams
+    ) -> types.EmptyResult:
+        self.hub.unsubscribe(ctx.session, str(params.uri))
+        return types.EmptyResult()
+
+    async def _set_level(
+        self, ctx: ServerRequestContext[Any, Any], params: types.SetLevelRequestParams
+    ) -> types.EmptyResult:
+        self.hub.set_log_level(ctx.session, params.level)
+        return types.EmptyResult()
+
+
+def _open_store(path: Path | None) -> RunStore:
+    if path is None:
+        return MemoryRunStore()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return SQLiteRunStore(path)
+
+
+def build_server(
+    config: ServerConfig | None = None,
+    *,
+    store: RunStore | None = None,
+    engine: Engine | None = None,
+    loader: PlanLoader | None = None,
+) -> StratumServer:
+    """Load the plans folder and build the server (plans that fail to load are logged and skipped).
+
+    Args:
+        config: paths, model and transport settings (default: `ServerConfig()`).
+        store: the run store (default: SQLite at `config.store_path`, or memory when it is None).
+        engine: the engine (default: one on `store`, configured with `config.model`, `api_base`, `api_key`).
+        loader: reads one plan file (default: `stratum_core.plan.load_plan`).
+    """
+    config = config or ServerConfig()
+    if store is None:
+        store = engine.store if engine is not None else _open_store(config.store_path)
+    if engine is None:
+        engine = Engine(
+            store=store, config=EngineConfig(model=config.model, api_base=config.api_base, api_key=config.api_key)
+        )
+    folder = PlanFolder(config.plans_dir, loader=loader)
+    folder.scan()
+    if not config.plans_dir.is_dir():
+        logger.warning("plans folder %s does not exist: no flow is served until it does", config.plans_dir)
+    logger.info("serving %d tool(s) from %s", len(folder.catalog.tools), config.plans_dir)
+    return StratumServer(config, engine=engine, store=store, folder=folder, state_key=_state_key(config))

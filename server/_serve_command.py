@@ -1,0 +1,118 @@
+"""`stratum serve`: serve every flow of a plans folder as MCP tools, over stdio (default) or streamable HTTP."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+from stratum_core.cli import Command
+
+__all__ = ["COMMAND", "READY_PREFIX"]
+
+READY_PREFIX = "stratum: listening on "
+_MEMORY = ":memory:"
+
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--plans", metavar="DIR", help="folder of *.stratum.yaml plans (default: $STRATUM_PLANS or plans/)"
+    )
+    parser.add_argument(
+        "--store",
+        metavar="FILE",
+        help="SQLite run store (default: $STRATUM_STORE or .stratum/stratum.db; ':memory:' keeps runs in memory)",
+    )
+    parser.add_argument("--model", metavar="M", help="LiteLLM model for infer steps (default: $STRATUM_MODEL)")
+    parser.add_argument("--api-base", metavar="URL", help="OpenAI-compatible base URL (default: $STRATUM_API_BASE)")
+    parser.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        help="serve streamable HTTP at http://HOST:PORT/mcp instead of stdio (HOST defaults to 127.0.0.1; port 0 "
+        "picks a free one)",
+    )
+    parser.add_argument("--token", metavar="T", help="bearer token HTTP clients must send (default: $STRATUM_TOKEN)")
+    parser.add_argument(
+        "--poll", metavar="SECONDS", type=float, default=1.0, help="seconds between plan-folder scans; 0: no reload"
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="server log level (stderr)"
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        stream=sys.stderr, level=args.log_level.upper(), format="stratum: %(levelname)s %(name)s: %(message)s"
+    )
+    from mcp.shared.exceptions import MCPDeprecationWarning
+
+    # Logging notifications are deprecated in 2026-07-28 but still what handshake-era clients read.
+    warnings.filterwarnings("ignore", category=MCPDeprecationWarning)
+
+    import anyio
+
+    from server._app import build_server
+    from server._config import ServerConfig, parse_listen_address
+    from stratum_core.errors import StratumError
+
+    store: Path | None = None
+    overrides: dict[str, object] = {
+        "plans_dir": Path(args.plans) if args.plans else None,
+        "model": args.model,
+        "api_base": args.api_base,
+        "token": args.token,
+        "poll_interval": args.poll,
+    }
+    if args.store and args.store != _MEMORY:
+        store = Path(args.store)
+        overrides["store_path"] = store
+    host: str | None = None
+    if args.http:
+        try:
+            host, port = parse_listen_address(args.http)
+        except ValueError as e:
+            print(f"stratum serve: --http: {e}", file=sys.stderr)
+            return 2
+        overrides.update(http_host=host, http_port=port)
+    config = ServerConfig.from_env(**overrides)
+    if args.store == _MEMORY:
+        config = ServerConfig(**{**config.__dict__, "store_path": None})
+    try:
+        server = build_server(config)
+    except (StratumError, OSError) as e:
+        print(f"stratum serve: {e}", file=sys.stderr)
+        return 1
+
+    def ready(url: str) -> None:
+        print(f"{READY_PREFIX}{url}", file=sys.stderr, flush=True)
+
+    async def main() -> None:
+        if config.http_host is None:
+            from server._transport import serve_stdio
+
+            await serve_stdio(server)
+        else:
+            from server._transport import serve_http
+
+            await serve_http(server, host=config.http_host, port=config.http_port, token=config.token, on_ready=ready)
+
+    try:
+        anyio.run(main)
+    except KeyboardInterrupt:
+        pass
+    except OSError as e:  # the port is taken, ...
+        print(f"stratum serve: {e}", file=sys.stderr)
+        return 1
+    finally:
+        server.close()
+    return 0
+
+
+COMMAND = Command(
+    name="serve",
+    help="Serve every flow of a plans folder as MCP tools (stdio, or streamable HTTP with --http).",
+    configure=_configure,
+    run=_run,
+)

@@ -1,0 +1,127 @@
+"""Running the server: stdio (what Claude Code spawns) or streamable HTTP on a local port.
+
+HTTP binds 127.0.0.1 unless told otherwise, keeps the SDK's DNS-rebinding protection (Host and Origin must name
+the bound host), and may require a bearer token on every request. Nothing is ever written to stdout but the
+protocol: logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import logging
+import socket
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from mcp.server.stdio import stdio_server
+from mcp.server.transport_security import TransportSecuritySettings
+
+from server._app import StratumServer
+
+__all__ = ["BearerToken", "serve_http", "serve_stdio", "transport_security"]
+
+logger = logging.getLogger("stratum.server")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_LOCAL_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+_LOCAL_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+
+
+async def serve_stdio(server: StratumServer) -> None:
+    """Serve one client over stdin/stdout until it closes stdin; plans are watched meanwhile."""
+    async with server.running(), stdio_server() as (read_stream, write_stream):
+        await server.run(read_stream, write_stream, server.create_initialization_options())
+
+
+def transport_security(host: str) -> TransportSecuritySettings:
+    """DNS-rebinding protection: requests must name the bound host (and local names) in Host and Origin."""
+    hosts, origins = list(_LOCAL_HOSTS), list(_LOCAL_ORIGINS)
+    if host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::"):
+        try:
+            shown = f"[{host}]" if ipaddress.ip_address(host).version == 6 else host
+        except ValueError:
+            shown = host
+        hosts.append(f"{shown}:*")
+        origins += [f"http://{shown}:*", f"https://{shown}:*"]
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
+
+
+class BearerToken:
+    """ASGI middleware: every HTTP request must carry `Authorization: Bearer <token>` (compared in constant time)."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self._expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("type") == "http":
+            headers = dict(scope.get("headers") or [])
+            given = headers.get(b"authorization", b"")
+            if not hmac.compare_digest(given, self._expected):
+                body = json.dumps({"error": "unauthorized", "error_description": "a bearer token is required"})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 401,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"www-authenticate", b'Bearer realm="stratum"'),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body.encode()})
+                return
+        await self.app(scope, receive, send)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve_http(
+    server: StratumServer,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    token: str | None = None,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve streamable HTTP at `http://host:port/mcp` until interrupted; `on_ready` gets the URL once bound.
+
+    Port 0 picks a free port; the URL passed to `on_ready` (and logged) names it.
+    """
+    import uvicorn
+
+    app: ASGIApp = server.streamable_http_app(host=host, transport_security=transport_security(host))
+    if token:
+        app = BearerToken(app, token)
+    elif host not in ("127.0.0.1", "localhost", "::1"):
+        logger.warning("serving on %s without a token: anyone who can reach this port can run flows", host)
+    sock = _bind(host, port)
+    bound_port = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{bound_port}/mcp"
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False, ws="none")
+    web = uvicorn.Server(config)
+    # The socket listens already: a client connecting now waits in the backlog until uvicorn accepts it.
+    logger.info("serving MCP over HTTP at %s", url)
+    if on_ready is not None:
+        on_ready(url)
+    try:
+        async with server.running():
+            await web.serve(sockets=[sock])
+    finally:
+        sock.close()

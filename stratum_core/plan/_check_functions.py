@@ -1,0 +1,229 @@
+"""Static checks of contracts and functions: type names, expressions, and each mode's own rules."""
+
+from __future__ import annotations
+
+from stratum_core.plan._check_context import CheckContext
+from stratum_core.plan._imports import call_target_problem
+from stratum_core.plan._model import (
+    PRIMITIVE_TYPES,
+    AdaptiveFunction,
+    ComputeFunction,
+    Function,
+    HumanFunction,
+    InferFunction,
+    TypeSpec,
+)
+from stratum_core.plan._plan_schema import describe, did_you_mean
+from stratum_core.plan._schema import contract_schema
+from stratum_core.plan._typecheck import check_expression, function_output
+from stratum_core.plan._types import Ty, can_feed, from_spec, literal_ty, lookup_field, ty_text
+from stratum_core.plan._yaml import Path
+
+__all__ = ["check_contracts", "check_functions", "check_type_names"]
+
+_FORM_TYPES = frozenset({"string", "number", "integer", "boolean"})
+
+
+def check_type_names(ctx: CheckContext, spec: TypeSpec | None, path: Path) -> None:
+    """Report every contract name in `spec` (nested items and properties too) that no contract declares."""
+    if spec is None:
+        return
+    raw = ctx.raw(path)
+    type_path = path if isinstance(raw, str) else (*path, "type")
+    if spec.type is not None and not ctx.type_declared(spec.type):
+        message, hint = ctx.unknown_name("contract", spec.type, ctx.declared_contracts | set(PRIMITIVE_TYPES))
+        ctx.report(type_path, message, hint)
+    if spec.enum is not None and spec.type in _FORM_TYPES:
+        wanted = Ty(spec.type)
+        for index, value in enumerate(spec.enum):
+            if not can_feed(literal_ty(value), wanted):
+                key = "values" if isinstance(raw, dict) and "values" in raw else "enum"
+                ctx.report((*path, key, index), f"{describe(value)} is not {ty_text(wanted)}")
+    if spec.items is not None:
+        check_type_names(ctx, spec.items, (*path, "items"))
+    for name, child in (spec.properties or {}).items():
+        check_type_names(ctx, child, (*path, "properties", name))
+
+
+def check_contracts(ctx: CheckContext) -> None:
+    """Contract names, their fields' types, and that each compiles to JSON Schema."""
+    for name, contract in ctx.plan.contracts.items():
+        path: Path = ("contracts", name)
+        if name in PRIMITIVE_TYPES:
+            ctx.report(path, f"'{name}' is a built-in type and cannot name a contract", key=True)
+        for field_name, spec in contract.fields.items():
+            check_type_names(ctx, spec, (*path, field_name))
+    for name in ctx.plan.contracts:
+        try:
+            contract_schema(name, ctx.plan.contracts)
+        except KeyError:
+            continue  # an unknown contract inside it, reported above
+
+
+def check_functions(ctx: CheckContext, *, check_imports: bool) -> None:
+    """Every function: its types, expressions, and the rules of its mode."""
+    for name, fn in ctx.plan.functions.items():
+        path: Path = ("functions", name)
+        for input_name, spec in fn.input.items():
+            check_type_names(ctx, spec, (*path, "input", input_name))
+        check_type_names(ctx, fn.output, (*path, "output"))
+        inputs = {key: from_spec(spec) for key, spec in fn.input.items()}
+        with_result = {**inputs, "result": from_spec(fn.output)}
+        for item_path, text in ctx.item_paths((*path, "given")):
+            check_expression(ctx, item_path, text, inputs, role="given")
+        for item_path, text in ctx.item_paths((*path, "ensure")):
+            check_expression(ctx, item_path, text, with_result, role="ensure")
+        if isinstance(fn, InferFunction):
+            _check_infer(ctx, fn, path, with_result)
+        elif isinstance(fn, ComputeFunction):
+            _check_compute(ctx, fn, path, inputs, check_imports=check_imports)
+        elif isinstance(fn, HumanFunction):
+            _check_human(ctx, fn, path)
+        elif isinstance(fn, AdaptiveFunction):
+            _check_adaptive(ctx, fn, path, inputs)
+
+
+def _check_infer(ctx: CheckContext, fn: InferFunction, path: Path, with_result: dict[str, Ty]) -> None:
+    if fn.refine is not None:
+        check_expression(ctx, (*path, "refine", "until"), fn.refine.until, with_result, role="until")
+        if fn.refine.feedback is not None:
+            check_expression(ctx, (*path, "refine", "feedback"), fn.refine.feedback, with_result, role="feedback")
+    if fn.samples is not None and fn.stable:
+        ctx.report((*path, "samples"), "samples only apply when stable is false", "add stable: false", key=True)
+    if fn.min_agreement is not None and fn.stable:
+        ctx.report((*path, "min_agreement"), "min_agreement only applies when stable is false", key=True)
+    quorum = fn.quorum
+    if quorum is None:
+        return
+    quorum_path: Path = (*path, "quorum")
+    if quorum.threshold is None:
+        ctx.report(quorum_path, "quorum needs 'threshold' (how many answers must agree)", key=True)
+    elif quorum.threshold > quorum.n:
+        ctx.report((*quorum_path, "threshold"), f"threshold {quorum.threshold} is more than n ({quorum.n})")
+    output = from_spec(fn.output)
+    if quorum.agree_on is None:
+        if (output.kind == "contract" and output.name in ctx.plan.contracts) or output.fields:
+            ctx.report(quorum_path, "quorum needs 'agree_on' (the output field the answers must agree on)", key=True)
+        return
+    _, error, candidates = lookup_field(output, quorum.agree_on, ctx.plan.contracts)
+    if error is not None:
+        ctx.report((*quorum_path, "agree_on"), f"agree_on: {error}", did_you_mean(quorum.agree_on, candidates))
+
+
+def _check_compute(
+    ctx: CheckContext, fn: ComputeFunction, path: Path, inputs: dict[str, Ty], *, check_imports: bool
+) -> None:
+    if fn.call is not None and fn.expr is not None:
+        ctx.report(path, "a compute function has 'call' or 'expr', not both", at=(*path, "expr"), key=True)
+    if fn.call is None and fn.expr is None and ctx.plan.version != "0.1":
+        ctx.report(
+            path,
+            "a compute function needs 'call' or 'expr'",
+            'only version "0.1" plans leave compute functions to the calling agent',
+            key=True,
+        )
+    if fn.expr is not None:
+        check_expression(ctx, (*path, "expr"), fn.expr, inputs, role="expr")
+    if fn.call is not None and check_imports:
+        problem = call_target_problem(fn.call, base_dir=ctx.loaded.base_dir)
+        if problem is not None:
+            ctx.report((*path, "call"), problem[0], problem[1])
+
+
+def _check_human(ctx: CheckContext, fn: HumanFunction, path: Path) -> None:
+    output = from_spec(fn.output)
+    output_path: Path = (*path, "output")
+    fields: list[tuple[str, TypeSpec]]
+    if output.kind == "contract":
+        contract = ctx.plan.contracts.get(str(output.name))
+        if contract is None:
+            return
+        fields = list(contract.fields.items())
+        owner = f"decision type '{output.name}'"
+    elif output.kind in _FORM_TYPES or output.kind == "any":
+        fields = [("value", fn.output)]
+        owner = "the decision"
+    else:
+        ctx.report(
+            output_path,
+            f"the decision ({ty_text(output)}) cannot be asked as a form",
+            "a decision is a contract of flat fields, or a string, number, integer or boolean",
+        )
+        return
+    flat = True
+    for name, spec in fields:
+        if spec.type not in _FORM_TYPES and not (spec.type is None and spec.enum is not None):
+            flat = False
+            ctx.report(
+                output_path,
+                f"{owner} cannot be asked as a form: field '{name}' is {ty_text(from_spec(spec))}",
+                "a form has only string, number, integer, boolean and enum fields",
+            )
+    if fn.options is not None and flat and fields:
+        required = [(name, spec) for name, spec in fields if spec.required]
+        name, spec = (required or fields)[0]
+        wanted = from_spec(spec)
+        for index, option in enumerate(fn.options):
+            if not can_feed(literal_ty(option), wanted):
+                ctx.report(
+                    (*path, "options", index),
+                    f"option {describe(option)} is not {ty_text(wanted)}",
+                    f"options are the values of field '{name}'" if name != "value" else None,
+                )
+            elif spec.enum is not None and option not in spec.enum:
+                allowed = ", ".join(describe(value) for value in spec.enum)
+                ctx.report(
+                    (*path, "options", index),
+                    f"option {describe(option)} is not a value of field '{name}'",
+                    f"one of {allowed}",
+                )
+    _check_on_timeout(ctx, fn, path, fields, owner)
+
+
+def _check_on_timeout(
+    ctx: CheckContext, fn: HumanFunction, path: Path, fields: list[tuple[str, TypeSpec]], owner: str
+) -> None:
+    value = fn.on_timeout
+    where: Path = (*path, "on_timeout")
+    if value == "raise":
+        return
+    if fields == [("value", fn.output)]:
+        if not can_feed(literal_ty(value), from_spec(fn.output)):
+            ctx.report(where, f"on_timeout {describe(value)} is not {ty_text(from_spec(fn.output))}")
+        return
+    if not isinstance(value, dict):
+        ctx.report(where, f"on_timeout must be 'raise' or a value of {owner}, got {describe(value)}")
+        return
+    known = dict(fields)
+    for key, item in value.items():
+        if key not in known:
+            ctx.report((*where, key), f"{owner} has no field '{key}'", did_you_mean(key, known), key=True)
+        elif not can_feed(literal_ty(item), from_spec(known[key])):
+            ctx.report((*where, key), f"{describe(item)} is not {ty_text(from_spec(known[key]))}")
+    for key, spec in fields:
+        if spec.required and spec.default is None and key not in value:
+            ctx.report(where, f"on_timeout is missing field '{key}' of {owner}")
+
+
+def _check_adaptive(ctx: CheckContext, fn: AdaptiveFunction, path: Path, inputs: dict[str, Ty]) -> None:
+    check_expression(ctx, (*path, "dispatch"), fn.dispatch, inputs, role="dispatch")
+    for key, mode in (("compute", "compute"), ("infer", "infer")):
+        name = getattr(fn, key)
+        target: Function | None = ctx.function(name)
+        where: Path = (*path, key)
+        if name not in ctx.declared_functions:
+            message, hint = ctx.unknown_name("function", name, ctx.declared_functions)
+            ctx.report(where, message, hint)
+            continue
+        if target is None:
+            continue
+        if target.mode != mode:
+            ctx.report(where, f"'{name}' is a {target.mode} function", f"{key}: names a {mode} function")
+            continue
+        if set(target.input) != set(fn.input):
+            theirs = ", ".join(target.input) or "none"
+            ours = ", ".join(fn.input) or "none"
+            ctx.report(where, f"'{name}' takes inputs ({theirs}), not ({ours})", "both paths take the same inputs")
+        produced, wanted = function_output(ctx, name), from_spec(fn.output)
+        if not can_feed(produced, wanted):
+            ctx.report(where, f"'{name}' returns {ty_text(produced)}, not {ty_text(wanted)}")

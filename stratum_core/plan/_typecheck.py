@@ -1,0 +1,272 @@
+"""Checks of what data flows where: `$.` references, the inputs they feed, and the names expressions read.
+
+Every step's output has a type (see `_types.Ty`); a reference is walked field by field through it, and must be
+able to feed the input it is bound to. Expressions are parsed by the sandbox and their free names and field reads
+are checked against the scope of the place they appear in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from stratum_core.plan._check_context import CheckContext, FlowScope
+from stratum_core.plan._model import (
+    CallStep,
+    DebateStep,
+    ForEachStep,
+    InferFunction,
+    ParallelStep,
+    RaceStep,
+    Step,
+    TypeSpec,
+    iter_references,
+    parse_reference,
+)
+from stratum_core.plan._plan_schema import describe, did_you_mean
+from stratum_core.plan._schema import type_schema
+from stratum_core.plan._types import ANY, METHODS, Ty, can_feed, common, from_spec, lookup_field, record, ty_text
+from stratum_core.plan._yaml import Path
+
+try:  # the sandbox; expressions are only checked once it is there
+    from stratum_core._expressions import ExpressionSyntaxError, compile_expression
+except ImportError:  # pragma: no cover - while the sandbox is being written
+    compile_expression = None  # type: ignore[assignment]
+
+__all__ = [
+    "check_binding",
+    "check_expression",
+    "flow_expression_scope",
+    "function_output",
+    "reference_type",
+    "step_output",
+]
+
+def function_output(ctx: CheckContext, name: str | None) -> Ty:
+    """The type a call of function `name` produces (`stable: false` wraps it in {value, samples, agreement})."""
+    fn = ctx.function(name)
+    if fn is None:
+        return ANY
+    ty = from_spec(fn.output)
+    if isinstance(fn, InferFunction) and not fn.stable:
+        return record(value=ty, samples=Ty("array", items=ty), agreement=Ty("number"))
+    return ty
+
+
+def _call_output(ctx: CheckContext, step: CallStep) -> Ty:
+    if step.function is not None:
+        return function_output(ctx, step.function)
+    flow = ctx.plan.flows.get(step.flow or "")
+    return from_spec(flow.output) if flow is not None and flow.output is not None else ANY
+
+
+def step_output(ctx: CheckContext, step: Step) -> Ty:
+    """The type of `$.steps.ID.output` for a top-level step."""
+    if isinstance(step, CallStep):
+        return _call_output(ctx, step)
+    if isinstance(step, ParallelStep):
+        branch = common([_call_output(ctx, item) for item in step.parallel.steps])
+        require = step.parallel.require
+        if require == "any":
+            return branch
+        if require == 0:
+            outcome = record(ok=Ty("boolean"), output=branch, error=Ty("string"))
+            return Ty("array", items=outcome)
+        return Ty("array", items=branch)
+    if isinstance(step, RaceStep):
+        return common([_call_output(ctx, item) for item in step.race])
+    if isinstance(step, ForEachStep):
+        return Ty("array", items=_call_output(ctx, step.step))
+    if isinstance(step, DebateStep):
+        if step.debate.synthesize is not None:
+            return function_output(ctx, step.debate.synthesize)
+        argument = record(agent=Ty("string"), round=Ty("integer"), argument=ANY)
+        arguments = Ty("object", fields=tuple((agent, function_output(ctx, agent)) for agent in step.debate.agents))
+        return record(
+            rounds=Ty("integer"), converged=Ty("boolean"), arguments=arguments, history=Ty("array", items=argument)
+        )
+    return ANY  # pragma: no cover - every step kind is handled above
+
+
+def _walk(
+    ctx: CheckContext, ty: Ty, parts: tuple[str | int, ...], shown: str, path: Path, offset: int | None = None
+) -> Ty | None:
+    """Follow `parts` through `ty`; report the first part that does not exist (None then)."""
+    for part in parts:
+        if isinstance(part, str) and part in METHODS and ty.kind in ("string", "array", "object", "number", "integer"):
+            return ANY
+        ty, error, candidates = lookup_field(ty, part, ctx.plan.contracts)
+        if error is not None:
+            hint = did_you_mean(str(part), candidates) if candidates else None
+            ctx.report(path, f"{shown}: {error}", hint, column_offset=offset)
+            return None
+    return ty
+
+
+def reference_type(
+    ctx: CheckContext,
+    scope: FlowScope,
+    text: str,
+    path: Path,
+    *,
+    current: str | None,
+    item: Ty | None = None,
+) -> Ty:
+    """The type of reference `text` at `path` inside step `current` (None: the flow's result); reports problems."""
+    reference = parse_reference(text)
+    if reference is None:
+        ctx.report(
+            path,
+            f"{text}: not a valid reference",
+            "write $.input.NAME, $.steps.ID.output[.FIELD...] or $.item inside a for_each",
+        )
+        return ANY
+    if reference.root == "item":
+        if item is None:
+            ctx.report(path, f"{text}: $.item is only defined in the step of a for_each")
+            return ANY
+        return _walk(ctx, item, reference.path, text, path) or ANY
+    if reference.root == "input":
+        if not reference.path:
+            return record(**{key: from_spec(spec) for key, spec in scope.flow.input.items()})
+        first = reference.path[0]
+        spec = scope.flow.input.get(first) if isinstance(first, str) else None
+        if spec is None:
+            hint = did_you_mean(str(first), scope.flow.input)
+            ctx.report(path, f"{text}: flow '{scope.name}' has no input '{first}'", hint)
+            return ANY
+        return _walk(ctx, from_spec(spec), reference.path[1:], text, path) or ANY
+    step_id = str(reference.step_id)
+    target = _step_target(ctx, scope, step_id, text, path, current=current)
+    if target is None:
+        return ANY
+    return _walk(ctx, step_output(ctx, target), reference.path, text, path) or ANY
+
+
+def _step_target(
+    ctx: CheckContext, scope: FlowScope, step_id: str, shown: str, path: Path, *, current: str | None
+) -> Step | None:
+    if step_id == current:
+        ctx.report(path, f"{shown}: step '{step_id}' cannot use its own output")
+        return None
+    if step_id in scope.nested:
+        group = scope.nested[step_id]
+        if group == current:
+            ctx.report(
+                path,
+                f"{shown}: '{step_id}' is a branch of this group",
+                "branches of a group run at the same time and cannot use each other's output",
+            )
+        else:
+            ctx.report(
+                path, f"{shown}: '{step_id}' is a branch of step '{group}'", f"use $.steps.{group}.output instead"
+            )
+        return None
+    if step_id in scope.broken_ids:
+        return None
+    located = scope.steps.get(step_id)
+    if located is None:
+        message, hint = ctx.unknown_name("step", step_id, set(scope.steps))
+        ctx.report(path, f"{shown}: {message}", hint)
+        return None
+    return located[1]
+
+
+def check_binding(
+    ctx: CheckContext,
+    scope: FlowScope,
+    value: Any,
+    path: Path,
+    *,
+    current: str | None,
+    item: Ty | None = None,
+    target: tuple[str, TypeSpec] | None = None,
+) -> None:
+    """Check one bound value: its references resolve, and it can feed input `target` (name, type) if given."""
+    if isinstance(value, str) and value.startswith("$."):
+        source = reference_type(ctx, scope, value, path, current=current, item=item)
+        if target is not None:
+            name, spec = target
+            wanted = from_spec(spec)
+            if not can_feed(source, wanted):
+                ctx.report(path, f"{value}: {ty_text(source)} cannot feed input '{name}' ({ty_text(wanted)})")
+        return
+    references = list(iter_references(value))
+    for sub, text in references:
+        reference_type(ctx, scope, text, (*path, *sub), current=current, item=item)
+    if target is None or references:
+        return
+    name, spec = target
+    _check_literal(ctx, value, path, name, spec)
+
+
+def _check_literal(ctx: CheckContext, value: Any, path: Path, name: str, spec: TypeSpec) -> None:
+    try:
+        schema = type_schema(spec, ctx.plan.contracts)
+    except KeyError:
+        return  # an unknown contract, reported where it is named
+    error = next(iter(Draft202012Validator(schema).iter_errors(value)), None)
+    if error is not None:
+        wanted = ty_text(from_spec(spec))
+        detail = f"{describe(value)} does not fit input '{name}' ({wanted})"
+        allowed = schema.get("enum")
+        hint = "one of " + ", ".join(describe(option) for option in allowed) if isinstance(allowed, list) else None
+        ctx.report(path, detail, hint)
+
+
+def flow_expression_scope(ctx: CheckContext, scope: FlowScope) -> dict[str, Ty]:
+    """What a flow-level expression (`when`, `validate`) sees: `input` and `steps` (steps.ID.output)."""
+    steps = tuple((step_id, record(output=step_output(ctx, step))) for step_id, (_, step) in scope.steps.items())
+    for broken in scope.broken_ids:
+        steps += ((broken, ANY),)
+    inputs = tuple((key, from_spec(spec)) for key, spec in scope.flow.input.items())
+    return {"input": Ty("object", fields=inputs), "steps": Ty("object", fields=steps)}
+
+
+def check_expression(
+    ctx: CheckContext, path: Path, text: str, names: Mapping[str, Ty], *, role: str
+) -> frozenset[str] | None:
+    """Parse the expression at `path` and check the names and fields it reads against `names`.
+
+    Returns the step ids it reads through `steps.ID` (for the dependency graph), or None if it does not parse.
+    """
+    if compile_expression is None:  # pragma: no cover - while the sandbox is being written
+        return frozenset()
+    try:
+        expression = compile_expression(text)
+    except ExpressionSyntaxError as error:
+        ctx.report(path, f"{role}: {error.message}", error.hint, column_offset=error.offset)
+        return None
+    offsets: dict[str, int] = {}
+    for read in expression.reads:
+        offsets.setdefault(read.root, read.offset)
+    for name in sorted(expression.names):
+        if name in names:
+            continue
+        hint = did_you_mean(name, names)
+        if hint is None:
+            hint = f"{role} sees {', '.join(sorted(names))}" if names else f"{role} sees no names"
+        ctx.report(path, f"{role}: unknown name '{name}'", hint, column_offset=offsets.get(name, text.find(name)))
+    steps_read: set[str] = set()
+    for read in expression.reads:
+        if read.root not in expression.names or read.root not in names:
+            continue
+        parts: tuple[str | int, ...] = tuple(read.fields)
+        shown = ".".join([read.root, *read.fields])
+        if read.root == "input" and parts and names["input"].kind == "object" and names["input"].fields is not None:
+            inputs = names["input"].field_map
+            if parts[0] not in inputs:
+                message = f"{role}: {shown}: the flow has no input '{parts[0]}'"
+                ctx.report(path, message, did_you_mean(str(parts[0]), inputs), column_offset=read.offset)
+                continue
+        if read.root == "steps" and "steps" in names and parts:
+            steps_read.add(str(parts[0]))
+            step_fields = names["steps"].field_map
+            if parts[0] not in step_fields:
+                message = f"{role}: {shown}: unknown step '{parts[0]}'"
+                ctx.report(path, message, did_you_mean(str(parts[0]), step_fields), column_offset=read.offset)
+                continue
+        _walk(ctx, names[read.root], parts, f"{role}: {shown}", path, read.offset)
+    return frozenset(steps_read)

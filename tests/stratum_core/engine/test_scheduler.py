@@ -1,0 +1,390 @@
+"""The scheduler, end to end through LiteLLM to the test LLM over HTTP, with a real SQLite store."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from stratum_core.engine import Engine, EngineConfig, ReviewAnswer, ReviewRequest, RunObserver
+from stratum_core.errors import (
+    BudgetExceeded,
+    ComputeError,
+    ParallelValidationFailed,
+    PostconditionFailed,
+)
+from stratum_core.llm import LiteLLMClient, register_model
+from stratum_core.plan import load_plan_text
+from stratum_core.store import SQLiteRunStore
+from stratum_core.testing import FakeLLM, Fault, Reply
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLiteRunStore]:
+    with SQLiteRunStore(tmp_path / "runs.db") as store:
+        yield store
+
+
+@pytest.fixture
+def engine(fake_llm: FakeLLM, store: SQLiteRunStore) -> Engine:
+    register_model(fake_llm.model, input_cost_per_token=1e-6, output_cost_per_token=2e-6)
+    return Engine(
+        store=store,
+        llm=LiteLLMClient(backoff_base=0.01, backoff_max=0.05),
+        config=EngineConfig(model=fake_llm.model, api_base=fake_llm.url),
+    )
+
+
+def plan(text: str) -> Any:
+    return load_plan_text(text, source="test.stratum.yaml")
+
+
+SENTIMENT = """
+version: "1"
+contracts:
+  Sentiment:
+    label: {type: string, enum: [positive, negative, neutral]}
+    confidence: {type: number, minimum: 0, maximum: 1}
+functions:
+  classify:
+    mode: infer
+    intent: Classify the tone of the text.
+    input: {text: {type: string}}
+    output: Sentiment
+    ensure: ["result.confidence > 0.7"]
+    retries: 2
+  shout:
+    mode: compute
+    input: {label: {type: string}}
+    output: {type: string}
+    expr: "label.upper() + '!'"
+flows:
+  triage:
+    input: {text: {type: string}}
+    output: {type: string}
+    steps:
+      - id: sentiment
+        function: classify
+        inputs: {text: $.input.text}
+      - id: loud
+        function: shout
+        inputs: {label: $.steps.sentiment.output.label}
+"""
+
+
+async def test_a_flow_runs_infer_then_compute_and_records_every_step(engine: Engine, fake_llm: FakeLLM) -> None:
+    fake_llm.enqueue({"label": "negative", "confidence": 0.42}, {"label": "negative", "confidence": 0.93})
+    result = await engine.run(plan(SENTIMENT), "triage", {"text": "It broke again."})
+    assert result.status == "succeeded", result.error
+    assert result.output == "NEGATIVE!"
+    # the retry carried the violation with the actual value
+    second = json.dumps(fake_llm.requests[1]["messages"])
+    assert "result.confidence > 0.7" in second and "0.42" in second
+    trace = engine.store.get_trace(result.run_id)
+    assert trace is not None
+    assert [s.step_id for s in trace.steps] == ["sentiment", "loud"]
+    assert [s.status for s in trace.steps] == ["succeeded", "succeeded"]
+    attempts = [a for a in trace.attempts if a.step_id == "sentiment"]
+    assert [len(a.violations) for a in attempts] == [1, 0]
+    assert attempts[0].prompt_hash and attempts[0].contract_hash
+    assert trace.run.tokens_in > 0 and trace.run.cost_usd > 0
+    assert trace.run.cost_usd == pytest.approx(sum(a.cost_usd or 0 for a in trace.attempts))
+
+
+async def test_exhausted_retries_fail_the_run_and_name_the_step(engine: Engine, fake_llm: FakeLLM) -> None:
+    fake_llm.add_rule("Classify", {"label": "neutral", "confidence": 0.1})
+    result = await engine.run(plan(SENTIMENT), "triage", {"text": "meh"})
+    assert result.status == "failed"
+    assert isinstance(result.error, PostconditionFailed)
+    assert result.error.step_id == "sentiment"
+    assert len(result.error.history) == 3
+    run = engine.store.get_run(result.run_id)
+    assert run is not None and run.status == "failed"
+    assert run.error is not None and run.error["type"] == "PostconditionFailed"
+    steps = {s.step_id: s.status for s in engine.store.get_steps(result.run_id)}
+    assert steps == {"sentiment": "failed"}
+
+
+PARALLEL = """
+version: "1"
+contracts:
+  Review:
+    verdict: {type: string}
+functions:
+  review:
+    mode: infer
+    intent: Review the code.
+    input: {code: {type: string}, focus: {type: string}}
+    output: Review
+    retries: 0
+flows:
+  reviews:
+    input: {code: {type: string}}
+    steps:
+      - id: group
+        parallel:
+          require: REQUIRE
+          steps:
+            - {id: a, function: review, inputs: {code: $.input.code, focus: security}}
+            - {id: b, function: review, inputs: {code: $.input.code, focus: style}}
+            - {id: c, function: review, inputs: {code: $.input.code, focus: speed}}
+"""
+
+
+def _answer_by_focus(failing: set[str]) -> Any:
+    def answer(body: dict[str, Any]) -> Any:
+        text = json.dumps(body["messages"])
+        for focus in ("security", "style", "speed"):
+            if focus in text:
+                return Fault(kind="bad_request") if focus in failing else {"verdict": focus}
+        return {"verdict": "?"}
+
+    return answer
+
+
+async def test_parallel_branches_overlap_in_time(engine: Engine, fake_llm: FakeLLM) -> None:
+    fake_llm.latency = 0.3
+    fake_llm.add_rule(lambda body: True, _answer_by_focus(set()))
+    started = anyio.current_time()
+    result = await engine.run(plan(PARALLEL.replace("REQUIRE", "all")), "reviews", {"code": "x = 1"})
+    elapsed = anyio.current_time() - started
+    assert result.status == "succeeded", result.error
+    assert result.output == [{"verdict": "security"}, {"verdict": "style"}, {"verdict": "speed"}]
+    trace = engine.store.get_trace(result.run_id)
+    assert trace is not None
+    branches = [s for s in trace.steps if s.step_id.startswith("group.")]
+    # every branch started before any finished: they ran concurrently
+    assert max(s.started_at or 0 for s in branches) < min(s.finished_at or 0 for s in branches)
+    assert elapsed < 0.9 * 3
+
+
+async def test_parallel_require_n_tolerates_failures_and_require_all_does_not(
+    engine: Engine, fake_llm: FakeLLM
+) -> None:
+    fake_llm.add_rule(lambda body: True, _answer_by_focus({"style"}))
+    two = await engine.run(plan(PARALLEL.replace("REQUIRE", "2")), "reviews", {"code": "x"})
+    assert two.status == "succeeded", two.error
+    assert two.output == [{"verdict": "security"}, {"verdict": "speed"}]
+    everyone = await engine.run(plan(PARALLEL.replace("REQUIRE", "all")), "reviews", {"code": "x"})
+    assert isinstance(everyone.error, ParallelValidationFailed)
+    assert "group.b" in str(everyone.error)
+    collected = await engine.run(plan(PARALLEL.replace("REQUIRE", "0")), "reviews", {"code": "x"})
+    assert collected.status == "succeeded"
+    assert [item["ok"] for item in collected.output] == [True, False, True]
+
+
+async def test_require_any_takes_the_first_success_and_cancels_the_rest(engine: Engine, fake_llm: FakeLLM) -> None:
+    def answer(body: dict[str, Any]) -> Any:
+        text = json.dumps(body["messages"])
+        slow = "security" not in text
+        return Reply(json={"verdict": "fast" if not slow else "slow"}, latency=5.0 if slow else 0.05)
+
+    fake_llm.add_rule(lambda body: True, answer)
+    with anyio.fail_after(4):
+        result = await engine.run(plan(PARALLEL.replace("REQUIRE", "any")), "reviews", {"code": "x"})
+    assert result.output == {"verdict": "fast"}
+    statuses = {s.step_id: s.status for s in engine.store.get_steps(result.run_id)}
+    assert statuses["group.a"] == "succeeded"
+    assert statuses["group.b"] == statuses["group.c"] == "cancelled"
+
+
+CONDITIONAL = """
+version: "1"
+functions:
+  is_long:
+    mode: compute
+    input: {text: {type: string}}
+    output: {type: boolean}
+    expr: "len(text) > 10"
+  echo:
+    mode: compute
+    input: {text: {type: string}}
+    output: {type: string}
+    expr: "text"
+flows:
+  maybe:
+    input: {text: {type: string}}
+    steps:
+      - {id: check, function: is_long, inputs: {text: $.input.text}}
+      - {id: short_path, function: echo, when: "not steps.check.output", inputs: {text: $.input.text}}
+      - {id: long_path, function: echo, when: "steps.check.output", inputs: {text: "long"}}
+      - {id: after, function: echo, inputs: {text: $.steps.short_path.output}}
+    result: $.steps.check.output
+"""
+
+
+async def test_when_skips_a_step_and_whatever_reads_it(engine: Engine) -> None:
+    result = await engine.run(plan(CONDITIONAL), "maybe", {"text": "a very long text indeed"})
+    assert result.status == "succeeded", result.error
+    assert result.output is True
+    statuses = {s.step_id: s.status for s in engine.store.get_steps(result.run_id)}
+    assert statuses == {"check": "succeeded", "short_path": "skipped", "long_path": "succeeded"}
+
+
+BUDGET = """
+version: "1"
+contracts:
+  Out:
+    text: {type: string}
+functions:
+  slow:
+    mode: infer
+    intent: Say something.
+    input: {}
+    output: Out
+    retries: 0
+flows:
+  timed:
+    input: {}
+    budget: {ms: 300}
+    steps:
+      - {id: talk, function: slow, inputs: {}}
+  tokens:
+    input: {}
+    budget: {tokens: 5}
+    steps:
+      - {id: talk, function: slow, inputs: {}}
+"""
+
+
+async def test_a_hanging_model_ends_in_budget_exceeded_not_a_hang(engine: Engine, fake_llm: FakeLLM) -> None:
+    fake_llm.enqueue(Fault(kind="hang"))
+    with anyio.fail_after(5):
+        result = await engine.run(plan(BUDGET), "timed", {})
+    assert isinstance(result.error, BudgetExceeded)
+    assert result.error.dimension == "ms"
+    assert result.error.step_id == "talk"
+
+
+async def test_a_call_that_cannot_fit_the_token_budget_is_never_made(engine: Engine, fake_llm: FakeLLM) -> None:
+    result = await engine.run(plan(BUDGET), "tokens", {})
+    assert isinstance(result.error, BudgetExceeded)
+    assert result.error.dimension == "tokens"
+    assert fake_llm.requests == []
+
+
+HUMAN = """
+version: "1"
+contracts:
+  Approval:
+    approved: {type: boolean}
+    note: {type: string, required: false}
+functions:
+  draft:
+    mode: compute
+    input: {text: {type: string}}
+    output: {type: string}
+    expr: "'Dear customer, ' + text"
+  approve:
+    mode: human
+    question: Send this reply?
+    input: {reply: {type: string}}
+    output: Approval
+  send:
+    mode: compute
+    input: {reply: {type: string}, approved: {type: boolean}}
+    output: {type: string}
+    expr: "reply if approved else 'not sent'"
+flows:
+  reply:
+    input: {text: {type: string}}
+    steps:
+      - {id: draft, function: draft, inputs: {text: $.input.text}}
+      - {id: approval, function: approve, inputs: {reply: $.steps.draft.output}}
+      - {id: send, function: send, inputs: {reply: $.steps.draft.output, approved: $.steps.approval.output.approved}}
+"""
+
+
+class Sink:
+    def __init__(self, answer: ReviewAnswer | None) -> None:
+        self.answer = answer
+        self.requests: list[ReviewRequest] = []
+
+    async def ask(self, request: ReviewRequest) -> ReviewAnswer | None:
+        self.requests.append(request)
+        return self.answer
+
+
+async def test_a_human_step_asks_the_sink_with_a_form(engine: Engine) -> None:
+    sink = Sink(ReviewAnswer(action="accept", value={"approved": True}, reviewer="ann"))
+    result = await engine.run(plan(HUMAN), "reply", {"text": "thanks"}, review_sink=sink)
+    assert result.output == "Dear customer, thanks"
+    request = sink.requests[0]
+    assert request.question == "Send this reply?"
+    assert request.schema["properties"]["approved"] == {"type": "boolean"}
+    assert request.context == {"reply": "Dear customer, thanks"}
+    trace = engine.store.get_trace(result.run_id)
+    assert trace is not None and trace.reviews[0].reviewer == "ann"
+
+
+async def test_a_paused_run_resumes_without_rerunning_finished_steps(engine: Engine, store: SQLiteRunStore) -> None:
+    paused = await engine.run(plan(HUMAN), "reply", {"text": "hi"}, review_sink=Sink(None))
+    assert paused.status == "paused"
+    assert paused.review is not None
+    draft_before = next(s for s in store.get_steps(paused.run_id) if s.step_id == "draft")
+    store.answer_review(
+        paused.review.review_id, action="accept", value={"approved": False}, reviewer="bob", rationale="tone"
+    )
+    other = Engine(store=store)  # another engine, as another process would be
+    resumed = await other.resume(paused.run_id)
+    assert resumed.status == "succeeded", resumed.error
+    assert resumed.output == "not sent"
+    draft_after = next(s for s in store.get_steps(paused.run_id) if s.step_id == "draft")
+    assert draft_after.started_at == draft_before.started_at
+
+
+async def test_a_declined_decision_fails_the_run_with_human_rejected(engine: Engine) -> None:
+    result = await engine.run(plan(HUMAN), "reply", {"text": "hi"}, review_sink=Sink(ReviewAnswer(action="decline")))
+    assert result.status == "failed"
+    assert type(result.error).__name__ == "HumanRejected"
+    assert result.error is not None and result.error.step_id == "approval"
+
+
+async def test_a_compute_call_that_raises_keeps_its_traceback(engine: Engine, tmp_path: Path) -> None:
+    (tmp_path / "boom_tools.py").write_text(
+        "def explode(x):\n    raise RuntimeError('kaboom ' + x)\n", encoding="utf-8"
+    )
+    source = tmp_path / "boom.stratum.yaml"
+    source.write_text(
+        """
+version: "1"
+functions:
+  explode:
+    mode: compute
+    input: {x: {type: string}}
+    output: {type: string}
+    call: boom_tools:explode
+flows:
+  go:
+    input: {x: {type: string}}
+    steps: [{id: bang, function: explode, inputs: {x: $.input.x}}]
+""",
+        encoding="utf-8",
+    )
+    from stratum_core.plan import load_plan
+
+    result = await engine.run(load_plan(source), "go", {"x": "now"})
+    assert isinstance(result.error, ComputeError)
+    assert result.error.step_id == "bang"
+    assert "kaboom now" in result.error.message
+    step = engine.store.get_steps(result.run_id)[0]
+    assert step.error is not None and "RuntimeError: kaboom now" in str(step.error["traceback"])
+
+
+async def test_cancelling_a_run_records_it_as_cancelled(engine: Engine, fake_llm: FakeLLM) -> None:
+    fake_llm.enqueue(Fault(kind="hang"))
+    run_ids: list[str] = []
+
+    class Observer(RunObserver):
+        async def step_started(self, run_id: str, step_id: str, kind: str) -> None:
+            run_ids.append(run_id)
+            scope.cancel()
+
+    with anyio.CancelScope() as scope:
+        await engine.run(plan(SENTIMENT), "triage", {"text": "x"}, observer=Observer())
+    run = engine.store.get_run(run_ids[0])
+    assert run is not None and run.status == "cancelled"

@@ -1,0 +1,373 @@
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stratum_core._expressions import (
+    DEFAULT_LIMITS,
+    ExpressionSyntaxError,
+    FieldRead,
+    Limits,
+    compile_expression,
+    describe_failure,
+)
+from stratum_core.errors import ExpressionError
+
+
+def make_env() -> dict[str, Any]:
+    return {
+        "result": {
+            "confidence": 0.42,
+            "label": "a",
+            "tags": ["urgent", "billing"],
+            "body": "We are SORRY for the delay.",
+            "findings": None,
+            "scores": {"x": 1, "y": 2},
+            "nested": {"deep": {"value": 7}},
+        },
+        "sentiment": {"label": "negative", "confidence": 0.95},
+        "text": "  hello world  ",
+        "items": [1, 2, 3],
+        "steps": {"escalate": {"output": False}},
+    }
+
+
+def evaluate(text: str, env: dict[str, Any] | None = None, limits: Limits = DEFAULT_LIMITS) -> Any:
+    return compile_expression(text).evaluate(make_env() if env is None else env, limits=limits)
+
+
+# --- ordinary expressions -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("result.confidence > 0.7 and len(result.tags) <= 3", False),
+        ("result.confidence > 0.4 and len(result.tags) <= 3", True),
+        ("result.label in ['a', 'b']", True),
+        ("result.label not in ('a', 'b')", False),
+        ("all(len(t) < 10 for t in result.tags)", True),
+        ("any(t.startswith('bill') for t in result.tags)", True),
+        ("[x * 2 for x in items if x > 1]", [4, 6]),
+        ("{x % 2 for x in items}", {0, 1}),
+        ("{k: v * 10 for k, v in result.scores.items()}", {"x": 10, "y": 20}),
+        ("len(text.strip()) > 0", True),
+        ("result.findings is not None", False),
+        ("result.findings is None", True),
+        ("result.findings != ''", True),
+        ("'sorry' in result.body.lower()", True),
+        ("sentiment.label == 'negative' and sentiment.confidence > 0.9", True),
+        ("sentiment.label != 'negative' or 'sorry' in result.body.lower()", True),
+        ("not steps.escalate.output", True),
+        ("'high' if result.confidence > 0.8 else 'low'", "low"),
+        ("items[1:]", [2, 3]),
+        ("items[::-1]", [3, 2, 1]),
+        ("text.strip()[:5]", "hello"),
+        ("result.scores.get('z', 0)", 0),
+        ("result.scores.get('x')", 1),
+        ("result['nested']['deep'].value", 7),
+        ("sum(x for x in items) / len(items)", 2.0),
+        ("sum(items, 10)", 16),
+        ("max(items) - min(items)", 2),
+        ("max([], default=0)", 0),
+        ("sorted(result.tags, reverse=True)", ["urgent", "billing"]),
+        ("', '.join(t.upper() for t in result.tags)", "URGENT, BILLING"),
+        ("text.split()", ["hello", "world"]),
+        ("text.replace('l', 'L').strip().title()", "Hello World"),
+        ("str(items) + '!'", "[1, 2, 3]!"),
+        ("int('42') + int(2.9) + round(2.567, 2)", 46.57),
+        ("float('1.5') * 2", 3.0),
+        ("dict(zip(['a', 'b'], items))", {"a": 1, "b": 2}),
+        ("[i * x for i, x in enumerate(items)]", [0, 2, 6]),
+        ("list(reversed(items)) + list(range(2))", [3, 2, 1, 0, 1]),
+        ("tuple(set([1, 1]))", (1,)),
+        ("abs(-3) ** 2 // 2 % 3", 1),
+        ("1 < items[0] + 1 < 3", True),
+        ("'-' * 3 + 'x'", "---x"),
+        ("bool([]) or 'fallback'", "fallback"),
+        ("  result.label", "a"),
+    ],
+)
+def test_ordinary_expressions_evaluate_like_python(text: str, expected: Any) -> None:
+    assert evaluate(text) == expected
+
+
+def test_names_exclude_comprehension_variables_and_functions() -> None:
+    expr = compile_expression("all(len(t) < limit for t in result.tags) and sorted(items)")
+    assert expr.names == frozenset({"limit", "result", "items"})
+
+
+def test_reads_give_each_field_chain_with_its_root_and_column() -> None:
+    text = "result.a.b > 1 and result['c'].lower() == x and result.d[i].e"
+    assert compile_expression(text).reads == (
+        FieldRead("result", ("a", "b"), 0),
+        FieldRead("result", ("c",), text.index("result['c']")),
+        FieldRead("x", (), text.index("x and")),
+        FieldRead("result", ("d",), text.index("result.d")),
+        FieldRead("i", (), text.index("i]")),
+    )
+
+
+def test_field_read_column_counts_characters_in_the_text_as_given() -> None:
+    text = "  'é' in result.x"
+    expr = compile_expression(text)
+    assert expr.reads == (FieldRead("result", ("x",), text.index("result")),)
+    assert str(expr.reads[0]) == "result.x"
+
+
+def test_a_compiled_expression_is_reusable_from_many_threads() -> None:
+    expr = compile_expression("sum(x * factor for x in items)")
+
+    def run(factor: int) -> Any:
+        return expr.evaluate({"items": list(range(100)), "factor": factor})
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(run, range(40)))
+    assert results == [4950 * factor for factor in range(40)]
+
+
+# --- failure descriptions -------------------------------------------------------------------------------------------
+
+
+def test_describe_failure_shows_the_actual_value_of_the_field() -> None:
+    expr = compile_expression("result.confidence > 0.7")
+    assert describe_failure(expr, make_env()) == "result.confidence > 0.7 (actual: result.confidence = 0.42)"
+
+
+def test_describe_failure_names_the_first_false_clause_of_an_and_chain() -> None:
+    expr = compile_expression("result.label == 'a' and len(result.tags) > 2 and result.confidence > 0.9")
+    assert describe_failure(expr, make_env()) == "len(result.tags) > 2 (actual: len(result.tags) = 2)"
+
+
+def test_describe_failure_shows_the_fields_a_non_comparison_reads() -> None:
+    expr = compile_expression("all(len(t) < 5 for t in result.tags)")
+    assert describe_failure(expr, make_env()) == (
+        "all(len(t) < 5 for t in result.tags) (actual: result.tags = ['urgent', 'billing'])"
+    )
+
+
+def test_describe_failure_reports_a_clause_that_cannot_be_evaluated() -> None:
+    expr = compile_expression("result.label == 'a' and result.missing > 1")
+    assert describe_failure(expr, make_env()).startswith("result.missing > 1 (error: result has no field 'missing'")
+
+
+# --- run-time errors ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("result.lable == 'a'", "result has no field 'lable' (fields: confidence, label, tags, body, findings, scores"),
+        ("result.lable", "did you mean 'label'?"),
+        ("reslt.label", "unknown name 'reslt'"),
+        ("items[5]", "index 5 is out of range for items (3 items)"),
+        ("1 / (len(items) - 3)", "division by zero in 1 / (len(items) - 3)"),
+        ("len(result.confidence)", "type error in len(result.confidence): object of type 'float' has no len()"),
+        ("result.label + 1", "type error in result.label + 1"),
+        ("text.strip", "text is a str, not a record, so it has no field 'strip' (to use the method, call it"),
+        ("result.findings.count", "result.findings is None, not a record"),
+        ("result.tags.get('x')", "result.tags is a list, which has no method 'get' (methods: count, index)"),
+        ("'%s' % result.label", "text formatting with % is not available"),
+        ("int('abc')", "invalid value in int('abc')"),
+        ("[x for x, y in items]", "cannot unpack a int into 2 names"),
+        ("sum([], 'a')", "sum() cannot add text"),
+    ],
+)
+def test_run_time_errors_say_what_went_wrong(text: str, message: str) -> None:
+    with pytest.raises(ExpressionError) as caught:
+        evaluate(text)
+    assert message in caught.value.message
+    assert caught.value.expression == text
+
+
+@pytest.mark.parametrize("value", [object(), OrderedDict(a=1), {"a": {1, 2}}, [b"bytes"], {"f": len}])
+def test_values_that_are_not_json_like_are_refused(value: Any) -> None:
+    with pytest.raises(ExpressionError, match="input 'x' holds a"):
+        compile_expression("x").evaluate({"x": value})
+
+
+def test_a_value_that_contains_itself_is_refused() -> None:
+    loop: list[Any] = []
+    loop.append(loop)
+    with pytest.raises(ExpressionError, match="contains itself"):
+        compile_expression("len(x)").evaluate({"x": loop})
+
+
+def test_limits_passed_to_evaluate_are_applied() -> None:
+    expr = compile_expression("[x for x in range(50)]")
+    assert len(expr.evaluate({})) == 50
+    with pytest.raises(ExpressionError, match="too many steps"):
+        expr.evaluate({}, limits=Limits(max_steps=20))
+    with pytest.raises(ExpressionError, match="range is too long: 50 items"):
+        expr.evaluate({}, limits=Limits(max_sequence=10))
+
+
+def test_inputs_may_be_larger_than_the_limits_on_values_an_expression_builds() -> None:
+    document = "word " * 40_000
+    assert compile_expression("len(text.strip()) > 0").evaluate({"text": document}) is True
+    with pytest.raises(ExpressionError, match="text is too long"):
+        compile_expression("text + text").evaluate({"text": document})
+
+
+# --- compile-time refusals ------------------------------------------------------------------------------------------
+
+
+def test_syntax_errors_carry_the_column_and_a_hint() -> None:
+    with pytest.raises(ExpressionSyntaxError) as caught:
+        compile_expression("result.x = 1")
+    assert caught.value.offset == 9
+    assert caught.value.hint == "a plan expression is a single Python expression, not a statement"
+    assert caught.value.expression == "result.x = 1"
+
+
+def test_refusals_point_at_the_offending_node() -> None:
+    with pytest.raises(ExpressionSyntaxError) as caught:
+        compile_expression("len(x) > 1 and getattr(x, 'y')")
+    assert caught.value.offset == 15
+    assert caught.value.message == "unknown function 'getattr'"
+    assert caught.value.hint is not None and "len" in caught.value.hint
+
+
+def test_text_longer_than_ten_thousand_characters_is_refused() -> None:
+    with pytest.raises(ExpressionSyntaxError, match="expression is too long"):
+        compile_expression("1 + " * 2_500 + "1")
+
+
+def test_nesting_is_bounded_by_the_compile_limits() -> None:
+    compile_expression("[[[[1]]]]")
+    with pytest.raises(ExpressionSyntaxError, match="nested too deeply"):
+        compile_expression("[[[[1]]]]", limits=Limits(max_depth=3))
+
+
+# --- sandbox escapes and resource bombs ------------------------------------------------------------------------------
+
+ESCAPES: list[tuple[str, str | tuple[str, ...]]] = [
+    ("().__class__.__bases__[0].__subclasses__()", "'__subclasses__' is not allowed"),
+    ("''.__class__.__mro__", "'__mro__' is not allowed"),
+    ("(x for x in ()).gi_frame.f_back.f_globals", "generator expression can only be passed to a function"),
+    ("[].__class__", "'__class__' is not allowed"),
+    ('"{0.__class__}".format(1)', "method 'format' is not available"),
+    ("'{x.__class__}'.format_map({'x': 1})", "method 'format_map' is not available"),
+    ('f"{result.__class__}"', "f-strings are not allowed"),
+    ("f'{result!r:>{10**9}}'", "f-strings are not allowed"),
+    ("getattr(1, '__class__')", "unknown function 'getattr'"),
+    ("__import__('os')", "unknown function '__import__'"),
+    ("open('/etc/passwd')", "unknown function 'open'"),
+    ("eval('1')", "unknown function 'eval'"),
+    ("exec('1')", "unknown function 'exec'"),
+    ("compile('1', 'f', 'eval')", "unknown function 'compile'"),
+    ("type(1)", "unknown function 'type'"),
+    ("vars()", "unknown function 'vars'"),
+    ("globals()", "unknown function 'globals'"),
+    ("format(1, 'x')", "unknown function 'format'"),
+    ("lambda: 1", "lambda functions are not allowed"),
+    ("(y := 1)", "assignment expressions (:=) are not allowed"),
+    ("result._private", "'_private' is not allowed"),
+    ("result.__dict__", "'__dict__' is not allowed"),
+    ("_secret", "name '_secret' is not allowed"),
+    ("text.__len__()", "'__len__' is not allowed"),
+    ("[].append(1)", "method 'append' is not available"),
+    ("{}.update(a=1)", "method 'update' is not available"),
+    ("result.tags.pop()", "method 'pop' is not available"),
+    ("sorted([1], key=len)", "sorted() does not take keyword 'key'"),
+    ("len(*items)", "unpacking with * is not allowed"),
+    ("dict(**result)", "does not take keyword **"),
+    ("(lambda: 1)()", "only named functions and methods can be called"),
+    ("import os", "invalid syntax"),
+    ("1 << 10**9", "operator '<<' is not allowed"),
+    ("items is items", "'is' only compares with None, True or False"),
+    ("b'bytes'", "bytes literals are not allowed"),
+    ("1j ** 2", "complex literals are not allowed"),
+    ("text.strip", "so it has no field 'strip'"),
+    ("result.confidence.real", "not a record, so it has no field 'real'"),
+    ("str.join", "unknown name 'str'"),
+    ("items.count.__self__", "'__self__' is not allowed"),
+    ("[c for c in text].__class__", "'__class__' is not allowed"),
+    ("'%*d' % (10**9, 1)", "text formatting with % is not available"),
+    ("9**9**9", "integer is too large"),
+    ("2**10**8", "integer is too large"),
+    ("'a'*10**9", "text is too long: 1000000000 characters (limit 100000)"),
+    ("[0]*10**9", "list is too long: 1000000000 items (limit 10000)"),
+    ("10**9 * (0,)", "tuple is too long"),
+    ("[[0]*10**4 for _ in range(10**4)]", "evaluation took too"),
+    ("sum(x for x in range(10**9))", "range is too long"),
+    ("[i for i in range(10**4) for j in range(10**4)]", ("list is too long", "evaluation took too")),
+    ("'a'*10**5 + 'a'*10**5", "text is too long: 200000 characters"),
+    ("str(10**10000)", "integer is too large"),
+    ("str([text * 10**4 for _ in range(100)])", "text is too long"),
+    ("'x' * 99999 * 99999", "text is too long"),
+    ("(10**4000) * (10**4000)", "integer is too large"),
+    ("round(1, -10**8)", "round() digits must be between"),
+    ("int('9' * 100000)", "text is too long to convert with int()"),
+    ("'ab'.replace('', 'x' * 50000)", "text is too long"),
+    ("('x' * 50000).join(['a', 'b', 'c'])", "text is too long"),
+    ("range(10**12)", "range is too long"),
+    ("len(range(0, 10**100))", "range is too long"),
+    ("1 / 0", "division by zero"),
+    ("2.0 ** 10000", "number too large"),
+    ("(-8) ** 0.5", "complex number"),
+    ("(" * 200 + "1" + ")" * 200, "nested too deeply"),
+    ("[" * 100 + "]" * 100, "nested too deeply"),
+    ("-" * 5_000 + "1", "nested too deeply"),
+    ("x" + ".a" * 3_000, "nested too deeply"),
+]
+
+
+@pytest.mark.parametrize(("text", "words"), ESCAPES, ids=[text[:40] for text, _ in ESCAPES])
+def test_sandbox_escapes_and_resource_bombs_are_refused_quickly(text: str, words: str | tuple[str, ...]) -> None:
+    started = time.perf_counter()
+    with pytest.raises((ExpressionSyntaxError, ExpressionError)) as caught:
+        compile_expression(text).evaluate(make_env())
+    elapsed = time.perf_counter() - started
+    assert elapsed < 0.1
+    message = str(caught.value)
+    assert any(word in message for word in ((words,) if isinstance(words, str) else words)), message
+
+
+# --- property: nothing but our two errors, ever ------------------------------------------------------------------------
+
+ATOMS = st.sampled_from(
+    [
+        "result", "text", "items", "x", "0", "1", "-1", "7", "99999", "10**5", "0.5", "''", "'ab'", "None", "True",
+        "[]", "{}", "result.tags", "result.confidence", "range(5)", "_", "result.scores", "steps",
+    ]
+)  # fmt: skip
+OPERATORS = ["+", "-", "*", "/", "//", "%", "**", "==", "<", ">=", "in", "not in", "and", "or", "is", "<<", "|"]
+FUNCTIONS = ["len", "str", "int", "float", "sorted", "sum", "max", "list", "set", "range", "getattr", "type", "abs"]
+METHODS = ["lower", "strip", "split", "join", "replace", "items", "get", "count", "index", "format", "append"]
+
+
+def _combine(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    return st.one_of(
+        st.builds(lambda a, op, b: f"({a} {op} {b})", children, st.sampled_from(OPERATORS), children),
+        st.builds(lambda op, a: f"({op}{a})", st.sampled_from(["not ", "-", "~"]), children),
+        st.builds(lambda f, a: f"{f}({a})", st.sampled_from(FUNCTIONS), children),
+        st.builds(lambda a, m, b: f"({a}).{m}({b})", children, st.sampled_from(METHODS), children),
+        st.builds(lambda a, n: f"({a}).{n}", children, st.sampled_from(["label", "tags", "__class__", "real"])),
+        st.builds(lambda a, b: f"({a})[{b}]", children, children),
+        st.builds(lambda a, b: f"({a})[{b}:]", children, children),
+        st.builds(lambda a, b: f"[{a} for x in {b}]", children, children),
+        st.builds(lambda a, b: f"any({a} for _ in {b})", children, children),
+        st.builds(lambda a, b, c: f"({a} if {b} else {c})", children, children, children),
+        st.lists(children, max_size=3).map(lambda items: "[" + ", ".join(items) + "]"),
+    )
+
+
+EXPRESSIONS = st.recursive(ATOMS, _combine, max_leaves=12)
+
+
+@settings(max_examples=300, deadline=timedelta(seconds=1))
+@given(st.one_of(EXPRESSIONS, st.text(max_size=40)))
+def test_any_text_is_evaluated_or_refused_with_an_expression_error(text: str) -> None:
+    env = {**make_env(), "x": 10**50}
+    try:
+        compile_expression(text).evaluate(env)
+    except (ExpressionSyntaxError, ExpressionError):
+        pass
