@@ -81,11 +81,6 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _short(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return _cut(text, 80)
-
-
 def _error_line(error: ValidationError) -> str:
     path = ".".join(str(part) for part in error.absolute_path)
     if error.validator == "required" and isinstance(error.validator_value, list):
@@ -101,20 +96,15 @@ def _error_line(error: ValidationError) -> str:
             f"{'.'.join(p for p in (path, key) if p)}: unknown field (expected: {expected})" for key in extra
         )
     message = error.message
-    if error.validator == "type":
-        message = f"{_short(error.instance)} is not of type {_short(error.validator_value)}"
     return f"{path or '(arguments)'}: {_cut(message, _MESSAGE_LIMIT)}"
 
 
 def argument_errors(validator: Draft202012Validator, arguments: Any) -> list[str]:
     """One line per offending field of `arguments`, sorted by field path (empty when the arguments are valid)."""
-    errors = sorted(validator.iter_errors(arguments), key=lambda e: [str(p) for p in e.absolute_path])
-    lines: list[str] = []
-    for error in errors:
-        for line in _error_line(error).split("; "):
-            if line not in lines:
-                lines.append(line)
-    return lines
+    lines: set[str] = set()
+    for error in validator.iter_errors(arguments):
+        lines.update(_error_line(error).split("; "))
+    return sorted(lines)
 
 
 @dataclass(frozen=True)

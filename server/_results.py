@@ -85,7 +85,7 @@ def failure_result(run_id: str, flow: str, error: Mapping[str, Any]) -> types.Ca
     if condition:
         lines.append(f"violated: {condition}")
     lines.append(f"run_id: {run_id} (the trace is the resource {run_uri(run_id)})")
-    details = {key: value for key, value in error.items() if key != "traceback"}
+    details = {key: value for key, value in error.items() if key not in ("traceback", "history")}
     lines.append(_dumps(details)[:_DETAIL_LIMIT])
     return types.CallToolResult(
         content=[types.TextContent(type="text", text="\n".join(lines)), run_link(run_id, flow)],

@@ -286,7 +286,7 @@ class _Checker:
         self.names: set[str] = set()
         self.reads: list[FieldRead] = []
 
-    def _error(self, node: ast.AST, message: str, hint: str | None = None) -> ExpressionSyntaxError:
+    def error(self, node: ast.AST, message: str, hint: str | None = None) -> ExpressionSyntaxError:
         offset = _node_offset(self._code, self._lead, node)
         return ExpressionSyntaxError(message, expression=self._text, offset=offset, hint=hint)
 
@@ -302,16 +302,16 @@ class _Checker:
             case ast.Dict(keys=keys, values=entries):
                 for key, entry in zip(keys, entries, strict=True):
                     if key is None:
-                        raise self._error(entry, "dict unpacking (**) is not allowed")
+                        raise self.error(entry, "dict unpacking (**) is not allowed")
                     self.check(key, bound)
                     self.check(entry, bound)
             case ast.UnaryOp(op=op, operand=operand):
                 if type(op) not in _UNARY_OPERATORS:
-                    raise self._error(node, f"operator '{_SYMBOLS[type(op)]}' is not allowed", _OPERATOR_HINT)
+                    raise self.error(node, f"operator '{_SYMBOLS[type(op)]}' is not allowed", _OPERATOR_HINT)
                 self.check(operand, bound)
             case ast.BinOp(left=left, op=op, right=right):
                 if type(op) not in _BINARY_OPERATORS:
-                    raise self._error(node, f"operator '{_SYMBOLS[type(op)]}' is not allowed", _OPERATOR_HINT)
+                    raise self.error(node, f"operator '{_SYMBOLS[type(op)]}' is not allowed", _OPERATOR_HINT)
                 self.check(left, bound)
                 self.check(right, bound)
             case ast.BoolOp(values=parts):
@@ -328,13 +328,13 @@ class _Checker:
                 self._comprehension(node, bound)
             case _:
                 message, hint = _REFUSED_NODES.get(type(node), (f"{type(node).__name__} is not allowed", None))
-                raise self._error(node, message, hint)
+                raise self.error(node, message, hint)
 
     def _constant(self, node: ast.Constant, value: object) -> None:
         if value is not None and type(value) not in (bool, int, float, str):
-            raise self._error(node, f"{type(value).__name__} literals are not allowed")
+            raise self.error(node, f"{type(value).__name__} literals are not allowed")
         if type(value) is int and value.bit_length() > self._limits.max_int_bits:
-            raise self._error(node, f"integer literal is too large (limit {self._limits.max_int_bits} bits)")
+            raise self.error(node, f"integer literal is too large (limit {self._limits.max_int_bits} bits)")
 
     def _chain(self, node: ast.expr, bound: frozenset[str]) -> None:
         """Check `root.a['b'].c`, recording it as one field read when its root is a free name."""
@@ -365,14 +365,14 @@ class _Checker:
 
     def _name(self, node: ast.Name, bound: frozenset[str], fields: tuple[str, ...]) -> None:
         if node.id.startswith("_") and not (node.id == "_" and node.id in bound):
-            raise self._error(node, f"name '{node.id}' is not allowed", "names starting with '_' are private")
+            raise self.error(node, f"name '{node.id}' is not allowed", "names starting with '_' are private")
         if node.id not in bound:
             self.names.add(node.id)
             self.reads.append(FieldRead(node.id, fields, _node_offset(self._code, self._lead, node)))
 
     def _attribute_name(self, node: ast.AST, name: str) -> None:
         if name.startswith("_"):
-            raise self._error(node, f"attribute '{name}' is not allowed", "names starting with '_' are private")
+            raise self.error(node, f"attribute '{name}' is not allowed", "names starting with '_' are private")
 
     def _compare(self, node: ast.Compare, bound: frozenset[str]) -> None:
         operands = [node.left, *node.comparators]
@@ -382,7 +382,7 @@ class _Checker:
                 isinstance(side, ast.Constant) and any(side.value is singleton for singleton in _SINGLETONS)
                 for side in (left, right)
             ):
-                raise self._error(right, "'is' only compares with None, True or False", "use == to compare values")
+                raise self.error(right, "'is' only compares with None, True or False", "use == to compare values")
         for operand in operands:
             self.check(operand, bound)
 
@@ -391,19 +391,19 @@ class _Checker:
         if isinstance(func, ast.Name):
             spec = _FUNCTIONS.get(func.id)
             if spec is None:
-                raise self._error(func, f"unknown function '{func.id}'", f"allowed functions: {', '.join(_FUNCTIONS)}")
+                raise self.error(func, f"unknown function '{func.id}'", f"allowed functions: {', '.join(_FUNCTIONS)}")
             spec.check_call(self, node)
             takes_generators = spec.takes_iterables
         elif isinstance(func, ast.Attribute):
             self._attribute_name(func, func.attr)
             if func.attr not in _ALL_METHODS:
-                raise self._error(func, f"method '{func.attr}' is not available", _METHODS_HINT)
+                raise self.error(func, f"method '{func.attr}' is not available", _METHODS_HINT)
             if node.keywords:
-                raise self._error(node.keywords[0].value, f"method '{func.attr}' takes positional arguments only")
+                raise self.error(node.keywords[0].value, f"method '{func.attr}' takes positional arguments only")
             self.check(func.value, bound)
             takes_generators = func.attr == "join"
         else:
-            raise self._error(func, "only named functions and methods can be called")
+            raise self.error(func, "only named functions and methods can be called")
         for arg in node.args:
             if isinstance(arg, ast.GeneratorExp) and takes_generators:
                 self._comprehension(arg, bound)
@@ -418,7 +418,7 @@ class _Checker:
         inner = bound
         for generator in node.generators:
             if generator.is_async:
-                raise self._error(generator.iter, "'async for' is not allowed")
+                raise self.error(generator.iter, "'async for' is not allowed")
             self.check(generator.iter, inner)
             inner = inner | self._targets(generator.target)
             for test in generator.ifs:
@@ -432,11 +432,11 @@ class _Checker:
     def _targets(self, target: ast.expr) -> frozenset[str]:
         if isinstance(target, ast.Name):
             if target.id.startswith("_") and target.id != "_":
-                raise self._error(target, f"name '{target.id}' is not allowed", "names starting with '_' are private")
+                raise self.error(target, f"name '{target.id}' is not allowed", "names starting with '_' are private")
             return frozenset({target.id})
         if isinstance(target, ast.Tuple | ast.List):
             return frozenset().union(*(self._targets(item) for item in target.elts))
-        raise self._error(target, "a comprehension can only bind names, e.g. `for k, v in d.items()`")
+        raise self.error(target, "a comprehension can only bind names, e.g. `for k, v in d.items()`")
 
 
 # --- evaluation ---------------------------------------------------------------------------------------------------
@@ -561,7 +561,7 @@ class _Evaluator:
 
     def iterable(self, value: Any) -> Any:
         if type(value) not in _ITERABLE_TYPES:
-            raise self.fail(f"cannot iterate over a value of type {type(value).__name__}")
+            raise self.fail(f"cannot iterate over {_a(value)}")
         return value
 
     def iterate(self, value: Any) -> Iterator[Any]:
@@ -575,7 +575,7 @@ class _Evaluator:
         for item in items:
             result.append(item)
             if len(result) > self.limits.max_sequence:
-                raise self.fail(f"{kind} is too long: more than {self.limits.max_sequence} items (limit {self.limits.max_sequence})")
+                raise self.fail(f"{kind} is too long: over the limit of {self.limits.max_sequence} items")
         return result
 
     def collect(self, value: Any) -> list[Any]:
@@ -603,7 +603,7 @@ class _Evaluator:
         if node.id in self._inputs:
             return self._inputs[node.id]
         if node.id not in self._env:
-            raise self.fail(_unknown_name(node.id, self._env))
+            raise self.fail(f"unknown name '{node.id}' (available: {_listing(sorted(map(str, self._env)), node.id)})")
         value = self._env[node.id]
         if (problem := _input_problem(value)) is not None:
             raise self.fail(f"input '{node.id}' {problem}")
@@ -615,8 +615,7 @@ class _Evaluator:
         if type(value) is dict:
             return self.field(value, node.attr, node.value)
         owner = self.source(node.value)
-        kind = "None" if value is None else f"a {type(value).__name__}"
-        message = f"{owner} is {kind}, not a record, so it has no field '{node.attr}'"
+        message = f"{owner} is {_a(value)}, not a record, so it has no field '{node.attr}'"
         if node.attr in _METHODS.get(type(value), ()):
             message += f" (to use the method, call it: {owner}.{node.attr}())"
         raise self.fail(message)
@@ -626,12 +625,9 @@ class _Evaluator:
             return record[key]
         except KeyError:
             pass
-        fields = [name for name in record if isinstance(name, str)]
-        listing = ", ".join(fields[:20]) + (", ..." if len(fields) > 20 else "") if fields else "none"
-        close = difflib.get_close_matches(key, fields, n=1) if isinstance(key, str) else []
-        guess = f"; did you mean {close[0]!r}?" if close else ""
         word = "field" if isinstance(key, str) else "key"
-        raise self.fail(f"{self.source(owner)} has no {word} {key!r} ({word}s: {listing}{guess})")
+        listing = _listing([name for name in record if isinstance(name, str)], key)
+        raise self.fail(f"{self.source(owner)} has no {word} {key!r} ({word}s: {listing})")
 
     def _subscript(self, node: ast.Subscript, scope: Scope) -> Any:
         value = self._eval(node.value, scope)
@@ -641,7 +637,7 @@ class _Evaluator:
             if any(bound is not None and type(bound) not in (int, bool) for bound in bounds):
                 raise self.fail(f"slice bounds must be integers or None in {self.source(node)}")
             if type(value) not in (str, list, tuple, range):
-                raise self.fail(f"cannot slice a {type(value).__name__} in {self.source(node)}")
+                raise self.fail(f"cannot slice {_a(value)} in {self.source(node)}")
             result = value[slice(*bounds)]
             self.charge(len(result))
             return result
@@ -649,21 +645,16 @@ class _Evaluator:
         if type(value) is dict:
             return self.field(value, key, node.value)
         if type(value) not in (str, list, tuple, range):
-            raise self.fail(f"cannot index a {type(value).__name__} in {self.source(node)}")
+            raise self.fail(f"cannot index {_a(value)} in {self.source(node)}")
         if type(key) not in (int, bool):
             raise self.fail(f"{type(value).__name__} indices must be integers, not {type(key).__name__}")
         if not -len(value) <= key < len(value):
             raise self.fail(f"index {key} is out of range for {self.source(node.value)} ({len(value)} items)")
         return value[key]
 
-    def _list(self, node: ast.List, scope: Scope) -> Any:
-        return self.produced([self._eval(item, scope) for item in node.elts])
-
-    def _tuple(self, node: ast.Tuple, scope: Scope) -> Any:
-        return self.produced(tuple(self._eval(item, scope) for item in node.elts))
-
-    def _set(self, node: ast.Set, scope: Scope) -> Any:
-        return self.produced({self._eval(item, scope) for item in node.elts})
+    def _literal(self, node: ast.List | ast.Tuple | ast.Set, scope: Scope) -> Any:
+        build = {ast.List: list, ast.Tuple: tuple, ast.Set: set}[type(node)]
+        return self.produced(build(self._eval(item, scope) for item in node.elts))
 
     def _dict(self, node: ast.Dict, scope: Scope) -> Any:
         pairs = zip(cast(list[ast.expr], node.keys), node.values, strict=True)
@@ -741,7 +732,7 @@ class _Evaluator:
         if name not in _METHODS.get(kind, ()):
             available = ", ".join(sorted(_METHODS.get(kind, ()))) or "none"
             raise self.fail(
-                f"{self.source(owner)} is a {kind.__name__}, which has no method '{name}' (methods: {available})"
+                f"{self.source(owner)} is {_a(receiver)}, which has no method '{name}' (methods: {available})"
             )
         if kind in (str, list, tuple):
             self.charge(len(receiver))
@@ -774,7 +765,7 @@ class _Evaluator:
             return
         names = cast(ast.Tuple | ast.List, target).elts
         if type(value) not in (str, list, tuple) or len(value) != len(names):
-            size = f"{len(value)} values" if type(value) in (str, list, tuple) else f"a {type(value).__name__}"
+            size = f"{len(value)} values" if type(value) in (str, list, tuple) else _a(value)
             raise self.fail(f"cannot unpack {size} into {len(names)} names in {self.source(target)}")
         for name, item in zip(names, value, strict=True):
             self._bind(name, item, scope)
@@ -782,27 +773,23 @@ class _Evaluator:
     def _generator(self, node: ast.GeneratorExp, scope: Scope) -> Iterator[Any]:
         return (self._eval(node.elt, inner) for inner in self._scopes(node.generators, scope))
 
-    def _list_comp(self, node: ast.ListComp, scope: Scope) -> Any:
-        return self.produced(
-            self.bounded(self._eval(node.elt, inner) for inner in self._scopes(node.generators, scope))
-        )
-
-    def _set_comp(self, node: ast.SetComp, scope: Scope) -> Any:
-        items = self.bounded((self._eval(node.elt, inner) for inner in self._scopes(node.generators, scope)), "set")
-        return self.produced(set(items))
-
-    def _dict_comp(self, node: ast.DictComp, scope: Scope) -> Any:
-        pairs = ((self._eval(node.key, s), self._eval(node.value, s)) for s in self._scopes(node.generators, scope))
-        return self.produced(dict(self.bounded(pairs, "dict")))
+    def _comprehension(self, node: ast.ListComp | ast.SetComp | ast.DictComp, scope: Scope) -> Any:
+        scopes = self._scopes(node.generators, scope)
+        if isinstance(node, ast.DictComp):
+            pairs = ((self._eval(node.key, inner), self._eval(node.value, inner)) for inner in scopes)
+            return self.produced(dict(self.bounded(pairs, "dict")))
+        kind = "set" if isinstance(node, ast.SetComp) else "list"
+        items = self.bounded((self._eval(node.elt, inner) for inner in scopes), kind)
+        return self.produced(set(items) if kind == "set" else items)
 
     _HANDLERS: ClassVar[dict[type[ast.AST], Callable[[_Evaluator, Any, Scope], Any]]] = {
         ast.Constant: _constant,
         ast.Name: _name,
         ast.Attribute: _attribute,
         ast.Subscript: _subscript,
-        ast.List: _list,
-        ast.Tuple: _tuple,
-        ast.Set: _set,
+        ast.List: _literal,
+        ast.Tuple: _literal,
+        ast.Set: _literal,
         ast.Dict: _dict,
         ast.UnaryOp: _unary,
         ast.BinOp: _binary,
@@ -810,18 +797,23 @@ class _Evaluator:
         ast.Compare: _compare,
         ast.IfExp: _if,
         ast.Call: _call,
-        ast.ListComp: _list_comp,
-        ast.SetComp: _set_comp,
-        ast.DictComp: _dict_comp,
+        ast.ListComp: _comprehension,
+        ast.SetComp: _comprehension,
+        ast.DictComp: _comprehension,
     }
 
 
-def _unknown_name(name: str, env: Mapping[str, Any]) -> str:
-    known = sorted(str(key) for key in env)
-    close = difflib.get_close_matches(name, known, n=1)
-    guess = f"; did you mean {close[0]!r}?" if close else ""
-    listing = ", ".join(known[:20]) + (", ..." if len(known) > 20 else "") if known else "none"
-    return f"unknown name '{name}' (available: {listing}{guess})"
+def _a(value: Any) -> str:
+    """How a message names a value's type: 'None', 'an int', 'a str'."""
+    name = type(value).__name__
+    return "None" if value is None else f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+
+
+def _listing(names: list[str], wanted: object) -> str:
+    """Up to 20 of `names`, then a guess at the one meant by `wanted` if one is close."""
+    listing = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "") if names else "none"
+    close = difflib.get_close_matches(wanted, names, n=1) if isinstance(wanted, str) else []
+    return f"{listing}; did you mean {close[0]!r}?" if close else listing
 
 
 def _segment(expr: Expression, node: ast.AST) -> str:
@@ -835,40 +827,37 @@ Implementation = Callable[[_Evaluator, list[Any], dict[str, Any]], Any]
 
 @dataclass(frozen=True)
 class _Function:
-    """A function expressions may call: how it may be called, and what it does."""
+    """A function expressions may call: how it may be called (checked at compile time), and what it does."""
 
     implementation: Implementation
     min_args: int
     max_args: int | None
     keywords: frozenset[str] = frozenset()
-    takes_iterables: bool = False
+    takes_iterables: bool = False  # may be given a generator expression
 
     def check_call(self, checker: _Checker, node: ast.Call) -> None:
         name = cast(ast.Name, node.func).id
         count = len(node.args)
         if any(isinstance(arg, ast.Starred) for arg in node.args):
-            raise checker._error(node, "unpacking with * is not allowed")
+            raise checker.error(node, "unpacking with * is not allowed")
         if count < self.min_args or (self.max_args is not None and count > self.max_args):
             most = "any number of" if self.max_args is None else str(self.max_args)
             expected = str(self.min_args) if self.min_args == self.max_args else f"{self.min_args} to {most}"
-            raise checker._error(node, f"{name}() takes {expected} arguments ({count} given)")
+            raise checker.error(node, f"{name}() takes {expected} arguments ({count} given)")
         for keyword in node.keywords:
             if keyword.arg is None or keyword.arg not in self.keywords:
                 allowed = ", ".join(sorted(self.keywords)) or "none"
                 shown = f"'{keyword.arg}'" if keyword.arg else "**"
-                raise checker._error(keyword.value, f"{name}() does not take keyword {shown}", f"keywords: {allowed}")
+                raise checker.error(keyword.value, f"{name}() does not take keyword {shown}", f"keywords: {allowed}")
 
 
 def _optional(args: list[Any], keywords: dict[str, Any], index: int, name: str, default: Any) -> Any:
+    """An argument that may be given by position or by keyword, like round()'s ndigits."""
     if len(args) > index:
         if name in keywords:
             raise TypeError(f"got two values for '{name}'")
         return args[index]
     return keywords.get(name, default)
-
-
-def _len(ev: _Evaluator, args: list[Any], keywords: dict[str, Any]) -> Any:
-    return len(args[0])
 
 
 def _extreme(pick: Callable[..., Any]) -> Implementation:
@@ -892,24 +881,12 @@ def _sum(ev: _Evaluator, args: list[Any], keywords: dict[str, Any]) -> Any:
     return total
 
 
-def _any(ev: _Evaluator, args: list[Any], keywords: dict[str, Any]) -> Any:
-    return any(ev.iterate(args[0]))
-
-
-def _all(ev: _Evaluator, args: list[Any], keywords: dict[str, Any]) -> Any:
-    return all(ev.iterate(args[0]))
-
-
-def _abs(ev: _Evaluator, args: list[Any], keywords: dict[str, Any]) -> Any:
-    return abs(args[0])
-
-
 def _round(ev: _Evaluator, args: list[Any], keywords: dict[str, Any]) -> Any:
     digits = _optional(args, keywords, 1, "ndigits", None)
     if digits is not None:
         if type(digits) not in (int, bool):
             raise TypeError(f"round() digits must be an integer, not {type(digits).__name__}")
-        bound = ev.limits.max_int_bits // 4
+        bound = ev.limits.max_int_bits // 4  # round(1, -n) computes 10**n
         if abs(digits) > bound:
             raise ev.fail(f"round() digits must be between -{bound} and {bound}")
     return round(args[0], digits)
@@ -929,7 +906,7 @@ def _str(ev: _Evaluator, args: list[Any], keywords: dict[str, Any]) -> Any:
 
 
 def _repr_length(ev: _Evaluator, value: Any) -> int:
-    """An upper bound on len(str(value)), computed without building it; stops once past max_string."""
+    """An upper bound on len(str(value)), found without building it; stops once past max_string."""
     total, stack = 0, [value]
     while stack and total <= ev.limits.max_string:
         item = stack.pop()
@@ -937,7 +914,7 @@ def _repr_length(ev: _Evaluator, value: Any) -> int:
         ev.tick()
         if kind is int:
             ev.require_bits(item.bit_length())
-            total += item.bit_length() * 30103 // 100_000 + 2
+            total += item.bit_length() * 30103 // 100_000 + 2  # log10(2) digits per bit, a sign and a spare
         elif kind is str:
             total += len(repr(item)) if len(item) <= ev.limits.max_string else len(item)
         elif kind in _SEQUENCE_TYPES:
@@ -948,42 +925,22 @@ def _repr_length(ev: _Evaluator, value: Any) -> int:
     return total
 
 
-def _number_text(ev: _Evaluator, value: Any, name: str) -> None:
-    if type(value) not in (int, float, bool, str):
-        raise TypeError(f"{name}() takes a number or text, not {type(value).__name__}")
-    limit = ev.limits.max_int_bits // 3 + 64
-    if type(value) is str and len(value) > limit:
-        raise ev.fail(f"text is too long to convert with {name}(): {len(value)} characters (limit {limit})")
+def _number(convert: Callable[[Any], Any]) -> Implementation:
+    """int() or float(): of a number or text, with the text's length bounded (parsing long digits is slow)."""
 
+    def implementation(ev: _Evaluator, args: list[Any], keywords: dict[str, Any]) -> Any:
+        if not args:
+            return convert(0)
+        value = args[0]
+        if type(value) not in (int, float, bool, str):
+            raise TypeError(f"{convert.__name__}() takes a number or text, not {type(value).__name__}")
+        limit = ev.limits.max_int_bits // 3 + 64
+        if type(value) is str and len(value) > limit:
+            message = f"text is too long to convert with {convert.__name__}(): {len(value)} characters"
+            raise ev.fail(f"{message} (limit {limit})")
+        return ev.produced(convert(value))
 
-def _int(ev: _Evaluator, args: list[Any], keywords: dict[str, Any]) -> Any:
-    if not args:
-        return 0
-    _number_text(ev, args[0], "int")
-    return ev.produced(int(args[0]))
-
-
-def _float(ev: _Evaluator, args: list[Any], keywords: dict[str, Any]) -> Any:
-    if not args:
-        return 0.0
-    _number_text(ev, args[0], "float")
-    return float(args[0])
-
-
-def _bool(ev: _Evaluator, args: list[Any], keywords: dict[str, Any]) -> Any:
-    return bool(args[0]) if args else False
-
-
-def _list(ev: _Evaluator, args: list[Any], keywords: dict[str, Any]) -> Any:
-    return ev.collect(args[0]) if args else []
-
-
-def _tuple(ev: _Evaluator, args: list[Any], keywords: dict[str, Any]) -> Any:
-    return tuple(ev.collect(args[0])) if args else ()
-
-
-def _set(ev: _Evaluator, args: list[Any], keywords: dict[str, Any]) -> Any:
-    return set(ev.collect(args[0])) if args else set()
+    return implementation
 
 
 def _dict(ev: _Evaluator, args: list[Any], keywords: dict[str, Any]) -> Any:
@@ -1006,8 +963,8 @@ def _range(ev: _Evaluator, args: list[Any], keywords: dict[str, Any]) -> Any:
     numbers = range(*args)
     try:
         length = len(numbers)
-    except OverflowError:
-        length = ev.limits.max_sequence + 1 if not numbers else (numbers.stop - numbers.start) // numbers.step
+    except OverflowError:  # longer than sys.maxsize
+        length = (numbers.stop - numbers.start) // numbers.step
     ev.require_length(length, "range")
     return numbers
 
@@ -1017,14 +974,6 @@ def _enumerate(ev: _Evaluator, args: list[Any], keywords: dict[str, Any]) -> Any
     if type(start) not in (int, bool):
         raise TypeError("enumerate() start must be an integer")
     return list(enumerate(ev.collect(args[0]), start))
-
-
-def _zip(ev: _Evaluator, args: list[Any], keywords: dict[str, Any]) -> Any:
-    return list(zip(*(ev.collect(arg) for arg in args), strict=False))
-
-
-def _reversed(ev: _Evaluator, args: list[Any], keywords: dict[str, Any]) -> Any:
-    return ev.collect(args[0])[::-1]
 
 
 def _join(ev: _Evaluator, separator: str, args: list[Any]) -> str:
@@ -1049,27 +998,29 @@ def _check_replace(ev: _Evaluator, text: str, args: list[Any]) -> None:
 
 
 _FUNCTIONS: dict[str, _Function] = {
-    "abs": _Function(_abs, 1, 1),
-    "all": _Function(_all, 1, 1, takes_iterables=True),
-    "any": _Function(_any, 1, 1, takes_iterables=True),
-    "bool": _Function(_bool, 0, 1),
+    "abs": _Function(lambda ev, args, kw: abs(args[0]), 1, 1),
+    "all": _Function(lambda ev, args, kw: all(ev.iterate(args[0])), 1, 1, takes_iterables=True),
+    "any": _Function(lambda ev, args, kw: any(ev.iterate(args[0])), 1, 1, takes_iterables=True),
+    "bool": _Function(lambda ev, args, kw: bool(*args), 0, 1),
     "dict": _Function(_dict, 0, 1, takes_iterables=True),
     "enumerate": _Function(_enumerate, 1, 2, frozenset({"start"}), takes_iterables=True),
-    "float": _Function(_float, 0, 1),
-    "int": _Function(_int, 0, 1),
-    "len": _Function(_len, 1, 1),
-    "list": _Function(_list, 0, 1, takes_iterables=True),
+    "float": _Function(_number(float), 0, 1),
+    "int": _Function(_number(int), 0, 1),
+    "len": _Function(lambda ev, args, kw: len(args[0]), 1, 1),
+    "list": _Function(lambda ev, args, kw: ev.collect(args[0]) if args else [], 0, 1, takes_iterables=True),
     "max": _Function(_extreme(max), 1, None, frozenset({"default"}), takes_iterables=True),
     "min": _Function(_extreme(min), 1, None, frozenset({"default"}), takes_iterables=True),
     "range": _Function(_range, 1, 3),
-    "reversed": _Function(_reversed, 1, 1),
+    "reversed": _Function(lambda ev, args, kw: ev.collect(args[0])[::-1], 1, 1),
     "round": _Function(_round, 1, 2, frozenset({"ndigits"})),
-    "set": _Function(_set, 0, 1, takes_iterables=True),
+    "set": _Function(lambda ev, args, kw: set(ev.collect(args[0]) if args else ()), 0, 1, takes_iterables=True),
     "sorted": _Function(_sorted, 1, 1, frozenset({"reverse"}), takes_iterables=True),
     "str": _Function(_str, 0, 1),
     "sum": _Function(_sum, 1, 2, frozenset({"start"}), takes_iterables=True),
-    "tuple": _Function(_tuple, 0, 1, takes_iterables=True),
-    "zip": _Function(_zip, 0, None, takes_iterables=True),
+    "tuple": _Function(lambda ev, args, kw: tuple(ev.collect(args[0]) if args else ()), 0, 1, takes_iterables=True),
+    "zip": _Function(
+        lambda ev, args, kw: list(zip(*map(ev.collect, args), strict=False)), 0, None, takes_iterables=True
+    ),
 }
 _STRING_METHODS = """lower upper strip lstrip rstrip startswith endswith split join replace count find title capitalize
     isdigit isalpha isalnum isspace islower isupper""".split()

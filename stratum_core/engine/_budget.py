@@ -43,7 +43,7 @@ class Envelope:
         self.used = Usage()
         self.started = anyio.current_time()
         own_deadline = self.started + self.budget.ms / 1000 if self.budget.ms is not None else math.inf
-        self.deadline = min(own_deadline, parent.deadline if parent is not None else math.inf)
+        self.deadline: float = min(own_deadline, parent.deadline if parent is not None else math.inf)
 
     def child(self, budget: Budget | None, *, label: str) -> Envelope:
         """An envelope for a step inside this one."""

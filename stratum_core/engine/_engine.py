@@ -148,7 +148,8 @@ class Engine:
             previous_attempts=previous_attempts,
         )
         envelope = Envelope(flow.budget, label=f"flow '{flow.name}'")
-        execution = FlowExecution(context, flow, record.input or {}, envelope)
+        inputs = record.input if isinstance(record.input, dict) else {}
+        execution = FlowExecution(context, flow, inputs, envelope)
         run_id = record.run_id
 
         def finish(status: str, **fields: Any) -> None:

@@ -38,7 +38,7 @@ from stratum_core.errors import (
     PreconditionFailed,
     RunError,
 )
-from stratum_core.llm import LLMClient, LLMRequest, LLMResponse
+from stratum_core.llm import LLMRequest, LLMResponse
 from stratum_core.plan import InferFunction
 from stratum_core.plan._schema import content_hash
 from stratum_core.store import AttemptRecord
@@ -136,7 +136,6 @@ class _InferCall:
     visible: dict[str, Any]
     attachment: dict[str, Any]
     ensures: tuple[tuple[str, Expression], ...]
-    client: LLMClient
 
     @classmethod
     def prepare(cls, fn: InferFunction, inputs: Mapping[str, Any], ctx: StepContext, model: str) -> _InferCall:
@@ -150,7 +149,6 @@ class _InferCall:
             visible=visible,
             attachment=attachment,
             ensures=tuple((text, compiled(text, step_id=ctx.step_id)) for text in fn.ensure),
-            client=ctx.llm,
         )
 
     def cache_key(self) -> str:
@@ -290,7 +288,7 @@ class _Attempt:
         response: LLMResponse | None = None
         try:
             with anyio.CancelScope(deadline=deadline):
-                response = await infer.client.complete(request)
+                response = await ctx.llm.complete(request)  # the client is made on first use: not on a cache hit
         except anyio.get_cancelled_exc_class():
             # An enclosing scope with the same deadline (the scheduler's) is cancelled at the same moment and would
             # catch it first, losing the step's name; past the deadline, the cancellation is this budget running out.

@@ -162,7 +162,7 @@ class FlowExecution:
         if failures:
             raise failures[0]
         if deadline_scope.cancelled_caught:
-            raise self.envelope.timeout_error(step_id=self.prefix.rstrip(".") or None)  # type: ignore[arg-type]
+            raise self.envelope.timeout_error(step_id=self.prefix.rstrip(".") or self.flow.name)
         if waiting:
             raise waiting[0]
         return self._flow_output()
@@ -269,7 +269,7 @@ class FlowExecution:
         def finish(status: str, **fields: Any) -> None:
             used = envelope.used
             self._record(StepRecord(
-                status=status,  # type: ignore[arg-type]
+                status=status,
                 finished_at=time.time(),
                 duration_ms=(time.time() - started) * 1000,
                 attempts=ctx.attempts if ctx is not None else 0,
@@ -295,6 +295,10 @@ class FlowExecution:
             finish("failed", error=error.to_dict())
             raise
         except anyio.get_cancelled_exc_class():
+            if anyio.current_time() >= envelope.deadline:  # an enclosing scope with the same deadline caught it
+                timeout = envelope.timeout_error(step_id=path)
+                finish("failed", error=timeout.to_dict())
+                raise timeout from None
             with anyio.CancelScope(shield=True):
                 finish("cancelled", error=RunCancelled("cancelled", step_id=path).to_dict())
             raise

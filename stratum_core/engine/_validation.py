@@ -35,13 +35,14 @@ def _short(value: Any) -> str:
 
 
 def _message(error: ValidationError) -> str:
-    keyword = error.validator
-    expected = error.validator_value
+    keyword = str(error.validator)
+    expected: Any = error.validator_value
+    schema: Any = error.schema
     if keyword == "required":
         missing = [name for name in expected if isinstance(error.instance, Mapping) and name not in error.instance]
         return f"missing required field{'s' if len(missing) != 1 else ''} {', '.join(map(repr, missing))}"
     if keyword == "additionalProperties" and isinstance(error.instance, Mapping):
-        allowed = set(error.schema.get("properties", {}))
+        allowed = set(schema.get("properties", {})) if isinstance(schema, Mapping) else set()
         extra = sorted(str(key) for key in error.instance if key not in allowed)
         return f"unexpected field{'s' if len(extra) != 1 else ''} {', '.join(map(repr, extra))}"
     if keyword == "type":
@@ -54,12 +55,12 @@ def _message(error: ValidationError) -> str:
             "maximum": "greater than the maximum of",
             "exclusiveMinimum": "not greater than",
             "exclusiveMaximum": "not less than",
-        }[str(keyword)]
+        }[keyword]
         return f"{_short(error.instance)} is {words} {expected}"
     if keyword in ("minLength", "maxLength", "minItems", "maxItems"):
         size = len(error.instance) if isinstance(error.instance, str | list) else "?"
-        bound = "at least" if str(keyword).startswith("min") else "at most"
-        unit = "characters" if str(keyword).endswith("Length") else "items"
+        bound = "at least" if keyword.startswith("min") else "at most"
+        unit = "characters" if keyword.endswith("Length") else "items"
         return f"has {size} {unit}, expected {bound} {expected}"
     return error.message
 

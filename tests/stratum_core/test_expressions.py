@@ -176,7 +176,7 @@ def test_describe_failure_reports_a_clause_that_cannot_be_evaluated() -> None:
         ("result.tags.get('x')", "result.tags is a list, which has no method 'get' (methods: count, index)"),
         ("'%s' % result.label", "text formatting with % is not available"),
         ("int('abc')", "invalid value in int('abc')"),
-        ("[x for x, y in items]", "cannot unpack a int into 2 names"),
+        ("[x for x, y in items]", "cannot unpack an int into 2 names"),
         ("sum([], 'a')", "sum() cannot add text"),
     ],
 )
@@ -331,7 +331,7 @@ def test_sandbox_escapes_and_resource_bombs_are_refused_quickly(text: str, words
     assert any(word in message for word in ((words,) if isinstance(words, str) else words)), message
 
 
-# --- property: nothing but our two errors, ever ------------------------------------------------------------------------
+# --- property: nothing but our two errors, ever --------------------------------------------------------------------
 
 ATOMS = st.sampled_from(
     [

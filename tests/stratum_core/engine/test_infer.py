@@ -477,9 +477,7 @@ async def test_quorum_without_a_large_enough_group_raises_consensus_failure(
     assert "1 of 3 calls did not meet the contract" in caught.value.message
 
 
-async def test_quorum_without_agree_on_compares_whole_answers(
-    llm: ScriptedLLM, make_context: MakeContext
-) -> None:
+async def test_quorum_without_agree_on_compares_whole_answers(llm: ScriptedLLM, make_context: MakeContext) -> None:
     llm.rule = by_seed({0: sentiment(reasoning="a"), 1: sentiment(reasoning="b"), 2: sentiment(reasoning="a")})
     ctx = make_context(PLAN, llm)
 

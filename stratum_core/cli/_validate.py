@@ -1,0 +1,83 @@
+"""`stratum validate PATH...`: load and check plans, print every problem, exit 0 (valid), 1 (invalid) or 2 (usage)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from stratum_core.cli._main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Command
+from stratum_core.errors import PlanError, Problem
+from stratum_core.plan import find_plan_files, load_plan
+
+__all__ = ["COMMAND"]
+
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="plan files (any name), or folders searched recursively for *.stratum.yaml and *.stratum.yml",
+    )
+    parser.add_argument(
+        "--format", choices=("text", "json"), default="text", help="text: one problem per line; json: a JSON array"
+    )
+    parser.add_argument(
+        "--no-imports",
+        action="store_true",
+        help="do not import the modules of compute `call:` targets (they are imported, never called, by default)",
+    )
+
+
+def _collect(paths: list[str]) -> tuple[list[Path], list[str]]:
+    """The plan files named by `paths` (folders expanded), and the usage errors found on the way."""
+    files: list[Path] = []
+    errors: list[str] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            found = find_plan_files(path, recursive=True)
+            if not found:
+                errors.append(f"no plan (*.stratum.yaml or *.stratum.yml) in folder '{given}'")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            errors.append(f"no such file or folder: '{given}'")
+    return list(dict.fromkeys(files)), errors
+
+
+def _run(args: argparse.Namespace) -> int:
+    files, usage = _collect(list(args.paths))
+    if usage:
+        for message in usage:
+            print(f"stratum validate: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    problems: list[Problem] = []
+    invalid = 0
+    for file in files:
+        try:
+            load_plan(file, check_imports=not args.no_imports)
+        except PlanError as error:
+            invalid += 1
+            problems.extend(error.problems)
+    if args.format == "json":
+        print(json.dumps([problem.as_dict() for problem in problems], indent=2, ensure_ascii=False))
+    else:
+        for problem in problems:
+            print(problem)
+    count = len(files)
+    plans = f"{count} plan{'s' if count != 1 else ''}"
+    if invalid:
+        found = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+        print(f"{invalid} of {plans} invalid ({found})", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"{plans} valid", file=sys.stderr)
+    return EXIT_OK
+
+
+COMMAND = Command(
+    name="validate", help="Check plans: every problem at once, with file:line:col.", configure=_configure, run=_run
+)
