@@ -1,53 +1,16 @@
-"""Shared helpers for the server tests: servers on the test plans, SDK clients in both protocol eras."""
+"""Fixtures for the server tests: servers on the test plans, both protocol eras, the test LLM."""
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import mcp.types as types
 import pytest
+from server_helpers import MODES, TEST_PLANS, make_server
 
-from server import ServerConfig, StratumServer, build_server
+from server import StratumServer
 from stratum_core.testing import FakeLLM
-
-HERE = Path(__file__).parent
-TEST_PLANS = HERE / "plans"
-REPO_PLANS = HERE.parent.parent / "plans"
-MODES = ["legacy", "auto"]
-
-
-def make_server(plans: Path = TEST_PLANS, *, store: Path | None = None, **config: Any) -> StratumServer:
-    """A server on `plans`, with runs in memory unless `store` names a file; no hot reload unless asked."""
-    config.setdefault("poll_interval", 0)
-    return build_server(ServerConfig(plans_dir=plans, store_path=store, **config))
-
-
-def text_of(result: types.CallToolResult) -> str:
-    """The first text block of a tool result."""
-    block = result.content[0]
-    assert isinstance(block, types.TextContent)
-    return block.text
-
-
-def links_of(result: types.CallToolResult) -> list[str]:
-    """The URIs of the resource links in a tool result."""
-    return [str(block.uri) for block in result.content if isinstance(block, types.ResourceLink)]
-
-
-def answer_with(action: str = "accept", content: dict[str, Any] | None = None, seen: list[Any] | None = None) -> Any:
-    """An elicitation callback answering every question the same way (and recording what it was asked)."""
-
-    async def callback(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
-        if seen is not None:
-            seen.append(params)
-        if action == "accept":
-            return types.ElicitResult(action="accept", content=content or {"approved": True})
-        return types.ElicitResult(action=action)  # type: ignore[arg-type]
-
-    return callback
 
 
 @pytest.fixture(params=MODES)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 from jsonschema import Draft202012Validator
+from server_helpers import REPO_PLANS, TEST_PLANS
 
 from server._catalog import DESCRIPTION_LIMIT, PlanFolder, argument_errors, tool_name_for
-from tests.server.conftest import REPO_PLANS, TEST_PLANS
 
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 

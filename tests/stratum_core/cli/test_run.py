@@ -1,0 +1,125 @@
+"""`stratum run`, `stratum resume` and `stratum runs` from the shell."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from stratum_core.cli import main
+from stratum_core.store import SQLiteRunStore
+from stratum_core.testing import FakeLLM
+
+PLAN = """
+version: "1"
+contracts:
+  Sentiment:
+    label: {type: string, enum: [positive, negative, neutral]}
+    confidence: {type: number, minimum: 0, maximum: 1}
+  Approval:
+    approved: {type: boolean}
+functions:
+  classify:
+    mode: infer
+    intent: Classify the tone of the text.
+    input: {text: {type: string}}
+    output: Sentiment
+    ensure: ["result.confidence > 0.7"]
+    retries: 1
+  approve:
+    mode: human
+    question: Is this right?
+    input: {label: {type: string}}
+    output: Approval
+flows:
+  triage:
+    input: {text: {type: string}}
+    steps:
+      - {id: sentiment, function: classify, inputs: {text: $.input.text}}
+  checked:
+    input: {text: {type: string}}
+    steps:
+      - {id: sentiment, function: classify, inputs: {text: $.input.text}}
+      - {id: check, function: approve, inputs: {label: $.steps.sentiment.output.label}}
+"""
+
+
+@pytest.fixture
+def plan_file(tmp_path: Path) -> Path:
+    path = tmp_path / "triage.stratum.yaml"
+    path.write_text(PLAN, encoding="utf-8")
+    return path
+
+
+def run_cli(*args: str) -> int:
+    return main(list(args))
+
+
+def test_run_prints_the_output_and_exits_0(
+    plan_file: Path, tmp_path: Path, fake_llm: FakeLLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_llm.enqueue({"label": "negative", "confidence": 0.9})
+    store = str(tmp_path / "runs.db")
+    code = run_cli("run", str(plan_file), "triage", "--input", '{"text": "late again"}', "--model", fake_llm.model,
+                   "--api-base", fake_llm.url, "--store", store)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert json.loads(captured.out) == {"label": "negative", "confidence": 0.9}
+    assert "sentiment" in captured.err  # the trace summary table
+
+
+def test_a_failed_run_exits_1_and_names_the_error(
+    plan_file: Path, tmp_path: Path, fake_llm: FakeLLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_llm.add_rule("Classify", {"label": "neutral", "confidence": 0.2})
+    code = run_cli("run", str(plan_file), "triage", "--input", '{"text": "hm"}', "--model", fake_llm.model,
+                   "--api-base", fake_llm.url, "--store", str(tmp_path / "runs.db"))
+    assert code == 1
+    assert "PostconditionFailed" in capsys.readouterr().err
+
+
+def test_bad_input_and_bad_plans_exit_2(plan_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = str(tmp_path / "runs.db")
+    assert run_cli("run", str(plan_file), "triage", "--input", '{"text": 5}', "--store", store) == 2
+    assert "text" in capsys.readouterr().err
+    broken = tmp_path / "broken.stratum.yaml"
+    broken.write_text("version: '1'\nflows: {f: {steps: [{id: a, function: nope}]}}\n", encoding="utf-8")
+    assert run_cli("run", str(broken), "f", "--store", store) == 2
+    assert "nope" in capsys.readouterr().err
+
+
+def test_without_a_terminal_a_human_step_pauses_and_resume_finishes_it(
+    plan_file: Path, tmp_path: Path, fake_llm: FakeLLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_llm.enqueue({"label": "positive", "confidence": 0.95})
+    database = tmp_path / "runs.db"
+    code = run_cli("run", str(plan_file), "checked", "--input", '{"text": "great"}', "--model", fake_llm.model,
+                   "--api-base", fake_llm.url, "--store", str(database))
+    assert code == 3
+    assert "stratum resume" in capsys.readouterr().err
+    with SQLiteRunStore(database) as store:
+        (review,) = store.list_reviews()
+        store.answer_review(review.review_id, action="accept", value={"approved": True}, reviewer="ann",
+                            rationale=None)
+    assert run_cli("resume", review.run_id, "--store", str(database)) == 0
+    assert json.loads(capsys.readouterr().out) == {"approved": True}
+    assert len(fake_llm.requests) == 1
+
+
+def test_runs_lists_and_shows_traces_as_json(
+    plan_file: Path, tmp_path: Path, fake_llm: FakeLLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_llm.enqueue({"label": "negative", "confidence": 0.3}, {"label": "negative", "confidence": 0.8})
+    store = str(tmp_path / "runs.db")
+    run_cli("run", str(plan_file), "triage", "--input", '{"text": "x"}', "--model", fake_llm.model, "--api-base",
+            fake_llm.url, "--store", store)
+    capsys.readouterr()
+    assert run_cli("runs", "--store", store, "--format", "json") == 0
+    (run,) = json.loads(capsys.readouterr().out)
+    assert run["flow"] == "triage" and run["status"] == "succeeded"
+    assert run_cli("runs", "show", run["run_id"], "--store", store, "--format", "json") == 0
+    trace = json.loads(capsys.readouterr().out)
+    (step,) = trace["steps"]
+    assert [len(a["violations"]) for a in step["attempts"]] == [1, 0]
+    assert run_cli("runs", "show", "nope", "--store", store) == 1
