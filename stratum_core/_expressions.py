@@ -114,9 +114,10 @@ def compile_expression(text: str, *, limits: Limits = DEFAULT_LIMITS) -> Express
     lead = len(text) - len(code)
     if not code.strip():
         raise ExpressionSyntaxError("expression is empty", expression=text, offset=0)
-    tree = _parse(text, code, lead)
-    _check_nesting(text, code, lead, tree, limits.max_depth)
-    checker = _Checker(text, code, lead, limits)
+    positions = _Positions(code, lead)
+    tree = _parse(text, code, positions)
+    _check_nesting(text, code, positions, tree, limits.max_depth)
+    checker = _Checker(text, positions, limits)
     checker.check(tree.body, frozenset())
     reads = tuple(sorted(checker.reads, key=lambda read: read.offset))
     return Expression(text, tree, lead=lead, names=frozenset(checker.names), reads=reads)
@@ -145,26 +146,33 @@ def describe_failure(expr: Expression, env: Mapping[str, Any]) -> str:
 # --- compile time -------------------------------------------------------------------------------------------------
 
 
-def _char_index(code: str, lead: int, lineno: int, column: int, *, in_bytes: bool) -> int:
-    """The 0-based index into the original text of a parser position in `code` (the text after `lead`)."""
-    lines = code.split("\n")
-    row = min(max(lineno, 1), len(lines)) - 1
-    line = lines[row]
-    if in_bytes:
-        column = len(line.encode()[:column].decode(errors="ignore"))
-    index = sum(len(previous) + 1 for previous in lines[:row]) + column
-    return lead + max(0, min(index, len(code)))
+class _Positions:
+    """Turns parser positions in `code` (1-based line, UTF-8 byte column) into 0-based indexes into the text.
+
+    `code` is the text without its `lead` leading blanks, which the parser would refuse.
+    """
+
+    def __init__(self, code: str, lead: int) -> None:
+        self._lines = code.split("\n")
+        self._ascii = [line.isascii() for line in self._lines]
+        self._starts = list(itertools.accumulate((len(line) + 1 for line in self._lines[:-1]), initial=lead))
+        self._end = lead + len(code)
+
+    def index(self, lineno: int, column: int, *, in_bytes: bool = True) -> int:
+        row = min(max(lineno, 1), len(self._lines)) - 1
+        if in_bytes and not self._ascii[row]:
+            column = len(self._lines[row].encode()[:column].decode(errors="ignore"))
+        return min(self._starts[row] + max(column, 0), self._end)
+
+    def of(self, node: ast.AST) -> int:
+        return self.index(getattr(node, "lineno", 1), getattr(node, "col_offset", 0))
 
 
-def _node_offset(code: str, lead: int, node: ast.AST) -> int:
-    return _char_index(code, lead, getattr(node, "lineno", 1), getattr(node, "col_offset", 0), in_bytes=True)
-
-
-def _parse(text: str, code: str, lead: int) -> ast.Expression:
+def _parse(text: str, code: str, positions: _Positions) -> ast.Expression:
     try:
         return ast.parse(code, mode="eval")
     except SyntaxError as exc:
-        offset = _char_index(code, lead, exc.lineno or 1, (exc.offset or 1) - 1, in_bytes=False)
+        offset = positions.index(exc.lineno or 1, (exc.offset or 1) - 1, in_bytes=False)
         message = f"invalid syntax: {exc.msg}" if exc.msg != "invalid syntax" else "invalid syntax"
         raise ExpressionSyntaxError(message, expression=text, offset=offset, hint=_syntax_hint(code)) from exc
     except (RecursionError, MemoryError) as exc:
@@ -183,7 +191,7 @@ def _syntax_hint(code: str) -> str | None:
     return "a plan expression is a single Python expression, not a statement"
 
 
-def _check_nesting(text: str, code: str, lead: int, tree: ast.Expression, limit: int) -> None:
+def _check_nesting(text: str, code: str, positions: _Positions, tree: ast.Expression, limit: int) -> None:
     """Refuse expressions nested deeper than `limit`, in brackets (even redundant ones) or in the syntax tree."""
     depth = 0
     try:
@@ -191,7 +199,7 @@ def _check_nesting(text: str, code: str, lead: int, tree: ast.Expression, limit:
             if token.type == tokenize.OP and token.string in "([{":
                 depth += 1
                 if depth > limit:
-                    offset = _char_index(code, lead, token.start[0], token.start[1], in_bytes=False)
+                    offset = positions.index(*token.start, in_bytes=False)
                     raise _too_deep(text, offset, limit)
             elif token.type == tokenize.OP and token.string in ")]}":
                 depth -= 1
@@ -201,7 +209,7 @@ def _check_nesting(text: str, code: str, lead: int, tree: ast.Expression, limit:
     while stack:
         node, depth = stack.pop()
         if depth > limit:
-            raise _too_deep(text, _node_offset(code, lead, node), limit)
+            raise _too_deep(text, positions.of(node), limit)
         stack.extend((child, depth + isinstance(child, ast.expr)) for child in ast.iter_child_nodes(node))
 
 
@@ -266,7 +274,6 @@ _REFUSED_NODES: dict[type[ast.AST], tuple[str, str | None]] = {
     ),
 }
 _SINGLETONS = (None, True, False)
-_Comprehension = ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp
 
 
 def _string_key(node: ast.Subscript) -> str | None:
@@ -278,17 +285,15 @@ def _string_key(node: ast.Subscript) -> str | None:
 class _Checker:
     """One walk over a parsed expression: refuses what the sandbox will not run, collects names and field reads."""
 
-    def __init__(self, text: str, code: str, lead: int, limits: Limits) -> None:
+    def __init__(self, text: str, positions: _Positions, limits: Limits) -> None:
         self._text = text
-        self._code = code
-        self._lead = lead
+        self._positions = positions
         self._limits = limits
         self.names: set[str] = set()
         self.reads: list[FieldRead] = []
 
     def error(self, node: ast.AST, message: str, hint: str | None = None) -> ExpressionSyntaxError:
-        offset = _node_offset(self._code, self._lead, node)
-        return ExpressionSyntaxError(message, expression=self._text, offset=offset, hint=hint)
+        return ExpressionSyntaxError(message, expression=self._text, offset=self._positions.of(node), hint=hint)
 
     def check(self, node: ast.expr, bound: frozenset[str]) -> None:
         match node:
@@ -368,7 +373,7 @@ class _Checker:
             raise self.error(node, f"name '{node.id}' is not allowed", "names starting with '_' are private")
         if node.id not in bound:
             self.names.add(node.id)
-            self.reads.append(FieldRead(node.id, fields, _node_offset(self._code, self._lead, node)))
+            self.reads.append(FieldRead(node.id, fields, self._positions.of(node)))
 
     def _attribute_name(self, node: ast.AST, name: str) -> None:
         if name.startswith("_"):
@@ -1052,8 +1057,8 @@ def _actual_values(expr: Expression, clause: ast.expr, env: Mapping[str, Any]) -
                 continue
         if shown:
             return list(shown.items())
-    start = _node_offset(expr._code, expr._lead, clause)
-    end = _char_index(expr._code, expr._lead, clause.end_lineno or 1, clause.end_col_offset or 0, in_bytes=True)
+    positions = _Positions(expr._code, expr._lead)
+    start, end = positions.of(clause), positions.index(clause.end_lineno or 1, clause.end_col_offset or 0)
     for read in expr.reads:
         if start <= read.offset < end and (value := _read_field(env, read)) is not _MISSING:
             shown.setdefault(str(read), value)

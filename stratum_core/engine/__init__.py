@@ -2,6 +2,8 @@
 
 from stratum_core.engine._engine import Engine
 from stratum_core.engine._types import (
+    AgentSubmission,
+    AgentTask,
     EngineConfig,
     ReviewAnswer,
     ReviewRequest,
@@ -12,6 +14,8 @@ from stratum_core.engine._types import (
 )
 
 __all__ = [
+    "AgentSubmission",
+    "AgentTask",
     "Engine",
     "EngineConfig",
     "ReviewAnswer",

@@ -41,6 +41,8 @@ class StepContext:
     session_cache: MutableMapping[str, Any]
     attributes: dict[str, Any] = field(default_factory=dict)
     attempts: int = 0
+    agent_available: bool = False
+    previous_violations: tuple[str, ...] = ()
     log: Callable[[str, str], Awaitable[None]] = _no_log
 
     @property

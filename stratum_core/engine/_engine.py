@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from stratum_core.engine._agent import agent_task
 from stratum_core.engine._budget import Envelope
-from stratum_core.engine._human import AwaitingReview
+from stratum_core.engine._context import StepContext
+from stratum_core.engine._pending import Pending
+from stratum_core.engine._observers import FanOut
 from stratum_core.engine._scheduler import FlowExecution, RunContext
-from stratum_core.engine._types import EngineConfig, ReviewSink, RunObserver, RunResult
+from stratum_core.engine._types import AgentSubmission, EngineConfig, ReviewSink, RunObserver, RunResult
 from stratum_core.engine._validation import schema_violations
-from stratum_core.errors import RunCancelled, RunError, StratumError
-from stratum_core.plan import Plan
-from stratum_core.plan._schema import fields_schema
-from stratum_core.store import MemoryRunStore, RunRecord, StoreError
+from stratum_core.errors import PostconditionFailed, RunCancelled, RunError, StratumError
+from stratum_core.plan import ComputeFunction, InferFunction, Plan
+from stratum_core.plan._schema import content_hash, fields_schema
+from stratum_core.store import AttemptRecord, MemoryRunStore, RunRecord, StepRecord, StoreError
 
 if TYPE_CHECKING:
     from stratum_core.llm import LLMClient
@@ -34,6 +37,8 @@ class Engine:
         llm: the model client (default: LiteLLM, created on the first infer call).
         config: model defaults and limits.
         review_sink: how human steps reach a person when a run does not pass its own.
+        observers: told about every run (exporters, metrics), besides each run's own observer; their failures are
+            logged and never break a run.
     """
 
     def __init__(
@@ -43,12 +48,16 @@ class Engine:
         llm: LLMClient | None = None,
         config: EngineConfig | None = None,
         review_sink: ReviewSink | None = None,
+        observers: Sequence[RunObserver] = (),
     ) -> None:
+        self.observers = tuple(observers)
         self.store: RunStore = store if store is not None else MemoryRunStore()
         self.config = config or EngineConfig()
         self.review_sink = review_sink
         self._llm = llm
         self._session_cache: dict[str, Any] = {}
+        self._plans: dict[tuple[str, str], Plan] = {}
+        self._locks: dict[str, anyio.Lock] = {}
 
     def _llm_client(self) -> LLMClient:
         if self._llm is None:
@@ -73,8 +82,12 @@ class Engine:
         observer: RunObserver | None = None,
         review_sink: ReviewSink | None = None,
         run_id: str | None = None,
+        agent: bool = False,
     ) -> RunResult:
-        """Run `flow` of `plan` to the end, a pause for a person, a failure or a cancellation.
+        """Run `flow` of `plan` to the end, a pause (for a person or the calling agent), a failure or a cancellation.
+
+        `agent` says the caller is an agent that can do agent steps (the MCP server's callers); without one, agent
+        steps fall back to the server's model when there is one.
 
         Failures are returned (status 'failed', `error` set), not raised; cancelling the calling task cancels the
         run, records it as cancelled, and re-raises the cancellation. Invalid inputs raise ValueError.
@@ -82,6 +95,8 @@ class Engine:
         errors = self.input_errors(plan, flow, inputs)
         if errors:
             raise ValueError(f"invalid input for flow {flow!r}: " + "; ".join(errors))
+        defaults = {name: spec.default for name, spec in plan.flows[flow].input.items() if spec.default is not None}
+        inputs = {**defaults, **inputs}
         now = time.time()
         record = RunRecord(
             run_id=run_id or uuid.uuid4().hex,
@@ -96,32 +111,152 @@ class Engine:
             model=self.config.model,
         )
         self.store.create_run(record)
-        return await self._execute(plan, record, {}, {}, observer=observer, review_sink=review_sink)
+        async with self._lock(record.run_id):
+            return await self._execute(
+                plan, record, {}, {}, {}, observer=observer, review_sink=review_sink, agent=agent
+            )
 
     async def resume(
-        self, run_id: str, *, observer: RunObserver | None = None, review_sink: ReviewSink | None = None
+        self,
+        run_id: str,
+        *,
+        observer: RunObserver | None = None,
+        review_sink: ReviewSink | None = None,
+        agent: bool = False,
     ) -> RunResult:
         """Continue a paused (or interrupted) run from its checkpoint, without re-running finished steps.
 
         The plan is re-read from the run's stored text. Answered reviews are used; unanswered ones are asked again
         through the sink (or the run pauses again).
         """
-        from stratum_core.plan import load_plan_text
+        async with self._lock(run_id):
+            return await self._resume(run_id, observer=observer, review_sink=review_sink, agent=agent)
 
+    async def _resume(
+        self, run_id: str, *, observer: RunObserver | None, review_sink: ReviewSink | None, agent: bool
+    ) -> RunResult:
         record = self.store.get_run(run_id)
         if record is None:
             raise StoreError(f"no run with id {run_id!r}")
         if record.status not in ("paused", "running"):
             raise StoreError(f"run {run_id} is {record.status}; only paused or interrupted runs can be resumed")
-        plan = load_plan_text(record.plan_text, source=record.plan_source)
+        plan = self._plan_of(record)
         trace = self.store.get_trace(run_id)
         steps = trace.steps if trace is not None else []
         completed = {s.step_id: s for s in steps if s.status in ("succeeded", "skipped")}
         attempts: dict[str, int] = {}
+        violations: dict[str, tuple[str, ...]] = {}
         for attempt in trace.attempts if trace is not None else []:  # numbering continues after a crash
-            attempts[attempt.step_id] = max(attempts.get(attempt.step_id, 0), attempt.number)
+            if attempt.number >= attempts.get(attempt.step_id, 0):
+                attempts[attempt.step_id] = attempt.number
+                violations[attempt.step_id] = tuple(attempt.violations)
         self.store.update_run(run_id, status="running", updated_at=time.time())
-        return await self._execute(plan, record, completed, attempts, observer=observer, review_sink=review_sink)
+        return await self._execute(
+            plan, record, completed, attempts, violations, observer=observer, review_sink=review_sink, agent=agent
+        )
+
+    def _plan_of(self, record: RunRecord) -> Plan:
+        from stratum_core.plan import load_plan_text
+
+        key = (record.plan_source, record.plan_hash)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = load_plan_text(record.plan_text, source=record.plan_source)
+            self._plans[key] = plan
+        return plan
+
+    def _lock(self, run_id: str) -> anyio.Lock:
+        """One run is advanced by one task at a time (a resume and an agent's report cannot interleave)."""
+        lock = self._locks.get(run_id)
+        if lock is None:
+            lock = self._locks[run_id] = anyio.Lock()
+        return lock
+
+    async def submit_agent_output(
+        self,
+        run_id: str,
+        step_id: str,
+        output: Any,
+        *,
+        observer: RunObserver | None = None,
+        review_sink: ReviewSink | None = None,
+    ) -> AgentSubmission:
+        """Check what the calling agent reports for an agent step; on success, resume the run.
+
+        Raises StoreError when the run or the step is unknown or the step is not waiting for the agent.
+        """
+        async with self._lock(run_id):
+            submission = self._check_submission(run_id, step_id, output)
+            if not submission.accepted and submission.result is None:
+                return submission
+            if submission.result is not None:  # out of retries: the run has failed
+                return submission
+            result = await self._resume(run_id, observer=observer, review_sink=review_sink, agent=True)
+            return AgentSubmission(accepted=True, violations=(), retries_left=0, result=result)
+
+    def _check_submission(self, run_id: str, step_id: str, output: Any) -> AgentSubmission:
+        from stratum_core.engine._agent import agent_function, check_agent_output
+
+        record = self.store.get_run(run_id)
+        if record is None:
+            raise StoreError(f"no run with id {run_id!r}")
+        step = next((s for s in self.store.get_steps(run_id) if s.step_id == step_id), None)
+        if step is None or not _awaits_agent(step):
+            waiting = [s.step_id for s in self.store.get_steps(run_id) if _awaits_agent(s)]
+            raise StoreError(
+                f"step {step_id!r} of run {run_id} is not waiting for the agent "
+                f"(waiting: {', '.join(waiting) or 'none'})"
+            )
+        plan = self._plan_of(record)
+        fn = plan.functions[str(step.function)]
+        if not isinstance(fn, InferFunction | ComputeFunction):
+            raise StoreError(f"step {step_id!r} is not an agent step")
+        agent_fn = agent_function(fn)
+        trace = self.store.get_trace(run_id)
+        number = 1 + max((a.number for a in trace.attempts if a.step_id == step_id), default=0) if trace else 1
+        ctx = StepContext(
+            run_id=run_id,
+            step_id=step_id,
+            plan=plan,
+            envelope=Envelope(None),
+            config=self.config,
+            store=self.store,
+            llm_factory=self._llm_client,
+            session_cache=self._session_cache,
+            attempts=number - 1,
+            agent_available=True,
+        )
+        inputs = step.input if isinstance(step.input, dict) else {}
+        started = time.time()
+        value, violations, raw = check_agent_output(agent_fn, inputs, ctx, output)
+        task = agent_task(agent_fn, inputs, ctx)
+        ctx.record_attempt(AttemptRecord(
+            run_id=run_id, step_id=step_id, number=number, kind="agent", model=None,
+            prompt_hash=None, contract_hash=content_hash(task.output_schema), raw_output=raw,
+            violations=violations, retry_reason=None, started_at=started,
+            duration_ms=(time.time() - started) * 1000, backend="agent", transport_attempts=0,
+        ))
+        retries_left = max(0, 1 + agent_fn.retries - number)
+        if violations and retries_left > 0:
+            return AgentSubmission(accepted=False, violations=tuple(violations), retries_left=retries_left)
+        now = time.time()
+        if violations:
+            history = [list(a.violations) for a in (trace.attempts if trace else []) if a.step_id == step_id]
+            error = PostconditionFailed(
+                f"the agent's output still breaks the contract after {number} attempts: {'; '.join(violations)}",
+                history=[*history, violations], step_id=step_id,
+            )
+            error.run_id = run_id
+            self.store.upsert_step(step.model_copy(update={
+                "status": "failed", "error": error.to_dict(), "finished_at": now, "attempts": number}))
+            self.store.update_run(run_id, status="failed", error=error.to_dict(), finished_at=now,
+                                  **self._totals(run_id))
+            failed = RunResult(run_id=run_id, status="failed", error=error)
+            return AgentSubmission(accepted=False, violations=tuple(violations), retries_left=0, result=failed)
+        self.store.upsert_step(step.model_copy(update={
+            "status": "succeeded", "output": value, "finished_at": now, "attempts": number,
+            "duration_ms": (now - (step.started_at or now)) * 1000}))
+        return AgentSubmission(accepted=True, violations=(), retries_left=retries_left)
 
     async def _execute(
         self,
@@ -129,9 +264,11 @@ class Engine:
         record: RunRecord,
         completed: dict[str, Any],
         previous_attempts: dict[str, int],
+        previous_violations: dict[str, tuple[str, ...]],
         *,
         observer: RunObserver | None,
         review_sink: ReviewSink | None,
+        agent: bool,
     ) -> RunResult:
         flow = plan.flows[record.flow]
         context = RunContext(
@@ -142,10 +279,12 @@ class Engine:
             llm_factory=self._llm_client,
             session_cache=self._session_cache,
             review_sink=review_sink if review_sink is not None else self.review_sink,
-            observer=observer or RunObserver(),
+            observer=FanOut([*self.observers, *([observer] if observer is not None else [])]),
             limiter=anyio.CapacityLimiter(flow.max_concurrency or self.config.max_concurrency),
             completed=completed,
             previous_attempts=previous_attempts,
+            previous_violations=previous_violations,
+            agent_available=agent,
         )
         envelope = Envelope(flow.budget, label=f"flow '{flow.name}'")
         inputs = record.input if isinstance(record.input, dict) else {}
@@ -157,11 +296,18 @@ class Engine:
             totals = self._totals(run_id)
             self.store.update_run(run_id, status=status, updated_at=now, **totals, **fields)
 
+        result = await self._outcome(execution, record, finish)
+        with anyio.CancelScope(shield=True):
+            await context.observer.run_finished(run_id, result.status)
+        return result
+
+    async def _outcome(self, execution: FlowExecution, record: RunRecord, finish: Any) -> RunResult:
+        run_id = record.run_id
         try:
             output = await execution.execute()
-        except AwaitingReview as pause:
+        except Pending as pause:
             finish("paused")
-            return RunResult(run_id=run_id, status="paused", review=pause.request)
+            return RunResult(run_id=run_id, status="paused", pending=pause.items)
         except RunError as error:
             error.run_id = run_id
             finish("failed", error=error.to_dict(), finished_at=time.time(),
@@ -171,6 +317,7 @@ class Engine:
             with anyio.CancelScope(shield=True):
                 cancelled = RunCancelled("the run was cancelled", run_id=run_id)
                 finish("cancelled", error=cancelled.to_dict(), finished_at=time.time())
+                await execution.run.observer.run_finished(run_id, "cancelled")
             raise
         except StratumError as error:  # configuration problems found while running
             failure = RunError(str(error), run_id=run_id)
@@ -192,3 +339,8 @@ class Engine:
             "cost_usd": sum(a.cost_usd or 0.0 for a in attempts),
             "cost_unknown": any(a.cost_usd is None for a in attempts),
         }
+
+
+def _awaits_agent(step: StepRecord) -> bool:
+    awaiting = step.attributes.get("awaiting")
+    return step.status == "waiting" and isinstance(awaiting, list) and "agent" in awaiting

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, assert_never
 
 from stratum_core._expressions import compile_expression, describe_failure
+from stratum_core.engine._agent import AwaitingAgent, agent_function, agent_task, wants_agent
 from stratum_core.engine._compute import run_compute
 from stratum_core.engine._context import StepContext
 from stratum_core.engine._human import run_human
@@ -55,6 +56,11 @@ async def call_function(
     fn: Function, inputs: Mapping[str, Any], ctx: StepContext, *, review_sink: ReviewSink | None
 ) -> Any:
     """Run `fn` on `inputs` within `ctx` and return its output; raises the RunError that explains a failure."""
+    if isinstance(fn, InferFunction | ComputeFunction) and wants_agent(fn, ctx):
+        ctx.attributes["backend"] = "agent"
+        agent_fn = agent_function(fn)
+        _check_given(agent_fn.given, inputs, ctx.step_id)
+        raise AwaitingAgent(agent_task(agent_fn, inputs, ctx, violations=ctx.previous_violations))
     if isinstance(fn, InferFunction):
         ctx.attributes.setdefault("backend", "server")
         return await run_infer(fn, inputs, ctx)

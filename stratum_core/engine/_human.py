@@ -18,6 +18,7 @@ from typing import Any
 
 import anyio
 
+from stratum_core.engine._pending import Pending
 from stratum_core.engine._types import ReviewAnswer, ReviewRequest, ReviewSink
 from stratum_core.engine._validation import schema_violations
 from stratum_core.errors import HITLTimeoutError, HumanRejected, PostconditionFailed
@@ -28,11 +29,11 @@ from stratum_core.store import ReviewRecord, RunStore
 __all__ = ["AwaitingReview", "decision_form", "run_human"]
 
 
-class AwaitingReview(Exception):  # noqa: N818 - a control-flow signal: the run pauses here
+class AwaitingReview(Pending):
     """The step waits for a person; the run pauses with this review pending."""
 
     def __init__(self, request: ReviewRequest) -> None:
-        super().__init__(request.review_id)
+        super().__init__([request])
         self.request = request
 
 

@@ -23,7 +23,7 @@ from stratum_core._expressions import compile_expression
 from stratum_core.engine._budget import Envelope
 from stratum_core.engine._context import StepContext
 from stratum_core.engine._functions import call_function
-from stratum_core.engine._human import AwaitingReview
+from stratum_core.engine._pending import AgentTask, Pending
 from stratum_core.engine._types import EngineConfig, ReviewSink, RunObserver
 from stratum_core.engine._validation import schema_violations
 from stratum_core.engine._values import Scope, SkippedInput, resolve_binding
@@ -73,6 +73,8 @@ class RunContext:
     limiter: anyio.CapacityLimiter
     completed: dict[str, StepRecord] = field(default_factory=dict)
     previous_attempts: dict[str, int] = field(default_factory=dict)
+    agent_available: bool = False
+    previous_violations: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def _step_dependencies(step: Step) -> set[str]:
@@ -119,13 +121,13 @@ class FlowExecution:
     # -- the DAG -----------------------------------------------------------------------------------------------
 
     async def execute(self) -> Any:
-        """Run every step; return the flow's output, or raise its first failure (or AwaitingReview)."""
+        """Run every step; return the flow's output, or raise its first failure (or Pending, to pause)."""
         steps = {step.id: step for step in self.flow.steps}
         dependencies = {step_id: _step_dependencies(step) & steps.keys() for step_id, step in steps.items()}
         finished = {step_id: anyio.Event() for step_id in steps}
         outcome: dict[str, str] = {}
         failures: list[RunError] = []
-        waiting: list[AwaitingReview] = []
+        waiting: list[Pending] = []
 
         async def run_one(step: Step, group: anyio.CancelScope) -> None:
             try:
@@ -140,7 +142,7 @@ class FlowExecution:
                 except SkippedInput:
                     self.scope.skipped.add(step.id)
                     outcome[step.id] = "skipped"
-                except AwaitingReview as pause:
+                except Pending as pause:
                     waiting.append(pause)
                     outcome[step.id] = "waiting"
                 except RunError as error:
@@ -164,15 +166,24 @@ class FlowExecution:
         if deadline_scope.cancelled_caught:
             raise self.envelope.timeout_error(step_id=self.prefix.rstrip(".") or self.flow.name)
         if waiting:
-            raise waiting[0]
+            raise Pending.merge(waiting)
         return self._flow_output()
 
     def _flow_output(self) -> Any:
-        if self.flow.result:
-            output = resolve_binding(self.flow.result, self.scope, step_id=self.prefix + "result")
-        else:
-            last = self.flow.steps[-1].id
-            output = self.scope.outputs.get(last)
+        where = self.prefix.rstrip(".") or self.flow.name
+        try:
+            if self.flow.result:
+                output = resolve_binding(self.flow.result, self.scope, step_id=where)
+            else:
+                last = self.flow.steps[-1].id
+                if last in self.scope.skipped:
+                    raise SkippedInput(last)
+                output = self.scope.outputs.get(last)
+        except SkippedInput as skipped:
+            raise RunError(
+                f"flow '{self.flow.name}' has no result: the step it returns, '{skipped.step_id}', was skipped",
+                step_id=where,
+            ) from None
         if self.flow.output is not None:
             violations = schema_violations(output, type_schema(self.flow.output, self.run.plan.contracts))
             if violations:
@@ -238,6 +249,8 @@ class FlowExecution:
             llm_factory=self.run.llm_factory,
             session_cache=self.run.session_cache,
             attempts=self.run.previous_attempts.get(path, 0),
+            agent_available=self.run.agent_available,
+            previous_violations=self.run.previous_violations.get(path, ()),
         )
 
         async def call() -> Any:
@@ -266,7 +279,7 @@ class FlowExecution:
         self._record(StepRecord(status="running", **base))
         await self.run.observer.step_started(self.run.run_id, path, kind)
 
-        def finish(status: str, **fields: Any) -> None:
+        def finish(status: str, attributes_extra: dict[str, Any] | None = None, **fields: Any) -> None:
             used = envelope.used
             self._record(StepRecord(
                 status=status,
@@ -276,7 +289,8 @@ class FlowExecution:
                 tokens_in=used.tokens_in,
                 tokens_out=used.tokens_out,
                 cost_usd=used.cost_usd,
-                attributes={**attributes, **({"cost_unknown": True} if used.cost_unknown else {})},
+                attributes={**attributes, **({"cost_unknown": True} if used.cost_unknown else {}),
+                            **(attributes_extra or {})},
                 **base,
                 **fields,
             ))
@@ -286,8 +300,8 @@ class FlowExecution:
                 output = await work()
             if deadline_scope.cancelled_caught:
                 raise envelope.timeout_error(step_id=path)
-        except AwaitingReview:
-            finish("waiting")
+        except Pending as pause:
+            finish("waiting", attributes_extra={"awaiting": [_awaiting(item) for item in pause.items]})
             raise
         except RunError as error:
             if error.step_id is None:
@@ -302,7 +316,7 @@ class FlowExecution:
             with anyio.CancelScope(shield=True):
                 finish("cancelled", error=RunCancelled("cancelled", step_id=path).to_dict())
             raise
-        except (SkippedInput, AwaitingReview):
+        except SkippedInput:
             raise
         except Exception as error:  # a bug or an unexpected failure: the run fails and keeps what it had done
             failure = ComputeError(
@@ -423,7 +437,7 @@ class FlowExecution:
         """
         results: dict[str, tuple[str, Any]] = {}
         first_error: list[RunError] = []
-        waiting: list[AwaitingReview] = []
+        waiting: list[Pending] = []
         gate = anyio.CapacityLimiter(limit) if limit else None
 
         async def branch(path: str, call: CallStep, scope: Scope, group: anyio.CancelScope) -> None:
@@ -439,7 +453,7 @@ class FlowExecution:
                     group.cancel()
             except SkippedInput:
                 results[path] = ("skipped", None)
-            except AwaitingReview as pause:
+            except Pending as pause:
                 waiting.append(pause)
             except RunError as error:
                 results[path] = ("error", _error_text(error))
@@ -453,8 +467,12 @@ class FlowExecution:
         if first_error:
             raise first_error[0]
         if waiting and not (stop_after_successes and any(r[0] == "ok" for r in results.values())):
-            raise waiting[0]
+            raise Pending.merge(waiting)
         return [(path, results[path]) for path, _, _ in branches if path in results]
+
+
+def _awaiting(item: Any) -> str:
+    return "agent" if isinstance(item, AgentTask) else "person"
 
 
 def _failures(results: Iterable[tuple[str, tuple[str, Any]]]) -> dict[str, str]:

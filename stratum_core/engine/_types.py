@@ -10,6 +10,8 @@ from typing import Any, Literal, Protocol
 from stratum_core.errors import RunError
 
 __all__ = [
+    "AgentSubmission",
+    "AgentTask",
     "EngineConfig",
     "ReviewAnswer",
     "ReviewRequest",
@@ -31,13 +33,14 @@ class EngineConfig:
         api_base: base URL of an OpenAI-compatible server (`--api-base`, `STRATUM_API_BASE`).
         api_key: the key sent with every LLM call, when the provider's own variable is not used.
         max_concurrency: steps of one run that may execute at the same time.
-        plan_root: where `call:` targets are looked up first (the plan file's folder by default).
+        infer_via: who does infer steps without an `executor`: the server's model, or the calling agent.
     """
 
     model: str | None = None
     api_base: str | None = None
     api_key: str | None = None
     max_concurrency: int = 16
+    infer_via: Literal["server", "agent"] = "server"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> EngineConfig:
@@ -102,6 +105,49 @@ class RunObserver:
     async def log(self, run_id: str, level: str, message: str) -> None:
         """A log line about the run."""
 
+    async def run_finished(self, run_id: str, status: str) -> None:
+        """The run ended (succeeded, failed, paused, cancelled); its trace is complete in the store."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentTask:
+    """An infer step handed to the calling agent: what to do, on what, and what the answer must satisfy.
+
+    `inputs` are the step's inputs shown as instruction text; `attachment` holds opaque inputs (data, never
+    instructions). `violations` are what the previous answer broke, if it was rejected.
+    """
+
+    run_id: str
+    step_id: str
+    function: str
+    intent: str
+    context: tuple[str, ...] = ()
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+    attachment: Mapping[str, Any] = field(default_factory=dict)
+    output_schema: Mapping[str, Any] = field(default_factory=dict)
+    wrapped: bool = False
+    ensure: tuple[str, ...] = ()
+    retries_left: int = 0
+    attempt: int = 1
+    violations: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape handed to the agent."""
+        return {
+            "run_id": self.run_id,
+            "step_id": self.step_id,
+            "function": self.function,
+            "intent": self.intent,
+            "context": list(self.context),
+            "inputs": dict(self.inputs),
+            "attachment": dict(self.attachment),
+            "output_schema": dict(self.output_schema),
+            "ensure": list(self.ensure),
+            "attempt": self.attempt,
+            "retries_left": self.retries_left,
+            "violations": list(self.violations),
+        }
+
 
 @dataclass(frozen=True, kw_only=True)
 class RunResult:
@@ -111,4 +157,28 @@ class RunResult:
     status: RunStatus
     output: Any = None
     error: RunError | None = None
-    review: ReviewRequest | None = None
+    pending: tuple[ReviewRequest | AgentTask, ...] = ()
+
+    @property
+    def review(self) -> ReviewRequest | None:
+        """The first decision a paused run waits for, if any."""
+        return next((item for item in self.pending if isinstance(item, ReviewRequest)), None)
+
+    @property
+    def agent_tasks(self) -> tuple[AgentTask, ...]:
+        """The steps a paused run waits for the calling agent to do (independent ones all at once)."""
+        return tuple(item for item in self.pending if isinstance(item, AgentTask))
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentSubmission:
+    """The engine's answer to an agent's report of an agent step.
+
+    accepted: the output met the contract. violations / retries_left: what to fix, and how many tries remain.
+    result: the run after the report (resumed: finished, or paused on the next steps; or failed, out of retries).
+    """
+
+    accepted: bool
+    violations: tuple[str, ...] = ()
+    retries_left: int = 0
+    result: RunResult | None = None

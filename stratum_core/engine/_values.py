@@ -9,7 +9,17 @@ from typing import Any
 from stratum_core.errors import RunError
 from stratum_core.plan import Reference, parse_reference
 
-__all__ = ["Scope", "SkippedInput", "resolve_binding"]
+__all__ = ["MISSING", "Scope", "SkippedInput", "resolve_binding"]
+
+
+class _Missing:
+    """An optional flow input the caller left out: the binding that reads it is left out too."""
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
 
 
 class SkippedInput(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -63,6 +73,8 @@ def _resolve_reference(text: str, scope: Scope, *, step_id: str) -> Any:
     if reference is None:
         raise RunError(f"malformed reference {text!r}", step_id=step_id)
     if reference.root == "input":
+        if reference.path and isinstance(reference.path[0], str) and reference.path[0] not in scope.inputs:
+            return MISSING  # an optional input nobody gave (required ones are checked when the run starts)
         return _follow(scope.inputs, reference.path, reference, step_id=step_id)
     if reference.root == "item":
         return _follow(scope.item, reference.path, reference, step_id=step_id)
@@ -79,7 +91,8 @@ def resolve_binding(value: Any, scope: Scope, *, step_id: str) -> Any:
     if isinstance(value, str):
         return _resolve_reference(value, scope, step_id=step_id) if value.startswith("$.") else value
     if isinstance(value, Mapping):
-        return {key: resolve_binding(item, scope, step_id=step_id) for key, item in value.items()}
+        resolved = {key: resolve_binding(item, scope, step_id=step_id) for key, item in value.items()}
+        return {key: item for key, item in resolved.items() if item is not MISSING}
     if isinstance(value, list | tuple):
         return [resolve_binding(item, scope, step_id=step_id) for item in value]
     return value

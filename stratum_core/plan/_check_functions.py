@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from stratum_core.plan._check_context import CheckContext
 from stratum_core.plan._imports import call_target_problem
 from stratum_core.plan._model import (
@@ -22,6 +24,11 @@ from stratum_core.plan._yaml import Path
 __all__ = ["check_contracts", "check_functions", "check_type_names"]
 
 _FORM_TYPES = frozenset({"string", "number", "integer", "boolean"})
+CALL_TARGET = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+
+
+def _a(word: str) -> str:
+    return f"an {word}" if word[:1] in "aeiou" else f"a {word}"
 
 
 def check_type_names(ctx: CheckContext, spec: TypeSpec | None, path: Path) -> None:
@@ -124,7 +131,7 @@ def _check_compute(
         )
     if fn.expr is not None:
         check_expression(ctx, (*path, "expr"), fn.expr, inputs, role="expr")
-    if fn.call is not None and check_imports:
+    if fn.call is not None and check_imports and CALL_TARGET.fullmatch(fn.call):
         problem = call_target_problem(fn.call, base_dir=ctx.loaded.base_dir)
         if problem is not None:
             ctx.report((*path, "call"), problem[0], problem[1])
@@ -218,7 +225,7 @@ def _check_adaptive(ctx: CheckContext, fn: AdaptiveFunction, path: Path, inputs:
         if target is None:
             continue
         if target.mode != mode:
-            ctx.report(where, f"'{name}' is a {target.mode} function", f"{key}: names a {mode} function")
+            ctx.report(where, f"'{name}' is {_a(target.mode)} function", f"{key}: names {_a(mode)} function")
             continue
         if set(target.input) != set(fn.input):
             theirs = ", ".join(target.input) or "none"

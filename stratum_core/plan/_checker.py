@@ -126,11 +126,11 @@ def _check_step(ctx: CheckContext, scope: FlowScope, step: Step, path: Path, nam
     depends = _dependencies(ctx, scope, step.depends_on, (*path, "depends_on"), owner=step.id)
     depends |= _conditions(ctx, path, names, step.id)
     item: Ty | None = None
-    if isinstance(step, ForEachStep):
+    if isinstance(step, ForEachStep) and step.for_each.startswith("$."):
         items = reference_type(ctx, scope, step.for_each, (*path, "for_each"), current=step.id)
         if items.kind not in ("array", "any"):
             ctx.report((*path, "for_each"), f"for_each needs a list, but {step.for_each} is {ty_text(items)}")
-        item = items.items or ANY if items.kind == "array" else ANY
+        item = (items.items or ANY) if items.kind == "array" else ANY
     if isinstance(step, ParallelStep):
         _check_parallel(ctx, scope, step, path, names)
     if isinstance(step, DebateStep):
@@ -289,6 +289,8 @@ def _check_result(ctx: CheckContext, scope: FlowScope) -> None:
     flow = scope.flow
     wanted = from_spec(flow.output) if flow.output is not None else ANY
     if flow.result is not None:
+        if not flow.result.startswith("$."):
+            return  # the schema pass reported it
         produced = reference_type(ctx, scope, flow.result, (*scope.path, "result"), current=None)
         shown = flow.result
     elif scope.steps and not scope.broken_ids:
@@ -302,39 +304,76 @@ def _check_result(ctx: CheckContext, scope: FlowScope) -> None:
         ctx.report(where, f"{shown} is {ty_text(produced)}, but the flow's output is {ty_text(wanted)}")
 
 
-def _cycle(graph: dict[str, set[str]], start: str) -> list[str] | None:
-    """A cycle through `start` (as a list of nodes ending where it began), if any."""
-    stack: list[tuple[str, list[str]]] = [(start, [start])]
-    seen: set[str] = set()
-    while stack:
-        node, trail = stack.pop()
-        for successor in sorted(graph.get(node, ())):
-            if successor == start:
-                return [*trail, start]
-            if successor not in seen:
-                seen.add(successor)
-                stack.append((successor, [*trail, successor]))
-    return None
+def _components(graph: dict[str, set[str]]) -> list[set[str]]:
+    """The strongly connected components of `graph` (Tarjan's algorithm, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[set[str]] = []
+    for root in graph:
+        if root in index:
+            continue
+        work: list[tuple[str, Iterator[str]]] = [(root, iter(sorted(graph.get(root, ()))))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, successors = work[-1]
+            for successor in successors:
+                if successor not in index:
+                    index[successor] = low[successor] = len(index)
+                    stack.append(successor)
+                    on_stack.add(successor)
+                    work.append((successor, iter(sorted(graph.get(successor, ())))))
+                    break
+                if successor in on_stack:
+                    low[node] = min(low[node], index[successor])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    component: set[str] = set()
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.add(member)
+                        if member == node:
+                            break
+                    found.append(component)
+    return found
 
 
 def _report_cycles(graph: dict[str, set[str]], order: list[str]) -> list[list[str]]:
-    """One cycle per strongly connected group of nodes, starting at the node declared first."""
+    """One cycle per strongly connected group of nodes, starting at the node declared first: `[a, b, a]`."""
+    position = {node: rank for rank, node in enumerate(order)}
     cycles: list[list[str]] = []
-    covered: set[str] = set()
-    for node in order:
-        if node in covered:
+    for component in _components(graph):
+        start = min(component, key=lambda node: position.get(node, len(position)))
+        if len(component) == 1 and start not in graph.get(start, ()):
             continue
-        cycle = _cycle(graph, node)
-        if cycle is not None:
-            covered |= set(cycle)
-            cycles.append(cycle)
-    return cycles
+        parents: dict[str, str] = {}
+        queue = [start]
+        while queue and start not in parents:
+            node = queue.pop(0)
+            for successor in sorted(graph.get(node, ())):
+                if successor in component and successor not in parents:
+                    parents[successor] = node
+                    queue.append(successor)
+        trail = [start]
+        node = parents[start]
+        while node != start:
+            trail.append(node)
+            node = parents[node]
+        cycles.append([start, *reversed(trail[1:]), start])
+    return sorted(cycles, key=lambda cycle: position.get(cycle[0], 0))
 
 
 def _check_step_cycles(ctx: CheckContext, scope: FlowScope, graph: dict[str, set[str]]) -> None:
     for cycle in _report_cycles(graph, list(graph)):
         path = scope.steps[cycle[0]][0]
-        ctx.report(path, "dependency cycle: " + " -> ".join(cycle), at=(*path, "id"))
+        ctx.report(path, "dependency cycle: " + " -> ".join(cycle), "each step waits for the next", at=(*path, "id"))
 
 
 def _check_subflow_cycles(ctx: CheckContext, scopes: list[FlowScope]) -> None:

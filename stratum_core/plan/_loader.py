@@ -187,6 +187,23 @@ def _step_kwargs(raw: Mapping[str, Any]) -> tuple[type[BaseModel], dict[str, Any
     return CallStep, kwargs
 
 
+def _calls_once(kwargs: Mapping[str, Any]) -> bool:
+    """Whether every call in a step names exactly one of `function` and `flow`."""
+    kind = kwargs.get("kind")
+    if kind == "call":
+        calls: list[Any] = [kwargs]
+    elif kind == "parallel":
+        group = kwargs.get("parallel")
+        calls = list(group.get("steps") or []) if isinstance(group, Mapping) else []
+    elif kind == "race":
+        calls = list(kwargs["race"]) if isinstance(kwargs.get("race"), list) else []
+    elif kind == "for_each":
+        calls = [kwargs.get("step")]
+    else:
+        return True
+    return all(isinstance(call, Mapping) and (("function" in call) != ("flow" in call)) for call in calls)
+
+
 class _Builder:
     """Builds models entity by entity, so one broken function does not hide the problems of the others."""
 
@@ -287,6 +304,9 @@ class _Builder:
                     self.loaded.broken.add(step_path)
                     continue
                 model, kwargs = _step_kwargs(raw_step)
+                if not _calls_once(kwargs):
+                    self.loaded.broken.add(step_path)  # the schema pass has said why
+                    continue
                 step = self.build(model, kwargs, step_path, required=set(kwargs))
                 if step is not None:
                     located.append((step_path, step))

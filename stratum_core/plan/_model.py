@@ -59,10 +59,10 @@ class TypeSpec(_Model):
     enum: tuple[JsonValue, ...] | None = None
     const: JsonValue = None
     default: JsonValue = None
-    minimum: float | None = None
-    maximum: float | None = None
-    exclusive_minimum: float | None = Field(default=None, alias="exclusiveMinimum")
-    exclusive_maximum: float | None = Field(default=None, alias="exclusiveMaximum")
+    minimum: int | float | None = None
+    maximum: int | float | None = None
+    exclusive_minimum: int | float | None = Field(default=None, alias="exclusiveMinimum")
+    exclusive_maximum: int | float | None = Field(default=None, alias="exclusiveMaximum")
     min_length: int | None = Field(default=None, alias="minLength", ge=0)
     max_length: int | None = Field(default=None, alias="maxLength", ge=0)
     pattern: str | None = None

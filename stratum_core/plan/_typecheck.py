@@ -12,6 +12,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from stratum_core._expressions import ExpressionSyntaxError, compile_expression
 from stratum_core.plan._check_context import CheckContext, FlowScope
 from stratum_core.plan._model import (
     CallStep,
@@ -30,11 +31,6 @@ from stratum_core.plan._schema import type_schema
 from stratum_core.plan._types import ANY, METHODS, Ty, can_feed, common, from_spec, lookup_field, record, ty_text
 from stratum_core.plan._yaml import Path
 
-try:  # the sandbox; expressions are only checked once it is there
-    from stratum_core._expressions import ExpressionSyntaxError, compile_expression
-except ImportError:  # pragma: no cover - while the sandbox is being written
-    compile_expression = None  # type: ignore[assignment]
-
 __all__ = [
     "check_binding",
     "check_expression",
@@ -43,6 +39,7 @@ __all__ = [
     "reference_type",
     "step_output",
 ]
+
 
 def function_output(ctx: CheckContext, name: str | None) -> Ty:
     """The type a call of function `name` produces (`stable: false` wraps it in {value, samples, agreement})."""
@@ -232,8 +229,6 @@ def check_expression(
 
     Returns the step ids it reads through `steps.ID` (for the dependency graph), or None if it does not parse.
     """
-    if compile_expression is None:  # pragma: no cover - while the sandbox is being written
-        return frozenset()
     try:
         expression = compile_expression(text)
     except ExpressionSyntaxError as error:

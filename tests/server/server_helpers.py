@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import mcp.types as types
+from mcp import StdioServerParameters
 
 from server import ServerConfig, StratumServer, build_server
+from server._serve_command import READY_PREFIX
+from stratum_core.testing import FakeLLM
 
 HERE = Path(__file__).parent
 TEST_PLANS = HERE / "plans"
@@ -44,3 +53,57 @@ def answer_with(action: str = "accept", content: dict[str, Any] | None = None, s
         return types.ElicitResult(action=action)  # type: ignore[arg-type]
 
     return callback
+
+
+def serve_command(plans: Path, store: Path | str, *extra: str) -> list[str]:
+    """`stratum serve` as a subprocess command line (the module form of the console script)."""
+    return [sys.executable, "-m", "server.cli", "serve", "--plans", str(plans), "--store", str(store), *extra]
+
+
+def server_env(llm: FakeLLM | None = None) -> dict[str, str]:
+    """The environment of a spawned server: LiteLLM offline, the test LLM as its model."""
+    env = {**os.environ, "LITELLM_OFFLINE_MODE": "true", "LITELLM_LOCAL_MODEL_COST_MAP": "True", "HF_HUB_OFFLINE": "1"}
+    if llm is not None:
+        env.update(STRATUM_MODEL=llm.model, STRATUM_API_BASE=llm.url, STRATUM_API_KEY="test")
+    return env
+
+
+class HttpServer:
+    """`stratum serve --http 127.0.0.1:0` in a subprocess; `url` is known once it listens."""
+
+    def __init__(self, command: list[str], env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(
+            [*command, "--http", "127.0.0.1:0"], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+        )
+        self.lines: list[str] = []
+        ready: queue.Queue[str] = queue.Queue()
+
+        def drain() -> None:
+            assert self.process.stderr is not None
+            for line in self.process.stderr:
+                self.lines.append(line)
+                if line.startswith(READY_PREFIX):
+                    ready.put(line[len(READY_PREFIX) :].strip())
+            ready.put("")
+
+        self._thread = threading.Thread(target=drain, daemon=True)
+        self._thread.start()
+        self.url = ready.get(timeout=30)
+        if not self.url:
+            raise RuntimeError("stratum serve --http exited:\n" + "".join(self.lines))
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._thread.join(timeout=5)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+
+
+def stdio_params(command: list[str], env: dict[str, str]) -> StdioServerParameters:
+    """How the SDK client spawns `stratum serve` over stdio."""
+    return StdioServerParameters(command=command[0], args=command[1:], env=env)

@@ -169,8 +169,8 @@ async def test_schema_violation_is_fed_back_in_words(llm: ScriptedLLM, make_cont
 
     await run_infer(classify(), INPUTS, ctx)
 
-    assert attempts(ctx.store)[0].violations == ["schema: result.confidence: 1.7 is greater than the maximum of 1.0"]
-    assert "- schema: result.confidence: 1.7 is greater than the maximum of 1.0" in llm.texts(1)[1]
+    assert attempts(ctx.store)[0].violations == ["schema: result.confidence: 1.7 is greater than the maximum of 1"]
+    assert "- schema: result.confidence: 1.7 is greater than the maximum of 1" in llm.texts(1)[1]
 
 
 async def test_exhausted_retries_raise_postcondition_failed_with_the_whole_history(

@@ -1,0 +1,98 @@
+"""How long validating plans takes: the example plans in plans/, and a generated plan of 1,000 steps.
+
+Run from the repository root: python -m bench validate
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+from stratum_core.plan import find_plan_files, load_plan, load_plan_text
+
+RUNS = 7
+STEPS = 1_000
+PLANS = Path(__file__).parents[1] / "plans"
+
+
+def generated_plan(steps: int = STEPS) -> str:
+    """A valid plan whose one flow has `steps` steps: chains, fan-ins, conditions, parallel groups."""
+    lines = [
+        'version: "1"',
+        "contracts:",
+        "  Note:",
+        "    text: {type: string}",
+        "    score: {type: number, minimum: 0, maximum: 1}",
+        "    tags: {type: array, items: {type: string}}",
+        "functions:",
+        "  start:",
+        "    mode: compute",
+        "    input: {text: {type: string}}",
+        "    output: Note",
+        "    expr: \"{'text': text, 'score': 0.5, 'tags': []}\"",
+        "  refine:",
+        "    mode: infer",
+        "    intent: Improve the note.",
+        "    input: {note: {type: Note}, hint: {type: string}}",
+        "    output: Note",
+        '    ensure: ["result.score >= note.score and len(result.tags) <= 5", "len(result.text) > 0"]',
+        "flows:",
+        "  big:",
+        "    input: {text: {type: string}}",
+        "    output: Note",
+        "    steps:",
+        "      - {id: s0, function: start, inputs: {text: $.input.text}}",
+    ]
+    for index in range(1, steps):
+        previous, other = f"s{index - 1}", f"s{index // 2}"
+        if index % 50 == 0:
+            lines += [
+                f"      - id: s{index}",
+                "        parallel:",
+                "          require: any",
+                '          validate: "len(outputs) == 1"',
+                "          steps:",
+                f"            - {{id: s{index}a, function: refine,",
+                f"               inputs: {{note: $.steps.{previous}.output, hint: a}}}}",
+                f"            - {{id: s{index}b, function: refine,",
+                f"               inputs: {{note: $.steps.{other}.output, hint: b}}}}",
+            ]
+        else:
+            lines += [
+                f"      - id: s{index}",
+                "        function: refine",
+                *([f'        when: "steps.{other}.output.score > 0.1"'] if index % 10 == 0 else []),
+                f"        inputs: {{note: $.steps.{previous}.output, hint: $.steps.{other}.output.text}}",
+            ]
+    return "\n".join(lines) + "\n"
+
+
+def _median_ms(work: object, runs: int = RUNS) -> float:
+    assert callable(work)
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        work()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def main() -> None:
+    """Print the median time to validate plans/ (each plan and all of them) and a generated 1,000-step plan."""
+    files = find_plan_files(PLANS)
+    for file in files:
+        load_plan(file)  # warm up: imports of call targets, schema compilation
+    print(f"validate: median of {RUNS} runs each")
+    for file in files:
+        print(f"  {file.name:32} {_median_ms(lambda file=file: load_plan(file)):8.1f} ms")
+    total = _median_ms(lambda: [load_plan(file) for file in files])
+    print(f"  {'all ' + str(len(files)) + ' plans in plans/':32} {total:8.1f} ms")
+    text = generated_plan()
+    plan = load_plan_text(text, source="generated")
+    size = f"generated plan, {len(plan.flows['big'].steps)} steps ({len(text) // 1024} KiB)"
+    print(f"  {size:32} {_median_ms(lambda: load_plan_text(text, source='generated')):8.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stratum_core.cli import main
+
+ROOT = Path(__file__).parents[3]
+GOOD = (
+    'version: "1"\nfunctions:\n  f:\n    mode: compute\n'
+    '    input: {x: {type: integer}}\n    output: {type: integer}\n    expr: "x + 1"\n'
+)
+BAD = GOOD.replace('expr: "x + 1"', 'expr: "y + 1"').replace("mode: compute", "mode: compute\n    retires: 1")
+
+
+def _write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_valid_plans_exit_0_with_a_summary_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _write(tmp_path, "a.stratum.yaml", GOOD)
+    _write(tmp_path, "nested/b.stratum.yml", GOOD)
+    assert main(["validate", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == "2 plans valid\n"
+
+
+def test_invalid_plans_print_every_problem_and_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path, "good.stratum.yaml", GOOD)
+    _write(tmp_path, "any-name.yaml", BAD)
+    assert main(["validate", "good.stratum.yaml", "any-name.yaml"]) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [
+        "any-name.yaml:5:5: functions.f: unknown key 'retires' (did you mean 'retries'?)",
+        "any-name.yaml:8:12: functions.f.expr: expr: unknown name 'y' (expr sees x)",
+    ]
+    assert err == "1 of 2 plans invalid (2 problems)\n"
+
+
+def test_json_format_prints_an_array_of_problems(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path, "bad.stratum.yaml", BAD)
+    assert main(["validate", "--format", "json", "."]) == 1
+    problems = json.loads(capsys.readouterr().out)
+    assert problems[0] == {
+        "file": "bad.stratum.yaml",
+        "line": 5,
+        "column": 5,
+        "path": "functions.f",
+        "message": "unknown key 'retires'",
+        "hint": "did you mean 'retries'?",
+    }
+    assert len(problems) == 2
+
+
+def test_json_format_prints_an_empty_array_when_everything_is_valid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["validate", "--format", "json", str(_write(tmp_path, "ok.stratum.yaml", GOOD))]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+
+
+def test_a_missing_path_or_a_folder_without_plans_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["validate", str(tmp_path / "absent.yaml")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+    assert main(["validate", str(tmp_path)]) == 2
+    assert "no plan (*.stratum.yaml or *.stratum.yml) in folder" in capsys.readouterr().err
+    assert main(["validate"]) == 2
+
+
+def test_no_imports_skips_importing_call_targets(tmp_path: Path) -> None:
+    plan = _write(tmp_path, "p.stratum.yaml", GOOD.replace('expr: "x + 1"', "call: not_installed_anywhere:f"))
+    assert main(["validate", str(plan)]) == 1
+    assert main(["validate", "--no-imports", str(plan)]) == 0
+
+
+def test_the_example_plans_validate() -> None:
+    assert main(["validate", str(ROOT / "plans")]) == 0
+
+
+@pytest.mark.slow
+def test_the_console_script_validates_the_example_plans() -> None:
+    script = Path(sys.executable).with_name("stratum")
+    env = {**os.environ, "LITELLM_OFFLINE_MODE": "true", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    done = subprocess.run(
+        [str(script), "validate", "plans/"], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env, check=False
+    )
+    assert (done.returncode, done.stderr.strip().splitlines()[-1]) == (0, "4 plans valid")
+    broken = subprocess.run(
+        [str(script), "validate", "tests/fixtures/invalid/unknown_key.stratum.yaml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert broken.returncode == 1
+    assert broken.stdout.startswith("tests/fixtures/invalid/unknown_key.stratum.yaml:8:5: functions.classify:")
