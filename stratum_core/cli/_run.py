@@ -34,6 +34,9 @@ def open_store(path: str | None) -> RunStore:
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="LiteLLM model for infer steps (default: $STRATUM_MODEL)")
     parser.add_argument("--api-base", help="base URL of an OpenAI-compatible server (default: $STRATUM_API_BASE)")
+    parser.add_argument(
+        "--force-model", action="store_true", help="use --model for every infer step, whatever the plan names"
+    )
     parser.add_argument("--store", help=f"run store file (default: $STRATUM_STORE or {DEFAULT_STORE})")
 
 
@@ -100,7 +103,7 @@ async def _execute(args: argparse.Namespace, console: Console, resume: bool) -> 
     from stratum_core.plan import load_plan
 
     store = open_store(args.store)
-    config = EngineConfig.from_env(model=args.model, api_base=args.api_base)
+    config = EngineConfig.from_env(model=args.model, api_base=args.api_base, force_model=args.force_model or None)
     engine = Engine(store=store, config=config, review_sink=ConsoleReviewSink(console))
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
                   transient=False) as progress:

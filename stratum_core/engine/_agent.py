@@ -58,7 +58,7 @@ def wants_agent(fn: InferFunction | ComputeFunction, ctx: StepContext) -> bool:
         return False
     if ctx.agent_available:
         return True
-    if fn.model or ctx.config.model:
+    if ctx.config.model_for(fn.model):
         ctx.attributes["executor_fallback"] = "no calling agent: done by the server's model"
         return False
     raise AgentStepRequired(

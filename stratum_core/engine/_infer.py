@@ -57,7 +57,7 @@ async def run_infer(fn: InferFunction, inputs: Mapping[str, Any], ctx: StepConte
     step, except a missing model, which is a ConfigurationError saying how to set one.
     """
     _check_given(fn, inputs, ctx.step_id)
-    model = fn.model or ctx.config.model
+    model = ctx.config.model_for(fn.model)
     if not model:
         raise ConfigurationError(
             f"no model configured for infer step '{ctx.step_id}': pass --model or set STRATUM_MODEL "

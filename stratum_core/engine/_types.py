@@ -34,6 +34,8 @@ class EngineConfig:
         api_key: the key sent with every LLM call, when the provider's own variable is not used.
         max_concurrency: steps of one run that may execute at the same time.
         infer_via: who does infer steps without an `executor`: the server's model, or the calling agent.
+        force_model: use `model` for every infer step, whatever the plan's functions name (to try a plan on another
+            model, a local one or the test LLM).
     """
 
     model: str | None = None
@@ -41,6 +43,13 @@ class EngineConfig:
     api_key: str | None = None
     max_concurrency: int = 16
     infer_via: Literal["server", "agent"] = "server"
+    force_model: bool = False
+
+    def model_for(self, requested: str | None) -> str | None:
+        """The model an infer step uses: the configured one when forced, else the function's, else the default."""
+        if self.force_model and self.model:
+            return self.model
+        return requested or self.model
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> EngineConfig:

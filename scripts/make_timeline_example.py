@@ -1,0 +1,143 @@
+"""Write docs/timeline-example.svg: a real run with a parallel group, a retry and a wait for a person.
+
+The run goes through the engine, LiteLLM and the test LLM (a local OpenAI-compatible server with scripted answers
+and latency), so the picture shows recorded times, tokens and cost, not drawn ones. Usage:
+
+    .venv/bin/python scripts/make_timeline_example.py [OUT.svg]
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import anyio  # noqa: E402
+
+from stratum_core.engine import Engine, EngineConfig, ReviewAnswer, ReviewRequest  # noqa: E402
+from stratum_core.llm import LiteLLMClient, register_model  # noqa: E402
+from stratum_core.observability import render_timeline_svg  # noqa: E402
+from stratum_core.plan import load_plan_text  # noqa: E402
+from stratum_core.store import MemoryRunStore, Trace  # noqa: E402
+from stratum_core.testing import FakeLLM, Reply  # noqa: E402
+
+OUT = Path(__file__).resolve().parent.parent / "docs" / "timeline-example.svg"
+
+PLAN = """
+version: "1"
+contracts:
+  Summary:
+    text: {type: string}
+    risk: {type: string, enum: [low, medium, high]}
+  Review:
+    verdict: {type: string, enum: [approve, changes]}
+    confidence: {type: number, minimum: 0, maximum: 1}
+  Approval:
+    approved: {type: boolean}
+functions:
+  summarize:
+    mode: infer
+    intent: Summarize the change and rate its risk.
+    input: {diff: {type: string}}
+    output: Summary
+  review:
+    mode: infer
+    intent: Review the change for one concern.
+    input: {summary: {type: string}, focus: {type: string}}
+    output: Review
+    ensure: ["result.confidence >= 0.6"]
+    retries: 2
+  approve:
+    mode: human
+    question: Merge this change?
+    input: {summary: {type: string}}
+    output: Approval
+  decide:
+    mode: compute
+    input: {approved: {type: boolean}}
+    output: {type: string}
+    expr: "'merge' if approved else 'hold'"
+flows:
+  review_change:
+    input: {diff: {type: string}}
+    output: {type: string}
+    steps:
+      - {id: summary, function: summarize, inputs: {diff: $.input.diff}}
+      - id: reviews
+        parallel:
+          require: all
+          steps:
+            - {id: security, function: review, inputs: {summary: $.steps.summary.output.text, focus: security}}
+            - {id: style, function: review, inputs: {summary: $.steps.summary.output.text, focus: style}}
+            - {id: tests, function: review, inputs: {summary: $.steps.summary.output.text, focus: tests}}
+      - {id: approval, function: approve, inputs: {summary: $.steps.summary.output.text}}
+      - {id: decision, function: decide, inputs: {approved: $.steps.approval.output.approved}}
+"""
+
+
+class _Reviewer:
+    """A person who answers after `delay` seconds."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+
+    async def ask(self, request: ReviewRequest) -> ReviewAnswer | None:
+        await anyio.sleep(self.delay)
+        return ReviewAnswer(action="accept", value={"approved": True}, reviewer="ann", rationale="looks safe")
+
+
+def _script(fake: FakeLLM, latency: float) -> None:
+    fake.latency = latency
+    fake.add_rule("Summarize", Reply(json={"text": "Adds rate limiting to the login endpoint.", "risk": "medium"},
+                                     prompt_tokens=612, completion_tokens=48))
+    # The security review's first answer is not confident enough: the engine retries it with the violation.
+    fake.add_rule("security", Reply(json={"verdict": "approve", "confidence": 0.42}, prompt_tokens=455,
+                                    completion_tokens=31), times=1)
+    fake.add_rule("security", Reply(json={"verdict": "approve", "confidence": 0.88}, prompt_tokens=521,
+                                    completion_tokens=33))
+    fake.add_rule("style", Reply(json={"verdict": "approve", "confidence": 0.93}, prompt_tokens=455,
+                                 completion_tokens=29, latency=latency * 0.7))
+    fake.add_rule("tests", Reply(json={"verdict": "changes", "confidence": 0.81}, prompt_tokens=455,
+                                 completion_tokens=35, latency=latency * 1.3))
+
+
+async def run_example(*, latency: float = 0.35, review_delay: float = 1.2) -> Trace:
+    """Run the example flow against a fresh test LLM and return its recorded trace."""
+    with FakeLLM() as fake:
+        register_model(fake.model, input_cost_per_token=2.5e-6, output_cost_per_token=1e-5)
+        _script(fake, latency)
+        engine = Engine(
+            store=MemoryRunStore(),
+            llm=LiteLLMClient(backoff_base=0.01, backoff_max=0.05),
+            config=EngineConfig(model=fake.model, api_base=fake.url),
+            review_sink=_Reviewer(review_delay),
+        )
+        plan = load_plan_text(PLAN, source="review.stratum.yaml")
+        fake.enqueue(Reply(json={"text": "warm-up", "risk": "low"}, latency=0.0))
+        await Engine(store=MemoryRunStore(), config=engine.config).run(  # LiteLLM's first call loads a lot
+            load_plan_text(PLAN, source="warm-up"), "review_change", {"diff": ""}
+        ) if False else None
+        result = await engine.run(plan, "review_change", {"diff": "+ limiter = RateLimiter(5, per='minute')"})
+        if result.status != "succeeded":
+            raise RuntimeError(f"the example run did not succeed: {result.error}")
+        trace = engine.store.get_trace(result.run_id)
+        assert trace is not None
+        return trace
+
+
+def main(argv: list[str]) -> int:
+    """Write the example timeline to argv[0] (default: docs/timeline-example.svg)."""
+    out = Path(argv[0]) if argv else OUT
+    trace = anyio.run(run_example)
+    out.write_text(render_timeline_svg(trace), encoding="utf-8")
+    print(f"wrote {out} (run {trace.run.run_id}, {len(trace.steps)} steps)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

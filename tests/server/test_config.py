@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import server
+from server._config import DEFAULT_PLANS_DIR, DEFAULT_STORE_PATH, ServerConfig, parse_listen_address
+from server._transport import transport_security
+from server.cli import main
+
+
+def test_the_public_api_is_pinned() -> None:
+    assert server.__all__ == [
+        "RESUME_TOOL",
+        "ServerConfig",
+        "StratumServer",
+        "build_server",
+        "serve_http",
+        "serve_stdio",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("8765", ("127.0.0.1", 8765)),
+        (":0", ("127.0.0.1", 0)),
+        ("localhost:9000", ("localhost", 9000)),
+        ("0.0.0.0:80", ("0.0.0.0", 80)),
+        ("[::1]:8765", ("::1", 8765)),
+    ],
+)
+def test_listen_addresses_default_to_the_loopback_host(text: str, expected: tuple[str, int]) -> None:
+    assert parse_listen_address(text) == expected
+
+
+@pytest.mark.parametrize("text", ["host:port", "1:99999", "[::1]8765", ""])
+def test_bad_listen_addresses_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match=r"(?i)port"):
+        parse_listen_address(text)
+
+
+def test_configuration_comes_from_the_environment_and_flags_win() -> None:
+    env = {
+        "STRATUM_PLANS": "p",
+        "STRATUM_STORE": "s.db",
+        "STRATUM_MODEL": "openai/x",
+        "STRATUM_API_BASE": "http://b",
+        "STRATUM_TOKEN": "t",
+    }
+    config = ServerConfig.from_env(env, model="openai/y", api_base=None)
+    assert (config.plans_dir, config.store_path, config.model, config.api_base, config.token) == (
+        Path("p"),
+        Path("s.db"),
+        "openai/y",
+        "http://b",
+        "t",
+    )
+    default = ServerConfig.from_env({})
+    assert (default.plans_dir, default.store_path, default.http_host) == (DEFAULT_PLANS_DIR, DEFAULT_STORE_PATH, None)
+
+
+def test_dns_rebinding_protection_names_the_bound_host() -> None:
+    local = transport_security("127.0.0.1")
+    assert local.enable_dns_rebinding_protection and local.allowed_hosts == ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+    lan = transport_security("192.168.1.5")
+    assert "192.168.1.5:*" in lan.allowed_hosts and "http://192.168.1.5:*" in lan.allowed_origins
+
+
+def test_serve_refuses_a_bad_http_address(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--http", "nowhere:port", "--store", ":memory:"]) == 2
+    assert "--http" in capsys.readouterr().err
+
+
+def test_serve_and_review_are_stratum_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "serve" in out and "review" in out
