@@ -1,4 +1,7 @@
-"""50 independent infer steps against the test LLM with 200 ms latency each: wall time over the critical path.
+"""50 independent infer steps with 200 ms latency each: wall time over the critical path (one call's latency).
+
+Two figures: through LiteLLM to the test LLM over HTTP (the real path), and through an in-process client that only
+sleeps for the latency (the scheduler's own overlap, without LiteLLM's CPU cost per call).
 
 Run: python -m bench parallel
 """
@@ -17,7 +20,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 import anyio  # noqa: E402
 
 from stratum_core.engine import Engine, EngineConfig  # noqa: E402
-from stratum_core.llm import LiteLLMClient, register_model  # noqa: E402
+from stratum_core.llm import LiteLLMClient, LLMClient, LLMRequest, LLMResponse, register_model  # noqa: E402
 from stratum_core.plan import load_plan_text  # noqa: E402
 from stratum_core.store import SQLiteRunStore  # noqa: E402
 from stratum_core.testing import FakeLLM  # noqa: E402
@@ -50,13 +53,23 @@ def _plan() -> str:
     return "\n".join(lines) + "\n"
 
 
-async def _measure(fake: FakeLLM, store_path: Path) -> list[float]:
+class SleepingClient:
+    """Answers every request after `LATENCY` seconds, without any HTTP: the engine's share of the overhead."""
+
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        await anyio.sleep(LATENCY)
+        return LLMResponse(content='{"text": "ok"}', model=request.model, tokens_in=10, tokens_out=5, cost_usd=0.0,
+                           duration_ms=LATENCY * 1000, transport_attempts=1, transport_errors=(),
+                           structured_output="json_schema")
+
+
+async def _measure(fake: FakeLLM, store_path: Path, client: LLMClient) -> list[float]:
     register_model(fake.model)
     plan = load_plan_text(_plan(), source="bench.stratum.yaml")
     ratios = []
     with SQLiteRunStore(store_path) as store:
-        engine = Engine(store=store, llm=LiteLLMClient(), config=EngineConfig(model=fake.model, api_base=fake.url,
-                                                                               max_concurrency=64))
+        engine = Engine(store=store, llm=client, config=EngineConfig(model=fake.model, api_base=fake.url,
+                                                                     max_concurrency=64))
         await engine.run(plan, "fan", {})  # warm up: the first LiteLLM call imports and connects
         for _ in range(REPEATS):
             started = time.perf_counter()
@@ -71,9 +84,12 @@ def main() -> None:
     """Print the median ratio of wall time to the critical path (one call's latency)."""
     with FakeLLM() as fake, tempfile.TemporaryDirectory() as folder:
         fake.latency = LATENCY
-        ratios = anyio.run(_measure, fake, Path(folder) / "parallel.db")
-    print(f"{STEPS} independent infer steps, {LATENCY * 1000:.0f} ms latency each: wall/critical path median "
-          f"{statistics.median(ratios):.2f} (min {min(ratios):.2f}, max {max(ratios):.2f}; {REPEATS} runs)")
+        for name, client in (("LiteLLM -> test LLM over HTTP", LiteLLMClient()),
+                             ("in-process client (engine only)", SleepingClient())):
+            ratios = anyio.run(_measure, fake, Path(folder) / f"{len(name)}.db", client)
+            print(f"{STEPS} independent infer steps, {LATENCY * 1000:.0f} ms latency each, {name}: wall/critical "
+                  f"path median {statistics.median(ratios):.2f} (min {min(ratios):.2f}, max {max(ratios):.2f}; "
+                  f"{REPEATS} runs)")
 
 
 if __name__ == "__main__":

@@ -14,17 +14,17 @@ os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
+import sys
+from pathlib import Path
 
-import anyio  # noqa: E402
+import anyio
 
-from stratum_core.engine import Engine, EngineConfig, ReviewAnswer, ReviewRequest  # noqa: E402
-from stratum_core.llm import LiteLLMClient, register_model  # noqa: E402
-from stratum_core.observability import render_timeline_svg  # noqa: E402
-from stratum_core.plan import load_plan_text  # noqa: E402
-from stratum_core.store import MemoryRunStore, Trace  # noqa: E402
-from stratum_core.testing import FakeLLM, Reply  # noqa: E402
+from stratum_core.engine import Engine, EngineConfig, ReviewAnswer, ReviewRequest
+from stratum_core.llm import LiteLLMClient, register_model
+from stratum_core.observability import render_timeline_svg
+from stratum_core.plan import load_plan_text
+from stratum_core.store import MemoryRunStore, Trace
+from stratum_core.testing import FakeLLM, Reply
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "timeline-example.svg"
 
@@ -75,7 +75,7 @@ flows:
             - {id: security, function: review, inputs: {summary: $.steps.summary.output.text, focus: security}}
             - {id: style, function: review, inputs: {summary: $.steps.summary.output.text, focus: style}}
             - {id: tests, function: review, inputs: {summary: $.steps.summary.output.text, focus: tests}}
-      - {id: approval, function: approve, inputs: {summary: $.steps.summary.output.text}}
+      - {id: approval, function: approve, depends_on: [reviews], inputs: {summary: $.steps.summary.output.text}}
       - {id: decision, function: decide, inputs: {approved: $.steps.approval.output.approved}}
 """
 
@@ -93,17 +93,56 @@ class _Reviewer:
 
 def _script(fake: FakeLLM, latency: float) -> None:
     fake.latency = latency
-    fake.add_rule("Summarize", Reply(json={"text": "Adds rate limiting to the login endpoint.", "risk": "medium"},
-                                     prompt_tokens=612, completion_tokens=48))
+    fake.add_rule(
+        "Summarize",
+        Reply(
+            json={"text": "Adds rate limiting to the login endpoint.", "risk": "medium"},
+            prompt_tokens=612,
+            completion_tokens=48,
+        ),
+    )
     # The security review's first answer is not confident enough: the engine retries it with the violation.
-    fake.add_rule("security", Reply(json={"verdict": "approve", "confidence": 0.42}, prompt_tokens=455,
-                                    completion_tokens=31), times=1)
-    fake.add_rule("security", Reply(json={"verdict": "approve", "confidence": 0.88}, prompt_tokens=521,
-                                    completion_tokens=33))
-    fake.add_rule("style", Reply(json={"verdict": "approve", "confidence": 0.93}, prompt_tokens=455,
-                                 completion_tokens=29, latency=latency * 0.7))
-    fake.add_rule("tests", Reply(json={"verdict": "changes", "confidence": 0.81}, prompt_tokens=455,
-                                 completion_tokens=35, latency=latency * 1.3))
+    fake.add_rule(
+        "security",
+        Reply(json={"verdict": "approve", "confidence": 0.42}, prompt_tokens=455, completion_tokens=31),
+        times=1,
+    )
+    fake.add_rule(
+        "security", Reply(json={"verdict": "approve", "confidence": 0.88}, prompt_tokens=521, completion_tokens=33)
+    )
+    fake.add_rule(
+        "style",
+        Reply(
+            json={"verdict": "approve", "confidence": 0.93},
+            prompt_tokens=455,
+            completion_tokens=29,
+            latency=latency * 0.7,
+        ),
+    )
+    fake.add_rule(
+        "tests",
+        Reply(
+            json={"verdict": "changes", "confidence": 0.81},
+            prompt_tokens=455,
+            completion_tokens=35,
+            latency=latency * 1.3,
+        ),
+    )
+
+
+WARM_UP = """
+version: "1"
+functions:
+  echo: {mode: infer, intent: Say hi., input: {}, output: {type: string}}
+flows:
+  hi: {input: {}, steps: [{id: hi, function: echo, inputs: {}}]}
+"""
+
+
+async def _warm_up(llm: LiteLLMClient, config: EngineConfig, fake: FakeLLM) -> None:
+    """One call first, so that LiteLLM loading itself on its first call does not stretch the pictured step."""
+    fake.enqueue(Reply(json="hi", latency=0.01))
+    await Engine(store=MemoryRunStore(), llm=llm, config=config).run(load_plan_text(WARM_UP), "hi", {})
 
 
 async def run_example(*, latency: float = 0.35, review_delay: float = 1.2) -> Trace:
@@ -111,17 +150,11 @@ async def run_example(*, latency: float = 0.35, review_delay: float = 1.2) -> Tr
     with FakeLLM() as fake:
         register_model(fake.model, input_cost_per_token=2.5e-6, output_cost_per_token=1e-5)
         _script(fake, latency)
-        engine = Engine(
-            store=MemoryRunStore(),
-            llm=LiteLLMClient(backoff_base=0.01, backoff_max=0.05),
-            config=EngineConfig(model=fake.model, api_base=fake.url),
-            review_sink=_Reviewer(review_delay),
-        )
+        llm = LiteLLMClient(backoff_base=0.01, backoff_max=0.05)
+        config = EngineConfig(model=fake.model, api_base=fake.url)
+        await _warm_up(llm, config, fake)
+        engine = Engine(store=MemoryRunStore(), llm=llm, config=config, review_sink=_Reviewer(review_delay))
         plan = load_plan_text(PLAN, source="review.stratum.yaml")
-        fake.enqueue(Reply(json={"text": "warm-up", "risk": "low"}, latency=0.0))
-        await Engine(store=MemoryRunStore(), config=engine.config).run(  # LiteLLM's first call loads a lot
-            load_plan_text(PLAN, source="warm-up"), "review_change", {"diff": ""}
-        ) if False else None
         result = await engine.run(plan, "review_change", {"diff": "+ limiter = RateLimiter(5, per='minute')"})
         if result.status != "succeeded":
             raise RuntimeError(f"the example run did not succeed: {result.error}")

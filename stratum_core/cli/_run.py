@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from stratum_core.cli._main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Command
+from stratum_core.cli._runs import configure_runs, run_runs
 from stratum_core.engine import Engine, EngineConfig, RunObserver, RunResult
 from stratum_core.errors import PlanError, StratumError
 from stratum_core.store import RunStore, SQLiteRunStore, Trace
@@ -147,51 +147,8 @@ def _configure_resume(parser: argparse.ArgumentParser) -> None:
     _add_model_options(parser)
 
 
-def _configure_runs(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", nargs="?", choices=["list", "show"], default="list")
-    parser.add_argument("run_id", nargs="?", help="with `show`: the run to show")
-    parser.add_argument("--store", help=f"run store file (default: $STRATUM_STORE or {DEFAULT_STORE})")
-    parser.add_argument("--format", choices=["table", "json"], default="table")
-    parser.add_argument("--flow", help="only runs of this flow")
-    parser.add_argument("--status", choices=["running", "succeeded", "failed", "paused", "cancelled"])
-    parser.add_argument("--limit", type=int, default=20)
-
-
-def _runs(args: argparse.Namespace) -> int:
-    console = Console()
-    store = open_store(args.store)
-    if args.action == "show":
-        if not args.run_id:
-            print("stratum runs show: a RUN_ID is needed", file=sys.stderr)
-            return EXIT_USAGE
-        trace = store.get_trace(args.run_id)
-        if trace is None:
-            print(f"stratum runs show: no run {args.run_id!r} in {store}", file=sys.stderr)
-            return EXIT_FAILED
-        if args.format == "json":
-            print(json.dumps(trace.to_json_dict(), indent=2, ensure_ascii=False))
-        else:
-            console.print(_summary_table(trace))
-        return EXIT_OK
-    page = store.list_runs(flow=args.flow, status=args.status, limit=args.limit)
-    if args.format == "json":
-        print(json.dumps([run.model_dump(mode="json", exclude={"plan_text"}) for run in page.runs], indent=2))
-        return EXIT_OK
-    table = Table(title="recent runs")
-    for column in ("run", "flow", "status", "tokens", "cost $", "ms", "error"):
-        table.add_column(column)
-    for run in page.runs:
-        error = run.error or {}
-        table.add_row(run.run_id, run.flow, run.status, str(run.tokens_in + run.tokens_out),
-                      "unknown" if run.cost_unknown else f"{run.cost_usd:.6f}",
-                      f"{run.duration_ms:.0f}" if run.duration_ms is not None else "",
-                      str(error.get("type", "")))
-    console.print(table)
-    return EXIT_OK
-
-
 COMMANDS = [
     Command("run", "run a flow of a plan", _configure_run, _run),
     Command("resume", "resume a paused or interrupted run", _configure_resume, lambda a: _run(a, resume=True)),
-    Command("runs", "list recent runs, or show one run's trace", _configure_runs, _runs),
+    Command("runs", "list runs, show one run's trace or timeline, or summarize a period", configure_runs, run_runs),
 ]

@@ -16,6 +16,7 @@ from typing import Any
 import anyio.to_thread
 
 from stratum_core._expressions import compile_expression
+from stratum_core.engine._python_objects import python_target
 from stratum_core.errors import AgentStepRequired, ComputeError, ExpressionError
 from stratum_core.plan import ComputeFunction, Plan
 
@@ -91,7 +92,8 @@ async def run_compute(fn: ComputeFunction, inputs: Mapping[str, Any], *, plan: P
             step_id=step_id,
         )
     try:
-        target = import_call_target(fn.call, plan_dir=plan_directory(plan))
+        target = python_target(fn.call) or import_call_target(fn.call, plan_dir=plan_directory(plan))
+        target = getattr(target, "__stratum_call__", target)  # a library @compute function: call what it wraps
     except (ImportError, AttributeError, TypeError) as error:
         raise ComputeError(
             f"cannot load call target {fn.call!r}: {error}", traceback=traceback.format_exc(), step_id=step_id

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -18,7 +18,7 @@ from stratum_core.engine._scheduler import FlowExecution, RunContext
 from stratum_core.engine._types import AgentSubmission, EngineConfig, ReviewSink, RunObserver, RunResult
 from stratum_core.engine._validation import schema_violations
 from stratum_core.errors import PostconditionFailed, RunCancelled, RunError, StratumError
-from stratum_core.plan import ComputeFunction, InferFunction, Plan
+from stratum_core.plan import ComputeFunction, Flow, InferFunction, Plan
 from stratum_core.plan._schema import content_hash, fields_schema
 from stratum_core.store import AttemptRecord, MemoryRunStore, RunRecord, StepRecord, StoreError
 
@@ -269,6 +269,7 @@ class Engine:
         observer: RunObserver | None,
         review_sink: ReviewSink | None,
         agent: bool,
+        make_execution: Callable[[RunContext, Flow, Mapping[str, Any], Envelope], FlowExecution] = FlowExecution,
     ) -> RunResult:
         flow = plan.flows[record.flow]
         context = RunContext(
@@ -288,7 +289,7 @@ class Engine:
         )
         envelope = Envelope(flow.budget, label=f"flow '{flow.name}'")
         inputs = record.input if isinstance(record.input, dict) else {}
-        execution = FlowExecution(context, flow, inputs, envelope)
+        execution = make_execution(context, flow, inputs, envelope)  # the library's Python flows bring their own
         run_id = record.run_id
 
         def finish(status: str, **fields: Any) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, assert_never
 
-from stratum_core._expressions import compile_expression, describe_failure
+from stratum_core._expressions import compile_expression
 from stratum_core.engine._agent import AwaitingAgent, agent_function, agent_task, wants_agent
 from stratum_core.engine._compute import run_compute
 from stratum_core.engine._context import StepContext
 from stratum_core.engine._human import run_human
 from stratum_core.engine._infer import run_infer
+from stratum_core.engine._python_objects import describe, python_condition
 from stratum_core.engine._types import ReviewSink
 from stratum_core.engine._validation import schema_violations
 from stratum_core.errors import ExpressionError, PostconditionFailed, PreconditionFailed
@@ -22,19 +23,19 @@ __all__ = ["call_function"]
 
 def _check_given(conditions: Sequence[str], inputs: Mapping[str, Any], step_id: str) -> None:
     for condition in conditions:
-        expression = compile_expression(condition)
+        expression = python_condition(condition) or compile_expression(condition)
         if not expression.evaluate(inputs):
-            actual = describe_failure(expression, inputs)
+            actual = describe(expression, inputs)
             raise PreconditionFailed(f"given: {actual}", condition=condition, actual=actual, step_id=step_id)
 
 
 def _ensure_violations(conditions: Sequence[str], env: Mapping[str, Any]) -> list[str]:
     violations = []
     for condition in conditions:
-        expression = compile_expression(condition)
+        expression = python_condition(condition) or compile_expression(condition)
         try:
             if not expression.evaluate(env):
-                violations.append(f"ensure: {describe_failure(expression, env)}")
+                violations.append(f"ensure: {describe(expression, env)}")
         except ExpressionError as error:
             violations.append(f"ensure: {condition} could not be evaluated: {error.message}")
     return violations

@@ -17,9 +17,9 @@ from typing import Any
 
 import anyio
 
-from stratum_core._expressions import Expression, describe_failure
 from stratum_core.engine._context import StepContext
 from stratum_core.engine._infer_strategies import compiled, holds, run_strategies
+from stratum_core.engine._python_objects import Condition, describe
 from stratum_core.engine._prompt import (
     Message,
     OutputSchema,
@@ -89,7 +89,7 @@ def _check_given(fn: InferFunction, inputs: Mapping[str, Any], step_id: str) -> 
     for text in fn.given:
         expression = compiled(text, step_id=step_id)
         if not holds(expression, env, step_id=step_id):
-            actual = describe_failure(expression, env)
+            actual = describe(expression, env)
             raise PreconditionFailed(f"given: {actual}", condition=text, actual=actual, step_id=step_id)
 
 
@@ -135,7 +135,7 @@ class _InferCall:
     output: OutputSchema
     visible: dict[str, Any]
     attachment: dict[str, Any]
-    ensures: tuple[tuple[str, Expression], ...]
+    ensures: tuple[tuple[str, Condition], ...]
 
     @classmethod
     def prepare(cls, fn: InferFunction, inputs: Mapping[str, Any], ctx: StepContext, model: str) -> _InferCall:
@@ -235,7 +235,7 @@ class _InferCall:
                 violations.append(f"ensure: {text} could not be evaluated: {e.message}")
                 continue
             if not ok:
-                violations.append(f"ensure: {describe_failure(expression, env)}")
+                violations.append(f"ensure: {describe(expression, env)}")
         return violations
 
     def _exhausted(self, history: Sequence[Sequence[str]], *, parsed_any: bool) -> PostconditionFailed:

@@ -13,8 +13,9 @@ from typing import Any, Protocol
 
 import anyio
 
-from stratum_core._expressions import Expression, ExpressionSyntaxError, compile_expression, describe_failure
+from stratum_core._expressions import Expression, ExpressionSyntaxError, compile_expression
 from stratum_core.engine._context import StepContext
+from stratum_core.engine._python_objects import Condition, describe, python_condition
 from stratum_core.errors import (
     ConsensusFailure,
     ConvergenceFailure,
@@ -44,8 +45,14 @@ def _compile(text: str) -> Expression:
     return compile_expression(text)
 
 
-def compiled(text: str, *, step_id: str) -> Expression:
-    """The compiled expression for `text`, cached; a syntax error (which the checker catches first) names the step."""
+def compiled(text: str, *, step_id: str) -> Condition:
+    """The compiled expression for `text`, cached; a syntax error (which the checker catches first) names the step.
+
+    A token of the Python library names a registered Python callable instead (see `_python_objects`).
+    """
+    condition = python_condition(text)
+    if condition is not None:
+        return condition
     try:
         return _compile(text)
     except ExpressionError as e:
@@ -55,7 +62,7 @@ def compiled(text: str, *, step_id: str) -> Expression:
         raise ExpressionError(f"{text}: {e}", expression=text, step_id=step_id) from e
 
 
-def holds(expression: Expression, env: Mapping[str, Any], *, step_id: str) -> bool:
+def holds(expression: Condition, env: Mapping[str, Any], *, step_id: str) -> bool:
     """Evaluate a condition; an ExpressionError propagates, naming the step."""
     try:
         return bool(expression.evaluate(env))
@@ -102,7 +109,7 @@ async def _refine(
         env = {**inputs, "result": result}
         if holds(until, env, step_id=ctx.step_id):
             return result
-        last = describe_failure(until, env)
+        last = describe(until, env)
         feedback = f"until: {last}"
         if feedback_expression is not None:
             try:

@@ -92,7 +92,7 @@ def trace_id_for(run_id: str) -> int:
 
 def provider_of(model: str) -> str:
     """The GenAI provider name of a LiteLLM model string ('openai/gpt-4.1' -> 'openai'); the prefix if unknown."""
-    prefix, slash, name = model.partition("/")
+    prefix, slash, _ = model.partition("/")
     if slash:
         return _PROVIDERS.get(prefix.lower(), prefix.lower())
     lowered = model.lower()
@@ -227,7 +227,7 @@ class OTelExporter(RunObserver):
         shape = run_shape(trace)
         run = trace.run
         common = {"stratum.run_id": run.run_id, "stratum.flow": run.flow}
-        root_attributes = {
+        root_attributes: dict[str, Any] = {
             "gen_ai.operation.name": "invoke_workflow",
             "gen_ai.workflow.name": run.flow,
             **common,
@@ -265,8 +265,7 @@ class OTelExporter(RunObserver):
         spans: dict[str, Span] = {}
         for node in shape.steps:
             parent = spans[node.parent] if node.parent is not None else root
-            spans[node.step.step_id] = self._step_span(node, trace_api.set_span_in_context(parent), common,
-                                                       shape.end)
+            spans[node.step.step_id] = self._step_span(node, trace_api.set_span_in_context(parent), common, shape.end)
         for attempt in shape.orphan_attempts:
             self._attempt_span(attempt, trace_api.set_span_in_context(root), common)
         for node in shape.steps:
@@ -318,14 +317,16 @@ class OTelExporter(RunObserver):
                 f"await_human {step.step_id}",
                 context=own,
                 kind=trace_api.SpanKind.INTERNAL,
-                attributes=_attributes({
-                    **common,
-                    "stratum.step_id": step.step_id,
-                    "stratum.review_id": review.review_id,
-                    "stratum.review.status": review.status,
-                    "stratum.review.action": review.action,
-                    "stratum.reviewer": review.reviewer,
-                }),
+                attributes=_attributes(
+                    {
+                        **common,
+                        "stratum.step_id": step.step_id,
+                        "stratum.review_id": review.review_id,
+                        "stratum.review.status": review.status,
+                        "stratum.review.action": review.action,
+                        "stratum.reviewer": review.reviewer,
+                    }
+                ),
                 start_time=_ns(start),
             )
             wait.end(end_time=_ns(end))

@@ -138,9 +138,9 @@ def build_provider(
 ) -> tuple[TracerProvider, RunTraceIds, LogOnceExporter]:
     """A private TracerProvider exporting over OTLP/HTTP in batches; the global provider is left alone."""
     attributes: dict[str, str] = {"service.version": service_version}
-    if service_name or not (os.environ.get("OTEL_SERVICE_NAME") or "service.name=" in os.environ.get(
-        "OTEL_RESOURCE_ATTRIBUTES", ""
-    )):
+    if service_name or not (
+        os.environ.get("OTEL_SERVICE_NAME") or "service.name=" in os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
+    ):
         attributes["service.name"] = service_name or "stratum"
     ids = RunTraceIds()
     provider = TracerProvider(resource=Resource.create(attributes), id_generator=ids)

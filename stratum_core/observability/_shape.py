@@ -154,5 +154,6 @@ def run_shape(trace: Trace) -> RunShape:
     visit(None)
     start = min([run.created_at, *(node.start for node in nodes)])
     orphans = tuple(a for a in sorted(trace.attempts, key=lambda a: a.started_at) if a.step_id not in known)
-    return RunShape(run=run, start=start, end=max([end, *(node.end for node in nodes)]), steps=tuple(nodes),
-                    orphan_attempts=orphans)
+    return RunShape(
+        run=run, start=start, end=max([end, *(node.end for node in nodes)]), steps=tuple(nodes), orphan_attempts=orphans
+    )

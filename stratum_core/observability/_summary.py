@@ -98,7 +98,7 @@ def percentile(values: Iterable[float], q: float) -> float | None:
 
 
 def _stats(runs: list[RunRecord]) -> RunStats:
-    statuses = Counter(run.status for run in runs)
+    statuses: Counter[str] = Counter(run.status for run in runs)
     ended = sum(statuses[status] for status in _ENDED)
     errors = Counter(str((run.error or {}).get("type") or "unknown") for run in runs if run.status == "failed")
     durations = [run.duration_ms for run in runs if run.status in _ENDED and run.duration_ms is not None]
@@ -123,9 +123,7 @@ def _stats(runs: list[RunRecord]) -> RunStats:
 def summarize(runs: Iterable[RunRecord], *, since: float | None = None, until: float | None = None) -> Summary:
     """Summarize `runs` created within [since, until) (others are left out), overall and per flow."""
     kept = [
-        run
-        for run in runs
-        if (since is None or run.created_at >= since) and (until is None or run.created_at < until)
+        run for run in runs if (since is None or run.created_at >= since) and (until is None or run.created_at < until)
     ]
     by_flow: dict[str, list[RunRecord]] = {}
     for run in kept:

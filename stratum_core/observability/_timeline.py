@@ -11,7 +11,6 @@ Every element a reader (or a test) may look for carries a class: `step-bar` (wit
 
 from __future__ import annotations
 
-import math
 import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
@@ -26,7 +25,7 @@ _SVG_NS = "http://www.w3.org/2000/svg"
 _FONT = "system-ui, -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif"
 _PAD = 16
 _LABEL_W = 240
-_STATS_W = 200
+_STATS_W = 240
 _ROW_H = 26
 _BAR_H = 14
 _INDENT = 14
@@ -53,7 +52,21 @@ _STRIPE = "#f6f8fa"
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 # Tick spacings: 1-2-5 steps below a minute, then clock-friendly ones.
 _TICKS = [m * 10.0**e for e in range(-3, 2) for m in (1, 2, 5)] + [
-    30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800,
+    30,
+    60,
+    120,
+    300,
+    600,
+    900,
+    1800,
+    3600,
+    7200,
+    10800,
+    21600,
+    43200,
+    86400,
+    172800,
+    604800,
 ]
 
 
@@ -80,7 +93,7 @@ def _duration(seconds: float) -> str:
 
 
 def _tick_label(seconds: float, step: float) -> str:
-    if step < 1:
+    if step < 0.1:
         return f"{_fmt_num(round(seconds * 1000, 3))} ms" if seconds < 1 else f"{_fmt_num(round(seconds, 3))} s"
     if step < 60:
         return f"{_fmt_num(seconds)} s"
@@ -106,8 +119,15 @@ class _Svg:
     """A small builder over ElementTree: elements with cleaned attribute values and text."""
 
     def __init__(self, width: float, height: float, **attributes: Any) -> None:
-        self.root = ET.Element("svg", {"xmlns": _SVG_NS, "width": _fmt_num(width), "height": _fmt_num(height),
-                                       "viewBox": f"0 0 {_fmt_num(width)} {_fmt_num(height)}"})
+        self.root = ET.Element(
+            "svg",
+            {
+                "xmlns": _SVG_NS,
+                "width": _fmt_num(width),
+                "height": _fmt_num(height),
+                "viewBox": f"0 0 {_fmt_num(width)} {_fmt_num(height)}",
+            },
+        )
         for key, value in attributes.items():
             self.root.set(key.replace("_", "-"), _clean(value))
 
@@ -144,15 +164,17 @@ class _Layout:
         return round(self.x0 + (moment - self.start) / self.span * (self.x1 - self.x0), 2)
 
     def bar(self, start: float, end: float) -> tuple[float, float]:
-        """x and width of an interval, at least 2 px wide so that an instant still shows."""
+        """The x and width of an interval, at least 2 px wide so that an instant still shows."""
         x = self.x(start)
         return x, round(max(self.x(end) - x, 2.0), 2)
 
 
 def _step_title(node: StepNode) -> str:
     step = node.step
-    parts = [f"{step.step_id} ({step.kind}{', ' + step.function if step.function else ''}): {step.status}",
-             _duration(node.end - node.start)]
+    parts = [
+        f"{step.step_id} ({step.kind}{', ' + step.function if step.function else ''}): {step.status}",
+        _duration(node.end - node.start),
+    ]
     if step.attempts:
         parts.append(f"{step.attempts} attempt{'s' if step.attempts != 1 else ''}")
     if step.tokens_in or step.tokens_out:
@@ -177,6 +199,10 @@ def _step_stats(node: StepNode) -> str:
         parts.append(_cost(step.cost_usd, bool(step.attributes.get("cost_unknown"))).split(" ")[0])
     if step.attributes.get("cache_hit"):
         parts.append("cache hit")
+    decision = step.attributes.get("decision")
+    if decision:
+        reviewer = step.attributes.get("reviewer")
+        parts.append(f"{decision} by {reviewer}" if reviewer else str(decision))
     if not parts and step.status in ("skipped", "cancelled", "failed"):
         parts.append(step.status)
     return " · ".join(parts)
@@ -192,8 +218,15 @@ def _label(node: StepNode) -> str:
 
 def _defs(svg: _Svg) -> None:
     defs = svg.add(None, "defs")
-    pattern = svg.add(defs, "pattern", id="stratum-hatch", width=6.0, height=6.0, patternUnits="userSpaceOnUse",
-                      patternTransform="rotate(45)")
+    pattern = svg.add(
+        defs,
+        "pattern",
+        id="stratum-hatch",
+        width=6.0,
+        height=6.0,
+        patternUnits="userSpaceOnUse",
+        patternTransform="rotate(45)",
+    )
     svg.add(pattern, "rect", width=6.0, height=6.0, fill="#fff4d6")
     svg.add(pattern, "line", x1=0.0, y1=0.0, x2=0.0, y2=6.0, stroke=_WAIT_STROKE, stroke_width=2.5)
 
@@ -201,20 +234,32 @@ def _defs(svg: _Svg) -> None:
 def _header(svg: _Svg, shape: RunShape, width: float) -> None:
     run = shape.run
     started = datetime.fromtimestamp(shape.start, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    svg.add(None, "text", f"{run.flow} · run {run.run_id} · {run.status}", x=_PAD, y=26.0, font_size=16,
-            font_weight="600", fill=_TEXT, class_="title")
+    svg.add(
+        None,
+        "text",
+        f"{run.flow} · run {run.run_id} · {run.status}",
+        x=_PAD,
+        y=26.0,
+        font_size=16,
+        font_weight="600",
+        fill=_TEXT,
+        class_="title",
+    )
     tokens = run.tokens_in + run.tokens_out
-    line = (f"{tokens:,} tokens ({run.tokens_in:,} in / {run.tokens_out:,} out) · "
-            f"{_cost(run.cost_usd, run.cost_unknown)} · {_duration(shape.duration)} · "
-            f"{len(shape.steps)} step{'s' if len(shape.steps) != 1 else ''} · started {started}")
+    line = (
+        f"{tokens:,} tokens ({run.tokens_in:,} in / {run.tokens_out:,} out) · "
+        f"{_cost(run.cost_usd, run.cost_unknown)} · {_duration(shape.duration)} · "
+        f"{len(shape.steps)} step{'s' if len(shape.steps) != 1 else ''} · started {started}"
+    )
     svg.add(None, "text", line, x=_PAD, y=46.0, fill=_MUTED, class_="subtitle")
     if run.error:
         error = f"{run.error.get('type')}"
         if run.error.get("step_id"):
             error += f" at step '{run.error.get('step_id')}'"
         error += f": {run.error.get('message')}"
-        svg.add(None, "text", _fit(error, width - 2 * _PAD), x=_PAD, y=64.0, fill=_STATUS_COLOURS["failed"],
-                class_="error")
+        svg.add(
+            None, "text", _fit(error, width - 2 * _PAD), x=_PAD, y=64.0, fill=_STATUS_COLOURS["failed"], class_="error"
+        )
 
 
 def _axis(svg: _Svg, layout: _Layout, top: float, bottom: float) -> None:
@@ -226,8 +271,7 @@ def _axis(svg: _Svg, layout: _Layout, top: float, bottom: float) -> None:
         seconds = index * step
         x = layout.x(layout.start + seconds)
         svg.add(axis, "line", x1=x, y1=top + _AXIS_H, x2=x, y2=bottom, stroke=_GRID, class_="grid")
-        svg.add(axis, "line", x1=x, y1=top + _AXIS_H - 8, x2=x, y2=top + _AXIS_H - 4, stroke="#afb8c1",
-                class_="tick")
+        svg.add(axis, "line", x1=x, y1=top + _AXIS_H - 8, x2=x, y2=top + _AXIS_H - 4, stroke="#afb8c1", class_="tick")
         svg.add(axis, "text", _tick_label(seconds, step), x=x, y=top + _AXIS_H - 11, text_anchor="middle")
 
 
@@ -235,8 +279,16 @@ def _row(svg: _Svg, layout: _Layout, node: StepNode, y: float, index: int, run_e
     step = node.step
     group = svg.add(None, "g", class_=f"step status-{step.status}", data_step=step.step_id)
     if index % 2:
-        svg.add(group, "rect", x=float(_PAD), y=y, width=layout.width - 2 * _PAD, height=float(_ROW_H),
-                fill=_STRIPE, class_="row")
+        svg.add(
+            group,
+            "rect",
+            x=float(_PAD),
+            y=y,
+            width=layout.width - 2 * _PAD,
+            height=float(_ROW_H),
+            fill=_STRIPE,
+            class_="row",
+        )
     label_x = _PAD + 6 + node.depth * _INDENT
     name = _fit(_label(node), _LABEL_W - 12 - node.depth * _INDENT - len(step.kind) * _CHAR_W)
     text = svg.add(group, "text", None, x=float(label_x), y=y + 17, fill=_TEXT, class_="label")
@@ -247,22 +299,58 @@ def _row(svg: _Svg, layout: _Layout, node: StepNode, y: float, index: int, run_e
     x, width = layout.bar(node.start, node.end)
     is_group = step.kind in _GROUP_KINDS
     if is_group:  # a group is a bracket over the rows of its steps
-        bar = svg.add(group, "rect", x=x, y=y + 6, width=width, height=6.0, rx=2.0, fill=colour, opacity=0.55,
-                      class_="step-bar group", data_step=step.step_id)
+        bar = svg.add(
+            group,
+            "rect",
+            x=x,
+            y=y + 6,
+            width=width,
+            height=6.0,
+            rx=2.0,
+            fill=colour,
+            opacity=0.55,
+            class_="step-bar group",
+            data_step=step.step_id,
+        )
     else:
-        bar = svg.add(group, "rect", x=x, y=y + (_ROW_H - _BAR_H) / 2, width=width, height=float(_BAR_H), rx=3.0,
-                      fill=colour, opacity=0.45 if node.attempts else 0.85, class_="step-bar",
-                      data_step=step.step_id)
+        bar = svg.add(
+            group,
+            "rect",
+            x=x,
+            y=y + (_ROW_H - _BAR_H) / 2,
+            width=width,
+            height=float(_BAR_H),
+            rx=3.0,
+            fill=colour,
+            opacity=0.45 if node.attempts else 0.85,
+            class_="step-bar",
+            data_step=step.step_id,
+        )
     svg.add(bar, "title", _step_title(node))
 
     for review in node.reviews:
         start, end = review_interval(review, run_end)
         wx, ww = layout.bar(start, end)
-        wait = svg.add(group, "rect", x=wx, y=y + (_ROW_H - _BAR_H) / 2, width=ww, height=float(_BAR_H), rx=3.0,
-                       fill="url(#stratum-hatch)", stroke=_WAIT_STROKE, class_="wait", data_review=review.review_id)
+        wait = svg.add(
+            group,
+            "rect",
+            x=wx,
+            y=y + (_ROW_H - _BAR_H) / 2,
+            width=ww,
+            height=float(_BAR_H),
+            rx=3.0,
+            fill="url(#stratum-hatch)",
+            stroke=_WAIT_STROKE,
+            class_="wait",
+            data_review=review.review_id,
+        )
         who = f" by {review.reviewer}" if review.reviewer else ""
-        svg.add(wait, "title", f"waiting for review {review.review_id} ({review.status}{who}): "
-                               f"{review.question} ({_duration(end - start)})")
+        svg.add(
+            wait,
+            "title",
+            f"waiting for review {review.review_id} ({review.status}{who}): "
+            f"{review.question} ({_duration(end - start)})",
+        )
         label = "waiting for review" + (" (pending)" if review.status == "pending" else "")
         label_w = len(label) * 5.6 + 8
         if ww >= label_w:
@@ -271,35 +359,79 @@ def _row(svg: _Svg, layout: _Layout, node: StepNode, y: float, index: int, run_e
             lx, anchor = wx + ww + 4, "start"
         else:
             lx, anchor = wx - 4, "end"
-        svg.add(group, "text", label, x=round(lx, 2), y=y + 17, font_size=10, fill="#7a5200", text_anchor=anchor,
-                class_="wait-label")
+        svg.add(
+            group,
+            "text",
+            label,
+            x=round(lx, 2),
+            y=y + 17,
+            font_size=10,
+            fill="#7a5200",
+            text_anchor=anchor,
+            stroke="#ffffff",
+            stroke_width=3.0,
+            paint_order="stroke",
+            class_="wait-label",
+        )
 
     for attempt in node.attempts:
         failed = bool(attempt.violations or attempt.error)
         ax, aw = layout.bar(attempt.started_at, attempt_end(attempt))
-        segment = svg.add(group, "rect", x=ax, y=y + (_ROW_H - _BAR_H) / 2 + 3, width=aw, height=float(_BAR_H - 6),
-                          rx=1.5, fill=_ATTEMPT_FAILED if failed else _ATTEMPT_OK,
-                          class_="attempt attempt-failed" if failed else "attempt attempt-ok",
-                          data_attempt=attempt.number)
+        segment = svg.add(
+            group,
+            "rect",
+            x=ax,
+            y=y + (_ROW_H - _BAR_H) / 2 + 3,
+            width=aw,
+            height=float(_BAR_H - 6),
+            rx=1.5,
+            fill=_ATTEMPT_FAILED if failed else _ATTEMPT_OK,
+            class_="attempt attempt-failed" if failed else "attempt attempt-ok",
+            data_attempt=attempt.number,
+        )
         why = "; ".join(attempt.violations) or attempt.error or "accepted"
         tokens = f"{attempt.tokens_in} in / {attempt.tokens_out} out tokens"
-        svg.add(segment, "title", f"attempt {attempt.number} ({attempt.model}, {tokens}, "
-                                  f"{_duration((attempt.duration_ms or 0) / 1000)}): {why}")
+        svg.add(
+            segment,
+            "title",
+            f"attempt {attempt.number} ({attempt.model}, {tokens}, "
+            f"{_duration((attempt.duration_ms or 0) / 1000)}): {why}",
+        )
         if attempt.number > 1 or attempt.retry_reason:
-            mark = svg.add(group, "line", x1=ax, y1=y + 2, x2=ax, y2=y + _ROW_H - 2, stroke=_RETRY,
-                           stroke_width=2.0, class_="retry-mark", data_attempt=attempt.number)
-            svg.add(mark, "title", f"retry: attempt {attempt.number}" +
-                    (f" ({attempt.retry_reason})" if attempt.retry_reason else ""))
+            mark = svg.add(
+                group,
+                "line",
+                x1=ax,
+                y1=y + 2,
+                x2=ax,
+                y2=y + _ROW_H - 2,
+                stroke=_RETRY,
+                stroke_width=2.0,
+                class_="retry-mark",
+                data_attempt=attempt.number,
+            )
+            svg.add(
+                mark,
+                "title",
+                f"retry: attempt {attempt.number}" + (f" ({attempt.retry_reason})" if attempt.retry_reason else ""),
+            )
 
     duration = _duration(node.end - node.start)
     end_x = x + width
     if end_x + 6 + len(duration) * 5.6 <= layout.x1:
-        svg.add(group, "text", duration, x=round(end_x + 4, 2), y=y + 17, font_size=10, fill=_MUTED,
-                class_="duration")
+        svg.add(group, "text", duration, x=round(end_x + 4, 2), y=y + 17, font_size=10, fill=_MUTED, class_="duration")
     stats = _step_stats(node)
     if stats:
-        svg.add(group, "text", _fit(stats, _STATS_W - 8), x=layout.width - _PAD - 4, y=y + 17, fill=_TEXT,
-                text_anchor="end", class_="stats")
+        svg.add(
+            group,
+            "text",
+            _fit(stats, _STATS_W - 8),
+            x=layout.width - _PAD - 4,
+            y=y + 17,
+            fill=_TEXT,
+            text_anchor="end",
+            class_="stats",
+        )
 
 
 _LEGEND = (
@@ -330,8 +462,17 @@ def _legend(svg: _Svg, top: float, width: float) -> float:
         elif shape == "tick":
             svg.add(legend, "line", x1=x + 7, y1=y - 2, x2=x + 7, y2=y + 12, stroke=colour, stroke_width=2.0)
         else:
-            svg.add(legend, "rect", x=x, y=y, width=14.0, height=10.0, rx=2.0, fill="url(#stratum-hatch)",
-                    stroke=_WAIT_STROKE)
+            svg.add(
+                legend,
+                "rect",
+                x=x,
+                y=y,
+                width=14.0,
+                height=10.0,
+                rx=2.0,
+                fill="url(#stratum-hatch)",
+                stroke=_WAIT_STROKE,
+            )
         svg.add(legend, "text", label, x=x + 20, y=y + 9.5)
         x += item_w
     return y - top + 20
@@ -345,8 +486,7 @@ def render_timeline_svg(trace: Trace, *, width: int = 1100) -> str:
     rows_top = _HEADER_H + _AXIS_H
     rows_h = max(len(shape.steps), 1) * _ROW_H
     run = trace.run
-    svg = _Svg(width, 0, font_family=_FONT, font_size="12", role="img", data_run_id=run.run_id,
-               data_status=run.status)
+    svg = _Svg(width, 0, font_family=_FONT, font_size="12", role="img", data_run_id=run.run_id, data_status=run.status)
     svg.add(None, "title", f"Timeline of run {run.run_id} of flow {run.flow}: {run.status}")
     _defs(svg)
     background = svg.add(None, "rect", x=0.0, y=0.0, width=float(width), fill="#ffffff", class_="background")

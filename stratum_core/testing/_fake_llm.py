@@ -246,8 +246,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
-    # HTTP/1.0: one request per connection, so a dropped connection never races a client reusing it.
-    protocol_version = "HTTP/1.0"
+    # HTTP/1.1 keeps connections alive, as real providers do (a new TCP connection per call would inflate the
+    # client's per-call cost in benchmarks); a fault that drops the connection closes it.
+    protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

@@ -50,7 +50,7 @@ def answer_with(action: str = "accept", content: dict[str, Any] | None = None, s
             seen.append(params)
         if action == "accept":
             return types.ElicitResult(action="accept", content=content or {"approved": True})
-        return types.ElicitResult(action=action)  # type: ignore[arg-type]
+        return types.ElicitResult(action=action)
 
     return callback
 

@@ -180,7 +180,9 @@ async def test_2026_clients_get_input_required_with_a_sealed_state(server: Strat
         assert "run_id" not in first.request_state  # sealed: the client cannot read it
         request = first.input_requests["review"] if first.input_requests else None
         assert isinstance(request, types.ElicitRequest)
-        answer = {"review": types.ElicitResult(action="accept", content={"approved": True})}
+        answer: dict[str, types.InputResponse] = {
+            "review": types.ElicitResult(action="accept", content={"approved": True})
+        }
         forged = first.request_state[:-4] + ("AAAA" if not first.request_state.endswith("AAAA") else "BBBB")
         with pytest.raises(MCPError) as caught:
             await client.session.call_tool(
@@ -215,11 +217,14 @@ async def test_a_2026_answer_is_accepted_after_a_restart(tmp_path: Path) -> None
         round_one = await _first_round(client, "approve_text", {"text": "restart"})
     first.close()
     second = make_server(store=store)
+    approved: dict[str, types.InputResponse] = {
+        "review": types.ElicitResult(action="accept", content={"approved": True})
+    }
     async with Client(second, mode="auto") as client:
         done = await client.session.call_tool(
             "approve_text",
             {"text": "restart"},
-            input_responses={"review": types.ElicitResult(action="accept", content={"approved": True})},
+            input_responses=approved,
             request_state=round_one.request_state,
         )
     second.close()

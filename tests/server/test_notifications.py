@@ -15,12 +15,12 @@ from server import RESUME_TOOL, StratumServer
 
 
 async def test_progress_is_reported_for_every_finished_step(server: StratumServer, mode: str) -> None:
-    progress: list[tuple[float, float | None, str | None]] = []
+    seen: list[tuple[float, float | None, str | None]] = []
     both = anyio.Event()
 
-    async def on_progress(value: float, total: float | None, message: str | None) -> None:
-        progress.append((value, total, message))
-        if len(progress) == 2:
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append((progress, total, message))
+        if len(seen) == 2:
             both.set()
 
     async with Client(server, mode=mode) as client:
@@ -28,8 +28,8 @@ async def test_progress_is_reported_for_every_finished_step(server: StratumServe
         with anyio.fail_after(5):
             await both.wait()
     assert not result.is_error
-    assert [(value, total) for value, total, _ in progress] == [(1, 2), (2, 2)]
-    assert progress[0][2] is not None and "first" in progress[0][2]
+    assert [(value, total) for value, total, _ in seen] == [(1, 2), (2, 2)]
+    assert seen[0][2] is not None and "first" in seen[0][2]
 
 
 async def test_log_messages_reach_the_client_and_set_level_filters_them(server: StratumServer) -> None:

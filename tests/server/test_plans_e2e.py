@@ -95,4 +95,5 @@ async def test_triage_drafts_asks_and_sends_a_reply(repo_server: StratumServer, 
     assert result.structured_content["body"] == "Sorry Grace, a new one is on its way."
     assert re.match(r"^MSG-[0-9a-f]{8}$", result.structured_content["reference"])
     [question] = asked
+    assert isinstance(question, types.ElicitRequestFormParams)
     assert question.requested_schema["properties"]["decision"]["enum"] == ["send", "discard"]

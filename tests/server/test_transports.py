@@ -40,7 +40,7 @@ class Inbox:
     async def elicit(self, context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
         self.asked.append(params)
         action, content = self.answers.popleft()
-        return types.ElicitResult(action=action, content=content)  # type: ignore[arg-type]
+        return types.ElicitResult(action=action, content=content)
 
     async def message(self, message: Any) -> None:
         if isinstance(message, types.ResourceUpdatedNotification):
@@ -114,20 +114,22 @@ async def exercise(client: Client, inbox: Inbox, mode: str) -> None:
     assert accepted.structured_content == {"text": "yes?", "approved": True}
     assert declined.is_error and '"action": "decline"' in text_of(declined)
     assert cancelled.is_error and '"action": "cancel"' in text_of(cancelled)
-    assert inbox.asked[-1].requested_schema["properties"]["approved"]["type"] == "boolean"
+    asked = inbox.asked[-1]
+    assert isinstance(asked, types.ElicitRequestFormParams)
+    assert asked.requested_schema["properties"]["approved"]["type"] == "boolean"
 
-    progress: list[float] = []
+    seen: list[float] = []
     both = anyio.Event()
 
-    async def on_progress(value: float, total: float | None, message: str | None) -> None:
-        progress.append(value)
-        if len(progress) == 2:
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append(progress)
+        if len(seen) == 2:
             both.set()
 
     await client.call_tool("two_steps", {"text": "p"}, progress_callback=on_progress)
     with anyio.fail_after(10):
         await both.wait()
-    assert progress == [1, 2]
+    assert seen == [1, 2]
 
     await cancel_a_call(client, inbox, mode)
 
