@@ -17,13 +17,13 @@ from pathlib import Path
 os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-import anyio  # noqa: E402
+import anyio
 
-from stratum_core.engine import Engine, EngineConfig  # noqa: E402
-from stratum_core.llm import LiteLLMClient, LLMClient, LLMRequest, LLMResponse, register_model  # noqa: E402
-from stratum_core.plan import load_plan_text  # noqa: E402
-from stratum_core.store import SQLiteRunStore  # noqa: E402
-from stratum_core.testing import FakeLLM  # noqa: E402
+from stratum_core.engine import Engine, EngineConfig
+from stratum_core.llm import LiteLLMClient, LLMClient, LLMRequest, LLMResponse, register_model
+from stratum_core.plan import load_plan_text
+from stratum_core.store import SQLiteRunStore
+from stratum_core.testing import FakeLLM
 
 STEPS = 50
 LATENCY = 0.2

@@ -162,7 +162,7 @@ class _CallObserver(RunObserver):
             except Exception:
                 logger.debug("progress notification dropped", exc_info=True)
         await self._server.hub.resource_updated(run_uri(run_id))
-        await self._log(run_id, "info", f"step '{step_id}' {status} ({done}/{total})")
+        await self._log(run_id, "debug", f"step '{step_id}' {status} ({done}/{total})")
 
     async def log(self, run_id: str, level: str, message: str) -> None:
         await self._log(run_id, _level(level), message)
@@ -351,7 +351,7 @@ class StratumServer(Server[Any]):
             return await self._continue(ctx, params, tool.flow.name, shape)
         run_id = new_id()
         sink = self._sink(ctx)
-        await self.hub.resources_changed()
+        await self.hub.runs_changed()
         try:
             result = await self.engine.run(
                 tool.plan,

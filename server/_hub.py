@@ -9,6 +9,7 @@ It also keeps each handshake connection's `logging/setLevel` level and `resource
 from __future__ import annotations
 
 import logging
+import time
 import weakref
 from typing import Any
 
@@ -34,6 +35,7 @@ LOG_LEVELS: tuple[types.LoggingLevel, ...] = (
     "emergency",
 )
 DEFAULT_LOG_LEVEL: types.LoggingLevel = "info"
+RUNS_ANNOUNCE_INTERVAL = 1.0
 
 
 def connection_of(session: ServerSession) -> Connection | None:
@@ -54,6 +56,7 @@ class Hub:
         self._connections: weakref.WeakSet[Connection] = weakref.WeakSet()
         self._subscriptions: weakref.WeakKeyDictionary[Connection, set[str]] = weakref.WeakKeyDictionary()
         self._levels: weakref.WeakKeyDictionary[Connection, types.LoggingLevel] = weakref.WeakKeyDictionary()
+        self._runs_announced = -RUNS_ANNOUNCE_INTERVAL
 
     def track(self, session: ServerSession, protocol_version: str) -> None:
         """Remember a handshake-era connection so later changes reach it."""
@@ -117,6 +120,14 @@ class Hub:
         """Announce a changed resource list (new runs, changed plans) to every client."""
         await self._each("send_resource_list_changed")
         await self._publish(ResourcesListChanged())
+
+    async def runs_changed(self) -> None:
+        """A run was created: the resource list (recent runs) changed. Announced at most once per second."""
+        now = time.monotonic()
+        if now - self._runs_announced < RUNS_ANNOUNCE_INTERVAL:
+            return
+        self._runs_announced = now
+        await self.resources_changed()
 
     async def resource_updated(self, uri: str) -> None:
         """Tell subscribers of `uri` that it changed."""

@@ -55,7 +55,10 @@ class ConsoleReviewSink:
         for name, field_schema in properties.items():
             choices = field_schema.get("enum")
             label = field_schema.get("description") or name
-            hint = f" [{'/'.join(map(str, choices))}]" if choices else " [y/n]" if field_schema.get("type") == "boolean" else ""
+            if choices:
+                hint = f" [{'/'.join(map(str, choices))}]"
+            else:
+                hint = " [y/n]" if field_schema.get("type") == "boolean" else ""
             while True:
                 self.console.print(f"{label}{hint}: ", end="")
                 raw = self.stdin.readline()

@@ -44,13 +44,15 @@ async def run_debate(
         arguments: dict[str, Any] = {}
         failures: list[RunError] = []
 
-        async def argue(agent: str, number: int, arguments: dict[str, Any], failures: list[RunError]) -> None:
+        async def argue(
+            agent: str, number: int, arguments: dict[str, Any], failures: list[RunError], last: dict[str, Any]
+        ) -> None:
             fn = plan.functions[agent]
             offered = {
                 "topic": topic,
                 "round": number,
                 "history": list(history),
-                "others": {name: value for name, value in latest.items() if name != agent},
+                "others": {name: value for name, value in last.items() if name != agent},
             }
             try:
                 arguments[agent] = await execution.call_function_at(
@@ -61,7 +63,7 @@ async def run_debate(
 
         async with anyio.create_task_group() as group:
             for agent in debate.agents:
-                group.start_soon(argue, agent, round_number, arguments, failures)
+                group.start_soon(argue, agent, round_number, arguments, failures, latest)
         if failures:
             raise failures[0]
         latest = {agent: arguments[agent] for agent in debate.agents}

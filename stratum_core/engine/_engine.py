@@ -12,8 +12,8 @@ import anyio
 from stratum_core.engine._agent import agent_task
 from stratum_core.engine._budget import Envelope
 from stratum_core.engine._context import StepContext
-from stratum_core.engine._pending import Pending
 from stratum_core.engine._observers import FanOut
+from stratum_core.engine._pending import Pending
 from stratum_core.engine._scheduler import FlowExecution, RunContext
 from stratum_core.engine._types import AgentSubmission, EngineConfig, ReviewSink, RunObserver, RunResult
 from stratum_core.engine._validation import schema_violations
@@ -71,7 +71,8 @@ class Engine:
         if flow not in plan.flows:
             return [f"unknown flow {flow!r} (flows: {', '.join(plan.flows) or 'none'})"]
         schema = fields_schema(plan.flows[flow].input, plan.contracts)
-        return [v.removeprefix("schema: input").lstrip(".: ") or v for v in schema_violations(inputs, schema, root="input")]
+        violations = schema_violations(inputs, schema, root="input")
+        return [v.removeprefix("schema: input").lstrip(".: ") or v for v in violations]
 
     async def run(
         self,

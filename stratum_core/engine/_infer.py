@@ -19,7 +19,6 @@ import anyio
 
 from stratum_core.engine._context import StepContext
 from stratum_core.engine._infer_strategies import compiled, holds, run_strategies
-from stratum_core.engine._python_objects import Condition, describe
 from stratum_core.engine._prompt import (
     Message,
     OutputSchema,
@@ -28,6 +27,7 @@ from stratum_core.engine._prompt import (
     prompt_hash,
     split_opaque,
 )
+from stratum_core.engine._python_objects import Condition, describe
 from stratum_core.engine._validation import schema_violations
 from stratum_core.errors import (
     ConfigurationError,

@@ -13,7 +13,7 @@ from stratum_core.engine._types import AgentTask, ReviewRequest
 __all__ = ["AgentTask", "Pending"]
 
 
-class Pending(Exception):  # noqa: N818 - a control-flow signal: the run pauses here
+class Pending(Exception):
     """Steps wait for answers from outside the engine; `items` says which (reviews and agent steps)."""
 
     def __init__(self, items: Iterable[ReviewRequest | AgentTask]) -> None:

@@ -99,7 +99,8 @@ def _step_dependencies(step: Step) -> set[str]:
             if reference is not None and reference.step_id is not None:
                 found.add(reference.step_id)
     if step.when:
-        found.update(read.fields[0] for read in compile_expression(step.when).reads if read.root == "steps" and read.fields)
+        reads = compile_expression(step.when).reads
+        found.update(read.fields[0] for read in reads if read.root == "steps" and read.fields)
     return found
 
 

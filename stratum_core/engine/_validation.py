@@ -23,10 +23,7 @@ def _validator(schema_json: str) -> Draft202012Validator:
 
 
 def _where(error: ValidationError, root: str) -> str:
-    parts = [root]
-    for part in error.absolute_path:
-        parts.append(f"[{part}]" if isinstance(part, int) else f".{part}")
-    return "".join(parts)
+    return root + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path)
 
 
 def _short(value: Any) -> str:

@@ -22,7 +22,7 @@ class _Missing:
 MISSING: Any = _Missing()
 
 
-class SkippedInput(Exception):  # noqa: N818 - a control-flow signal, not an error
+class SkippedInput(Exception):
     """A binding reads the output of a step that was skipped, so the reading step is skipped too."""
 
     def __init__(self, step_id: str) -> None:
