@@ -75,7 +75,11 @@ _RESUME_INPUT: dict[str, Any] = {
     "type": "object",
     "properties": {
         "review_id": {"type": "string", "minLength": 1, "description": "The review_id of the paused run."},
-        "answer": {"description": "The person's decision, matching the review's decision schema (required to accept)."},
+        "answer": {
+            "anyOf": [{"type": "object"}, {"type": "string"}, {"type": "number"}, {"type": "boolean"}],
+            "description": "The person's decision, matching the review's decision schema (required to accept); "
+            "a bare value for a one-value decision.",
+        },
         "action": {
             "type": "string",
             "enum": ["accept", "decline", "cancel"],
@@ -387,7 +391,7 @@ class StratumServer(Server[Any]):
                 if client_can_elicit(ctx.session)
                 else "this client cannot show elicitation forms"
             )
-            return paused_result(result.run_id, flow, review, reason=reason)
+            return paused_result(result.run_id, flow, review, reason=reason, agent_tasks=result.agent_tasks)
         if result.status == "succeeded":
             return self._success(result.run_id, flow, result.output, shape)
         return failure_result(result.run_id, flow, _error_dict(result.error, result.status))

@@ -91,7 +91,12 @@ class Hub:
             self._levels[connection] = level
 
     def wants_log(self, session: ServerSession, level: types.LoggingLevel) -> bool:
-        """Whether a log message at `level` should go to this request's client."""
+        """Whether a log message at `level` should go to this request's client.
+
+        2026-07-28 requests carry their own level (the SDK filters by it); handshake connections use setLevel's.
+        """
+        if session.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            return True
         connection = connection_of(session)
         wanted = self._levels.get(connection, DEFAULT_LOG_LEVEL) if connection is not None else DEFAULT_LOG_LEVEL
         return LOG_LEVELS.index(level) >= LOG_LEVELS.index(wanted)

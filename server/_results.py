@@ -11,12 +11,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import mcp.types as types
 
-from stratum_core.engine import ReviewRequest
+from stratum_core.engine import AgentTask, ReviewRequest
 
 __all__ = [
     "RUN_ID_META_KEY",
@@ -94,9 +94,21 @@ def failure_result(run_id: str, flow: str, error: Mapping[str, Any]) -> types.Ca
     )
 
 
-def paused_result(run_id: str, flow: str, review: ReviewRequest | None, *, reason: str) -> types.CallToolResult:
-    """A run waiting for a person this client cannot ask: the review, and the two ways to answer it."""
-    lines = [f"PAUSED (not failed): flow '{flow}' is waiting for a person's decision; {reason}."]
+def paused_result(
+    run_id: str,
+    flow: str,
+    review: ReviewRequest | None,
+    *,
+    reason: str,
+    agent_tasks: Sequence[AgentTask] = (),
+) -> types.CallToolResult:
+    """A paused run: the decision it waits for and the two ways to answer it, or the steps left to the agent."""
+    if review is not None:
+        lines = [f"PAUSED (not failed): flow '{flow}' is waiting for a person's decision; {reason}."]
+    else:
+        lines = [f"PAUSED (not failed): flow '{flow}' is waiting for steps the calling agent must do."]
+    for task in agent_tasks:
+        lines.append(f"agent step: {_dumps(task.to_dict())[:_DETAIL_LIMIT]}")
     if review is not None:
         lines += [
             f"question: {review.question}",

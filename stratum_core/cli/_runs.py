@@ -56,6 +56,12 @@ def configure_runs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--svg", metavar="FILE", help="with `show`: write the run's timeline as SVG ('-': stdout)")
 
 
+def _console() -> Console:
+    """The console for stdout; wide when piped, so tables are not cut to 80 columns."""
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
+
+
 def _usage(message: str) -> int:
     print(f"stratum runs: {message}", file=sys.stderr)
     return EXIT_USAGE
@@ -112,7 +118,7 @@ def _show(args: argparse.Namespace, store: RunStore) -> int:
     if args.format == "json":
         print(json.dumps(trace.to_json_dict(), indent=2, ensure_ascii=False))
     else:
-        Console().print(_summary_table(trace))
+        _console().print(_summary_table(trace))
     if args.svg is not None:
         try:
             Path(args.svg).write_text(render_timeline_svg(trace), encoding="utf-8")
@@ -142,7 +148,7 @@ def _list(args: argparse.Namespace, store: RunStore, since: float | None, until:
             f"{run.duration_ms:.0f}" if run.duration_ms is not None else "",
             str(error.get("type", "")),
         )
-    Console().print(table)
+    _console().print(table)
     return EXIT_OK
 
 
@@ -174,22 +180,22 @@ def _summary(args: argparse.Namespace, store: RunStore, since: float | None, unt
     if args.format == "json":
         print(json.dumps(summary.to_json_dict(), indent=2, ensure_ascii=False))
         return EXIT_OK
-    console = Console()
-    for table in summary_tables(summary):
+    console = _console()
+    for table in _summary_tables(summary):
         console.print(table)
     return EXIT_OK
 
 
-def summary_tables(summary: Summary) -> list[Table]:
+def _summary_tables(summary: Summary) -> list[Table]:
     """The tables `stratum runs summary` prints: runs per flow (with a total row), then failures by error type."""
     overall = summary.overall
     flows = Table(
         title=f"{overall.runs} run{'s' if overall.runs != 1 else ''}, {describe_period(summary.since, summary.until)}"
     )
-    for column in ("flow", "runs", "succeeded", "failed", "other", "failure rate", "p50", "p95", "tokens", "cost $"):
-        flows.add_column(column, justify="left" if column == "flow" else "right")
+    for column in ("flow", "runs", "ok", "failed", "other", "failure rate", "p50", "p95", "tokens", "cost $"):
+        flows.add_column(column, justify="left" if column == "flow" else "right", no_wrap=True)
     rows = [*summary.flows.items(), ("all flows", overall)] if summary.flows else []
-    for name, stats in rows:
+    for index, (name, stats) in enumerate(rows):
         succeeded, failed = stats.by_status.get("succeeded", 0), stats.by_status.get("failed", 0)
         cost = f"{stats.cost_usd:.6f}" + (f" (+{stats.cost_unknown_runs} unpriced)" if stats.cost_unknown_runs else "")
         flows.add_row(
@@ -203,7 +209,8 @@ def summary_tables(summary: Summary) -> list[Table]:
             _ms(stats.p95_ms),
             f"{stats.tokens:,}",
             cost,
-            style="bold" if name == "all flows" else None,
+            style="bold" if index == len(rows) - 1 else None,
+            end_section=index == len(rows) - 2,
         )
     failures = Table(title="failures by error type")
     for column in ("error type", "runs", "share of ended runs"):

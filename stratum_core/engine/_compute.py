@@ -4,58 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib
 import inspect
-import sys
-import threading
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
 
+from stratum_core._call_targets import CallTargetError, resolve_call_target
 from stratum_core._expressions import compile_expression
 from stratum_core.engine._python_objects import python_target
 from stratum_core.errors import AgentStepRequired, ComputeError, ExpressionError
 from stratum_core.plan import ComputeFunction, Plan
 
-__all__ = ["import_call_target", "run_compute", "to_json_value"]
-
-_import_lock = threading.Lock()
-
-
-def import_call_target(target: str, *, plan_dir: Path | None) -> Callable[..., Any]:
-    """Import `package.module:function`, looking beside the plan file first, then on sys.path.
-
-    Raises ImportError or AttributeError/TypeError with a message that names what is missing.
-    """
-    module_name, sep, attribute = target.partition(":")
-    if not sep or not module_name or not attribute:
-        raise ImportError(f"call target {target!r} is not of the form 'package.module:function'")
-    return _import_cached(module_name, attribute, str(plan_dir) if plan_dir else "")
-
-
-@functools.lru_cache(maxsize=256)
-def _import_cached(module_name: str, attribute: str, plan_dir: str) -> Callable[..., Any]:
-    with _import_lock:
-        added = bool(plan_dir) and plan_dir not in sys.path
-        if added:
-            sys.path.insert(0, plan_dir)
-        try:
-            module = importlib.import_module(module_name)
-        finally:
-            if added:
-                sys.path.remove(plan_dir)
-    target: Any = module
-    for part in attribute.split("."):
-        if part.startswith("_"):
-            raise AttributeError(f"{module_name}:{attribute}: private names cannot be called")
-        target = getattr(target, part)
-    if not callable(target):
-        raise TypeError(f"{module_name}:{attribute} is not callable")
-    return target  # type: ignore[no-any-return]
-
+__all__ = ["plan_directory", "run_compute", "to_json_value"]
 
 def to_json_value(value: Any) -> Any:
     """Turn what user code returns (pydantic models, dataclasses, tuples) into plain JSON values."""
@@ -92,9 +55,9 @@ async def run_compute(fn: ComputeFunction, inputs: Mapping[str, Any], *, plan: P
             step_id=step_id,
         )
     try:
-        target = python_target(fn.call) or import_call_target(fn.call, plan_dir=plan_directory(plan))
+        target = python_target(fn.call) or resolve_call_target(fn.call, base_dir=plan_directory(plan))
         target = getattr(target, "__stratum_call__", target)  # a library @compute function: call what it wraps
-    except (ImportError, AttributeError, TypeError) as error:
+    except CallTargetError as error:
         raise ComputeError(
             f"cannot load call target {fn.call!r}: {error}", traceback=traceback.format_exc(), step_id=step_id
         ) from error

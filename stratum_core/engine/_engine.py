@@ -34,7 +34,7 @@ class Engine:
 
     Args:
         store: where runs, steps, attempts and reviews are persisted (default: an in-memory store).
-        llm: the model client (default: LiteLLM, created on the first infer call).
+        llm: the model client (default: LiteLLM, with `local` on the embedded model; created on the first infer call).
         config: model defaults and limits.
         review_sink: how human steps reach a person when a run does not pass its own.
         observers: told about every run (exporters, metrics), besides each run's own observer; their failures are
@@ -61,9 +61,9 @@ class Engine:
 
     def _llm_client(self) -> LLMClient:
         if self._llm is None:
-            from stratum_core.llm import LiteLLMClient
+            from stratum_core.llm import default_client
 
-            self._llm = LiteLLMClient()
+            self._llm = default_client()
         return self._llm
 
     def input_errors(self, plan: Plan, flow: str, inputs: Mapping[str, Any]) -> list[str]:

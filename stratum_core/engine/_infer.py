@@ -309,6 +309,8 @@ class _Attempt:
             timeout = ctx.envelope.timeout_error(step_id=ctx.step_id)
             self.record(error=timeout.message)
             raise timeout
+        if response.backend:  # the client says who answered (the local model): the step and its attempts show it
+            ctx.attributes["backend"] = response.backend
         ctx.envelope.charge(tokens_in=response.tokens_in, tokens_out=response.tokens_out, cost_usd=response.cost_usd)
         return response
 

@@ -114,20 +114,18 @@ class PythonFlowExecution(FlowExecution):
             update={"functions": {**functions, **plan.functions}, "contracts": {**contracts, **plan.contracts}}
         )
 
-    async def call(self, step_id: str, function: str, inputs: Mapping[str, Any]) -> Any:
-        """Call a function of the run's plan as the next step `step_id`; returns its (JSON) output."""
-        path = self.path_for(step_id)
+    async def call(self, path: str, function: str, inputs: Mapping[str, Any]) -> Any:
+        """Call a function of the run's plan as the step at `path` (see `path_for`); returns its (JSON) output."""
         return await self._reported(path, self.call_function_at(path, function, inputs))
 
     async def group(
-        self, step_id: str, step: Step, inputs: Mapping[str, Any], *, validate: Callable[[Any], str | None] | None
+        self, path: str, step: Step, inputs: Mapping[str, Any], *, validate: Callable[[Any], str | None] | None = None
     ) -> Any:
-        """Run a parallel, race or debate step whose bindings read `$.input.*` from `inputs`.
+        """Run a parallel, race or debate step at `path` whose bindings read `$.input.*` from `inputs`.
 
         `validate` (parallel only) checks the group's output in Python; it returns why the output is refused, or
         None, and a refusal fails the step with ParallelValidationFailed.
         """
-        path = self.path_for(step_id)
         scope = Scope(inputs=inputs)
         if validate is None or not isinstance(step, ParallelStep):
             return await self._reported(path, self.run_step(step, path, scope=scope))
@@ -144,9 +142,8 @@ class PythonFlowExecution(FlowExecution):
 
         return await self._reported(path, self._tracked(path, step.kind, None, None, envelope, work, attributes))
 
-    async def subflow(self, step_id: str, flow: Flow, inputs: Mapping[str, Any], body: Body) -> Any:
-        """Run another Python flow as the next step `step_id`, its steps recorded under `step_id.`."""
-        path = self.path_for(step_id)
+    async def subflow(self, path: str, flow: Flow, inputs: Mapping[str, Any], body: Body) -> Any:
+        """Run another Python flow as the step at `path`, its steps recorded under `path.`."""
         envelope = self.envelope.child(flow.budget, label=f"sub-flow '{path}'")
         child = PythonFlowExecution(self.run, flow, inputs, envelope, body=body, prefix=path + ".")
         return await self._reported(

@@ -98,8 +98,11 @@ def _step_dependencies(step: Step) -> set[str]:
             reference = parse_reference(text)
             if reference is not None and reference.step_id is not None:
                 found.add(reference.step_id)
-    if step.when:
-        reads = compile_expression(step.when).reads
+    conditions = [step.when] if step.when else []
+    if isinstance(step, ParallelStep) and step.parallel.validate_:
+        conditions.append(step.parallel.validate_)
+    for condition in conditions:
+        reads = compile_expression(condition).reads
         found.update(read.fields[0] for read in reads if read.root == "steps" and read.fields)
     return found
 

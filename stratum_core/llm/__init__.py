@@ -1,6 +1,18 @@
-"""The LLM adapter: a small protocol the engine calls models through, and its LiteLLM implementation."""
+"""The LLM adapter: a small protocol the engine calls models through, over LiteLLM or the embedded local model."""
 
 from stratum_core.llm._litellm import LiteLLMClient, register_model
+from stratum_core.llm._local import LocalModel, LocalModelClient
 from stratum_core.llm._protocol import LLMClient, LLMRequest, LLMResponse
+from stratum_core.llm._router import default_client, default_model
 
-__all__ = ["LLMClient", "LLMRequest", "LLMResponse", "LiteLLMClient", "register_model"]
+__all__ = [
+    "LLMClient",
+    "LLMRequest",
+    "LLMResponse",
+    "LiteLLMClient",
+    "LocalModel",
+    "LocalModelClient",
+    "default_client",
+    "default_model",
+    "register_model",
+]

@@ -33,7 +33,8 @@ class LLMResponse:
 
     `model` is the name the provider reports (it may lack LiteLLM's provider prefix). `cost_usd` is None when the
     model has no known price. `duration_ms` covers the whole call, transport retries and their waits included.
-    `transport_errors` has one short text per failed attempt before the one that worked.
+    `transport_errors` has one short text per failed attempt before the one that worked. `backend` names who
+    answered when it is not the server's model (`local` for the embedded model), for the trace.
     """
 
     content: str
@@ -45,6 +46,7 @@ class LLMResponse:
     transport_attempts: int
     transport_errors: tuple[str, ...]
     structured_output: Literal["json_schema", "json_object", "none"]
+    backend: str | None = None
 
 
 class LLMClient(Protocol):

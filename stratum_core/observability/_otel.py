@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -174,10 +175,10 @@ class OTelExporter(RunObserver):
         self._export_failed = False
         if tracer_provider is None:
             try:
-                from stratum_core.observability import _otel_sdk
+                sdk = importlib.import_module("stratum_core.observability._otel_sdk")
             except ImportError as error:
                 raise ConfigurationError(_INSTALL_HINT) from error
-            tracer_provider, self._ids, self._exporter = _otel_sdk.build_provider(
+            tracer_provider, self._ids, self._exporter = sdk.build_provider(
                 endpoint=_traces_url(endpoint) if endpoint else None,
                 headers=headers,
                 timeout=timeout,

@@ -194,7 +194,8 @@ def _calls_once(kwargs: Mapping[str, Any]) -> bool:
         calls: list[Any] = [kwargs]
     elif kind == "parallel":
         group = kwargs.get("parallel")
-        calls = list(group.get("steps") or []) if isinstance(group, Mapping) else []
+        steps = group.get("steps") if isinstance(group, Mapping) else None
+        calls = list(steps) if isinstance(steps, list) else []
     elif kind == "race":
         calls = list(kwargs["race"]) if isinstance(kwargs.get("race"), list) else []
     elif kind == "for_each":

@@ -41,6 +41,7 @@ async def test_log_messages_reach_the_client_and_set_level_filters_them(server: 
         first.set()
 
     async with Client(server, mode="legacy", logging_callback=on_log) as client:
+        await client.set_logging_level("debug")  # step logs are debug: not sent at the default level (info)
         await client.call_tool("echo", {"text": "loud"})
         with anyio.fail_after(5):
             await first.wait()
@@ -58,7 +59,7 @@ async def test_2026_clients_get_log_messages_when_they_opt_in(server: StratumSer
     async def on_log(params: types.LoggingMessageNotificationParams) -> None:
         logs.append(params.data)
 
-    async with Client(server, mode="auto", logging_callback=on_log, log_level="info") as client:
+    async with Client(server, mode="auto", logging_callback=on_log, log_level="debug") as client:
         await client.call_tool("echo", {"text": "hi"})
     assert any("measure" in entry["message"] for entry in logs)
 

@@ -13,17 +13,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from observability_helpers import OTLPReceiver, ReceivedSpan, make_engine
 
 from stratum_core.engine import EngineConfig, ReviewAnswer, ReviewRequest
 from stratum_core.engine._prompt import output_schema
 from stratum_core.errors import ConfigurationError
 from stratum_core.observability import OTelExporter, add_otel_option, otel_observers, trace_id_for
 from stratum_core.observability._otel import provider_of
-from stratum_core.plan import load_plan_text
+from stratum_core.plan import InferFunction, load_plan_text
 from stratum_core.store import SQLiteRunStore
 from stratum_core.testing import FakeLLM, Reply
-
-from .conftest import OTLPReceiver, ReceivedSpan, make_engine
 
 PLAN = """
 version: "1"
@@ -114,8 +113,9 @@ async def test_a_paused_run_is_exported_once_it_ends_as_one_span_tree(
     assert receiver.trace(paused.run_id) == []  # nothing at the pause: the trace is sent whole, once, at the end
 
     assert paused.review is not None
-    store.answer_review(paused.review.review_id, action="accept", value={"approved": True}, reviewer="ann",
-                        rationale="fine")
+    store.answer_review(
+        paused.review.review_id, action="accept", value={"approved": True}, reviewer="ann", rationale="fine"
+    )
     resumed = await make_engine(store, llm_config, exporter).resume(paused.run_id)
     assert resumed.status == "succeeded", resumed.error
     assert exporter.force_flush()
@@ -123,10 +123,17 @@ async def test_a_paused_run_is_exported_once_it_ends_as_one_span_tree(
     spans = receiver.trace(paused.run_id)
     named = by_name(spans)
     model = fake_llm.model
-    assert sorted(named) == sorted([
-        "invoke_workflow ship", "step reviews", "step reviews.security", "step reviews.style", "step approval",
-        "await_human approval", f"chat {model}",
-    ])
+    assert sorted(named) == sorted(
+        [
+            "invoke_workflow ship",
+            "step reviews",
+            "step reviews.security",
+            "step reviews.style",
+            "step approval",
+            "await_human approval",
+            f"chat {model}",
+        ]
+    )
     root = one(named, "invoke_workflow ship")
     group, security, style = (one(named, f"step {s}") for s in ("reviews", "reviews.security", "reviews.style"))
     approval, wait = one(named, "step approval"), one(named, "await_human approval")
@@ -142,15 +149,24 @@ async def test_a_paused_run_is_exported_once_it_ends_as_one_span_tree(
     security_chats = [c for c in chats if c.parent_id == security.span_id]
     style_chats = [c for c in chats if c.parent_id == style.span_id]
     assert len(security_chats) == 2 and len(style_chats) == 1
-    for child, parent in [(group, root), (security, group), (style, group), (approval, root), (wait, approval),
-                          *((c, security) for c in security_chats), (style_chats[0], style)]:
+    for child, parent in [
+        (group, root),
+        (security, group),
+        (style, group),
+        (approval, root),
+        (wait, approval),
+        *((c, security) for c in security_chats),
+        (style_chats[0], style),
+    ]:
         assert parent.start <= child.start <= child.end <= parent.end, child.name
 
     # parallel branches are concurrent siblings
     assert security.start < style.end and style.start < security.end
 
     # GenAI semantic conventions and stratum.* attributes on each attempt
-    contract_hash = output_schema(plan.functions["review"], plan.contracts).contract_hash
+    review_fn = plan.functions["review"]
+    assert isinstance(review_fn, InferFunction)
+    contract_hash = output_schema(review_fn, plan.contracts).contract_hash
     first, second = security_chats
     for chat in chats:
         assert chat.kind == SPAN_KIND_CLIENT
@@ -299,8 +315,8 @@ def test_otlp_endpoint_option_and_variables_choose_whether_runs_are_exported(sto
     assert otel_observers(_args(), store, env={}) == []
     created: list[Any] = []
     try:
-        (flagged,) = created.extend(otel_observers(_args("--otlp-endpoint", "http://127.0.0.1:4318/"), store,
-                                                   env={})) or created
+        (flagged,) = otel_observers(_args("--otlp-endpoint", "http://127.0.0.1:4318/"), store, env={})
+        created.append(flagged)
         assert flagged.endpoint == "http://127.0.0.1:4318/v1/traces"
         (from_env,) = otel_observers(_args(), store, env={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"})
         created.append(from_env)

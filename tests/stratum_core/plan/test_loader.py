@@ -264,3 +264,20 @@ def test_durations_read_as_seconds(text: str | int, seconds: float) -> None:
 def test_a_malformed_duration_is_refused() -> None:
     with pytest.raises(ValueError, match="not a duration"):
         parse_duration("3 weeks")
+
+
+def test_a_parallel_group_whose_steps_are_not_a_list_is_a_plan_error() -> None:
+    # found by the property test: `steps: true` once crashed the loader with a TypeError
+    text = """
+version: "1"
+functions:
+  f: {mode: compute, input: {}, output: {type: string}, expr: "'x'"}
+flows:
+  g:
+    input: {}
+    steps:
+      - id: group
+        parallel: {require: all, steps: true}
+"""
+    with pytest.raises(PlanError):
+        load_plan_text(text)

@@ -1,0 +1,651 @@
+"""`@infer`, `@compute` and `@refine`: Python functions as the plan's infer and compute functions.
+
+A decorated function keeps its signature; calling it gives a `StepCall`, which runs when awaited: inside a running
+`@flow` as a step of that flow's run, elsewhere as a run of its own. Either way the call goes through the engine's
+function machinery (contract, given/ensure, retries, budget, cache, quorum, samples, refine), and its arguments and
+result cross as JSON, converted from and to the annotated Python types.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import textwrap
+import typing
+from collections.abc import Callable, Coroutine, Generator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar, Generic, Literal, ParamSpec, Protocol, TypeVar, get_args, get_origin, overload
+
+from pydantic import ValidationError
+
+from stratum_core.engine import RunResult
+from stratum_core.engine._python_flow import PythonFlowExecution
+from stratum_core.engine._python_objects import register_target
+from stratum_core.library._callsites import caller_site
+from stratum_core.library._check import Location, check_function, definition_error, location_of
+from stratum_core.library._codec import Codec, codec, describe_validation
+from stratum_core.library._conditions import ConditionArg, condition_tokens
+from stratum_core.library._results import Probabilistic
+from stratum_core.library._runtime import current_execution, raise_for, run_alone
+from stratum_core.library._types import DefinitionProblem, merge_contracts, type_spec
+from stratum_core.plan import (
+    Budget,
+    ComputeFunction,
+    Contract,
+    Function,
+    InferFunction,
+    Quorum,
+    Refine,
+    TypeSpec,
+)
+
+__all__ = ["ComputeFn", "InferFn", "StepCall", "StratumFunction", "compute", "infer", "refine"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+
+_RESERVED = frozenset({"result"})
+
+
+class StepCall(Generic[R_co]):
+    """One call of a decorated function (or of `parallel`, `race`, ...), not yet run: await it to run it.
+
+    Attributes:
+        target: what is called (a decorated function or flow, or a primitive's description).
+        inputs: the arguments as JSON, by parameter name.
+        site: the step id the call's position in a flow's code gives it, if it is made there.
+    """
+
+    __slots__ = ("_awaited", "_runner", "inputs", "python_args", "site", "target")
+
+    def __init__(
+        self,
+        target: Any,
+        inputs: Mapping[str, Any],
+        site: str | None,
+        runner: Callable[[StepCall[R_co]], Coroutine[Any, Any, R_co]],
+        python_args: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.target = target
+        self.inputs = dict(inputs)
+        self.site = site
+        self.python_args = dict(python_args or {})
+        self._runner = runner
+        self._awaited = False
+
+    def __await__(self) -> Generator[Any, None, R_co]:
+        if self._awaited:
+            raise RuntimeError(f"this call of {self.target!r} was already awaited (or given to parallel/race)")
+        self._awaited = True
+        return self._runner(self).__await__()
+
+    def consume(self) -> None:
+        """Mark the call as taken by a group (`parallel`, `race`): it runs there, not when awaited."""
+        if self._awaited:
+            raise RuntimeError(f"this call of {self.target!r} was already awaited (or given to parallel/race)")
+        self._awaited = True
+
+    def __repr__(self) -> str:
+        return f"<StepCall {self.target!r} {self.inputs!r}>"
+
+
+class StratumFunction(Generic[P, R]):
+    """A decorated function: its plan definition, the contracts it uses, and how its values convert.
+
+    Attributes:
+        fn: the undecorated function.
+        name: the function's name in plans and traces.
+        definition: the plan function (InferFunction or ComputeFunction).
+        contracts: every contract its inputs and output use, by name.
+        location: where it is defined.
+    """
+
+    kind: ClassVar[str] = "function"
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        definition: Function,
+        contracts: Mapping[str, Contract],
+        signature: inspect.Signature,
+        input_codecs: Mapping[str, Codec],
+        output: Codec,
+        location: Location,
+    ) -> None:
+        self.fn = fn
+        self.definition = definition
+        self.contracts = dict(contracts)
+        self.signature = signature
+        self.input_codecs = dict(input_codecs)
+        self.output = output
+        self.location = location
+        self.__wrapped__ = fn
+        self.__doc__ = fn.__doc__
+        self.__name__ = getattr(fn, "__name__", definition.name)
+        self.__qualname__ = getattr(fn, "__qualname__", self.__name__)
+        self.__module__ = getattr(fn, "__module__", __name__)
+
+    @property
+    def name(self) -> str:
+        """The function's name in plans and traces."""
+        return self.definition.name
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} function {self.name}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> StepCall[R]:
+        return StepCall(self, self.bind(args, kwargs), caller_site(), _run_function_call)
+
+    def bind(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """The arguments of a call as JSON inputs (defaults filled in, None left out); ValueError when invalid."""
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as error:
+            raise TypeError(f"{self.name}(): {error}") from None
+        bound.apply_defaults()
+        inputs: dict[str, Any] = {}
+        problems: list[str] = []
+        for name, value in bound.arguments.items():
+            if value is None:
+                continue
+            try:
+                inputs[name] = self.input_codecs[name].to_json(value, where=name)
+            except ValueError as error:
+                problems.append(str(error))
+        if problems:
+            raise ValueError(f"invalid input for '{self.name}': " + "; ".join(problems))
+        return inputs
+
+    def decode(self, output: Any) -> R:
+        """The step's JSON output as the annotated return type."""
+        result: R = self.output.to_python(output, where="result")
+        return result
+
+    async def run(self, *args: P.args, **kwargs: P.kwargs) -> RunResult:
+        """Call the function as a run of its own and return the engine's RunResult (failures are returned)."""
+        inputs = self.bind(args, kwargs)
+        result, _ = await _alone(self, inputs)
+        return result
+
+
+async def _alone(function: StratumFunction[Any, Any], inputs: Mapping[str, Any]) -> tuple[RunResult,
+                                                                                          PythonFlowExecution]:
+    async def work(execution: PythonFlowExecution) -> Any:
+        return await execution.call(execution.path_for(function.name), function.name, inputs)
+
+    return await run_alone(
+        function.name,
+        inputs=inputs,
+        input_specs=function.definition.input,
+        functions={function.name: function.definition},
+        contracts=function.contracts,
+        work=work,
+        source=f"python:{function.__module__}:{function.__qualname__}",
+    )
+
+
+async def _run_function_call(call: StepCall[Any]) -> Any:
+    function: StratumFunction[Any, Any] = call.target
+    execution = current_execution()
+    if execution is None:
+        result, alone = await _alone(function, call.inputs)
+        raise_for(result, alone)
+        return function.decode(result.output)
+    execution.include({function.name: function.definition}, function.contracts)
+    output = await execution.call(execution.path_for(call.site or function.name), function.name, call.inputs)
+    return function.decode(output)
+
+
+class InferFn(StratumFunction[P, R]):
+    """A function done by a model (`@infer`): a stub whose signature and docstring the plan function is built from."""
+
+    kind: ClassVar[str] = "infer"
+    options: _InferOptions
+
+    def decode(self, output: Any) -> R:
+        definition = self.definition
+        if isinstance(definition, InferFunction) and not definition.stable and isinstance(output, Mapping):
+            value = self.output.to_python(output.get("value"), where="result")
+            samples = tuple(self.output.to_python(item, where="result") for item in output.get("samples") or ())
+            decided: R = Probabilistic(value=value, samples=samples, agreement=float(output.get("agreement", 1.0)))  # type: ignore[assignment]
+            return decided
+        return super().decode(output)
+
+
+class ComputeFn(StratumFunction[P, R]):
+    """Plain code (`@compute`), run by the engine as a compute step; plans call it by its import path."""
+
+    kind: ClassVar[str] = "compute"
+    import_path: str
+    __stratum_call__: Callable[..., Any]
+    """What the engine calls with the step's JSON inputs: converts them, calls the function, returns JSON."""
+
+
+# -- shared building blocks --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Signature:
+    signature: inspect.Signature
+    inputs: dict[str, TypeSpec]
+    codecs: dict[str, Codec]
+    output_annotation: Any
+    contracts: dict[str, Contract]
+
+
+def _read_signature(fn: Callable[..., Any], problems: list[DefinitionProblem]) -> _Signature:
+    """Inputs and output of a function from its annotations; what cannot be expressed goes to `problems`."""
+    signature = inspect.signature(fn)
+    try:
+        hints = typing.get_type_hints(fn, include_extras=True)
+    except NameError as error:
+        problems.append(
+            DefinitionProblem(f"the type {error.name!r} is not defined", hint="define contracts before functions")
+        )
+        hints = {}
+    inputs: dict[str, TypeSpec] = {}
+    codecs: dict[str, Codec] = {}
+    contracts: dict[str, Contract] = {}
+    for name, parameter in signature.parameters.items():
+        where = f"input.{name}"
+        if parameter.kind not in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
+            problems.append(DefinitionProblem("*args, **kwargs and positional-only parameters cannot be inputs",
+                                              path=where))
+            continue
+        if name in _RESERVED:
+            problems.append(DefinitionProblem(f"an input cannot be named '{name}'", path=where,
+                                              hint="`result` names the output in ensure"))
+            continue
+        if name not in hints:
+            problems.append(DefinitionProblem("the parameter has no type annotation", path=where))
+            continue
+        try:
+            resolved = type_spec(hints[name])
+            merge_contracts(contracts, resolved.contracts)
+        except DefinitionProblem as problem:
+            problems.append(problem.under(where))
+            continue
+        spec = resolved.spec
+        updates: dict[str, Any] = {}
+        if parameter.default is not parameter.empty:
+            updates["required"] = False
+            if parameter.default is not None:
+                try:
+                    updates["default"] = codec(hints[name]).to_json(parameter.default, where=name)
+                except ValueError as error:
+                    problems.append(DefinitionProblem(f"the default does not fit the type: {error}", path=where))
+        elif resolved.optional:
+            updates["required"] = False
+        inputs[name] = spec.model_copy(update=updates) if updates else spec
+        codecs[name] = codec(hints[name])
+    if "return" not in hints or hints["return"] is type(None):
+        problems.append(
+            DefinitionProblem("the return type is missing", path="output", hint="annotate it: -> Contract or -> str")
+        )
+    return _Signature(signature, inputs, codecs, hints.get("return"), contracts)
+
+
+def _output(annotation: Any, problems: list[DefinitionProblem], contracts: dict[str, Contract]) -> TypeSpec | None:
+    if annotation is None:
+        return None
+    try:
+        resolved = type_spec(annotation)
+        merge_contracts(contracts, resolved.contracts)
+    except DefinitionProblem as problem:
+        problems.append(problem.under("output"))
+        return None
+    return resolved.spec
+
+
+def _build(model: type[Function], values: dict[str, Any], problems: list[DefinitionProblem]) -> Function | None:
+    try:
+        return model(**values)
+    except ValidationError as error:
+        problems.append(DefinitionProblem(describe_validation(error, "options").removeprefix("options.")))
+        return None
+
+
+def _description(fn: Callable[..., Any]) -> str | None:
+    doc = inspect.getdoc(fn)
+    return doc.strip() if doc else None
+
+
+def _stub_problem(fn: Callable[..., Any]) -> DefinitionProblem | None:
+    """A problem when an @infer function's body does something: the model does the work, the body must be `...`."""
+    try:
+        source = textwrap.dedent(inspect.getsource(fn))
+        tree = ast.parse(source)
+    except (OSError, TypeError, SyntaxError):
+        return None
+    node = next((n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)), None)
+    if node is None:
+        return None
+    for statement in node.body:
+        if isinstance(statement, ast.Pass):
+            continue
+        if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant):
+            if statement.value.value is Ellipsis or isinstance(statement.value.value, str):
+                continue
+        return DefinitionProblem(
+            "the body of an @infer function must be `...` (the model does the work)",
+            hint="move code into an @compute function",
+        )
+    return None
+
+
+# -- @infer ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _RefineSpec:
+    until: ConditionArg
+    feedback: ConditionArg | None
+    max_iterations: int
+
+
+@dataclass(frozen=True)
+class _InferOptions:
+    intent: str
+    context: tuple[str, ...]
+    ensure: ConditionArg | Sequence[ConditionArg] | None
+    given: ConditionArg | Sequence[ConditionArg] | None
+    model: str | None
+    temperature: float | None
+    max_tokens: int | None
+    budget: Budget | None
+    retries: int
+    cache: Literal["none", "session", "global"]
+    stable: bool
+    samples: int | None
+    min_agreement: float | None
+    quorum: int | None
+    agree_on: str | None
+    threshold: int | None
+    name: str | None
+    refine: _RefineSpec | None = None
+
+
+def _build_infer(fn: Callable[..., Any], options: _InferOptions) -> InferFn[Any, Any]:
+    location = location_of(fn)
+    name = options.name or fn.__name__
+    problems: list[DefinitionProblem] = []
+    stub = _stub_problem(fn)
+    if stub is not None:
+        problems.append(stub)
+    shape = _read_signature(fn, problems)
+    annotation = shape.output_annotation
+    probabilistic = get_origin(annotation) is Probabilistic or annotation is Probabilistic
+    if probabilistic:
+        inner = get_args(annotation)
+        if not inner:
+            problems.append(DefinitionProblem("Probabilistic needs its value type: Probabilistic[T]", path="output"))
+        annotation = inner[0] if inner else None
+        if options.stable:
+            problems.append(DefinitionProblem(
+                "the return type is Probabilistic[...] but stable is true", path="output",
+                hint="pass stable=False to sample the function, or return the plain type"))
+    elif not options.stable and annotation is not None:
+        problems.append(DefinitionProblem(
+            "a stable=False function returns Probabilistic[T]", path="output",
+            hint=f"annotate the return as Probabilistic[{getattr(annotation, '__name__', annotation)}]"))
+    output = _output(annotation, problems, shape.contracts)
+    result_codec = codec(annotation) if annotation is not None else None
+    quorum: Quorum | None = None
+    if options.quorum is not None:
+        if options.quorum < 2:
+            problems.append(DefinitionProblem("quorum must ask at least 2 times", path="quorum"))
+        else:
+            threshold = options.threshold if options.threshold is not None else options.quorum // 2 + 1
+            quorum = Quorum(n=options.quorum, agree_on=options.agree_on, threshold=threshold)
+    elif options.agree_on is not None or options.threshold is not None:
+        problems.append(DefinitionProblem("agree_on and threshold need quorum=N", path="quorum"))
+    try:
+        given = condition_tokens(options.given, role="given", inputs=shape.codecs, result=None)
+        ensure = condition_tokens(options.ensure, role="ensure", inputs=shape.codecs, result=result_codec)
+        refine: Refine | None = None
+        if options.refine is not None:
+            [until] = condition_tokens(options.refine.until, role="until", inputs=shape.codecs, result=result_codec)
+            feedback = None
+            if options.refine.feedback is not None:
+                [feedback] = condition_tokens(
+                    options.refine.feedback, role="feedback", inputs=shape.codecs, result=result_codec
+                )
+            refine = Refine(until=until, feedback=feedback, max_iterations=options.refine.max_iterations)
+    except DefinitionProblem as problem:
+        problems.append(problem)
+        given = ensure = ()
+        refine = None
+    definition = None
+    if output is not None:
+        definition = _build(InferFunction, {
+            "name": name, "description": _description(fn), "input": shape.inputs, "output": output,
+            "given": given, "ensure": ensure, "retries": options.retries, "budget": options.budget,
+            "intent": options.intent, "context": options.context, "model": options.model,
+            "temperature": options.temperature, "max_tokens": options.max_tokens, "cache": options.cache,
+            "stable": options.stable, "samples": options.samples, "min_agreement": options.min_agreement,
+            "quorum": quorum, "refine": refine,
+        }, problems)
+    if problems or definition is None:
+        raise definition_error(location, problems, prefix=f"functions.{name}")
+    check_function(definition, shape.contracts, location)
+    function: InferFn[Any, Any] = InferFn(
+        fn,
+        definition=definition,
+        contracts=shape.contracts,
+        signature=shape.signature,
+        input_codecs=shape.codecs,
+        output=result_codec if result_codec is not None else codec(Any),
+        location=location,
+    )
+    function.options = options
+    return function
+
+
+class _InferDecorator(Protocol):
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> InferFn[P, R]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> InferFn[P, R]: ...
+
+
+def infer(
+    *,
+    intent: str,
+    context: str | Sequence[str] = (),
+    ensure: ConditionArg | Sequence[ConditionArg] | None = None,
+    given: ConditionArg | Sequence[ConditionArg] | None = None,
+    model: str | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    budget: Budget | None = None,
+    retries: int = 2,
+    cache: Literal["none", "session", "global"] = "none",
+    stable: bool = True,
+    samples: int | None = None,
+    min_agreement: float | None = None,
+    quorum: int | None = None,
+    agree_on: str | None = None,
+    threshold: int | None = None,
+    name: str | None = None,
+) -> _InferDecorator:
+    """Make a typed stub an LLM call held to its return type: `def classify(text: str) -> Sentiment: ...`.
+
+    Args:
+        intent: what the model is asked to do.
+        context: standing instructions, one per line.
+        ensure: postconditions on the result (expression strings over `result` and the inputs, or callables taking
+            the result); a violation is retried with the violation and the actual values.
+        given: preconditions on the inputs; a false one fails at once, without calling the model.
+        model: the LiteLLM model string (default: the configured model).
+        temperature: sampling temperature.
+        max_tokens: the answer's token limit.
+        budget: time, money and tokens for this call (`Budget(ms=..., usd=..., tokens=...)`).
+        retries: how many times a violated contract or ensure is retried.
+        cache: `session` (this process's engine) or `global` (the run store) reuse an earlier answer.
+        stable: False samples the function and returns `Probabilistic[T]`.
+        samples: how many samples (stable=False; default 3).
+        min_agreement: the least share of samples that must agree (StabilityAssertionError otherwise).
+        quorum: ask N times at once; `threshold` of them (default a majority) must agree on `agree_on`.
+        agree_on: the result field the quorum's answers must agree on.
+        threshold: how many of the quorum's answers must agree.
+        name: the function's name in plans and traces (default: the Python name).
+
+    The decorated function is checked at once, as a plan would be (types, expressions against the contracts,
+    quorum options): a problem raises PlanError located at the function.
+    """
+    options = _InferOptions(
+        intent=intent, context=(context,) if isinstance(context, str) else tuple(context), ensure=ensure,
+        given=given, model=model, temperature=temperature, max_tokens=max_tokens, budget=budget, retries=retries,
+        cache=cache, stable=stable, samples=samples, min_agreement=min_agreement, quorum=quorum, agree_on=agree_on,
+        threshold=threshold, name=name,
+    )
+
+    def decorate(fn: Callable[..., Any]) -> InferFn[Any, Any]:
+        spec = getattr(fn, "__stratum_refine__", None)
+        return _build_infer(fn, replace(options, refine=spec) if isinstance(spec, _RefineSpec) else options)
+
+    return decorate
+
+
+# -- @refine -----------------------------------------------------------------------------------------------------
+
+
+class _RefineDecorator(Protocol):
+    def __call__(self, fn: InferFn[P, R], /) -> InferFn[P, R]: ...
+
+
+def refine(
+    *, until: ConditionArg, feedback: ConditionArg | None = None, max_iterations: int = 3
+) -> _RefineDecorator:
+    """Repeat an `@infer` call until `until` holds, feeding `feedback` back; ConvergenceFailure after the last try.
+
+    `until` and `feedback` are expression strings over `result` and the inputs, or callables taking the result
+    (`feedback` returns the text the model is told). Put it above or below `@infer`.
+    """
+    spec = _RefineSpec(until=until, feedback=feedback, max_iterations=max_iterations)
+
+    def decorate(target: Any) -> Any:
+        if isinstance(target, InferFn):
+            return _build_infer(target.fn, replace(target.options, refine=spec))
+        if callable(target):
+            target.__stratum_refine__ = spec
+            return target
+        raise TypeError(f"@refine applies to an @infer function, not {type(target).__name__}")
+
+    return decorate
+
+
+# -- @compute ----------------------------------------------------------------------------------------------------
+
+
+def _json_entry(fn: Callable[..., Any], codecs: Mapping[str, Codec], output: Codec) -> Callable[..., Any]:
+    """The engine's entry into a compute function: JSON inputs in, Python call, JSON result out."""
+
+    def inputs_of(values: Mapping[str, Any]) -> dict[str, Any]:
+        return {name: codecs[name].to_python(value, where=name) for name, value in values.items()}
+
+    if inspect.iscoroutinefunction(fn):
+
+        async def call_async(**values: Any) -> Any:
+            return output.to_json(await fn(**inputs_of(values)), where="result")
+
+        return call_async
+
+    def call(**values: Any) -> Any:
+        return output.to_json(fn(**inputs_of(values)), where="result")
+
+    return call
+
+
+def _build_compute(
+    fn: Callable[..., Any],
+    *,
+    ensure: ConditionArg | Sequence[ConditionArg] | None,
+    given: ConditionArg | Sequence[ConditionArg] | None,
+    name: str | None,
+) -> ComputeFn[Any, Any]:
+    location = location_of(fn)
+    fn_name = name or fn.__name__
+    problems: list[DefinitionProblem] = []
+    shape = _read_signature(fn, problems)
+    output = _output(shape.output_annotation, problems, shape.contracts)
+    result_codec = codec(shape.output_annotation) if shape.output_annotation is not None else codec(Any)
+    entry = _json_entry(fn, shape.codecs, result_codec)
+    import_path = f"{fn.__module__}:{fn.__qualname__}"
+    try:
+        given_texts = condition_tokens(given, role="given", inputs=shape.codecs, result=None)
+        ensure_texts = condition_tokens(ensure, role="ensure", inputs=shape.codecs, result=result_codec)
+    except DefinitionProblem as problem:
+        problems.append(problem)
+        given_texts = ensure_texts = ()
+    definition = None
+    if output is not None:
+        definition = _build(ComputeFunction, {
+            "name": fn_name, "description": _description(fn), "input": shape.inputs, "output": output,
+            "given": given_texts, "ensure": ensure_texts, "call": register_target(entry, import_path),
+        }, problems)
+    if problems or definition is None:
+        raise definition_error(location, problems, prefix=f"functions.{fn_name}")
+    check_function(definition, shape.contracts, location)
+    function: ComputeFn[Any, Any] = ComputeFn(
+        fn,
+        definition=definition,
+        contracts=shape.contracts,
+        signature=shape.signature,
+        input_codecs=shape.codecs,
+        output=result_codec,
+        location=location,
+    )
+    function.import_path = import_path
+    function.__stratum_call__ = entry
+    return function
+
+
+class _ComputeDecorator(Protocol):
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> ComputeFn[P, R]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> ComputeFn[P, R]: ...
+
+
+@overload
+def compute(fn: Callable[P, Coroutine[Any, Any, R]], /) -> ComputeFn[P, R]: ...
+
+
+@overload
+def compute(fn: Callable[P, R], /) -> ComputeFn[P, R]: ...
+
+
+@overload
+def compute(
+    *,
+    ensure: ConditionArg | Sequence[ConditionArg] | None = None,
+    given: ConditionArg | Sequence[ConditionArg] | None = None,
+    name: str | None = None,
+) -> _ComputeDecorator: ...
+
+
+def compute(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    ensure: ConditionArg | Sequence[ConditionArg] | None = None,
+    given: ConditionArg | Sequence[ConditionArg] | None = None,
+    name: str | None = None,
+) -> Any:
+    """Make plain code (sync or async) a compute step: `@compute` or `@compute(ensure=..., given=...)`.
+
+    Called in a flow, it is a recorded step whose result is checked against its return type and `ensure` (once: a
+    retry would not change it). Exported, it becomes `call: module:function`.
+    """
+    if fn is not None:
+        return _build_compute(fn, ensure=ensure, given=given, name=name)
+
+    def decorate(target: Callable[..., Any]) -> ComputeFn[Any, Any]:
+        return _build_compute(target, ensure=ensure, given=given, name=name)
+
+    return decorate

@@ -1,0 +1,161 @@
+"""Where library calls run: the configured engine, the flow run the current task is in, and `run()`.
+
+Inside a running `@flow`, a context variable holds its execution, so each decorated call made by the flow's code
+(in the same task or in tasks it starts) becomes a step of that run. Outside a flow, a call is a run of its own: a
+one-step flow named after the function. Both go through the engine's step machinery and the configured run store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from contextvars import ContextVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+
+from stratum_core.engine import Engine, EngineConfig, ReviewSink, RunObserver, RunResult
+from stratum_core.engine._python_flow import Body, PythonFlowExecution, run_python_flow
+from stratum_core.errors import ConfigurationError
+from stratum_core.plan import Contract, Flow, Function, Plan, TypeSpec
+from stratum_core.store import MemoryRunStore, RunStore, SQLiteRunStore
+
+if TYPE_CHECKING:
+    from stratum_core.llm import LLMClient
+
+__all__ = ["configure", "current_execution", "engine", "raise_for", "run", "run_alone", "use_execution"]
+
+T = TypeVar("T")
+
+_current: ContextVar[PythonFlowExecution | None] = ContextVar("stratum_flow_execution", default=None)
+_engine: Engine | None = None
+
+
+def configure(
+    *,
+    model: str | None = None,
+    api_base: str | None = None,
+    api_key: str | None = None,
+    store: RunStore | str | os.PathLike[str] | None = None,
+    review_sink: ReviewSink | None = None,
+    llm: LLMClient | None = None,
+    observers: Sequence[RunObserver] = (),
+    max_concurrency: int | None = None,
+    force_model: bool = False,
+) -> Engine:
+    """Set how library calls run, and return the engine they now use.
+
+    Anything left out comes from the environment (STRATUM_MODEL, STRATUM_API_BASE, STRATUM_API_KEY,
+    STRATUM_STORE) or the engine's defaults. `store` is a RunStore or the path of a SQLite file; without one (and
+    without STRATUM_STORE) runs are kept in memory. `llm` replaces the LiteLLM client (tests).
+    """
+    global _engine
+    config = EngineConfig.from_env(
+        model=model, api_base=api_base, api_key=api_key, max_concurrency=max_concurrency, force_model=force_model
+    )
+    if store is None and os.environ.get("STRATUM_STORE"):
+        store = os.environ["STRATUM_STORE"]
+    run_store: RunStore
+    if store is None:
+        run_store = MemoryRunStore()
+    elif isinstance(store, str | os.PathLike):
+        Path(store).parent.mkdir(parents=True, exist_ok=True)
+        run_store = SQLiteRunStore(store)
+    else:
+        run_store = store
+    _engine = Engine(store=run_store, llm=llm, config=config, review_sink=review_sink, observers=observers)
+    return _engine
+
+
+def engine() -> Engine:
+    """The engine library calls use (configured from the environment on first use)."""
+    return _engine if _engine is not None else configure()
+
+
+def current_execution() -> PythonFlowExecution | None:
+    """The flow run the current task is in, if any."""
+    return _current.get()
+
+
+async def use_execution(execution: PythonFlowExecution, work: Callable[[], Awaitable[T]]) -> T:
+    """Run `work` with `execution` as the current flow run."""
+    token = _current.set(execution)
+    try:
+        return await work()
+    finally:
+        _current.reset(token)
+
+
+def raise_for(result: RunResult, execution: PythonFlowExecution | None = None) -> None:
+    """Raise what a run that did not succeed ended with: the flow code's own exception, or the engine's error."""
+    if result.status == "succeeded":
+        return
+    if execution is not None and execution.body_error is not None:
+        raise execution.body_error
+    if result.error is not None:
+        raise result.error
+    if result.status == "paused":
+        what = ", ".join(f"'{item.step_id}'" for item in result.pending) or "a step"
+        raise ConfigurationError(
+            f"run {result.run_id} is paused: {what} waits for an answer from outside (a person, or an agent), and "
+            "the library has no way to ask: pass configure(review_sink=...) to ask people from Python",
+            run_id=result.run_id,
+        )
+    raise ConfigurationError(f"run {result.run_id} ended {result.status}", run_id=result.run_id)
+
+
+async def run_alone(
+    name: str,
+    *,
+    inputs: Mapping[str, Any],
+    input_specs: Mapping[str, TypeSpec],
+    functions: Mapping[str, Function],
+    contracts: Mapping[str, Contract],
+    work: Body,
+    source: str,
+) -> tuple[RunResult, PythonFlowExecution]:
+    """A run of its own for one step made outside any flow: a flow called `name` whose only step is `work`."""
+    flow = Flow(name=name, input=dict(input_specs), steps=())
+    plan = Plan(version="1", contracts=dict(contracts), functions=dict(functions), flows={name: flow}, source=source)
+    return await run_python_flow(engine(), plan, name, inputs, work)
+
+
+def _running_loop() -> str | None:
+    """The async library whose event loop runs in this thread, if any."""
+    try:
+        asyncio.get_running_loop()
+        return "asyncio"
+    except RuntimeError:
+        pass
+    trio: Any = sys.modules.get("trio")
+    if trio is not None:
+        try:
+            trio.lowlevel.current_trio_token()
+            return "trio"
+        except RuntimeError:
+            pass
+    return None
+
+
+def run(target: Awaitable[T] | Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any) -> T:
+    """Run a library call (or any awaitable) from synchronous code and return its result.
+
+    `run(classify("..."))` or `run(classify, "...")`. Refuses to run inside a running event loop: there, `await`
+    the call instead.
+    """
+    library = _running_loop()
+    if library is not None:
+        if isinstance(target, Coroutine):
+            target.close()  # never awaited; closing it keeps Python from warning about it
+        raise RuntimeError(
+            f"stratum run() cannot be called from a running event loop ({library}): use `await` on the call instead"
+        )
+
+    async def main() -> T:
+        awaitable = target(*args, **kwargs) if callable(target) else target
+        return await awaitable
+
+    return anyio.run(main)
