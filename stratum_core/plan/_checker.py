@@ -43,9 +43,13 @@ _DEBATE_AGENT_INPUTS = ("topic", "round", "history", "others")
 _DEBATE_SYNTHESIZE_INPUTS = ("topic", "history", "arguments")
 
 
-def check_plan(loaded: LoadedPlan, *, check_imports: bool = True) -> list[Problem]:
-    """Every static problem of `loaded`, sorted."""
+def check_plan(loaded: LoadedPlan, *, check_imports: bool = True, untrusted: bool = False) -> list[Problem]:
+    """Every static problem of `loaded`, sorted; `untrusted` adds the limits of plans written by an agent."""
     ctx = CheckContext(loaded)
+    if untrusted:
+        from stratum_core.plan._untrusted import check_untrusted
+
+        check_untrusted(ctx)
     check_contracts(ctx)
     check_functions(ctx, check_imports=check_imports)
     scopes = [_flow_scope(ctx, name, flow) for name, flow in ctx.plan.flows.items()]

@@ -331,16 +331,28 @@ def load_plan_text(
     source: str = "<string>",
     base_dir: str | FilePath | None = None,
     check_imports: bool = True,
+    untrusted: bool = False,
 ) -> Plan:
     """Load and check a plan from its text; `source` names it in problems, `base_dir` is where `call:` modules live.
+
+    `untrusted` is for plans written by an agent or a client: `call:` targets are refused (expressions only; nothing
+    is imported) and sizes are bounded (see `_untrusted.py`).
 
     Raises:
         PlanError: with every problem found, sorted by position.
     """
-    return _load(text, source=source, base_dir=base_dir, check_imports=check_imports).plan
+    if untrusted:
+        from stratum_core.plan._untrusted import check_size
+
+        check_size(text, source=source)
+        check_imports = False
+    loaded = _load(text, source=source, base_dir=base_dir, check_imports=check_imports, untrusted=untrusted)
+    return loaded.plan
 
 
-def _load(text: str, *, source: str, base_dir: str | FilePath | None, check_imports: bool) -> LoadedPlan:
+def _load(
+    text: str, *, source: str, base_dir: str | FilePath | None, check_imports: bool, untrusted: bool = False
+) -> LoadedPlan:
     parsed = parse_yaml(text, source=source)
     problems = list(parsed.problems)
     problems.extend(schema_problems(parsed.data, parsed.source_map, source))
@@ -377,7 +389,7 @@ def _load(text: str, *, source: str, base_dir: str | FilePath | None, check_impo
     problems.extend(builder.problems)
     from stratum_core.plan._checker import check_plan
 
-    problems.extend(check_plan(loaded, check_imports=check_imports))
+    problems.extend(check_plan(loaded, check_imports=check_imports, untrusted=untrusted))
     if problems:
         raise PlanError(problems)
     return loaded

@@ -1,0 +1,82 @@
+"""Limits for plans written by an agent or a client (`stratum_run`, `stratum_validate` over MCP).
+
+Such a plan is untrusted text: it may use expressions (sandboxed) but never `call:` a Python function, and its size
+is bounded so that it cannot ask the server for unbounded work.
+"""
+
+from __future__ import annotations
+
+from stratum_core.errors import PlanError, Problem
+from stratum_core.plan._check_context import CheckContext
+from stratum_core.plan._model import ComputeFunction, DebateStep, ForEachStep, InferFunction, ParallelStep, RaceStep
+
+__all__ = ["MAX_FLOWS", "MAX_FUNCTIONS", "MAX_STEPS", "MAX_TEXT", "check_size", "check_untrusted"]
+
+MAX_TEXT = 64_000
+MAX_FUNCTIONS = 50
+MAX_FLOWS = 10
+MAX_STEPS = 100
+MAX_CALLS_PER_STEP = 10  # quorum n, samples, refine iterations, debate rounds x agents, retries
+
+
+def check_size(text: str, *, source: str) -> None:
+    """Refuse an untrusted plan text longer than MAX_TEXT characters, before parsing it."""
+    if len(text) > MAX_TEXT:
+        raise PlanError(
+            [
+                Problem(
+                    source,
+                    1,
+                    1,
+                    "",
+                    f"a plan sent by a client may have at most {MAX_TEXT} characters; this one has {len(text)}",
+                )
+            ]
+        )
+
+
+def _step_count(step: object) -> int:
+    if isinstance(step, ParallelStep):
+        return 1 + len(step.parallel.steps)
+    if isinstance(step, RaceStep):
+        return 1 + len(step.race)
+    if isinstance(step, ForEachStep | DebateStep):
+        return 2
+    return 1
+
+
+def check_untrusted(ctx: CheckContext) -> None:
+    """Report `call:` targets and anything over the limits of an untrusted plan."""
+    plan = ctx.plan
+    for name, fn in plan.functions.items():
+        if isinstance(fn, ComputeFunction) and fn.call is not None:
+            ctx.report(
+                ("functions", name, "call"),
+                "a plan sent by a client cannot call Python code",
+                "use `expr:` (a sandboxed expression) instead of `call:`",
+            )
+        if isinstance(fn, InferFunction):
+            calls = max(fn.quorum.n if fn.quorum else 1, fn.samples or 1, fn.refine.max_iterations if fn.refine else 1)
+            if calls > MAX_CALLS_PER_STEP or fn.retries > MAX_CALLS_PER_STEP:
+                ctx.report(
+                    ("functions", name),
+                    f"a plan sent by a client may ask at most {MAX_CALLS_PER_STEP} calls or retries of one function",
+                )
+    if len(plan.functions) > MAX_FUNCTIONS:
+        ctx.report(("functions",), f"a plan sent by a client may declare at most {MAX_FUNCTIONS} functions", key=True)
+    if len(plan.flows) > MAX_FLOWS:
+        ctx.report(("flows",), f"a plan sent by a client may declare at most {MAX_FLOWS} flows", key=True)
+    for name, flow in plan.flows.items():
+        steps = sum(_step_count(step) for step in flow.steps)
+        if steps > MAX_STEPS:
+            ctx.report(
+                ("flows", name, "steps"),
+                f"a plan sent by a client may have at most {MAX_STEPS} steps in a flow; this one has {steps}",
+                key=True,
+            )
+        for index, step in enumerate(flow.steps):
+            if isinstance(step, DebateStep) and step.debate.rounds * len(step.debate.agents) > MAX_CALLS_PER_STEP:
+                ctx.report(
+                    ("flows", name, "steps", index, "debate"),
+                    f"a debate in a plan sent by a client may make at most {MAX_CALLS_PER_STEP} turns",
+                )

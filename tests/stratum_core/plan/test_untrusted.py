@@ -1,0 +1,90 @@
+"""Plans written by an agent are untrusted: no `call:`, nothing imported, bounded sizes, the sandbox holds."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from stratum_core.engine import Engine
+from stratum_core.errors import ExpressionError, PlanError
+from stratum_core.plan import load_plan_text
+from tests.fixtures.sandbox_corpus import ESCAPES
+
+CALLS_PYTHON = """
+version: "1"
+functions:
+  shell:
+    mode: compute
+    input: {cmd: {type: string}}
+    output: {type: string}
+    call: os:system
+flows:
+  go:
+    input: {cmd: {type: string}}
+    steps: [{id: run, function: shell, inputs: {cmd: $.input.cmd}}]
+"""
+
+
+def test_a_call_target_is_refused_and_never_imported() -> None:
+    sys.modules.pop("json.tool", None)
+    text = CALLS_PYTHON.replace("os:system", "json.tool:main")
+    with pytest.raises(PlanError) as raised:
+        load_plan_text(text, untrusted=True)
+    (problem,) = raised.value.problems
+    assert problem.path == "functions.shell.call"
+    assert problem.message == "a plan sent by a client cannot call Python code"
+    assert problem.line == 8
+    assert "json.tool" not in sys.modules
+
+
+def test_the_same_plan_is_fine_when_trusted() -> None:
+    assert load_plan_text(CALLS_PYTHON).functions["shell"].mode == "compute"
+
+
+def test_oversized_plans_are_refused_before_parsing() -> None:
+    with pytest.raises(PlanError, match="at most 64000 characters"):
+        load_plan_text("#" * 70_000, untrusted=True)
+
+
+def test_too_many_steps_are_refused() -> None:
+    steps = "\n".join(f"      - {{id: s{i}, function: f, inputs: {{}}}}" for i in range(101))
+    text = f"""
+version: "1"
+functions:
+  f: {{mode: compute, input: {{}}, output: {{type: integer}}, expr: "1"}}
+flows:
+  big:
+    input: {{}}
+    steps:
+{steps}
+"""
+    with pytest.raises(PlanError, match="at most 100 steps"):
+        load_plan_text(text, untrusted=True)
+
+
+@pytest.mark.parametrize(("escape", "words"), ESCAPES, ids=[text[:30] for text, _ in ESCAPES])
+async def test_sandbox_escapes_in_an_untrusted_plan_are_refused_at_load_or_at_run(
+    escape: str, words: str | tuple[str, ...]
+) -> None:
+    text = f"""
+version: "1"
+functions:
+  f:
+    mode: compute
+    input: {{text: {{type: string}}, items: {{type: array, items: {{type: integer}}}}}}
+    output: {{type: any}}
+    expr: {escape!r}
+flows:
+  go:
+    input: {{text: {{type: string}}, items: {{type: array, items: {{type: integer}}}}}}
+    steps: [{{id: s, function: f, inputs: {{text: $.input.text, items: $.input.items}}}}]
+"""
+    try:
+        plan = load_plan_text(text, untrusted=True)
+    except PlanError as error:
+        assert error.problems  # refused at load time, with a located problem
+        return
+    result = await Engine().run(plan, "go", {"text": "hello", "items": [1, 2, 3]})
+    assert result.status == "failed"
+    assert isinstance(result.error, ExpressionError)
