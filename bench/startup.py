@@ -60,7 +60,11 @@ MESSAGES = [
         "jsonrpc": "2.0",
         "id": 1,
         "method": "initialize",
-        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}},
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "bench", "version": "1"},
+        },
     },
     {"jsonrpc": "2.0", "method": "notifications/initialized"},
     {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
@@ -107,8 +111,9 @@ def main() -> None:
             elapsed, tools = _once(folder)
             assert tools == 2 * PLANS + 1, f"expected {2 * PLANS + 1} tools, got {tools}"
             times.append(elapsed)
+        median = statistics.median(times)
         print(
-            f"spawn to answered tools/list with {PLANS} plans ({2 * PLANS} flows): median {statistics.median(times):.3f} s, "
+            f"spawn to answered tools/list with {PLANS} plans ({2 * PLANS} flows): median {median:.3f} s, "
             f"min {min(times):.3f} s over {REPEATS} runs (goal < 1 s)"
         )
 

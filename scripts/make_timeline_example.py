@@ -147,7 +147,7 @@ async def _warm_up(llm: LiteLLMClient, config: EngineConfig, fake: FakeLLM) -> N
 
 async def run_example(*, latency: float = 0.35, review_delay: float = 1.2) -> Trace:
     """Run the example flow against a fresh test LLM and return its recorded trace."""
-    with FakeLLM() as fake:
+    with FakeLLM(model_name="timeline-example") as fake:  # its own model name: prices are process-wide
         register_model(fake.model, input_cost_per_token=2.5e-6, output_cost_per_token=1e-5)
         _script(fake, latency)
         llm = LiteLLMClient(backoff_base=0.01, backoff_max=0.05)

@@ -84,11 +84,13 @@ class Engine:
         review_sink: ReviewSink | None = None,
         run_id: str | None = None,
         agent: bool = False,
+        llm: LLMClient | None = None,
     ) -> RunResult:
         """Run `flow` of `plan` to the end, a pause (for a person or the calling agent), a failure or a cancellation.
 
         `agent` says the caller is an agent that can do agent steps (the MCP server's callers); without one, agent
-        steps fall back to the server's model when there is one.
+        steps fall back to the server's model when there is one. `llm` replaces the engine's model client for this
+        run (e.g. MCP sampling through the calling client).
 
         Failures are returned (status 'failed', `error` set), not raised; cancelling the calling task cancels the
         run, records it as cancelled, and re-raises the cancellation. Invalid inputs raise ValueError.
@@ -114,7 +116,7 @@ class Engine:
         self.store.create_run(record)
         async with self._lock(record.run_id):
             return await self._execute(
-                plan, record, {}, {}, {}, observer=observer, review_sink=review_sink, agent=agent
+                plan, record, {}, {}, {}, observer=observer, review_sink=review_sink, agent=agent, llm=llm
             )
 
     async def resume(
@@ -124,6 +126,7 @@ class Engine:
         observer: RunObserver | None = None,
         review_sink: ReviewSink | None = None,
         agent: bool = False,
+        llm: LLMClient | None = None,
     ) -> RunResult:
         """Continue a paused (or interrupted) run from its checkpoint, without re-running finished steps.
 
@@ -131,10 +134,16 @@ class Engine:
         through the sink (or the run pauses again).
         """
         async with self._lock(run_id):
-            return await self._resume(run_id, observer=observer, review_sink=review_sink, agent=agent)
+            return await self._resume(run_id, observer=observer, review_sink=review_sink, agent=agent, llm=llm)
 
     async def _resume(
-        self, run_id: str, *, observer: RunObserver | None, review_sink: ReviewSink | None, agent: bool
+        self,
+        run_id: str,
+        *,
+        observer: RunObserver | None,
+        review_sink: ReviewSink | None,
+        agent: bool,
+        llm: LLMClient | None = None,
     ) -> RunResult:
         record = self.store.get_run(run_id)
         if record is None:
@@ -153,7 +162,8 @@ class Engine:
                 violations[attempt.step_id] = tuple(attempt.violations)
         self.store.update_run(run_id, status="running", updated_at=time.time())
         return await self._execute(
-            plan, record, completed, attempts, violations, observer=observer, review_sink=review_sink, agent=agent
+            plan, record, completed, attempts, violations, observer=observer, review_sink=review_sink, agent=agent,
+            llm=llm,
         )
 
     def _plan_of(self, record: RunRecord) -> Plan:
@@ -271,6 +281,7 @@ class Engine:
         review_sink: ReviewSink | None,
         agent: bool,
         make_execution: Callable[[RunContext, Flow, Mapping[str, Any], Envelope], FlowExecution] = FlowExecution,
+        llm: LLMClient | None = None,
     ) -> RunResult:
         flow = plan.flows[record.flow]
         context = RunContext(
@@ -278,7 +289,7 @@ class Engine:
             plan=plan,
             store=self.store,
             config=self.config,
-            llm_factory=self._llm_client,
+            llm_factory=(lambda: llm) if llm is not None else self._llm_client,
             session_cache=self._session_cache,
             review_sink=review_sink if review_sink is not None else self.review_sink,
             observer=FanOut([*self.observers, *([observer] if observer is not None else [])]),

@@ -39,6 +39,7 @@ from stratum_core.errors import (
     RunError,
 )
 from stratum_core.llm import LLMRequest, LLMResponse
+from stratum_core.llm._local import is_local
 from stratum_core.plan import InferFunction
 from stratum_core.plan._schema import content_hash
 from stratum_core.store import AttemptRecord
@@ -282,6 +283,8 @@ class _Attempt:
             api_key=ctx.config.api_key,
             seed=seed,
         )
+        if is_local(infer.model):  # known before the call, so an attempt that never gets an answer is labelled too
+            ctx.attributes["backend"] = "local"
         self.started_at = now()
         self.clock = anyio.current_time()
         deadline = ctx.envelope.deadline
@@ -309,7 +312,7 @@ class _Attempt:
             timeout = ctx.envelope.timeout_error(step_id=ctx.step_id)
             self.record(error=timeout.message)
             raise timeout
-        if response.backend:  # the client says who answered (the local model): the step and its attempts show it
+        if response.backend:  # the client's word on who answered wins
             ctx.attributes["backend"] = response.backend
         ctx.envelope.charge(tokens_in=response.tokens_in, tokens_out=response.tokens_out, cost_usd=response.cost_usd)
         return response

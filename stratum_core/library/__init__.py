@@ -4,6 +4,7 @@ Import it as `stratum` (the thin public package); this package holds the impleme
 """
 
 from stratum_core.library._contract import contract, contract_info
+from stratum_core.library._export import export_plan
 from stratum_core.library._flow import FlowFn, flow
 from stratum_core.library._functions import ComputeFn, InferFn, StepCall, StratumFunction, compute, infer, refine
 from stratum_core.library._primitives import await_human, debate, parallel, race
@@ -29,6 +30,7 @@ __all__ = [
     "contract_info",
     "debate",
     "engine",
+    "export_plan",
     "flow",
     "infer",
     "opaque",

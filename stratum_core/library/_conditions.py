@@ -22,10 +22,25 @@ from stratum_core.errors import ExpressionError
 from stratum_core.library._codec import Codec
 from stratum_core.library._types import DefinitionProblem
 
-__all__ = ["ConditionArg", "Role", "callable_text", "condition_tokens", "is_python_token", "sandbox_form"]
+__all__ = [
+    "ConditionArg",
+    "Role",
+    "callable_text",
+    "condition_tokens",
+    "is_python_token",
+    "sandbox_form",
+    "suggestion",
+]
 
 ConditionArg = str | Callable[..., Any]
 Role = Literal["given", "ensure", "until", "feedback"]
+
+_suggestions: dict[str, str] = {}
+
+
+def suggestion(token: str) -> str | None:
+    """The expression string a registered lambda could be written as, when it is one."""
+    return _suggestions.get(token)
 
 
 def is_python_token(text: str) -> bool:
@@ -50,8 +65,11 @@ def condition_tokens(
         if isinstance(item, str):
             texts.append(item)
         elif callable(item):
-            texts.append(register_condition(_python_condition(item, role=role, inputs=inputs, result=result,
-                                                              where=where)))
+            token = register_condition(_python_condition(item, role=role, inputs=inputs, result=result, where=where))
+            shadow = sandbox_form(item, role=role)
+            if shadow is not None:
+                _suggestions[token] = shadow.text
+            texts.append(token)
         else:
             raise DefinitionProblem(
                 f"{where} must be an expression string or a callable, not {type(item).__name__}", path=where

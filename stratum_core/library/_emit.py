@@ -15,6 +15,34 @@ from stratum_core.plan import PRIMITIVE_TYPES, Contract, Flow, Function, Step, T
 
 __all__ = ["contract_data", "flow_data", "function_data", "plan_text", "spec_data"]
 
+class _Dumper(yaml.SafeDumper):
+    """Small leaf mappings and lists of scalars in flow style (`{type: string}`), as plans are written by hand."""
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def _represent_dict(dumper: yaml.SafeDumper, data: dict[str, Any]) -> yaml.Node:
+    leaf = all(_scalar(v) or (isinstance(v, list) and all(map(_scalar, v))) for v in data.values())
+    flow = leaf and len(yaml.safe_dump(data, default_flow_style=True, width=10_000)) <= 90
+    return dumper.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=flow)
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
+    flow = all(map(_scalar, data)) and len(yaml.safe_dump(data, default_flow_style=True, width=10_000)) <= 90
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+    style = '"' if "'" in data and '"' not in data and "\n" not in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_Dumper.add_representer(dict, _represent_dict)
+_Dumper.add_representer(list, _represent_list)
+_Dumper.add_representer(str, _represent_str)
+
 _FUNCTION_ORDER = ("mode", "description", "intent", "question", "context", "input", "output", "given", "ensure")
 
 
@@ -96,5 +124,5 @@ def plan_text(
         data["functions"] = {name: function_data(fn) for name, fn in functions.items()}
     if flows:
         data["flows"] = {name: flow_data(flow) for name, flow in flows.items()}
-    text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120, default_flow_style=False)
+    text = yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120)
     return f"{header.rstrip()}\n{text}" if header else text

@@ -110,7 +110,8 @@ class LocalModel:
         n_ctx: the context, in tokens, split between the slots.
         n_parallel: requests served at once (the engine runs independent steps together).
         n_predict: the most tokens an answer may have when the request does not say.
-        n_threads: CPU threads for inference (default: up to 2, the cores a small model can use well).
+        n_threads: CPU threads for inference (default: half the cores, 1 to 4). llama.cpp's threads spin at their
+            barriers, so on a busy machine (2 cores shared with the engine and LiteLLM) one thread beats two.
         seed: the sampling seed when a request gives none.
         temperature: the sampling temperature when a request gives none.
     """
@@ -121,7 +122,7 @@ class LocalModel:
         weights: Path | str | None = None,
         n_ctx: int = 4096,
         n_parallel: int = 2,
-        n_predict: int = 512,
+        n_predict: int = 256,
         n_threads: int | None = None,
         seed: int = 1234,
         temperature: float = 0.0,
@@ -132,7 +133,7 @@ class LocalModel:
         self.n_ctx = n_ctx
         self.n_parallel = n_parallel
         self.n_predict = n_predict
-        self.n_threads = n_threads or max(1, min(2, os.cpu_count() or 1))
+        self.n_threads = n_threads or max(1, min(4, (os.cpu_count() or 2) // 2))
         self.seed = seed
         self.temperature = temperature
         self._lock = threading.Lock()

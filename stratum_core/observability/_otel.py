@@ -20,12 +20,15 @@ importing stratum_core.
 from __future__ import annotations
 
 import argparse
+import atexit
 import hashlib
 import importlib
 import json
 import logging
 import os
+import queue
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
@@ -47,6 +50,7 @@ __all__ = ["OTelExporter", "add_otel_option", "otel_observers", "trace_id_for"]
 logger = logging.getLogger("stratum.observability")
 
 _FINAL = frozenset({"succeeded", "failed", "cancelled"})
+_MAX_PENDING_RUNS = 1000
 _INSTALL_HINT = "OpenTelemetry export needs the `otel` extra: pip install 'stratum[otel]'"
 
 # LiteLLM provider prefixes -> OpenTelemetry GenAI provider names (gen_ai.provider.name / gen_ai.system).
@@ -143,8 +147,9 @@ def _version() -> str:
 class OTelExporter(RunObserver):
     """Exports every finished run as OpenTelemetry spans (OTLP/HTTP, batched in a background thread).
 
-    Pass it to `Engine(observers=[...])`. Export never slows or breaks a run: spans are queued (bounded; the
-    oldest are dropped when full) and sent by the SDK's thread; a collector that is down is logged once.
+    Pass it to `Engine(observers=[...])`. Export never slows or breaks a run: an ended run's trace is handed to a
+    background thread that builds its spans, and the SDK's batch processor sends them from its own thread through a
+    bounded queue (the oldest spans are dropped when it is full); a collector that is down is logged once.
 
     Args:
         store: the run store the engine writes to; traces are read from it when a run ends.
@@ -173,6 +178,10 @@ class OTelExporter(RunObserver):
         self._owned = tracer_provider is None
         self._lock = threading.Lock()
         self._export_failed = False
+        self._dropped = False
+        self._closed = False
+        self._pending: queue.Queue[Trace | threading.Event | None] = queue.Queue(maxsize=_MAX_PENDING_RUNS)
+        self._worker: threading.Thread | None = None
         if tracer_provider is None:
             try:
                 sdk = importlib.import_module("stratum_core.observability._otel_sdk")
@@ -187,6 +196,7 @@ class OTelExporter(RunObserver):
             )
         self._provider = tracer_provider
         self._tracer: Tracer = tracer_provider.get_tracer("stratum", _version())
+        atexit.register(self.shutdown)  # runs before the provider's own exit hook: pending runs are exported first
 
     @property
     def endpoint(self) -> str | None:
@@ -206,22 +216,53 @@ class OTelExporter(RunObserver):
     # -- RunObserver ----------------------------------------------------------------------------------------------
 
     async def run_finished(self, run_id: str, status: str) -> None:
-        """Export the run's trace once it has ended; a pause waits for the end (see the module docstring)."""
+        """Hand the ended run's trace to the export thread; a pause waits for the end (see the module docstring)."""
         if status not in _FINAL:
             return
         try:
             trace = self.store.get_trace(run_id)
             if trace is not None:
-                self.export_trace(trace)
+                self._submit(trace, run_id)
         except Exception:  # an exporter never breaks a run; a broken one says so once
-            if not self._export_failed:
-                self._export_failed = True
-                logger.exception("could not export run %s to OpenTelemetry; later failures are not logged", run_id)
+            self._failed_once(f"could not export run {run_id} to OpenTelemetry")
+
+    def _failed_once(self, message: str) -> None:
+        if not self._export_failed:
+            self._export_failed = True
+            logger.exception("%s; later failures are not logged", message)
+
+    def _submit(self, item: Trace, run_id: str) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._work, name="stratum-otel-export", daemon=True)
+                self._worker.start()
+        try:
+            self._pending.put_nowait(item)
+        except queue.Full:
+            if not self._dropped:
+                self._dropped = True
+                logger.warning("OpenTelemetry export is behind: run %s dropped (later drops are not logged)", run_id)
+
+    def _work(self) -> None:
+        """The export thread: turns traces into spans, off the event loop, in the order runs ended."""
+        while True:
+            item = self._pending.get()
+            if item is None:
+                return
+            if isinstance(item, threading.Event):
+                item.set()
+                continue
+            try:
+                self.export_trace(item)
+            except Exception:
+                self._failed_once(f"could not export run {item.run.run_id} to OpenTelemetry")
 
     # -- spans ----------------------------------------------------------------------------------------------------
 
     def export_trace(self, trace: Trace) -> None:
-        """Queue the spans of one recorded run for export (returns at once; the SDK's thread sends them)."""
+        """Build the spans of one recorded run in the calling thread and queue them; the SDK's thread sends them."""
         from opentelemetry import context as context_api
         from opentelemetry import trace as trace_api
 
@@ -380,18 +421,40 @@ class OTelExporter(RunObserver):
     # -- lifecycle ------------------------------------------------------------------------------------------------
 
     def force_flush(self, timeout: float = 30.0) -> bool:
-        """Send every queued span now (blocking, bounded by the export timeout); False if that did not finish."""
+        """Export every ended run and send its spans now (blocking, at most `timeout` s); False if that timed out."""
+        deadline = time.monotonic() + timeout
+        worker = self._worker
+        if worker is not None and worker.is_alive() and not self._closed:
+            done = threading.Event()  # set by the export thread once it has exported what was before it
+            try:
+                self._pending.put(done, timeout=timeout)
+            except queue.Full:
+                return False
+            if not done.wait(max(deadline - time.monotonic(), 0.0)):
+                return False
         flush = getattr(self._provider, "force_flush", None)
-        return bool(flush(int(timeout * 1000))) if flush is not None else True
+        remaining = max(deadline - time.monotonic(), 0.0)
+        return bool(flush(int(remaining * 1000))) if flush is not None else True
 
-    def shutdown(self) -> None:
-        """Send what is queued and stop the background thread (also done at interpreter exit)."""
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Export what is pending, send it, and stop the threads; called at interpreter exit too. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            worker = self._worker
+        atexit.unregister(self.shutdown)
+        if worker is not None:
+            self._pending.put(None)
+            worker.join(timeout)
         if self._owned:
             shutdown = getattr(self._provider, "shutdown", None)
             if shutdown is not None:
                 shutdown()
         else:
-            self.force_flush()
+            flush = getattr(self._provider, "force_flush", None)
+            if flush is not None:
+                flush(int(timeout * 1000))
 
 
 # -- command line -----------------------------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import argparse
+import json
 from pathlib import Path
 
 import pytest
@@ -77,3 +79,18 @@ def test_serve_and_review_are_stratum_commands(capsys: pytest.CaptureFixture[str
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
     assert "serve" in out and "review" in out
+
+
+def test_the_claude_code_example_config_names_a_working_command() -> None:
+    root = Path(__file__).parent.parent.parent
+    config = json.loads((root / "claude_config.example.json").read_text(encoding="utf-8"))
+    entry = config["mcpServers"]["stratum"]
+    assert entry["type"] == "stdio" and entry["command"] == ".venv/bin/stratum"
+    assert entry["args"][0] == "serve"
+    from server._serve_command import COMMAND
+
+    parser = argparse.ArgumentParser()
+    COMMAND.configure(parser)
+    args = parser.parse_args(entry["args"][1:])
+    assert (root / args.plans).is_dir()
+    assert entry["env"]["STRATUM_MODEL"].startswith("${STRATUM_MODEL")

@@ -52,7 +52,17 @@ def make_request(fake: FakeLLM, *, model: str | None = None, **overrides: Any) -
 
 
 def test_public_names_are_pinned() -> None:
-    assert stratum_core.llm.__all__ == ["LLMClient", "LLMRequest", "LLMResponse", "LiteLLMClient", "register_model"]
+    assert stratum_core.llm.__all__ == [
+        "LLMClient",
+        "LLMRequest",
+        "LLMResponse",
+        "LiteLLMClient",
+        "LocalModel",
+        "LocalModelClient",
+        "default_client",
+        "default_model",
+        "register_model",
+    ]
 
 
 def test_importing_the_llm_package_does_not_import_litellm() -> None:

@@ -226,3 +226,14 @@ def hand_made_trace(*, flow: str = "nested", error_message: str = "kaboom") -> T
     ]
     reviews = [ReviewRecord(review_id="rev-1", run_id=run.run_id, step_id="ask", question="OK?", created_at=T0 + 3)]
     return Trace(run=run, steps=steps, attempts=attempts, reviews=reviews)
+
+
+def save(store: RunStore, trace: Trace) -> None:
+    """Write a hand-made trace into a store."""
+    store.create_run(trace.run)
+    for step in trace.steps:
+        store.upsert_step(step)
+    for attempt in trace.attempts:
+        store.add_attempt(attempt)
+    for review in trace.reviews:
+        store.create_review(review)

@@ -10,10 +10,11 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from observability_helpers import OTLPReceiver, ReceivedSpan, make_engine
+from observability_helpers import OTLPReceiver, ReceivedSpan, hand_made_trace, make_engine, save
 
 from stratum_core.engine import EngineConfig, ReviewAnswer, ReviewRequest
 from stratum_core.engine._prompt import output_schema
@@ -335,3 +336,41 @@ def test_without_the_otel_extra_an_explicit_endpoint_says_how_to_install_it(
     with pytest.raises(ConfigurationError, match=r"pip install 'stratum\[otel\]'"):
         otel_observers(_args("--otlp-endpoint", "http://127.0.0.1:4318"), store, env={})
     assert otel_observers(_args(), store, env={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}) == []
+
+
+EXIT_SCRIPT = """
+import sys, time, anyio
+from stratum_core.observability import OTelExporter
+from stratum_core.store import SQLiteRunStore
+
+store = SQLiteRunStore(sys.argv[1])
+exporter = OTelExporter(store, endpoint=sys.argv[2], timeout=5)
+build = exporter.export_trace
+def slow_build(trace):  # the export thread is still busy when the process ends
+    time.sleep(0.5)
+    build(trace)
+exporter.export_trace = slow_build
+anyio.run(exporter.run_finished, sys.argv[3], "failed")
+# no shutdown, no flush: the process just ends, as `stratum run` does
+"""
+
+
+def test_a_short_lived_process_sends_its_runs_when_it_exits(
+    store: SQLiteRunStore, receiver: OTLPReceiver, tmp_path: Path
+) -> None:
+    trace = hand_made_trace()
+    save(store, trace)
+    script = tmp_path / "exit.py"
+    script.write_text(EXIT_SCRIPT, encoding="utf-8")
+    subprocess.run(
+        [sys.executable, str(script), str(store.path), receiver.url, trace.run.run_id], check=True, timeout=60
+    )
+    named = by_name(receiver.trace(trace.run.run_id))
+    assert sum(len(spans) for spans in named.values()) == 1 + len(trace.steps) + len(trace.attempts) + 1
+    root = one(named, "invoke_workflow nested")
+    assert int(root.trace_id, 16) == trace_id_for("run-hand")
+    # nested by path: for_each items under their step, a sub-flow's steps under it
+    assert one(named, "step loop[0]").parent_id == one(named, "step loop").span_id
+    assert one(named, "step sub.inner").parent_id == one(named, "step sub").span_id
+    assert one(named, "await_human ask").attributes["stratum.review.status"] == "pending"
+    assert one(named, "step broken").status_code == STATUS_ERROR
