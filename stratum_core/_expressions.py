@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import functools
 import io
 import itertools
 import operator
@@ -101,7 +102,23 @@ class Expression:
 
 
 def compile_expression(text: str, *, limits: Limits = DEFAULT_LIMITS) -> Expression:
-    """Parse and check `text`; raises ExpressionSyntaxError for anything the sandbox will not run."""
+    """Parse and check `text`; raises ExpressionSyntaxError for anything the sandbox will not run.
+
+    Compiled expressions are immutable and safe to share, so they are cached: a plan's conditions are compiled once.
+    """
+    if not isinstance(text, str):
+        raise ExpressionSyntaxError(
+            f"an expression must be text, not {type(text).__name__}", expression=str(text), offset=0
+        )
+    return _compile_cached(text, limits)
+
+
+@functools.lru_cache(maxsize=4096)
+def _compile_cached(text: str, limits: Limits) -> Expression:
+    return _compile(text, limits)
+
+
+def _compile(text: str, limits: Limits) -> Expression:
     if not isinstance(text, str):
         raise ExpressionSyntaxError(
             f"an expression must be text, not {type(text).__name__}", expression=str(text), offset=0

@@ -57,6 +57,7 @@ class Engine:
         self._llm = llm
         self._session_cache: dict[str, Any] = {}
         self._plans: dict[tuple[str, str], Plan] = {}
+        self._input_schemas: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._locks: dict[str, anyio.Lock] = {}
 
     def _llm_client(self) -> LLMClient:
@@ -70,7 +71,10 @@ class Engine:
         """One line per field of `inputs` that does not match the flow's input schema (empty when valid)."""
         if flow not in plan.flows:
             return [f"unknown flow {flow!r} (flows: {', '.join(plan.flows) or 'none'})"]
-        schema = fields_schema(plan.flows[flow].input, plan.contracts)
+        key = (plan.source, plan.text_hash, flow)
+        schema = self._input_schemas.get(key)
+        if schema is None:
+            schema = self._input_schemas[key] = fields_schema(plan.flows[flow].input, plan.contracts)
         violations = schema_violations(inputs, schema, root="input")
         return [v.removeprefix("schema: input").lstrip(".: ") or v for v in violations]
 
@@ -305,9 +309,14 @@ class Engine:
         run_id = record.run_id
 
         def finish(status: str, **fields: Any) -> None:
-            now = time.time()
-            totals = self._totals(run_id)
-            self.store.update_run(run_id, status=status, updated_at=now, **totals, **fields)
+            used = envelope.used  # this process's share; a resumed run adds what earlier processes recorded
+            totals = {
+                "tokens_in": record.tokens_in + used.tokens_in,
+                "tokens_out": record.tokens_out + used.tokens_out,
+                "cost_usd": record.cost_usd + used.cost_usd,
+                "cost_unknown": record.cost_unknown or used.cost_unknown,
+            }
+            self.store.update_run(run_id, status=status, updated_at=time.time(), **totals, **fields)
 
         result = await self._outcome(execution, record, finish)
         with anyio.CancelScope(shield=True):

@@ -62,8 +62,23 @@ def _message(error: ValidationError) -> str:
     return error.message
 
 
+_by_identity: dict[int, tuple[Mapping[str, Any], Draft202012Validator]] = {}
+
+
+def _validator_for(schema: Mapping[str, Any]) -> Draft202012Validator:
+    """The validator of `schema`: by identity first (schemas cached by the plan are the same objects each call)."""
+    entry = _by_identity.get(id(schema))
+    if entry is not None and entry[0] is schema:
+        return entry[1]
+    validator = _validator(canonical_json(schema))
+    if len(_by_identity) > 4096:
+        _by_identity.clear()
+    _by_identity[id(schema)] = (schema, validator)
+    return validator
+
+
 def schema_violations(value: Any, schema: Mapping[str, Any], *, root: str = "result") -> list[str]:
     """Every way `value` breaks `schema`, as `schema: result.field: what is wrong` lines (at most 10)."""
-    validator = _validator(canonical_json(schema))
+    validator = _validator_for(schema)
     errors = sorted(validator.iter_errors(value), key=lambda e: (list(map(str, e.absolute_path)), str(e.validator)))
     return [f"schema: {_where(error, root)}: {_message(error)}" for error in errors[:_MAX_VIOLATIONS]]
