@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from stratum_core.cli import build_parser
 from stratum_core.cli import main as core_main
 
 __all__ = ["main"]
@@ -16,9 +15,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from server._review_command import COMMAND as review
     from server._serve_command import COMMAND as serve
 
-    _, core = build_parser()
-    extra = [serve] if "review" in core else [serve, review]  # the engine's own `review` wins once it has one
-    return core_main(argv, extra=extra)
+    return core_main(argv, extra=[serve, review])
 
 
 if __name__ == "__main__":  # pragma: no cover

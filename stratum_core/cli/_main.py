@@ -23,14 +23,12 @@ class Command:
 
 
 def _core_commands() -> list[Command]:
-    from stratum_core.cli import _validate
+    # Imported here: the command modules import the engine, which `stratum --help` does not need to wait for.
+    from stratum_core.cli._export import COMMAND as export
+    from stratum_core.cli._run import COMMANDS as run_commands
+    from stratum_core.cli._validate import COMMAND as validate
 
-    commands = [_validate.COMMAND]
-    try:
-        from stratum_core.cli import _run
-    except ImportError:  # pragma: no cover - only while the engine commands are being built
-        return commands
-    return [*commands, *_run.COMMANDS]
+    return [validate, *run_commands, export]
 
 
 def build_parser(extra: Sequence[Command] = ()) -> tuple[argparse.ArgumentParser, dict[str, Command]]:

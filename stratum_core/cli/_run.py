@@ -148,7 +148,7 @@ def _configure_resume(parser: argparse.ArgumentParser) -> None:
 
 
 COMMANDS = [
-    Command("run", "run a flow of a plan", _configure_run, _run),
-    Command("resume", "resume a paused or interrupted run", _configure_resume, lambda a: _run(a, resume=True)),
+    Command("run", "Run a flow of a plan, asking a person at the console for human steps.", _configure_run, _run),
+    Command("resume", "Resume a paused or interrupted run.", _configure_resume, lambda a: _run(a, resume=True)),
     Command("runs", "list runs, show one run's trace or timeline, or summarize a period", configure_runs, run_runs),
 ]
