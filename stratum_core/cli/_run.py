@@ -16,6 +16,7 @@ from rich.table import Table
 from stratum_core.cli._main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Command
 from stratum_core.cli._runs import configure_runs, run_runs
 from stratum_core.engine import Engine, EngineConfig, RunObserver, RunResult
+from stratum_core.observability import add_otel_option, otel_observers
 from stratum_core.errors import PlanError, StratumError
 from stratum_core.store import RunStore, SQLiteRunStore, Trace
 
@@ -100,21 +101,29 @@ def _report(result: RunResult, store: RunStore, console: Console) -> int:
 
 async def _execute(args: argparse.Namespace, console: Console, resume: bool) -> int:
     from stratum_core.cli._console_review import ConsoleReviewSink
-    from stratum_core.plan import load_plan
 
     store = open_store(args.store)
     config = EngineConfig.from_env(model=args.model, api_base=args.api_base, force_model=args.force_model or None)
-    engine = Engine(store=store, config=config, review_sink=ConsoleReviewSink(console))
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
-                  transient=False) as progress:
-        observer = _ProgressObserver(progress)
-        if resume:
-            result = await engine.resume(args.run_id, observer=observer)
-        else:
-            plan = load_plan(args.plan)
-            inputs = _read_input(args.input)
-            result = await engine.run(plan, args.flow, inputs, observer=observer)
+    exporters = otel_observers(args, store)
+    engine = Engine(store=store, config=config, review_sink=ConsoleReviewSink(console), observers=exporters)
+    try:
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                      transient=False) as progress:
+            result = await _run_or_resume(args, engine, _ProgressObserver(progress), resume)
+    finally:
+        for exporter in exporters:
+            exporter.shutdown()
     return _report(result, store, console)
+
+
+async def _run_or_resume(args: argparse.Namespace, engine: Engine, observer: RunObserver, resume: bool) -> RunResult:
+    from stratum_core.plan import load_plan
+
+    if resume:
+        return await engine.resume(args.run_id, observer=observer)
+    plan = load_plan(args.plan)
+    inputs = _read_input(args.input)
+    return await engine.run(plan, args.flow, inputs, observer=observer)
 
 
 def _run(args: argparse.Namespace, *, resume: bool = False) -> int:
@@ -140,11 +149,13 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("flow", help="the flow to run")
     parser.add_argument("--input", default="{}", help="the flow input as JSON, or @FILE")
     _add_model_options(parser)
+    add_otel_option(parser)
 
 
 def _configure_resume(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_id", help="the paused or interrupted run")
     _add_model_options(parser)
+    add_otel_option(parser)
 
 
 COMMANDS = [

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from stratum_core.errors import PlanError, Problem
 from stratum_core.library._check import definition_error, location_of
 from stratum_core.library._emit import plan_text
-from stratum_core.library._types import ContractInfo, DefinitionProblem, set_contract_name
+from stratum_core.library._types import ContractInfo, DefinitionProblem, defining_namespace, set_contract_name
 from stratum_core.library._types import contract_info as _contract_info
 from stratum_core.plan import load_plan_text
 
@@ -35,9 +35,12 @@ def contract_info(cls: type) -> ContractInfo:
 
 
 def _declare(cls: C, name: str | None) -> C:
+    defining_namespace(cls, 2)  # _declare <- contract (or decorate) <- where the class is defined
     target: Any = cls
     if not (isinstance(cls, type) and (issubclass(cls, BaseModel) or dataclasses.is_dataclass(cls))):
         target = dataclasses.dataclass(cls)
+    if target is not cls:
+        defining_namespace(target, 2)
     if name is not None:
         set_contract_name(target, name)
     info = contract_info(target)

@@ -19,7 +19,7 @@ from stratum_core.library._check import Location, definition_error, location_of
 from stratum_core.library._codec import Codec, codec
 from stratum_core.library._functions import StepCall, _read_signature
 from stratum_core.library._runtime import current_execution, engine, raise_for, use_execution
-from stratum_core.library._types import DefinitionProblem, merge_contracts, type_spec
+from stratum_core.library._types import DefinitionProblem, defining_namespace, merge_contracts, type_spec
 from stratum_core.plan import Budget, Contract, Flow, Plan
 
 __all__ = ["FlowFn", "flow"]
@@ -222,9 +222,11 @@ def flow(
     to (`reply = await draft(...)` is the step `reply`). The budget is shared by every step.
     """
     if fn is not None:
+        defining_namespace(fn, 1)
         return _build_flow(fn, budget=budget, name=name)
 
     def decorate(target: Callable[..., Coroutine[Any, Any, Any]]) -> FlowFn[Any, Any]:
+        defining_namespace(target, 1)
         return _build_flow(target, budget=budget, name=name)
 
     return decorate

@@ -27,7 +27,13 @@ from stratum_core.library._codec import Codec, codec, describe_validation
 from stratum_core.library._conditions import ConditionArg, condition_tokens
 from stratum_core.library._results import Probabilistic
 from stratum_core.library._runtime import current_execution, raise_for, run_alone
-from stratum_core.library._types import DefinitionProblem, merge_contracts, type_spec
+from stratum_core.library._types import (
+    DefinitionProblem,
+    defining_namespace,
+    merge_contracts,
+    resolved_hints,
+    type_spec,
+)
 from stratum_core.plan import (
     Budget,
     ComputeFunction,
@@ -239,7 +245,7 @@ def _read_signature(fn: Callable[..., Any], problems: list[DefinitionProblem]) -
     """Inputs and output of a function from its annotations; what cannot be expressed goes to `problems`."""
     signature = inspect.signature(fn)
     try:
-        hints = typing.get_type_hints(fn, include_extras=True)
+        hints = resolved_hints(fn)
     except NameError as error:
         problems.append(
             DefinitionProblem(f"the type {error.name!r} is not defined", hint="define contracts before functions")
@@ -504,6 +510,7 @@ def infer(
     )
 
     def decorate(fn: Callable[..., Any]) -> InferFn[Any, Any]:
+        defining_namespace(fn, 1)
         spec = getattr(fn, "__stratum_refine__", None)
         return _build_infer(fn, replace(options, refine=spec) if isinstance(spec, _RefineSpec) else options)
 
@@ -531,6 +538,7 @@ def refine(
         if isinstance(target, InferFn):
             return _build_infer(target.fn, replace(target.options, refine=spec))
         if callable(target):
+            defining_namespace(target, 1)
             target.__stratum_refine__ = spec
             return target
         raise TypeError(f"@refine applies to an @infer function, not {type(target).__name__}")
@@ -643,9 +651,11 @@ def compute(
     retry would not change it). Exported, it becomes `call: module:function`.
     """
     if fn is not None:
+        defining_namespace(fn, 1)
         return _build_compute(fn, ensure=ensure, given=given, name=name)
 
     def decorate(target: Callable[..., Any]) -> ComputeFn[Any, Any]:
+        defining_namespace(target, 1)
         return _build_compute(target, ensure=ensure, given=given, name=name)
 
     return decorate

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import enum
+import sys
 import threading
 import types
 import typing
@@ -31,6 +32,7 @@ __all__ = [
     "DefinitionProblem",
     "Resolved",
     "contract_info",
+    "defining_namespace",
     "is_contract_class",
     "merge_contracts",
     "opaque",
@@ -100,10 +102,34 @@ class Resolved:
 _infos: dict[type, ContractInfo] = {}
 _names: dict[type, str] = {}
 _building: list[type] = []
+_namespaces: dict[Any, dict[str, Any]] = {}
 _lock = threading.RLock()
 
 _PRIMITIVES: dict[Any, str] = {str: "string", bool: "boolean", int: "integer", float: "number"}
 _FORMATS: dict[Any, str] = {datetime.datetime: "date-time", datetime.date: "date", datetime.time: "time"}
+
+
+def defining_namespace(obj: Any, depth: int) -> None:
+    """Remember the local names of the frame `depth` levels up, where `obj` is being defined.
+
+    Annotations are strings under `from __future__ import annotations`; a class or contract defined inside a
+    function is found only among that function's locals, which Python does not keep for `get_type_hints`.
+    """
+    getframe = getattr(sys, "_getframe", None)
+    if getframe is None:
+        return
+    try:
+        frame = getframe(depth + 1)
+    except ValueError:
+        return
+    if frame.f_code.co_name != "<module>":
+        with _lock:
+            _namespaces[obj] = dict(frame.f_locals)
+
+
+def resolved_hints(obj: Any) -> dict[str, Any]:
+    """`typing.get_type_hints` of a class or function, with the local names of where it was defined."""
+    return typing.get_type_hints(obj, localns=_namespaces.get(obj), include_extras=True)
 
 
 def is_contract_class(value: Any) -> bool:
@@ -205,7 +231,7 @@ def _annotations(cls: type) -> dict[str, Any]:
             annotations[name] = _annotate(annotation, info.metadata)
         return annotations
     try:
-        return typing.get_type_hints(cls, include_extras=True)
+        return resolved_hints(cls)
     except NameError as error:
         raise DefinitionProblem(
             f"the type {error.name!r} is not defined where contract '{cls.__name__}' is declared",
