@@ -54,8 +54,11 @@ R_co = TypeVar("R_co", covariant=True)
 _RESERVED = frozenset({"result"})
 
 
-class StepCall(Generic[R_co]):
+class StepCall(Coroutine[Any, Any, R_co]):
     """One call of a decorated function (or of `parallel`, `race`, ...), not yet run: await it to run it.
+
+    It is a coroutine, so it can also be handed to a task group (`group.start_soon(classify, text)`); until it is
+    awaited or started, nothing runs and nothing is recorded.
 
     Attributes:
         target: what is called (a decorated function or flow, or a primitive's description).
@@ -63,7 +66,7 @@ class StepCall(Generic[R_co]):
         site: the step id the call's position in a flow's code gives it, if it is made there.
     """
 
-    __slots__ = ("_awaited", "_runner", "inputs", "python_args", "site", "target")
+    __slots__ = ("_coroutine", "_runner", "_taken", "inputs", "site", "target")
 
     def __init__(
         self,
@@ -71,26 +74,46 @@ class StepCall(Generic[R_co]):
         inputs: Mapping[str, Any],
         site: str | None,
         runner: Callable[[StepCall[R_co]], Coroutine[Any, Any, R_co]],
-        python_args: Mapping[str, Any] | None = None,
     ) -> None:
         self.target = target
         self.inputs = dict(inputs)
         self.site = site
-        self.python_args = dict(python_args or {})
         self._runner = runner
-        self._awaited = False
+        self._coroutine: Coroutine[Any, Any, R_co] | None = None
+        self._taken = False
+
+    def _started(self) -> Coroutine[Any, Any, R_co]:
+        if self._coroutine is None:
+            if self._taken:
+                raise RuntimeError(f"this call of {self.target!r} was already awaited (or given to parallel/race)")
+            self._taken = True
+            self._coroutine = self._runner(self)
+        return self._coroutine
 
     def __await__(self) -> Generator[Any, None, R_co]:
-        if self._awaited:
+        if self._taken:
             raise RuntimeError(f"this call of {self.target!r} was already awaited (or given to parallel/race)")
-        self._awaited = True
-        return self._runner(self).__await__()
+        return self._started().__await__()
+
+    def send(self, value: Any) -> Any:
+        """Advance the call (what an event loop does with a coroutine it runs)."""
+        return self._started().send(value)
+
+    def throw(self, *args: Any) -> Any:
+        """Raise an exception inside the running call."""
+        return self._started().throw(*args)
+
+    def close(self) -> None:
+        """Close the call: a started one is closed, one not started never runs."""
+        self._taken = True
+        if self._coroutine is not None:
+            self._coroutine.close()
 
     def consume(self) -> None:
         """Mark the call as taken by a group (`parallel`, `race`): it runs there, not when awaited."""
-        if self._awaited:
+        if self._taken:
             raise RuntimeError(f"this call of {self.target!r} was already awaited (or given to parallel/race)")
-        self._awaited = True
+        self._taken = True
 
     def __repr__(self) -> str:
         return f"<StepCall {self.target!r} {self.inputs!r}>"

@@ -388,3 +388,33 @@ async def test_cancelling_a_run_records_it_as_cancelled(engine: Engine, fake_llm
         await engine.run(plan(SENTIMENT), "triage", {"text": "x"}, observer=Observer())
     run = engine.store.get_run(run_ids[0])
     assert run is not None and run.status == "cancelled"
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [Fault(kind="rate_limit", retry_after=0.05), Fault(kind="server_error"), Fault(kind="disconnect")],
+    ids=["429 with Retry-After", "500", "dropped connection"],
+)
+async def test_transport_faults_are_retried_apart_from_contract_retries(
+    engine: Engine, fake_llm: FakeLLM, fault: Fault
+) -> None:
+    fake_llm.enqueue(fault, {"label": "positive", "confidence": 0.9})
+    result = await engine.run(plan(SENTIMENT), "triage", {"text": "great"})
+    assert result.status == "succeeded", result.error
+    trace = engine.store.get_trace(result.run_id)
+    assert trace is not None
+    (attempt,) = [a for a in trace.attempts if a.step_id == "sentiment"]  # one contract attempt...
+    assert attempt.transport_attempts == 2  # ...that needed two transport tries
+    assert len(attempt.transport_errors) == 1
+
+
+async def test_broken_json_is_fed_back_as_a_parse_violation(engine: Engine, fake_llm: FakeLLM) -> None:
+    fake_llm.enqueue(Fault(kind="broken_json"), {"label": "positive", "confidence": 0.9})
+    result = await engine.run(plan(SENTIMENT), "triage", {"text": "great"})
+    assert result.status == "succeeded", result.error
+    trace = engine.store.get_trace(result.run_id)
+    assert trace is not None
+    first, second = [a for a in trace.attempts if a.step_id == "sentiment"]
+    assert first.violations[0].startswith("parse: the answer is not valid JSON")
+    assert second.retry_reason is not None and "parse:" in second.retry_reason
+    assert "parse: the answer is not valid JSON" in json.dumps(fake_llm.requests[1]["messages"])
