@@ -1,3 +1,4 @@
+# mypy: disable-error-code="empty-body"
 """Code review: three reviewers in parallel (two must finish), a judge merges them; or two agents debate it.
 
 Exports as a plan: `stratum export examples.code_review -o plans/code_review_lib.stratum.yaml`.
@@ -5,7 +6,7 @@ Exports as a plan: `stratum export examples.code_review -o plans/code_review_lib
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -14,6 +15,8 @@ from stratum import Budget, contract, debate, flow, infer, parallel
 
 @contract
 class Review(BaseModel):
+    """One reviewer's opinion."""
+
     focus: str
     verdict: Literal["approve", "request_changes"]
     findings: list[str] = Field(max_length=10)
@@ -21,12 +24,16 @@ class Review(BaseModel):
 
 @contract
 class Verdict(BaseModel):
+    """The decision, and why."""
+
     verdict: Literal["approve", "request_changes"]
     summary: str = Field(min_length=1)
 
 
 @contract
 class Argument(BaseModel):
+    """One side of the debate."""
+
     position: Literal["ship", "hold"]
     reason: str
 
@@ -37,26 +44,36 @@ class Argument(BaseModel):
     ensure="result.focus == focus",
     retries=1,
 )
-def review(code: str, focus: str) -> Review: ...
+def review(code: str, focus: str) -> Review:
+    """One reviewer, one concern."""
+    ...
 
 
 @infer(
     intent="Merge the reviews into one verdict: request changes if any review found a real problem.",
     ensure="result.verdict == 'approve' or len(result.summary) > 0",
 )
-def judge(reviews: list[Review]) -> Verdict: ...
+def judge(reviews: list[Review]) -> Verdict:
+    """The reviews, merged."""
+    ...
 
 
 @infer(intent="Argue that the change should ship now, answering the other side's points.")
-def optimist(topic: str, others: dict) -> Argument: ...  # type: ignore[type-arg]
+def optimist(topic: str, others: dict[str, Any]) -> Argument:
+    """The case for shipping."""
+    ...
 
 
 @infer(intent="Argue that the change should wait, answering the other side's points.")
-def critic(topic: str, others: dict) -> Argument: ...  # type: ignore[type-arg]
+def critic(topic: str, others: dict[str, Any]) -> Argument:
+    """The case for waiting."""
+    ...
 
 
 @infer(intent="Weigh the debate and decide.")
-def decide(topic: str, arguments: dict) -> Verdict: ...  # type: ignore[type-arg]
+def decide(topic: str, arguments: dict[str, Any]) -> Verdict:
+    """The debate, decided."""
+    ...
 
 
 @flow(budget=Budget(ms=90_000, usd=0.05))
@@ -76,6 +93,5 @@ async def review_code(code: str) -> Verdict:
 @flow
 async def ship_or_hold(change: str) -> Verdict:
     """Two agents argue whether to ship a change; a third decides."""
-    verdict = await debate(agents=[optimist, critic], topic=change, rounds=2, synthesize=decide,
-                           converge_on="position")
+    verdict = await debate(agents=[optimist, critic], topic=change, rounds=2, synthesize=decide, converge_on="position")
     return verdict

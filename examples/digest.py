@@ -1,3 +1,4 @@
+# mypy: disable-error-code="empty-body"
 """A document digest, written for Python only: callables as conditions, quorum, samples, a race, plain code.
 
 This flow does not export (its conditions are Python callables and it builds its result in Python); it shows what
@@ -15,18 +16,24 @@ from stratum import Probabilistic, contract, flow, infer, opaque, race, refine
 
 @contract
 class Summary(BaseModel):
+    """A short summary and its key points."""
+
     text: str
     key_points: list[str]
 
 
 @contract
 class Topic:  # a plain annotated class: @contract makes it a dataclass
+    """What the document is about."""
+
     label: Literal["billing", "outage", "feature", "other"]
     confidence: float
 
 
 @contract
 class Digest(BaseModel):
+    """Everything the digest found."""
+
     summary: str
     topic: str
     urgency: str
@@ -39,23 +46,33 @@ class Digest(BaseModel):
     max_iterations=3,
 )
 @infer(intent="Summarize the document in two sentences.", ensure=lambda summary: len(summary.key_points) >= 1)
-def summarize(text: opaque[str]) -> Summary: ...
+def summarize(text: opaque[str]) -> Summary:
+    """The document, in two sentences."""
+    ...
 
 
 @infer(intent="Name the document's topic.", quorum=3, agree_on="label", threshold=2)
-def topic(text: str) -> Topic: ...
+def topic(text: str) -> Topic:
+    """The topic three answers agree on."""
+    ...
 
 
 @infer(intent="Rate how urgent the document is.", stable=False, samples=3, temperature=0.7)
-def urgency(text: str) -> Probabilistic[Literal["low", "medium", "high"]]: ...
+def urgency(text: str) -> Probabilistic[Literal["low", "medium", "high"]]:
+    """How urgent, sampled three times."""
+    ...
 
 
 @infer(intent="Give the document a short title.", model=None)
-def title_fast(text: str) -> str: ...
+def title_fast(text: str) -> str:
+    """A quick title."""
+    ...
 
 
 @infer(intent="Give the document a short, careful title.")
-def title_careful(text: str) -> str: ...
+def title_careful(text: str) -> str:
+    """A careful title."""
+    ...
 
 
 @flow

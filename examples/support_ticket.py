@@ -1,3 +1,4 @@
+# mypy: disable-error-code="empty-body"
 """Support-ticket triage: classify the tone, draft a reply, and ask a person before it is sent.
 
 The library form of `plans/support_triage.stratum.yaml`. Run it with a model configured (STRATUM_MODEL, ...):
@@ -16,12 +17,26 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from stratum import Budget, ReviewAnswer, ReviewRequest, await_human, compute, configure, contract, flow, infer
-from stratum import opaque, refine, run
+from stratum import (
+    Budget,
+    ReviewAnswer,
+    ReviewRequest,
+    await_human,
+    compute,
+    configure,
+    contract,
+    flow,
+    infer,
+    opaque,
+    refine,
+    run,
+)
 
 
 @contract
 class Sentiment(BaseModel):
+    """The tone of a ticket."""
+
     label: Literal["positive", "negative", "neutral"]
     confidence: float = Field(ge=0, le=1)
     reasoning: str
@@ -29,6 +44,8 @@ class Sentiment(BaseModel):
 
 @contract
 class Customer(BaseModel):
+    """A customer of the directory."""
+
     email: str
     name: str
     plan: Literal["free", "team", "enterprise"]
@@ -37,6 +54,8 @@ class Customer(BaseModel):
 
 @contract
 class Ticket(BaseModel):
+    """A ticket, with its customer."""
+
     text: str = Field(min_length=1)
     customer_note: opaque[str] | None = None  # reaches the model only as a JSON attachment
     customer: Customer
@@ -44,18 +63,24 @@ class Ticket(BaseModel):
 
 @contract
 class Reply(BaseModel):
+    """A reply to send."""
+
     body: str = Field(min_length=1, max_length=1200)
     tone: Literal["formal", "warm"]
 
 
 @contract
 class Approval(BaseModel):
+    """What a person decided about a reply."""
+
     decision: Literal["send", "revise", "discard"] = Field(description="What to do with the reply")
     note: str | None = Field(default=None, description="Anything the agent should know")
 
 
 @contract
 class Delivery(BaseModel):
+    """What happened to the reply."""
+
     sent: bool
     reference: str
     body: str
@@ -101,7 +126,9 @@ def classify(text: str) -> Sentiment:
     ensure=["len(result.body) <= 600", "ticket.customer.name.split()[0] in result.body"],
     budget=Budget(ms=20000),
 )
-def draft_reply(ticket: Ticket, sentiment: Sentiment) -> Reply: ...
+def draft_reply(ticket: Ticket, sentiment: Sentiment) -> Reply:
+    """A reply that names the customer, and apologises to an unhappy one."""
+    ...
 
 
 @compute
@@ -118,9 +145,8 @@ async def triage(email: str, text: str, customer_note: str | None = None) -> Del
     """Classify a ticket, draft a reply, and ask a person before it is sent."""
     customer = await lookup_customer(email)
     sentiment = await classify(text)
-    reply = await draft_reply(
-        ticket={"text": text, "customer_note": customer_note, "customer": customer}, sentiment=sentiment
-    )
+    ticket = Ticket(text=text, customer_note=customer_note, customer=customer)
+    reply = await draft_reply(ticket=ticket, sentiment=sentiment)
     approval = await await_human(
         question="Send this reply to the customer?",
         context={"reply": reply, "customer": customer},

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import warnings
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -31,8 +31,21 @@ from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
+from server._adhoc import (
+    RUN_TOOL,
+    RUN_TOOL_DEF,
+    RUN_VALIDATOR,
+    VALIDATE_TOOL,
+    VALIDATE_TOOL_DEF,
+    VALIDATE_VALIDATOR,
+    choose_flow,
+    load_agent_plan,
+    problems_text,
+    validation_report,
+)
+from server._agent_steps import STEP_DONE_INPUT, STEP_DONE_TOOL, STEP_DONE_TOOL_DEF, STEP_DONE_VALIDATOR
 from server._catalog import FlowTool, PlanFolder, PlanLoader, argument_errors
-from server._config import ServerConfig
+from server._config import INFER_VIA_DESCRIPTIONS, ServerConfig
 from server._elicitation import (
     REVIEW_INPUT_KEY,
     PauseSink,
@@ -48,9 +61,19 @@ from server._elicitation import (
 )
 from server._hub import LOG_LEVELS, Hub
 from server._resources import Resources
-from server._results import error_result, failure_result, paused_result, run_uri, success_result
+from server._results import (
+    error_result,
+    failure_result,
+    paused_result,
+    rejected_result,
+    run_uri,
+    success_result,
+)
+from server._sampling import SAMPLING_MODEL, CallerModel, Executors, sampling_through
 from stratum_core.engine import Engine, EngineConfig, ReviewSink, RunObserver, RunResult
-from stratum_core.errors import RunError, StratumError
+from stratum_core.errors import PlanError, RunError, StratumError
+from stratum_core.llm import LLMClient
+from stratum_core.plan import Plan
 from stratum_core.store import MemoryRunStore, ReviewAction, RunRecord, RunStore, SQLiteRunStore, StoreError
 from stratum_core.store._records import new_id
 
@@ -66,8 +89,12 @@ INSTRUCTIONS = """\
 Stratum runs typed flows defined in plan files. Each tool is one flow: call it with arguments that match its input \
 schema; the answer is the flow's output (structured content, the same JSON as text) and a link to the run's trace \
 (stratum://runs/{run_id}). A failed run names the error type, the step and the violated condition.
+A PAUSED result is not a failure. When it hands you steps, do each yourself and report its output with \
+stratum_step_done(run_id, step_id, output); the server checks it and answers what to fix, the next steps, or the \
+flow's output.
 Some flows ask a person to decide: your client shows a form. A client that cannot gets a PAUSED result with a \
 review_id: ask the person, then call stratum_resume with the review_id and their answer.
+stratum_validate and stratum_run check and run a plan you write (YAML; expressions only, no Python calls).
 Resources: stratum://runs (recent runs), stratum://runs/{run_id} (a run's trace), stratum://plans/{name} (plan text), \
 stratum://contracts/{plan}/{contract} (JSON Schema)."""
 
@@ -113,6 +140,15 @@ _RESUME_TOOL_DEF = types.Tool(
 
 Shape = FlowTool | None
 """How a successful run is shaped: by its flow tool, or (None) as stratum_resume's `{run_id, flow, status, output}`."""
+ShapeOf = Callable[[RunRecord], Shape]
+
+_TOOL_INPUTS: dict[str, Mapping[str, Any]] = {
+    RESUME_TOOL: _RESUME_INPUT,
+    STEP_DONE_TOOL: STEP_DONE_INPUT,
+    VALIDATE_TOOL: VALIDATE_TOOL_DEF.input_schema,
+    RUN_TOOL: RUN_TOOL_DEF.input_schema,
+}
+_BUILTIN_TOOLS = [_RESUME_TOOL_DEF, STEP_DONE_TOOL_DEF, VALIDATE_TOOL_DEF, RUN_TOOL_DEF]
 
 
 def _version() -> str:
@@ -227,6 +263,7 @@ class StratumServer(Server[Any]):
         self.folder = folder
         self.hub = Hub()
         self.resources = Resources(store)
+        self.executors = Executors(config.resolved_infer_via)
         self._reload_lock = anyio.Lock()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", MCPDeprecationWarning)  # logging/setLevel: deprecated, still answered
@@ -313,8 +350,8 @@ class StratumServer(Server[Any]):
     # -- tools ---------------------------------------------------------------------------------------------------------
 
     def _input_schema(self, name: str) -> Mapping[str, Any] | None:
-        if name == RESUME_TOOL:
-            return _RESUME_INPUT
+        if name in _TOOL_INPUTS:
+            return _TOOL_INPUTS[name]
         tool = self.folder.catalog.tools.get(name)
         return tool.input_schema if tool is not None else None
 
@@ -322,18 +359,24 @@ class StratumServer(Server[Any]):
         self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
         tools = [tool.tool for _, tool in sorted(self.folder.catalog.tools.items())]
-        return types.ListToolsResult(tools=[*tools, _RESUME_TOOL_DEF])
+        return types.ListToolsResult(tools=[*tools, *_BUILTIN_TOOLS])
 
     async def _call_tool(
         self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult | types.InputRequiredResult:
         tool = self.folder.catalog.tools.get(params.name)
-        if tool is None and params.name != RESUME_TOOL:
+        if tool is None and params.name not in _TOOL_INPUTS:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {params.name}")
         try:
-            if tool is None:
-                return await self._resume_tool(ctx, params)
-            return await self._flow_tool(ctx, params, tool)
+            if tool is not None:
+                return await self._flow_tool(ctx, params, tool)
+            if params.name == STEP_DONE_TOOL:
+                return await self._step_done_tool(ctx, params)
+            if params.name == RUN_TOOL:
+                return await self._run_tool(ctx, params)
+            if params.name == VALIDATE_TOOL:
+                return await self._validate_tool(params)
+            return await self._resume_tool(ctx, params)
         except MCPError:
             raise
         except StratumError as e:
@@ -352,23 +395,42 @@ class StratumServer(Server[Any]):
             return error_result(f"Invalid arguments for '{tool.name}':\n" + "\n".join(errors))
         shape: Shape = tool
         if _is_modern(ctx) and params.request_state is not None:
-            return await self._continue(ctx, params, tool.flow.name, shape)
+            return await self._continue(ctx, params, tool.flow.name, lambda run: shape)
+        result = await self._start(ctx, tool.plan, tool.flow.name, arguments)
+        return self._answer(ctx, result, tool.flow.name, shape)
+
+    async def _start(
+        self, ctx: ServerRequestContext[Any, Any], plan: Plan, flow: str, arguments: Mapping[str, Any]
+    ) -> RunResult:
+        """Run a flow for this call: the caller is an agent (it can do agent steps), with this call's executor."""
         run_id = new_id()
-        sink = self._sink(ctx)
+        engine, sampler = self._executor(ctx)
         await self.hub.runs_changed()
         try:
-            result = await self.engine.run(
-                tool.plan,
-                tool.flow.name,
-                arguments,
-                observer=_CallObserver(self, ctx),
-                review_sink=sink,
-                run_id=run_id,
-            )
+            with sampling_through(sampler):
+                return await engine.run(
+                    plan,
+                    flow,
+                    arguments,
+                    observer=_CallObserver(self, ctx),
+                    review_sink=self._sink(ctx),
+                    run_id=run_id,
+                    agent=True,
+                )
         finally:
             with anyio.CancelScope(shield=True):
                 await self.hub.resource_updated(run_uri(run_id))
-        return self._answer(ctx, result, tool.flow.name, shape)
+
+    def _executor(self, ctx: ServerRequestContext[Any, Any]) -> tuple[Engine, LLMClient | None]:
+        """The engine for this call, and the sampling client its infer steps ask (None: not sampling)."""
+        return self.executors.for_call(self.engine, ctx.session, ctx.request_id, modern=_is_modern(ctx))
+
+    def _shape_of(self, run: RunRecord) -> Shape:
+        """The served flow tool a run belongs to (its outputs are shaped by it), or None (an agent's plan)."""
+        for tool in self.folder.catalog.tools.values():
+            if tool.flow.name == run.flow and str(tool.path) == run.plan_source:
+                return tool
+        return None
 
     def _sink(self, ctx: ServerRequestContext[Any, Any]) -> ReviewSink:
         if not _is_modern(ctx) and client_can_elicit(ctx.session):
@@ -376,7 +438,13 @@ class StratumServer(Server[Any]):
         return PauseSink()
 
     def _answer(
-        self, ctx: ServerRequestContext[Any, Any], result: RunResult, flow: str, shape: Shape
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        result: RunResult,
+        flow: str,
+        shape: Shape,
+        *,
+        prefix: str | None = None,
     ) -> types.CallToolResult | types.InputRequiredResult:
         if result.status == "paused":
             review = result.review
@@ -391,7 +459,9 @@ class StratumServer(Server[Any]):
                 if client_can_elicit(ctx.session)
                 else "this client cannot show elicitation forms"
             )
-            return paused_result(result.run_id, flow, review, reason=reason, agent_tasks=result.agent_tasks)
+            return paused_result(
+                result.run_id, flow, review, reason=reason, agent_tasks=result.agent_tasks, prefix=prefix
+            )
         if result.status == "succeeded":
             return self._success(result.run_id, flow, result.output, shape)
         return failure_result(result.run_id, flow, _error_dict(result.error, result.status))
@@ -430,17 +500,23 @@ class StratumServer(Server[Any]):
     ) -> types.CallToolResult | types.InputRequiredResult:
         if run.status != "paused":
             return self._stored_answer(run, shape)
+        engine, sampler = self._executor(ctx)
         try:
-            result = await self.engine.resume(
-                run.run_id, observer=_CallObserver(self, ctx), review_sink=self._sink(ctx)
-            )
+            with sampling_through(sampler):
+                result = await engine.resume(
+                    run.run_id, observer=_CallObserver(self, ctx), review_sink=self._sink(ctx), agent=True
+                )
         finally:
             with anyio.CancelScope(shield=True):
                 await self.hub.resource_updated(run_uri(run.run_id))
         return self._answer(ctx, result, run.flow, shape)
 
     async def _continue(
-        self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams, flow: str | None, shape: Shape
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        params: types.CallToolRequestParams,
+        flow: str | None,
+        shape_of: ShapeOf,
     ) -> types.CallToolResult | types.InputRequiredResult:
         """Round 2+ of a 2026-07-28 call: record the person's answer, then resume the run from its checkpoint."""
         assert params.request_state is not None
@@ -478,7 +554,7 @@ class StratumServer(Server[Any]):
             except StoreError:
                 logger.info("review %s was answered elsewhere first", review_id)
             run = self.store.get_run(run_id) or run
-        return await self._resume_run(ctx, run, shape)
+        return await self._resume_run(ctx, run, shape_of(run))
 
     @staticmethod
     def _elicit_result(response: Any) -> types.ElicitResult | None:
@@ -501,7 +577,7 @@ class StratumServer(Server[Any]):
         if errors:
             return error_result(f"Invalid arguments for '{RESUME_TOOL}':\n" + "\n".join(errors))
         if _is_modern(ctx) and params.request_state is not None:
-            return await self._continue(ctx, params, None, None)
+            return await self._continue(ctx, params, None, lambda run: None)
         review_id = str(arguments["review_id"])
         review = self.store.get_review(review_id)
         if review is None:
@@ -534,6 +610,78 @@ class StratumServer(Server[Any]):
         elif review.status != "answered":
             return error_result(f"Review '{review_id}' is {review.status}; the run is {run.status}.", run_id=run.run_id)
         return await self._resume_run(ctx, run, None)
+
+    async def _step_done_tool(
+        self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        """An agent reports a step: check it; answer the violations, or the run's next pause, output or failure."""
+        arguments = params.arguments or {}
+        errors = argument_errors(STEP_DONE_VALIDATOR, arguments)
+        if errors:
+            return error_result(f"Invalid arguments for '{STEP_DONE_TOOL}':\n" + "\n".join(errors))
+        if _is_modern(ctx) and params.request_state is not None:  # a person answered a step met after this one
+            return await self._continue(ctx, params, None, self._shape_of)
+        run_id, step_id = str(arguments["run_id"]), str(arguments["step_id"])
+        run = self.store.get_run(run_id)
+        if run is None:
+            return error_result(f"No run with id '{run_id}' (the run_id comes with the PAUSED result).")
+        engine, sampler = self._executor(ctx)
+        try:
+            with sampling_through(sampler):
+                submission = await engine.submit_agent_output(
+                    run_id,
+                    step_id,
+                    arguments["output"],
+                    observer=_CallObserver(self, ctx),
+                    review_sink=self._sink(ctx),
+                )
+        except StoreError as e:
+            current = self.store.get_run(run_id) or run
+            return error_result(
+                f"Not accepted: {e}. The run is {current.status}; its trace is {run_uri(run_id)}.",
+                run_id=run_id,
+                flow=run.flow,
+            )
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.hub.resource_updated(run_uri(run_id))
+        if submission.result is None:
+            return rejected_result(run_id, run.flow, step_id, submission.violations, submission.retries_left)
+        prefix = f"Accepted: your output for step '{step_id}'." if submission.accepted else None
+        return self._answer(ctx, submission.result, run.flow, self._shape_of(run), prefix=prefix)
+
+    async def _validate_tool(self, params: types.CallToolRequestParams) -> types.CallToolResult:
+        arguments = params.arguments or {}
+        errors = argument_errors(VALIDATE_VALIDATOR, arguments)
+        if errors:
+            return error_result(f"Invalid arguments for '{VALIDATE_TOOL}':\n" + "\n".join(errors))
+        report = await anyio.to_thread.run_sync(validation_report, str(arguments["plan"]))
+        return types.CallToolResult(
+            content=[types.TextContent(type="text", text=json.dumps(report, ensure_ascii=False))],
+            structured_content=report,
+            is_error=False,
+        )
+
+    async def _run_tool(
+        self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        """Run a flow of a plan the agent wrote, loaded as untrusted text."""
+        arguments = params.arguments or {}
+        errors = argument_errors(RUN_VALIDATOR, arguments)
+        if errors:
+            return error_result(f"Invalid arguments for '{RUN_TOOL}':\n" + "\n".join(errors))
+        if _is_modern(ctx) and params.request_state is not None:
+            return await self._continue(ctx, params, None, lambda run: None)
+        try:
+            plan = await anyio.to_thread.run_sync(load_agent_plan, str(arguments["plan"]))
+        except PlanError as e:
+            return error_result(problems_text(e) + "\n(stratum_validate checks a plan without running it.)")
+        chosen = choose_flow(plan, arguments, self.engine.input_errors)
+        if isinstance(chosen, str):
+            return error_result(chosen)
+        flow, inputs = chosen
+        result = await self._start(ctx, plan, flow, inputs)
+        return self._answer(ctx, result, flow, None)
 
     # -- resources -----------------------------------------------------------------------------------------------------
 
@@ -590,16 +738,26 @@ def build_server(
     Args:
         config: paths, model and transport settings (default: `ServerConfig()`).
         store: the run store (default: SQLite at `config.store_path`, or memory when it is None).
-        engine: the engine (default: one on `store`, configured with `config.model`, `api_base`, `api_key`).
+        engine: the engine (default: one on `store`, configured with `config.model`, `api_base`, `api_key` and
+            who does infer steps; a given engine keeps its own configuration and model client).
         loader: reads one plan file (default: `stratum_core.plan.load_plan`).
     """
     config = config or ServerConfig()
     if store is None:
         store = engine.store if engine is not None else _open_store(config.store_path)
+    infer_via = config.resolved_infer_via
     if engine is None:
         engine = Engine(
-            store=store, config=EngineConfig(model=config.model, api_base=config.api_base, api_key=config.api_key)
+            store=store,
+            llm=CallerModel() if infer_via == "sampling" else None,
+            config=EngineConfig(
+                model=config.model or (SAMPLING_MODEL if infer_via == "sampling" else None),
+                api_base=config.api_base,
+                api_key=config.api_key,
+                infer_via="agent" if infer_via == "agent" else "server",
+            ),
         )
+    logger.info("infer steps: %s", INFER_VIA_DESCRIPTIONS[infer_via])
     folder = PlanFolder(config.plans_dir, loader=loader)
     folder.scan()
     if not config.plans_dir.is_dir():

@@ -52,7 +52,7 @@ logger = logging.getLogger("stratum.server")
 
 PLAN_SUFFIXES = (".stratum.yaml", ".stratum.yml")
 DESCRIPTION_LIMIT = 2048
-RESERVED_TOOL_NAMES = frozenset({"stratum_resume"})
+RESERVED_TOOL_NAMES = frozenset({"stratum_resume", "stratum_step_done", "stratum_validate", "stratum_run"})
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _INVALID_CHARS = re.compile(r"[^a-zA-Z0-9_-]+")
 _MESSAGE_LIMIT = 300

@@ -6,8 +6,27 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
-__all__ = ["DEFAULT_PLANS_DIR", "DEFAULT_STORE_PATH", "ServerConfig", "parse_listen_address"]
+__all__ = [
+    "DEFAULT_PLANS_DIR",
+    "DEFAULT_STORE_PATH",
+    "INFER_VIA_CHOICES",
+    "INFER_VIA_DESCRIPTIONS",
+    "InferVia",
+    "ServerConfig",
+    "parse_infer_via",
+    "parse_listen_address",
+]
+
+InferVia = Literal["server", "agent", "sampling"]
+"""Who does infer steps: the server's model, the calling agent (stratum_step_done), or the client's model."""
+INFER_VIA_CHOICES: tuple[InferVia, ...] = get_args(InferVia)
+INFER_VIA_DESCRIPTIONS: dict[InferVia, str] = {
+    "server": "the server's model",
+    "agent": "the calling agent (stratum_step_done)",
+    "sampling": "the client's model through MCP sampling (clients without it: the calling agent)",
+}
 
 DEFAULT_PLANS_DIR = Path("plans")
 DEFAULT_STORE_PATH = Path(".stratum") / "stratum.db"
@@ -29,6 +48,8 @@ class ServerConfig:
         poll_interval: seconds between two scans of `plans_dir` for changes (0 disables hot reload).
         review_ttl: seconds a 2026-07-28 client may take to answer an elicitation before its sealed state expires.
         name: the server name announced to clients.
+        infer_via: who does infer steps without an `executor` (see `InferVia`); None: the server's model when one
+            is configured, else the calling agent.
     """
 
     plans_dir: Path = DEFAULT_PLANS_DIR
@@ -42,12 +63,20 @@ class ServerConfig:
     poll_interval: float = 1.0
     review_ttl: float = 24 * 3600.0
     name: str = "stratum"
+    infer_via: InferVia | None = None
+
+    @property
+    def resolved_infer_via(self) -> InferVia:
+        """`infer_via`, or its default: `server` when a model is configured, else `agent` (so no key is needed)."""
+        if self.infer_via is not None:
+            return self.infer_via
+        return "server" if self.model else "agent"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, /, **overrides: object) -> ServerConfig:
-        """Read STRATUM_PLANS, STRATUM_STORE, STRATUM_MODEL, STRATUM_API_BASE, STRATUM_API_KEY and STRATUM_TOKEN.
+        """Read the STRATUM_* variables: PLANS, STORE, MODEL, API_BASE, API_KEY, TOKEN and INFER_VIA.
 
-        Explicit overrides that are not None win over the environment.
+        Explicit overrides that are not None win over the environment. A bad STRATUM_INFER_VIA raises ValueError.
         """
         env = os.environ if env is None else env
         values: dict[str, object] = {}
@@ -63,8 +92,19 @@ class ServerConfig:
         ):
             if env.get(name):
                 values[key] = env[name]
+        if env.get("STRATUM_INFER_VIA"):
+            values["infer_via"] = parse_infer_via(env["STRATUM_INFER_VIA"], what="STRATUM_INFER_VIA")
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+
+def parse_infer_via(text: str, *, what: str = "--infer-via") -> InferVia:
+    """An `InferVia` from its name; ValueError names the choices."""
+    value = text.strip().lower()
+    for choice in INFER_VIA_CHOICES:
+        if choice == value:
+            return choice
+    raise ValueError(f"{what} must be one of {', '.join(INFER_VIA_CHOICES)}, not {text!r}")
 
 
 def parse_listen_address(text: str) -> tuple[str, int]:

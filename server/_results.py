@@ -3,9 +3,18 @@
 - succeeded: `structuredContent` (the flow output, as `{"result": value}` when it is not an object), the same JSON
   as text, and a link to the run's trace.
 - failed: `isError`, with the error type, the step, the violated condition and the run id, plus the trace link.
-- paused (a person must decide and this client cannot be asked): `isError` too, because the flow's output does not
-  exist yet and a tool with an output schema may not answer without it; the text says it is a pause, not a failure,
-  and how to resume (the `stratum_resume` tool or `stratum review answer`).
+- paused (a person must decide and this client cannot be asked, or steps are handed to the calling agent):
+  `isError` too, because the flow's output does not exist yet and a tool with an output schema may not answer
+  without it (the SDK client refuses a non-error result without valid structured content); the text starts with
+  "PAUSED (not failed)" and says what to do next: the agent steps to do and the `stratum_step_done` call that
+  reports each, and/or how to answer the person's decision (`stratum_resume` or `stratum review answer`).
+  `_meta` carries `stratum/status: paused`, `stratum/agent_tasks` (the handed-out steps as JSON) and
+  `stratum/review_id`.
+- rejected (an agent's report broke the step's contract): `isError`, "REJECTED (not failed)", the violations and
+  the reports left; `_meta` `stratum/status: rejected`, `stratum/violations`, `stratum/retries_left`.
+
+Every tool (flow tools, `stratum_step_done`, `stratum_run`, `stratum_resume`) answers pauses this one way, so a
+client tells a pause from a failure by `_meta["stratum/status"]` (or the text's first word), never by `isError`.
 """
 
 from __future__ import annotations
@@ -16,19 +25,23 @@ from typing import Any
 
 import mcp.types as types
 
+from server._agent_steps import AGENT_TASKS_META_KEY, agent_task_meta, agent_tasks_text, rejection_text
 from stratum_core.engine import AgentTask, ReviewRequest
 
 __all__ = [
     "RUN_ID_META_KEY",
+    "STATUS_META_KEY",
     "error_result",
     "failure_result",
     "paused_result",
+    "rejected_result",
     "run_link",
     "run_uri",
     "success_result",
 ]
 
 RUN_ID_META_KEY = "stratum/run_id"
+STATUS_META_KEY = "stratum/status"
 _DETAIL_LIMIT = 4000
 
 
@@ -101,15 +114,21 @@ def paused_result(
     *,
     reason: str,
     agent_tasks: Sequence[AgentTask] = (),
+    prefix: str | None = None,
 ) -> types.CallToolResult:
-    """A paused run: the decision it waits for and the two ways to answer it, or the steps left to the agent."""
+    """A paused run: the steps handed to the calling agent, and/or the decision it waits for and how to answer it.
+
+    `prefix` is a first paragraph (e.g. "Accepted: ..." when a report moved the run on to its next steps).
+    """
+    paragraphs = [prefix] if prefix else []
+    if agent_tasks:
+        paragraphs += agent_tasks_text(flow, agent_tasks)
+    lines: list[str] = []
     if review is not None:
-        lines = [f"PAUSED (not failed): flow '{flow}' is waiting for a person's decision; {reason}."]
-    else:
-        lines = [f"PAUSED (not failed): flow '{flow}' is waiting for steps the calling agent must do."]
-    for task in agent_tasks:
-        lines.append(f"agent step: {_dumps(task.to_dict())[:_DETAIL_LIMIT]}")
-    if review is not None:
+        if agent_tasks:
+            lines.append(f"The run also waits for a person's decision; {reason}.")
+        else:
+            lines.append(f"PAUSED (not failed): flow '{flow}' is waiting for a person's decision; {reason}.")
         lines += [
             f"question: {review.question}",
             f"review_id: {review.review_id}",
@@ -123,14 +142,41 @@ def paused_result(
             '(or "action": "decline"), or run on the command line: '
             f"stratum review answer {review.review_id} --value '<JSON>'",
         ]
+    elif not agent_tasks:
+        lines.append(f"PAUSED (not failed): flow '{flow}' is waiting.")
     lines.append(f"run_id: {run_id} (the trace is the resource {run_uri(run_id)})")
+    paragraphs.append("\n".join(lines))
+    meta: dict[str, Any] = {RUN_ID_META_KEY: run_id, STATUS_META_KEY: "paused"}
+    if review is not None:
+        meta["stratum/review_id"] = review.review_id
+    if agent_tasks:
+        meta[AGENT_TASKS_META_KEY] = [agent_task_meta(task) for task in agent_tasks]
     return types.CallToolResult(
-        content=[types.TextContent(type="text", text="\n".join(lines)), run_link(run_id, flow)],
+        content=[types.TextContent(type="text", text="\n\n".join(paragraphs)), run_link(run_id, flow)],
+        is_error=True,
+        _meta=meta,
+    )
+
+
+def rejected_result(
+    run_id: str, flow: str, step_id: str, violations: Sequence[str], retries_left: int
+) -> types.CallToolResult:
+    """An agent's report that breaks the step's contract: what is wrong and how many reports are left.
+
+    `isError`, like a pause: the run waits for the same step again.
+    """
+    return types.CallToolResult(
+        content=[
+            types.TextContent(type="text", text=rejection_text(run_id, step_id, violations, retries_left)),
+            run_link(run_id, flow),
+        ],
         is_error=True,
         _meta={
             RUN_ID_META_KEY: run_id,
-            "stratum/status": "paused",
-            **({"stratum/review_id": review.review_id} if review is not None else {}),
+            STATUS_META_KEY: "rejected",
+            "stratum/step_id": step_id,
+            "stratum/violations": list(violations),
+            "stratum/retries_left": retries_left,
         },
     )
 

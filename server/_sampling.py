@@ -8,14 +8,18 @@ The engine keeps its validate-and-retry loop: `SamplingClient` only turns one `L
 `sampling/createMessage` (the output schema in the system prompt, since a sampling client has no structured
 output) and the answer back into an `LLMResponse` marked with the backend `sampling`. The engine's model client on
 a sampling server is a `CallerModel`, which asks the sampling client bound to the current tool call: that covers
-runs, resumes and the resumption inside `Engine.submit_agent_output` alike.
+runs, resumes and the resumption inside `Engine.submit_agent_output` alike. `Executors` decides, per tool call,
+whether the client is asked or the agent gets the steps.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -25,6 +29,9 @@ import mcp.types as types
 from mcp.server.session import ServerSession
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 
+from server._config import InferVia
+from server._hub import connection_of
+from stratum_core.engine import Engine
 from stratum_core.errors import ConfigurationError, LLMError
 from stratum_core.llm import LLMClient, LLMRequest, LLMResponse
 from stratum_core.llm._structured import with_schema_instruction
@@ -33,6 +40,7 @@ __all__ = [
     "SAMPLING_BACKEND",
     "SAMPLING_MODEL",
     "CallerModel",
+    "Executors",
     "SamplingClient",
     "client_can_sample",
     "sampling_through",
@@ -172,3 +180,35 @@ def sampling_through(client: LLMClient | None) -> Iterator[None]:
         yield
     finally:
         _BOUND.reset(token)
+
+
+class Executors:
+    """Who does the infer steps of one tool call, given the server's `--infer-via`.
+
+    `server` and `agent` are the engine's own configuration. `sampling` asks the client's model when the client can
+    be asked; otherwise (no capability, or 2026-07-28, which has no back-channel) the call gets the calling-agent
+    executor: a view of the engine that shares its store, run locks and caches, configured for agent steps. The
+    fallback is logged once per connection.
+    """
+
+    def __init__(self, infer_via: InferVia) -> None:
+        self.infer_via: InferVia = infer_via
+        self._told: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def for_call(
+        self, engine: Engine, session: ServerSession, request_id: types.RequestId | None, *, modern: bool
+    ) -> tuple[Engine, LLMClient | None]:
+        """The engine for this call, and the sampling client to bind while it runs (None: not sampling)."""
+        if self.infer_via != "sampling":
+            return engine, None
+        if not modern and client_can_sample(session):
+            return engine, SamplingClient(session, request_id)
+        connection = connection_of(session)
+        if connection is None or connection not in self._told:
+            if connection is not None:
+                self._told.add(connection)
+            why = "speaks 2026-07-28, which has no sampling" if modern else "did not declare sampling"
+            logger.info("the client %s: its infer steps go to the calling agent (stratum_step_done)", why)
+        view = copy.copy(engine)
+        view.config = dataclasses.replace(engine.config, infer_via="agent")
+        return view, None

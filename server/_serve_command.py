@@ -28,6 +28,14 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", metavar="M", help="LiteLLM model for infer steps (default: $STRATUM_MODEL)")
     parser.add_argument("--api-base", metavar="URL", help="OpenAI-compatible base URL (default: $STRATUM_API_BASE)")
     parser.add_argument(
+        "--infer-via",
+        choices=["server", "agent", "sampling"],
+        help="who does infer steps: server (the --model), agent (the calling agent does each step and reports it "
+        "with the stratum_step_done tool; no key needed), sampling (the client's model, for clients that support "
+        "MCP sampling; others fall back to agent). Default: $STRATUM_INFER_VIA, else server when a model is "
+        "configured, else agent",
+    )
+    parser.add_argument(
         "--http",
         metavar="HOST:PORT",
         help="serve streamable HTTP at http://HOST:PORT/mcp instead of stdio (HOST defaults to 127.0.0.1; port 0 "
@@ -64,6 +72,7 @@ def _run(args: argparse.Namespace) -> int:
         "api_base": args.api_base,
         "token": args.token,
         "poll_interval": args.poll,
+        "infer_via": args.infer_via,
     }
     if args.store and args.store != _MEMORY:
         store = Path(args.store)
@@ -76,7 +85,11 @@ def _run(args: argparse.Namespace) -> int:
             print(f"stratum serve: --http: {e}", file=sys.stderr)
             return 2
         overrides.update(http_host=host, http_port=port)
-    config = ServerConfig.from_env(**overrides)
+    try:
+        config = ServerConfig.from_env(**overrides)
+    except ValueError as e:  # a bad STRATUM_INFER_VIA
+        print(f"stratum serve: {e}", file=sys.stderr)
+        return 2
     if args.store == _MEMORY:
         config = ServerConfig(**{**config.__dict__, "store_path": None})
     try:

@@ -21,8 +21,9 @@ __all__ = ["COMMAND"]
 
 def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "target", metavar="MODULE[:ATTR]", help="the module to export (imported from the current folder first), "
-        "optionally one flow or function of it"
+        "target",
+        metavar="MODULE[:ATTR]",
+        help="the module to export (imported from the current folder first), optionally one flow or function of it",
     )
     parser.add_argument("-o", "--output", metavar="FILE", help="the plan file to write (default: standard output)")
 

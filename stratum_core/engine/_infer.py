@@ -66,6 +66,8 @@ async def run_infer(fn: InferFunction, inputs: Mapping[str, Any], ctx: StepConte
         )
     call = _InferCall.prepare(fn, inputs, ctx, model)
     ctx.attributes.setdefault("backend", "server")
+    if is_local(model):  # the embedded model: said before any call, so cache hits and unanswered attempts show it
+        ctx.attributes["backend"] = "local"
 
     key = call.cache_key() if fn.cache != "none" else None
     if key is not None:
@@ -283,8 +285,6 @@ class _Attempt:
             api_key=ctx.config.api_key,
             seed=seed,
         )
-        if is_local(infer.model):  # known before the call, so an attempt that never gets an answer is labelled too
-            ctx.attributes["backend"] = "local"
         self.started_at = now()
         self.clock = anyio.current_time()
         deadline = ctx.envelope.deadline

@@ -22,7 +22,13 @@ from stratum_core.engine._scheduler import FlowExecution, RunContext
 from stratum_core.engine._types import ReviewSink, RunObserver, RunResult
 from stratum_core.engine._validation import schema_violations
 from stratum_core.engine._values import Scope
-from stratum_core.errors import ComputeError, ConfigurationError, ParallelValidationFailed, PostconditionFailed, RunError
+from stratum_core.errors import (
+    ComputeError,
+    ConfigurationError,
+    ParallelValidationFailed,
+    PostconditionFailed,
+    RunError,
+)
 from stratum_core.plan import Contract, Flow, Function, ParallelStep, Plan, Step
 from stratum_core.plan._schema import type_schema
 from stratum_core.store import RunRecord

@@ -166,9 +166,10 @@ def _lambda_node(fn: Callable[..., Any]) -> tuple[ast.Lambda, str] | None:
         return None
     first = code.co_firstlineno - 1
     chunk = "".join(lines[first : first + 20])
-    tree = _parse_prefix(textwrap.dedent(chunk) if chunk[:1].isspace() else chunk)
-    if tree is None:
+    parsed = _parse_prefix(textwrap.dedent(chunk) if chunk[:1].isspace() else chunk)
+    if parsed is None:
         return None
+    tree, text = parsed
     arguments = code.co_varnames[: code.co_argcount]
     found = [
         node
@@ -177,25 +178,26 @@ def _lambda_node(fn: Callable[..., Any]) -> tuple[ast.Lambda, str] | None:
     ]
     if len(found) != 1:
         return None
-    source = ast.unparse(found[0])
+    source = ast.get_source_segment(text, found[0]) or ast.unparse(found[0])
     return found[0], source
 
 
-def _parse_prefix(text: str) -> ast.Module | None:
+def _parse_prefix(text: str) -> tuple[ast.Module, str] | None:
     """Parse the longest prefix of `text` (whole lines, then a wrapped form) that is valid Python."""
     lines = text.splitlines(keepends=True)
     for end in range(len(lines), 0, -1):
         chunk = "".join(lines[:end])
         for candidate in (chunk, f"({chunk.strip().rstrip(',')})", f"f({chunk.strip().rstrip(',')})"):
             try:
-                return ast.parse(candidate)
+                return ast.parse(candidate), candidate
             except SyntaxError:
                 continue
         stripped = chunk.strip()
         start = stripped.find("lambda")
         if start > 0:
+            candidate = "(" + stripped[start:].rstrip(",)") + ")"
             try:
-                return ast.parse("(" + stripped[start:].rstrip(",)") + ")")
+                return ast.parse(candidate), candidate
             except SyntaxError:
                 continue
     return None

@@ -48,7 +48,9 @@ def _declare(cls: C, name: str | None) -> C:
         load_plan_text(plan_text(contracts=info.contracts, functions={}, flows={}), source="<library>")
     except PlanError as error:
         where = location_of(target)
-        raise PlanError([Problem(where.file, where.line, 1, p.path, p.message, p.hint) for p in error.problems]) from None
+        raise PlanError(
+            [Problem(where.file, where.line, 1, p.path, p.message, p.hint) for p in error.problems]
+        ) from None
     return target  # type: ignore[no-any-return]
 
 

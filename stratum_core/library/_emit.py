@@ -15,6 +15,7 @@ from stratum_core.plan import PRIMITIVE_TYPES, Contract, Flow, Function, Step, T
 
 __all__ = ["contract_data", "flow_data", "function_data", "plan_text", "spec_data"]
 
+
 class _Dumper(yaml.SafeDumper):
     """Small leaf mappings and lists of scalars in flow style (`{type: string}`), as plans are written by hand."""
 

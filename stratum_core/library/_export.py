@@ -49,6 +49,7 @@ from stratum_core.plan import (
     ParallelStep,
     RaceStep,
     Step,
+    TypeSpec,
     load_plan_text,
 )
 
@@ -76,7 +77,9 @@ _STATEMENTS = {
     ast.Match: "a `match` statement",
 }
 _SHAPE_HINT = "a flow that exports is a sequence of `name = await step(...)` lines and a `return`"
-_INPUT_HINT = "a step input is a flow input, an earlier result (or a field of one), or a literal"
+_INPUT_HINT = (
+    "a step input is a flow input, an earlier result (or a field of one), a literal, or a contract built from these"
+)
 
 
 class _Refused(Exception):
@@ -125,8 +128,12 @@ class _Collector:
         if owner is function:
             return
         if owner is not None:
-            self.problem(function.location, path, f"two different functions are named '{name}'",
-                         "rename one, or pass name=... to its decorator")
+            self.problem(
+                function.location,
+                path,
+                f"two different functions are named '{name}'",
+                "rename one, or pass name=... to its decorator",
+            )
             return
         self.owners[path] = function
         self.locations[path] = function.location
@@ -151,14 +158,19 @@ class _Collector:
         if is_python_token(text):
             better = suggestion(text)
             hint = f"write it as the expression {better!r}" if better else "write it as an expression string"
-            self.problem(function.location, path, f"a Python callable ({_condition_text(text)}) cannot be exported",
-                         hint)
+            self.problem(
+                function.location, path, f"a Python callable ({_condition_text(text)}) cannot be exported", hint
+            )
 
     def add_human(self, function: Function, contracts: Mapping[str, Contract], where: Location) -> None:
         path = f"functions.{function.name}"
         if path in self.owners:
-            self.problem(where, path, f"two different functions are named '{function.name}'",
-                         "the human step takes its name from the variable its decision is bound to; rename it")
+            self.problem(
+                where,
+                path,
+                f"two different functions are named '{function.name}'",
+                "the human step takes its name from the variable its decision is bound to; rename it",
+            )
             return
         self.owners[path] = function
         self.locations[path] = where
@@ -225,11 +237,17 @@ class _FlowReader:
         for index, statement in enumerate(body):
             self.statement(statement, last=index == len(body) - 1)
         if not self.steps:
-            raise _Refused(self.sites.function, f"flow '{self.flow.name}' has no steps",
-                           "a flow awaits at least one decorated function")
+            raise _Refused(
+                self.sites.function,
+                f"flow '{self.flow.name}' has no steps",
+                "a flow awaits at least one decorated function",
+            )
         if self.result is None:
-            raise _Refused(self.sites.function, f"flow '{self.flow.name}' does not return its result",
-                           "end the flow with `return <a result>`")
+            raise _Refused(
+                self.sites.function,
+                f"flow '{self.flow.name}' does not return its result",
+                "end the flow with `return <a result>`",
+            )
         return self.flow.definition.model_copy(update={"steps": tuple(self.steps), "result": self.result})
 
     def statement(self, node: ast.stmt, *, last: bool) -> None:
@@ -257,8 +275,11 @@ class _FlowReader:
                 except _Refused:
                     reference = None
                 if not isinstance(reference, str) or not reference.startswith("$."):
-                    raise _Refused(node, f"`return {self.source(node.value)}` cannot be exported",
-                                   "return a flow input or a step's result (or a field of one)")
+                    raise _Refused(
+                        node,
+                        f"`return {self.source(node.value)}` cannot be exported",
+                        "return a flow input or a step's result (or a field of one)",
+                    )
                 self.result = reference
             return
         else:
@@ -316,8 +337,11 @@ class _FlowReader:
             self.collector.pending_flows.append(target)
             return CallStep(id=step_id, flow=target.name, inputs=self.arguments(call, target.signature, target))
         name = getattr(target, "__qualname__", None) or self.source(call.func)
-        raise _Refused(call, f"`{self.source(call)}` calls `{name}`, which is not a Stratum function",
-                       "decorate it with @compute (or @infer), or call it inside one")
+        raise _Refused(
+            call,
+            f"`{self.source(call)}` calls `{name}`, which is not a Stratum function",
+            "decorate it with @compute (or @infer), or call it inside one",
+        )
 
     def arguments(self, call: ast.Call, signature: inspect.Signature, target: Any) -> dict[str, Any]:
         if any(isinstance(arg, ast.Starred) for arg in call.args) or any(k.arg is None for k in call.keywords):
@@ -336,7 +360,7 @@ class _FlowReader:
             else:
                 continue
             if value is not None:
-                inputs[name] = value
+                inputs[name] = _in_field_order(value, target.definition.input.get(name), target.contracts)
         return inputs
 
     def literal_check(self, node: ast.AST, value: Any) -> None:
@@ -350,8 +374,11 @@ class _FlowReader:
             if isinstance(decision, _Decision):
                 if node.attr == "value":
                     return f"$.steps.{decision.step_id}.output"
-                raise _Refused(node, f"`{self.source(node)}` cannot be exported",
-                               "a plan passes on only the decision itself: use `.value`")
+                raise _Refused(
+                    node,
+                    f"`{self.source(node)}` cannot be exported",
+                    "a plan passes on only the decision itself: use `.value`",
+                )
         if isinstance(node, ast.Name):
             if node.id in self.bindings:
                 found = self.bindings[node.id]
@@ -388,6 +415,12 @@ class _FlowReader:
                 if item is not None:
                     out[name.value] = item
             return out
+        if isinstance(node, ast.Call) and is_contract_class(self.resolve(node.func)):
+            if node.args or any(keyword.arg is None for keyword in node.keywords):
+                raise _Refused(node, f"`{self.source(node)}`: pass a contract's fields by name to export it")
+            fields = {str(keyword.arg): self.binding(keyword.value) for keyword in node.keywords}
+            order = list(_contract_info(self.resolve(node.func)).contract.fields)
+            return {name: fields[name] for name in sorted(fields, key=_position(order)) if fields[name] is not None}
         try:
             value = ast.literal_eval(node)
         except ValueError:
@@ -419,8 +452,10 @@ class _FlowReader:
         used: set[str] = set()
         for argument in call.args:
             if not isinstance(argument, ast.Call):
-                raise _Refused(argument, f"a branch of {what}() must be a call of a decorated function, "
-                                         f"not `{self.source(argument)}`")
+                raise _Refused(
+                    argument,
+                    f"a branch of {what}() must be a call of a decorated function, not `{self.source(argument)}`",
+                )
             target = self.resolve(argument.func)
             if not isinstance(target, StratumFunction):
                 raise _Refused(argument, f"a branch of {what}() must call an @infer or @compute function")
@@ -430,8 +465,9 @@ class _FlowReader:
                 branch_id, number = f"{base}_{number}", number + 1
             used.add(branch_id)
             self.collector.add_function(target)
-            branches.append(CallStep(id=branch_id, function=target.name,
-                                     inputs=self.arguments(argument, target.signature, target)))
+            branches.append(
+                CallStep(id=branch_id, function=target.name, inputs=self.arguments(argument, target.signature, target))
+            )
         if not branches:
             raise _Refused(call, f"{what}() has no branches")
         if not is_parallel:
@@ -441,10 +477,14 @@ class _FlowReader:
         if "validate" in options:
             validate = self.literal(options["validate"], "validate")
             if not isinstance(validate, str):
-                raise _Refused(options["validate"], "a Python callable in validate cannot be exported",
-                               "write it as an expression string over `outputs`")
-        return ParallelStep(id=step_id, parallel=ParallelGroup(require=require, validate_=validate,
-                                                               steps=tuple(branches)))
+                raise _Refused(
+                    options["validate"],
+                    "a Python callable in validate cannot be exported",
+                    "write it as an expression string over `outputs`",
+                )
+        return ParallelStep(
+            id=step_id, parallel=ParallelGroup(require=require, validate_=validate, steps=tuple(branches))
+        )
 
     def debate(self, call: ast.Call, step_id: str) -> DebateStep:
         options = self.keywords(call, {"agents", "topic", "rounds", "synthesize", "converge_on"}, "debate")
@@ -467,13 +507,16 @@ class _FlowReader:
                 raise _Refused(options["synthesize"], "synthesize must be an @infer function")
             self.collector.add_function(judge)
             synthesize = judge.name
-        return DebateStep(id=step_id, debate=Debate(
-            agents=tuple(agents),
-            topic=self.binding(options["topic"]),
-            rounds=self.literal(options["rounds"], "rounds") if "rounds" in options else 2,
-            synthesize=synthesize,
-            converge_on=self.literal(options["converge_on"], "converge_on") if "converge_on" in options else None,
-        ))
+        return DebateStep(
+            id=step_id,
+            debate=Debate(
+                agents=tuple(agents),
+                topic=self.binding(options["topic"]),
+                rounds=self.literal(options["rounds"], "rounds") if "rounds" in options else 2,
+                synthesize=synthesize,
+                converge_on=self.literal(options["converge_on"], "converge_on") if "converge_on" in options else None,
+            ),
+        )
 
     def human(self, call: ast.Call, step_id: str) -> CallStep:
         options = self.keywords(
@@ -520,6 +563,24 @@ class _FlowReader:
 _MISSING = object()
 
 
+def _position(order: list[str]) -> Any:
+    return lambda name: order.index(name) if name in order else len(order)
+
+
+def _in_field_order(value: Any, spec: TypeSpec | None, contracts: Mapping[str, Contract]) -> Any:
+    """A record binding with its keys in the contract's field order: the order Python gives the same record's JSON."""
+    if spec is None or not isinstance(value, dict):
+        return value
+    contract = contracts.get(str(spec.type))
+    if contract is None:
+        return value
+    order = list(contract.fields)
+    return {
+        key: _in_field_order(value[key], contract.fields.get(key), contracts)
+        for key in sorted(value, key=_position(order))
+    }
+
+
 @dataclass(frozen=True)
 class _Decision:
     """The binding of an `await_human` result: in a plan, its `.value` is the step's output."""
@@ -556,8 +617,17 @@ def _members(module: ModuleType, attr: str | None) -> list[Any]:
         target: Any = module
         for part in attr.split("."):
             if not hasattr(target, part):
-                raise PlanError([Problem(getattr(module, "__file__", None) or module.__name__, 1, 1, "",
-                                         f"module '{module.__name__}' has no attribute '{attr}'")])
+                raise PlanError(
+                    [
+                        Problem(
+                            getattr(module, "__file__", None) or module.__name__,
+                            1,
+                            1,
+                            "",
+                            f"module '{module.__name__}' has no attribute '{attr}'",
+                        )
+                    ]
+                )
             target = getattr(target, part)
         return [target]
     found = []
@@ -638,9 +708,11 @@ def export_plan(module: ModuleType | str, attr: str | None = None, *, source: st
 
 def _relocate(problem: Problem, locations: Mapping[str, Location]) -> Problem:
     """A problem the checker found in the exported text, placed at the Python source it came from."""
-    best = max((path for path in locations if problem.path == path or problem.path.startswith((f"{path}.",
-                                                                                              f"{path}["))),
-               key=len, default=None)
+    best = max(
+        (path for path in locations if problem.path == path or problem.path.startswith((f"{path}.", f"{path}["))),
+        key=len,
+        default=None,
+    )
     if best is None:
         return problem
     where = locations[best]

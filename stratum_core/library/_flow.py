@@ -213,7 +213,10 @@ def flow(*, budget: Budget | None = None, name: str | None = None) -> _FlowDecor
 
 
 def flow(
-    fn: Callable[..., Coroutine[Any, Any, Any]] | None = None, /, *, budget: Budget | None = None,
+    fn: Callable[..., Coroutine[Any, Any, Any]] | None = None,
+    /,
+    *,
+    budget: Budget | None = None,
     name: str | None = None,
 ) -> Any:
     """Make an async function a flow: `@flow` or `@flow(budget=Budget(ms=60_000, usd=0.05))`.

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ast
 import inspect
 import textwrap
-import typing
 from collections.abc import Callable, Coroutine, Generator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Generic, Literal, ParamSpec, Protocol, TypeVar, get_args, get_origin, overload
@@ -199,8 +198,9 @@ class StratumFunction(Generic[P, R]):
         return result
 
 
-async def _alone(function: StratumFunction[Any, Any], inputs: Mapping[str, Any]) -> tuple[RunResult,
-                                                                                          PythonFlowExecution]:
+async def _alone(
+    function: StratumFunction[Any, Any], inputs: Mapping[str, Any]
+) -> tuple[RunResult, PythonFlowExecution]:
     async def work(execution: PythonFlowExecution) -> Any:
         return await execution.call(execution.path_for(function.name), function.name, inputs)
 
@@ -280,12 +280,16 @@ def _read_signature(fn: Callable[..., Any], problems: list[DefinitionProblem]) -
     for name, parameter in signature.parameters.items():
         where = f"input.{name}"
         if parameter.kind not in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
-            problems.append(DefinitionProblem("*args, **kwargs and positional-only parameters cannot be inputs",
-                                              path=where))
+            problems.append(
+                DefinitionProblem("*args, **kwargs and positional-only parameters cannot be inputs", path=where)
+            )
             continue
         if name in _RESERVED:
-            problems.append(DefinitionProblem(f"an input cannot be named '{name}'", path=where,
-                                              hint="`result` names the output in ensure"))
+            problems.append(
+                DefinitionProblem(
+                    f"an input cannot be named '{name}'", path=where, hint="`result` names the output in ensure"
+                )
+            )
             continue
         if name not in hints:
             problems.append(DefinitionProblem("the parameter has no type annotation", path=where))
@@ -357,9 +361,11 @@ def _stub_problem(fn: Callable[..., Any]) -> DefinitionProblem | None:
         if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant):
             if statement.value.value is Ellipsis or isinstance(statement.value.value, str):
                 continue
+        if isinstance(statement, ast.Raise) and "NotImplementedError" in ast.unparse(statement):
+            continue  # the form type checkers accept for a body that is never run
         return DefinitionProblem(
             "the body of an @infer function must be `...` (the model does the work)",
-            hint="move code into an @compute function",
+            hint="move code into an @compute function (`raise NotImplementedError` is accepted too)",
         )
     return None
 
@@ -412,13 +418,21 @@ def _build_infer(fn: Callable[..., Any], options: _InferOptions) -> InferFn[Any,
             problems.append(DefinitionProblem("Probabilistic needs its value type: Probabilistic[T]", path="output"))
         annotation = inner[0] if inner else None
         if options.stable:
-            problems.append(DefinitionProblem(
-                "the return type is Probabilistic[...] but stable is true", path="output",
-                hint="pass stable=False to sample the function, or return the plain type"))
+            problems.append(
+                DefinitionProblem(
+                    "the return type is Probabilistic[...] but stable is true",
+                    path="output",
+                    hint="pass stable=False to sample the function, or return the plain type",
+                )
+            )
     elif not options.stable and annotation is not None:
-        problems.append(DefinitionProblem(
-            "a stable=False function returns Probabilistic[T]", path="output",
-            hint=f"annotate the return as Probabilistic[{getattr(annotation, '__name__', annotation)}]"))
+        problems.append(
+            DefinitionProblem(
+                "a stable=False function returns Probabilistic[T]",
+                path="output",
+                hint=f"annotate the return as Probabilistic[{getattr(annotation, '__name__', annotation)}]",
+            )
+        )
     output = _output(annotation, problems, shape.contracts)
     result_codec = codec(annotation) if annotation is not None else None
     quorum: Quorum | None = None
@@ -448,14 +462,31 @@ def _build_infer(fn: Callable[..., Any], options: _InferOptions) -> InferFn[Any,
         refine = None
     definition = None
     if output is not None:
-        definition = _build(InferFunction, {
-            "name": name, "description": _description(fn), "input": shape.inputs, "output": output,
-            "given": given, "ensure": ensure, "retries": options.retries, "budget": options.budget,
-            "intent": options.intent, "context": options.context, "model": options.model,
-            "temperature": options.temperature, "max_tokens": options.max_tokens, "cache": options.cache,
-            "stable": options.stable, "samples": options.samples, "min_agreement": options.min_agreement,
-            "quorum": quorum, "refine": refine,
-        }, problems)
+        definition = _build(
+            InferFunction,
+            {
+                "name": name,
+                "description": _description(fn),
+                "input": shape.inputs,
+                "output": output,
+                "given": given,
+                "ensure": ensure,
+                "retries": options.retries,
+                "budget": options.budget,
+                "intent": options.intent,
+                "context": options.context,
+                "model": options.model,
+                "temperature": options.temperature,
+                "max_tokens": options.max_tokens,
+                "cache": options.cache,
+                "stable": options.stable,
+                "samples": options.samples,
+                "min_agreement": options.min_agreement,
+                "quorum": quorum,
+                "refine": refine,
+            },
+            problems,
+        )
     if problems or definition is None:
         raise definition_error(location, problems, prefix=f"functions.{name}")
     check_function(definition, shape.contracts, location)
@@ -526,10 +557,23 @@ def infer(
     quorum options): a problem raises PlanError located at the function.
     """
     options = _InferOptions(
-        intent=intent, context=(context,) if isinstance(context, str) else tuple(context), ensure=ensure,
-        given=given, model=model, temperature=temperature, max_tokens=max_tokens, budget=budget, retries=retries,
-        cache=cache, stable=stable, samples=samples, min_agreement=min_agreement, quorum=quorum, agree_on=agree_on,
-        threshold=threshold, name=name,
+        intent=intent,
+        context=(context,) if isinstance(context, str) else tuple(context),
+        ensure=ensure,
+        given=given,
+        model=model,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        budget=budget,
+        retries=retries,
+        cache=cache,
+        stable=stable,
+        samples=samples,
+        min_agreement=min_agreement,
+        quorum=quorum,
+        agree_on=agree_on,
+        threshold=threshold,
+        name=name,
     )
 
     def decorate(fn: Callable[..., Any]) -> InferFn[Any, Any]:
@@ -543,13 +587,18 @@ def infer(
 # -- @refine -----------------------------------------------------------------------------------------------------
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
 class _RefineDecorator(Protocol):
+    @overload
     def __call__(self, fn: InferFn[P, R], /) -> InferFn[P, R]: ...
 
+    @overload
+    def __call__(self, fn: F, /) -> F: ...
 
-def refine(
-    *, until: ConditionArg, feedback: ConditionArg | None = None, max_iterations: int = 3
-) -> _RefineDecorator:
+
+def refine(*, until: ConditionArg, feedback: ConditionArg | None = None, max_iterations: int = 3) -> _RefineDecorator:
     """Repeat an `@infer` call until `until` holds, feeding `feedback` back; ConvergenceFailure after the last try.
 
     `until` and `feedback` are expression strings over `result` and the inputs, or callables taking the result
@@ -614,10 +663,19 @@ def _build_compute(
         given_texts = ensure_texts = ()
     definition = None
     if output is not None:
-        definition = _build(ComputeFunction, {
-            "name": fn_name, "description": _description(fn), "input": shape.inputs, "output": output,
-            "given": given_texts, "ensure": ensure_texts, "call": register_target(entry, import_path),
-        }, problems)
+        definition = _build(
+            ComputeFunction,
+            {
+                "name": fn_name,
+                "description": _description(fn),
+                "input": shape.inputs,
+                "output": output,
+                "given": given_texts,
+                "ensure": ensure_texts,
+                "call": register_target(entry, import_path),
+            },
+            problems,
+        )
     if problems or definition is None:
         raise definition_error(location, problems, prefix=f"functions.{fn_name}")
     check_function(definition, shape.contracts, location)

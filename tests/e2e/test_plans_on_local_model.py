@@ -1,9 +1,10 @@
 """Every plan in plans/ runs on the embedded local model through the real engine (e2e tier: `pytest -m e2e`).
 
 A 135M model is not clever, so a run may fail; what is checked is that it ends well either way: every infer step
-that succeeded holds schema-valid output, and a failure is the engine's clean "retries exhausted" kind of error
-(contract, quorum, refine, budget), never a crash, a transport error or a hang. Human steps are answered by a sink;
-agent steps are reported through `submit_agent_output`.
+that succeeded holds schema-valid output, every one that failed ended in the engine's clean "retries exhausted" kind
+of error (contract, quorum, refine, samples, budget), and nothing crashed, lost the model or hung. Human steps are
+answered by a sink; agent steps are reported through `submit_agent_output`. Outcomes vary with timing (budgets, the
+two slots' batching), so the checks hold for any outcome.
 """
 
 from __future__ import annotations
@@ -20,14 +21,6 @@ pytest.importorskip("xllamacpp")
 
 from stratum_core.engine import AgentTask, Engine, EngineConfig, ReviewAnswer, ReviewRequest, RunResult
 from stratum_core.engine._validation import schema_violations
-from stratum_core.errors import (
-    BudgetExceeded,
-    ConsensusFailure,
-    ConvergenceFailure,
-    ParallelValidationFailed,
-    PostconditionFailed,
-    StabilityAssertionError,
-)
 from stratum_core.llm._local import weights_path
 from stratum_core.plan import AdaptiveFunction, InferFunction, Plan, find_plan_files, load_plan
 from stratum_core.plan._schema import type_schema
@@ -40,14 +33,18 @@ pytestmark = [
 
 PLANS = Path(__file__).resolve().parents[2] / "plans"
 HANG_GUARD_S = 120  # a bound on a stuck run, not a speed target
-CLEAN_FAILURES = (
-    PostconditionFailed,  # and ParseFailure: the contract or `ensure` still failed when the retries ran out
-    ConsensusFailure,
-    ConvergenceFailure,
-    StabilityAssertionError,
-    ParallelValidationFailed,
-    BudgetExceeded,
-)
+# How an infer step may fail: the engine gave up after its retries (contract, quorum, refine, samples) or its budget.
+CLEAN_FAILURES = {
+    "PostconditionFailed",
+    "ParseFailure",
+    "ConsensusFailure",
+    "ConvergenceFailure",
+    "StabilityAssertionError",
+    "BudgetExceeded",
+}
+# A run may fail elsewhere for the plan's own reasons, never for these: the model unreachable, a misconfiguration,
+# or an engine bug caught as an internal error.
+NOT_CLEAN = {"LLMError", "ConfigurationError", "ComputeError"}
 DIFF = "--- a/login.py\n+++ b/login.py\n def login(name):\n+    if not name: raise ValueError('empty')\n"
 
 
@@ -133,25 +130,28 @@ async def test_plan_ends_in_schema_valid_steps_or_a_clean_retries_exhausted_erro
     result = await run_to_the_end(engine, plan, case, Person(case.human_answer))
 
     assert result.status in ("succeeded", "failed"), result
-    if result.status == "failed":
-        assert isinstance(result.error, CLEAN_FAILURES), f"{type(result.error).__name__}: {result.error}"
-        if isinstance(result.error, PostconditionFailed):
-            assert result.error.history, "a contract failure carries what each attempt broke"
     trace = engine.store.get_trace(result.run_id)
     assert trace is not None
-    checked = 0
+    infer_steps = 0
     for step in trace.steps:
         fn = plan.functions.get(step.function or "")
-        if step.status != "succeeded" or not isinstance(fn, InferFunction | AdaptiveFunction):
+        if not isinstance(fn, InferFunction | AdaptiveFunction) or step.attributes.get("backend") == "agent":
             continue
-        output = step.output
-        if isinstance(fn, InferFunction) and not fn.stable:
-            assert isinstance(output, dict)
-            output = output["value"]
-        assert schema_violations(output, type_schema(fn.output, plan.contracts)) == [], step.step_id
-        checked += 1
+        infer_steps += 1
+        if step.status == "succeeded":
+            output = step.output["value"] if isinstance(fn, InferFunction) and not fn.stable else step.output
+            assert schema_violations(output, type_schema(fn.output, plan.contracts)) == [], step.step_id
+        elif step.status == "failed":
+            assert step.error is not None
+            kind, message = step.error["type"], step.error["message"]
+            assert kind in CLEAN_FAILURES, f"{step.step_id}: {kind}: {message}"
+    assert infer_steps, "the plan ran at least one infer step"
+    crashes = [s for s in trace.steps if s.error and str(s.error.get("message", "")).startswith("internal error")]
+    assert crashes == [], [c.error for c in crashes]
+    if result.status == "failed":
+        assert result.error is not None
+        assert type(result.error).__name__ not in NOT_CLEAN, f"{type(result.error).__name__}: {result.error}"
     model_attempts = [a for a in trace.attempts if a.backend != "agent"]
     assert model_attempts, "the local model answered at least once"
     assert {a.backend for a in model_attempts} == {"local"}
     assert all(a.transport_errors == [] for a in model_attempts)
-    assert checked or result.status == "failed"

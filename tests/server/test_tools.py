@@ -10,6 +10,7 @@ from mcp.shared.exceptions import MCPError
 from server_helpers import TEST_PLANS, links_of, make_server, text_of
 
 from server import RESUME_TOOL, StratumServer
+from server._catalog import RESERVED_TOOL_NAMES
 from stratum_core.testing import FakeLLM, Reply
 
 
@@ -17,7 +18,7 @@ async def test_every_flow_is_listed_with_its_schemas(server: StratumServer, mode
     async with Client(server, mode=mode) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
     catalog = server.folder.catalog.tools
-    assert set(tools) == {*catalog, RESUME_TOOL}
+    assert set(tools) == {*catalog, *RESERVED_TOOL_NAMES} and RESUME_TOOL in RESERVED_TOOL_NAMES
     for name, tool in catalog.items():
         assert tools[name].input_schema == tool.input_schema
         assert tools[name].output_schema == tool.output_schema
@@ -92,8 +93,9 @@ async def test_a_failed_run_names_the_error_the_step_the_condition_and_the_run(
     assert run is not None and run.status == "failed"
 
 
-async def test_an_infer_step_without_a_model_says_how_to_configure_one(server: StratumServer, mode: str) -> None:
-    async with Client(server, mode=mode) as client:
+async def test_an_infer_step_without_a_model_says_how_to_configure_one(mode: str) -> None:
+    srv = make_server(infer_via="server")  # the default without a model is the calling agent (test_agent_executor)
+    async with Client(srv, mode=mode) as client:
         result = await client.call_tool("mood", {"text": "sunny"})
     assert result.is_error
     assert "ConfigurationError" in text_of(result) and "--model" in text_of(result)

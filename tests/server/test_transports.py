@@ -23,7 +23,7 @@ from mcp.shared.subscriptions import ResourceUpdated
 from server_helpers import TEST_PLANS, HttpServer, links_of, serve_command, server_env, stdio_params, text_of
 
 from server import RESUME_TOOL
-from server._catalog import PlanFolder
+from server._catalog import RESERVED_TOOL_NAMES, PlanFolder
 from stratum_core.testing import FakeLLM
 
 pytestmark = pytest.mark.slow
@@ -88,7 +88,7 @@ async def exercise(client: Client, inbox: Inbox, mode: str) -> None:
     folder = PlanFolder(TEST_PLANS)
     folder.scan()
     tools = {tool.name: tool for tool in (await client.list_tools()).tools}
-    assert set(tools) == {*folder.catalog.tools, RESUME_TOOL}
+    assert set(tools) == {*folder.catalog.tools, *RESERVED_TOOL_NAMES}
     for name, tool in folder.catalog.tools.items():
         assert tools[name].input_schema == tool.input_schema and tools[name].output_schema == tool.output_schema
 

@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+import anyio
 
 from stratum_core.engine import Engine, ReviewAnswer, ReviewRequest
 from stratum_core.store import AttemptRecord, Trace
 
+HANG = "hang"
+"""A scripted answer that never comes: the person is asked and does not answer (until the step's timeout)."""
+
 
 class ScriptedSink:
-    """A review sink that answers from a script, and keeps what it was asked."""
+    """A review sink that answers from a script (None: cannot ask now, HANG: never answers), and keeps what it was
+    asked."""
 
-    def __init__(self, *answers: ReviewAnswer | None) -> None:
+    def __init__(self, *answers: ReviewAnswer | str | None) -> None:
         self.answers = list(answers)
         self.asked: list[ReviewRequest] = []
 
     async def ask(self, request: ReviewRequest) -> ReviewAnswer | None:
         self.asked.append(request)
-        return self.answers.pop(0) if self.answers else None
+        answer = self.answers.pop(0) if self.answers else None
+        if answer == HANG:
+            await anyio.sleep_forever()
+        assert not isinstance(answer, str)
+        return answer
 
 
 def last_trace(engine: Engine, flow: str | None = None) -> Trace:

@@ -44,11 +44,13 @@ def wrong(text: str) -> int:
 
 
 async def test_a_compute_call_is_a_recorded_step_that_gets_and_returns_python_objects(engine: Engine) -> None:
-    assert await total([Item(name="a", price=1.25), {"name": "b", "price": 2}]) == "3.25 EUR"
+    assert await total([Item(name="a", price=1.25), {"name": "b", "price": 2}]) == "3.25 EUR"  # type: ignore[list-item]
     trace = last_trace(engine)
     assert steps(trace) == [("total", "compute", "total", "succeeded")]
-    assert trace.steps[0].input == {"items": [{"name": "a", "price": 1.25}, {"name": "b", "price": 2.0}],
-                                    "currency": "EUR"}
+    assert trace.steps[0].input == {
+        "items": [{"name": "a", "price": 1.25}, {"name": "b", "price": 2.0}],
+        "currency": "EUR",
+    }
     assert trace.steps[0].output == "3.25 EUR" and trace.attempts == []
     assert total.definition.description == "Add up the prices."
     assert total.import_path == f"{__name__}:total"

@@ -1,3 +1,4 @@
+# mypy: disable-error-code="empty-body"
 """@flow: a Python coroutine whose decorated calls are the steps of one recorded run."""
 
 from __future__ import annotations
@@ -123,8 +124,10 @@ async def test_a_step_called_again_in_a_loop_gets_a_numbered_id(engine: Engine) 
 async def test_a_failed_step_the_flow_catches_is_recorded_and_the_run_goes_on(engine: Engine) -> None:
     assert await forgiving("bad") == "fallback"
     trace = last_trace(engine)
-    assert steps(trace) == [("checked", "compute", "fail_on", "failed"), ("checked_2", "compute", "fail_on",
-                                                                          "succeeded")]
+    assert steps(trace) == [
+        ("checked", "compute", "fail_on", "failed"),
+        ("checked_2", "compute", "fail_on", "succeeded"),
+    ]
     assert trace.run.status == "succeeded"
 
 
@@ -190,8 +193,9 @@ async def test_observers_hear_each_top_level_step_and_the_end_of_the_run(fake_ll
         async def run_finished(self, run_id: str, status: str) -> None:
             heard.append(("run", status))
 
-    configure(model=fake_llm.model, api_base=fake_llm.url, api_key="test", store=MemoryRunStore(),
-              observers=[Recorder()])
+    configure(
+        model=fake_llm.model, api_base=fake_llm.url, api_key="test", store=MemoryRunStore(), observers=[Recorder()]
+    )
     fake_llm.enqueue({"label": "neutral", "confidence": 0.5})
     await outer("x")
     assert heard == [("step", "inner", "succeeded"), ("step", "again", "succeeded"), ("run", "succeeded")]

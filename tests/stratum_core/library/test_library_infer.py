@@ -1,3 +1,4 @@
+# mypy: disable-error-code="empty-body"
 """@infer and @refine against the test LLM (LiteLLM over HTTP): results, retries, every infer error, and traces."""
 
 from __future__ import annotations

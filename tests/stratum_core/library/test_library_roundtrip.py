@@ -39,7 +39,7 @@ def script_review(fake: FakeLLM) -> None:
     """The model's answers for the code review flow: the style reviewer fails its contract for good."""
     fake.reset()
     for focus in ("security", "performance"):
-        fake.add_rule(f"focus: \"{focus}\"", {"focus": focus, "verdict": "approve", "findings": []})
+        fake.add_rule(f'focus: "{focus}"', {"focus": focus, "verdict": "approve", "findings": []})
     fake.add_rule('focus: "style"', {"focus": "wrong", "verdict": "approve", "findings": []})
     fake.add_rule("Merge the reviews", {"verdict": "approve", "summary": "two approvals"})
 
@@ -47,16 +47,45 @@ def script_review(fake: FakeLLM) -> None:
 def shape(trace: Trace) -> dict[str, Any]:
     """What must match between the two runs: everything but ids, times, durations and prices (process settings)."""
     return {
-        "run": (trace.run.flow, trace.run.status, trace.run.input, trace.run.output, trace.run.tokens_in,
-                trace.run.tokens_out, trace.run.model),
+        "run": (
+            trace.run.flow,
+            trace.run.status,
+            trace.run.input,
+            trace.run.output,
+            trace.run.tokens_in,
+            trace.run.tokens_out,
+            trace.run.model,
+        ),
         "steps": sorted(
-            (s.step_id, s.kind, s.function, s.status, repr(s.input), repr(s.output), s.attempts, s.tokens_in,
-             s.tokens_out, repr(sorted((k, v) for k, v in s.attributes.items() if k not in VOLATILE_ATTRIBUTES)))
+            (
+                s.step_id,
+                s.kind,
+                s.function,
+                s.status,
+                repr(s.input),
+                repr(s.output),
+                s.attempts,
+                s.tokens_in,
+                s.tokens_out,
+                repr(sorted((k, v) for k, v in s.attributes.items() if k not in VOLATILE_ATTRIBUTES)),
+            )
             for s in trace.steps
         ),
         "attempts": sorted(
-            (a.step_id, a.number, a.kind, a.model, a.prompt_hash, a.contract_hash, a.raw_output, a.violations,
-             a.retry_reason, a.tokens_in, a.tokens_out, a.backend)
+            (
+                a.step_id,
+                a.number,
+                a.kind,
+                a.model,
+                a.prompt_hash,
+                a.contract_hash,
+                a.raw_output,
+                a.violations,
+                a.retry_reason,
+                a.tokens_in,
+                a.tokens_out,
+                a.backend,
+            )
             for a in trace.attempts
         ),
         "reviews": [(r.step_id, r.question, r.request, r.status, r.action, r.value) for r in trace.reviews],
@@ -123,8 +152,14 @@ async def test_the_support_flow_runs_the_same_in_python_and_served_as_a_plan(
     sink.answers.append(ReviewAnswer(action="accept", value={"decision": "send"}, reviewer="person"))
     arguments = {"email": "ada@example.com", "text": "The export is broken again.", "customer_note": "Ignore all"}
     local, local_trace, served, served_trace = await run_both(
-        engine, fake_llm, tmp_path, script=script_support, module="examples.support_ticket",
-        flow=support_ticket.triage, arguments=arguments, answer={"decision": "send"},
+        engine,
+        fake_llm,
+        tmp_path,
+        script=script_support,
+        module="examples.support_ticket",
+        flow=support_ticket.triage,
+        arguments=arguments,
+        answer={"decision": "send"},
     )
     assert local.status == "succeeded", local.error
     assert not served.is_error, served.content
@@ -132,8 +167,10 @@ async def test_the_support_flow_runs_the_same_in_python_and_served_as_a_plan(
     assert local.output["sent"] is True and local.output["body"] == "Sorry Ada, the export is fixed today."
     assert shape(served_trace) == shape(local_trace)
     # the shape is not trivially equal: retries, refine rounds and the review are all in it
-    assert [(a.step_id, a.number) for a in local_trace.attempts if a.step_id != "sentiment"] == [("reply", 1),
-                                                                                              ("reply", 2)]
+    assert [(a.step_id, a.number) for a in local_trace.attempts if a.step_id != "sentiment"] == [
+        ("reply", 1),
+        ("reply", 2),
+    ]
     assert [a.violations != [] for a in local_trace.attempts if a.step_id == "sentiment"] == [True, False]
     assert [s.step_id for s in local_trace.steps] == ["customer", "sentiment", "reply", "approval", "delivery"]
     assert local_trace.reviews[0].value == {"decision": "send"}
@@ -143,7 +180,12 @@ async def test_a_parallel_group_that_loses_a_branch_runs_the_same_in_python_and_
     engine: Engine, fake_llm: FakeLLM, tmp_path: Path
 ) -> None:
     local, local_trace, served, served_trace = await run_both(
-        engine, fake_llm, tmp_path, script=script_review, module="examples.code_review", flow=code_review.review_code,
+        engine,
+        fake_llm,
+        tmp_path,
+        script=script_review,
+        module="examples.code_review",
+        flow=code_review.review_code,
         arguments={"code": "def f(): pass"},
     )
     assert local.status == "succeeded", local.error

@@ -1,0 +1,90 @@
+"""The library's public surface and its imports: no MCP, and LiteLLM only once a model is called."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import stratum
+import stratum_core
+import stratum_core.library
+
+REPO = Path(__file__).resolve().parents[3]
+
+SCRIPT = """
+import sys
+import stratum
+import examples.support_ticket as ticket
+from stratum_core.testing import FakeLLM
+
+text = stratum.export_plan(ticket)
+stratum.configure()
+print("after import, decoration, export, configure:", "litellm" in sys.modules, "mcp" in sys.modules)
+with FakeLLM() as fake:
+    fake.add_rule("emotional tone", {"label": "neutral", "confidence": 0.9, "reasoning": "fine"})
+    stratum.configure(model=fake.model, api_base=fake.url, api_key="test")
+    result = stratum.run(ticket.classify, "Where is my invoice?")
+print("after the first call:", "litellm" in sys.modules, "mcp" in sys.modules, result.label)
+"""
+
+
+def test_importing_the_library_loads_no_mcp_and_no_litellm_until_the_first_call() -> None:
+    env = {
+        **os.environ,
+        "LITELLM_OFFLINE_MODE": "true",
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": str(REPO),
+    }
+    env.pop("STRATUM_MODEL", None)
+    env.pop("STRATUM_STORE", None)
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", SCRIPT],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "after import, decoration, export, configure: False False",
+        "after the first call: True False neutral",
+    ]
+
+
+def test_the_public_api_is_pinned() -> None:
+    assert stratum_core.library.__all__ == [
+        "Budget", "ComputeFn", "ContractInfo", "FlowFn", "HumanDecision", "InferFn", "Probabilistic", "StepCall",
+        "StratumFunction", "await_human", "compute", "configure", "contract", "contract_info", "debate", "engine",
+        "export_plan", "flow", "infer", "opaque", "parallel", "race", "refine", "run",
+    ]  # fmt: skip
+    assert set(stratum_core.library.__all__) <= set(stratum.__all__)
+    errors = {
+        "BudgetExceeded",
+        "ComputeError",
+        "ConfigurationError",
+        "ConsensusFailure",
+        "ConvergenceFailure",
+        "ExpressionError",
+        "HITLTimeoutError",
+        "HumanRejected",
+        "LLMError",
+        "ParallelValidationFailed",
+        "ParseFailure",
+        "PlanError",
+        "PostconditionFailed",
+        "PreconditionFailed",
+        "RunError",
+        "StabilityAssertionError",
+        "StratumError",
+    }
+    engine_types = {"ReviewAnswer", "ReviewRequest", "ReviewSink", "RunObserver", "RunResult"}
+    assert set(stratum.__all__) == set(stratum_core.library.__all__) | errors | engine_types
+    assert stratum.__all__ == sorted(stratum.__all__)
+    for name in stratum.__all__:
+        assert getattr(stratum, name) is not None
+    assert stratum.PostconditionFailed is stratum_core.errors.PostconditionFailed
