@@ -15,12 +15,22 @@ from typing import Any
 
 from stratum_core.engine._context import StepContext
 from stratum_core.engine._infer import _InferCall
+from stratum_core.engine._infer_strategies import compiled, holds
 from stratum_core.engine._pending import Pending
+from stratum_core.engine._python_objects import describe
 from stratum_core.engine._types import AgentTask
-from stratum_core.errors import AgentStepRequired
-from stratum_core.plan import ComputeFunction, InferFunction
+from stratum_core.errors import AgentStepRequired, ExpressionError
+from stratum_core.plan import AdaptiveFunction, ComputeFunction, Function, InferFunction, Plan
 
-__all__ = ["AwaitingAgent", "agent_function", "agent_task", "check_agent_output", "wants_agent"]
+__all__ = [
+    "AwaitingAgent",
+    "adaptive_infer",
+    "agent_function",
+    "agent_function_of",
+    "agent_task",
+    "check_agent_output",
+    "wants_agent",
+]
 
 
 class AwaitingAgent(Pending):
@@ -47,6 +57,23 @@ def agent_function(fn: InferFunction | ComputeFunction) -> InferFunction:
         intent=fn.intent or fn.description or f"Compute {fn.name}.",
         executor="agent",
     )
+
+
+def adaptive_infer(fn: AdaptiveFunction, target: InferFunction) -> InferFunction:
+    """An adaptive function's infer path, with the adaptive function's `ensure` added to its own."""
+    return target.model_copy(update={"ensure": (*target.ensure, *fn.ensure)})
+
+
+def agent_function_of(fn: Function, plan: Plan) -> InferFunction | None:
+    """The infer function an agent step of `fn` is checked as, or None when `fn` has no agent steps."""
+    if isinstance(fn, InferFunction):
+        return fn
+    if isinstance(fn, ComputeFunction):
+        return agent_function(fn) if fn.call is None and fn.expr is None else None
+    if isinstance(fn, AdaptiveFunction):
+        target = plan.functions.get(fn.infer)
+        return adaptive_infer(fn, target) if isinstance(target, InferFunction) else None
+    return None
 
 
 def wants_agent(fn: InferFunction | ComputeFunction, ctx: StepContext) -> bool:
@@ -117,4 +144,26 @@ def check_agent_output(
             output = {"value": output}
         raw = json.dumps(output, ensure_ascii=False)
     checked = call.check(raw)
-    return checked.value, list(checked.violations), raw
+    violations = list(checked.violations)
+    if not violations and fn.refine is not None:
+        violations = _refine_violations(fn, inputs, checked.value, ctx.step_id)
+    value = checked.value
+    if not violations and not fn.stable:
+        # The agent gives one answer: a Probabilistic of one sample (quorum, likewise, is one voter).
+        value = {"value": value, "samples": [value], "agreement": 1.0}
+    return value, violations, raw
+
+
+def _refine_violations(fn: InferFunction, inputs: Mapping[str, Any], value: Any, step_id: str) -> list[str]:
+    """A refine loop's `until`, checked on the agent's answer; its feedback is fed back like a violation."""
+    assert fn.refine is not None
+    env = {**inputs, "result": value}
+    until = compiled(fn.refine.until, step_id=step_id)
+    if holds(until, env, step_id=step_id):
+        return []
+    if fn.refine.feedback:
+        try:
+            return [f"refine: {compiled(fn.refine.feedback, step_id=step_id).evaluate(env)}"]
+        except ExpressionError as error:
+            return [f"refine: until: {fn.refine.until} is false (feedback failed: {error.message})"]
+    return [f"refine: until: {describe(until, env)}"]

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from stratum_core.engine._agent import agent_task
+from stratum_core.engine._agent import agent_function_of, agent_task
 from stratum_core.engine._budget import Envelope
 from stratum_core.engine._context import StepContext
 from stratum_core.engine._observers import FanOut
@@ -210,7 +210,7 @@ class Engine:
             return AgentSubmission(accepted=True, violations=(), retries_left=0, result=result)
 
     def _check_submission(self, run_id: str, step_id: str, output: Any) -> AgentSubmission:
-        from stratum_core.engine._agent import agent_function, check_agent_output
+        from stratum_core.engine._agent import check_agent_output
 
         record = self.store.get_run(run_id)
         if record is None:
@@ -223,10 +223,9 @@ class Engine:
                 f"(waiting: {', '.join(waiting) or 'none'})"
             )
         plan = self._plan_of(record)
-        fn = plan.functions[str(step.function)]
-        if not isinstance(fn, InferFunction | ComputeFunction):
+        agent_fn = agent_function_of(plan.functions[str(step.function)], plan)
+        if agent_fn is None:
             raise StoreError(f"step {step_id!r} is not an agent step")
-        agent_fn = agent_function(fn)
         trace = self.store.get_trace(run_id)
         number = 1 + max((a.number for a in trace.attempts if a.step_id == step_id), default=0) if trace else 1
         ctx = StepContext(

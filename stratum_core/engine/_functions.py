@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, assert_never
 
 from stratum_core._expressions import compile_expression
-from stratum_core.engine._agent import AwaitingAgent, agent_function, agent_task, wants_agent
+from stratum_core.engine._agent import AwaitingAgent, adaptive_infer, agent_function, agent_task, wants_agent
 from stratum_core.engine._compute import run_compute
 from stratum_core.engine._context import StepContext
 from stratum_core.engine._human import run_human
@@ -105,7 +105,10 @@ async def _call_adaptive(
     target = ctx.plan.functions[path]
     if isinstance(target, InferFunction):
         # The adaptive function's ensure joins the infer path's retry loop, so a violation is fed back.
-        merged = target.model_copy(update={"ensure": (*target.ensure, *fn.ensure)})
+        merged = adaptive_infer(fn, target)
+        if wants_agent(merged, ctx):
+            ctx.attributes["backend"] = "agent"
+            raise AwaitingAgent(agent_task(merged, inputs, ctx, violations=ctx.previous_violations))
         ctx.attributes.setdefault("backend", "server")
         return await run_infer(merged, inputs, ctx)
     result = await call_function(target, inputs, ctx, review_sink=review_sink)

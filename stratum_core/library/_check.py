@@ -9,6 +9,7 @@ Python callables and in-memory call targets stand in as placeholders: they canno
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,7 @@ from stratum_core.library._emit import plan_text
 from stratum_core.library._types import DefinitionProblem
 from stratum_core.plan import ComputeFunction, Contract, Function, InferFunction, Refine, load_plan_text
 
-__all__ = ["Location", "check_function", "definition_error", "location_of"]
+__all__ = ["Location", "check_function", "definition_error", "display_path", "location_of"]
 
 _PLACEHOLDER_CALL = "stratum_library_check:target"
 
@@ -31,6 +32,15 @@ class Location:
     file: str
     line: int
     column: int = 1
+
+
+def display_path(file: str) -> str:
+    """A source path as problems show it: relative to the current folder when it is inside it."""
+    try:
+        relative = os.path.relpath(file)
+    except ValueError:  # another drive (Windows)
+        return file
+    return file if relative.startswith("..") else relative
 
 
 def location_of(obj: Callable[..., Any] | type) -> Location:
@@ -45,7 +55,7 @@ def location_of(obj: Callable[..., Any] | type) -> Location:
     except (OSError, TypeError):
         code = getattr(target, "__code__", None)
         line = code.co_firstlineno if code is not None else 1
-    return Location(file, max(line, 1))
+    return Location(display_path(file), max(line, 1))
 
 
 def definition_error(where: Location, problems: Iterable[DefinitionProblem], *, prefix: str) -> PlanError:

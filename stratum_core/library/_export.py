@@ -28,7 +28,7 @@ from types import ModuleType
 from typing import Any
 
 from stratum_core.errors import PlanError, Problem
-from stratum_core.library._check import Location, location_of
+from stratum_core.library._check import Location, display_path, location_of
 from stratum_core.library._conditions import is_python_token, suggestion
 from stratum_core.library._emit import plan_text
 from stratum_core.library._flow import FlowFn
@@ -223,7 +223,7 @@ class _FlowReader:
     def where(self, node: ast.AST | None) -> Location:
         if node is None:
             return self.flow.location
-        return Location(self.sites.file, self.sites.line_of(node), getattr(node, "col_offset", 0) + 1)
+        return Location(display_path(self.sites.file), self.sites.line_of(node), getattr(node, "col_offset", 0) + 1)
 
     def source(self, node: ast.AST) -> str:
         text = ast.unparse(node)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import inspect
 import textwrap
+import warnings
 from collections.abc import Callable, Coroutine, Generator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Generic, Literal, ParamSpec, Protocol, TypeVar, get_args, get_origin, overload
@@ -116,6 +117,10 @@ class StepCall(Coroutine[Any, Any, R_co]):
 
     def __repr__(self) -> str:
         return f"<StepCall {self.target!r} {self.inputs!r}>"
+
+    def __del__(self) -> None:
+        if not self._taken:  # like a coroutine: a call nobody awaited is almost always a forgotten `await`
+            warnings.warn(f"{self!r} was never awaited", RuntimeWarning, stacklevel=2)
 
 
 class StratumFunction(Generic[P, R]):

@@ -32,6 +32,7 @@ T = TypeVar("T")
 
 _current: ContextVar[PythonFlowExecution | None] = ContextVar("stratum_flow_execution", default=None)
 _engine: Engine | None = None
+_owned_store: RunStore | None = None  # a store configure() opened from a path: closed when replaced
 
 
 def configure(
@@ -52,20 +53,24 @@ def configure(
     STRATUM_STORE) or the engine's defaults. `store` is a RunStore or the path of a SQLite file; without one (and
     without STRATUM_STORE) runs are kept in memory. `llm` replaces the LiteLLM client (tests).
     """
-    global _engine
+    global _engine, _owned_store
     config = EngineConfig.from_env(
         model=model, api_base=api_base, api_key=api_key, max_concurrency=max_concurrency, force_model=force_model
     )
     if store is None and os.environ.get("STRATUM_STORE"):
         store = os.environ["STRATUM_STORE"]
     run_store: RunStore
+    opened = None
     if store is None:
         run_store = MemoryRunStore()
     elif isinstance(store, str | os.PathLike):
         Path(store).parent.mkdir(parents=True, exist_ok=True)
-        run_store = SQLiteRunStore(store)
+        run_store = opened = SQLiteRunStore(store)
     else:
         run_store = store
+    if _owned_store is not None:
+        _owned_store.close()
+    _owned_store = opened
     _engine = Engine(store=run_store, llm=llm, config=config, review_sink=review_sink, observers=observers)
     return _engine
 

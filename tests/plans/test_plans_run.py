@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from stratum_core.engine import Engine, EngineConfig, ReviewAnswer, ReviewRequest, RunResult
+from stratum_core.engine import AgentTask, Engine, EngineConfig, ReviewAnswer, ReviewRequest, RunResult
 from stratum_core.llm import LiteLLMClient, register_model
 from stratum_core.plan import find_plan_files, load_plan
 from stratum_core.store import SQLiteRunStore
@@ -210,3 +210,61 @@ async def test_the_reference_0_1_plan_runs_with_the_agent_doing_its_code_less_st
     done = await engine.submit_agent_output(paused.run_id, "tests", {"findings": "all 12 tests pass", "count": 0})
     assert done.result is not None and done.result.status == "succeeded", done.result
     assert done.result.output["verdict"] == "approve"
+
+
+def as_request(task_: AgentTask) -> dict[str, Any]:
+    """An agent task seen as the request a model would get, so the same scripted answers serve both."""
+    lines = "\n".join(f"{name}: {json.dumps(value)}" for name, value in task_.inputs.items())
+    feedback = "\n".join(task_.violations)
+    return {"messages": [{"role": "system", "content": f"Task: {task_.intent}"},
+                         {"role": "user", "content": f"Inputs:\n{lines}\n\nFeedback on your previous answer:\n"
+                                                     f"{feedback}"}]}
+
+
+async def run_with_agent(engine: Engine, plan_name: str, flow: str, inputs: dict[str, Any], answer: Rule,
+                         sink: Any = None) -> RunResult:
+    """Run a flow with the calling agent doing every infer step, answering each task with `answer`."""
+    result = await engine.run(load_plan(PLANS / plan_name), flow, inputs, agent=True, review_sink=sink)
+    for _ in range(50):
+        if result.status != "paused":
+            return result
+        assert result.agent_tasks, result.pending
+        task_ = result.agent_tasks[0]
+        submission = await engine.submit_agent_output(
+            result.run_id, task_.step_id, answer(as_request(task_)), review_sink=sink
+        )
+        if submission.result is not None:
+            result = submission.result
+        else:  # rejected: hand the same task out again, with its violations
+            result = await engine.resume(result.run_id, agent=True, review_sink=sink)
+    raise AssertionError("the agent loop did not finish")
+
+
+@pytest.fixture
+def agent_engine(store: SQLiteRunStore) -> Engine:
+    return Engine(store=store, config=EngineConfig(infer_via="agent"))
+
+
+async def test_support_triage_runs_with_the_calling_agent_and_no_model(agent_engine: Engine) -> None:
+    ticket = "My order arrived broken and nobody answers my emails. I want a refund, please."
+    result = await run_with_agent(agent_engine, "support_triage.stratum.yaml", "triage",
+                                  {"email": "grace@example.com", "text": ticket}, answer_support,
+                                  Approve({"decision": "send"}))
+    assert result.status == "succeeded", result.error
+    assert result.output["body"].startswith("Hi Grace, we are sorry")
+    steps = {s.step_id: s for s in agent_engine.store.get_steps(result.run_id)}
+    assert steps["sentiment"].attributes["path_taken"] == "infer"  # the adaptive function's infer path
+    assert steps["sentiment"].attributes["backend"] == "agent"
+    trace = agent_engine.store.get_trace(result.run_id)
+    assert trace is not None
+    reply_attempts = [a for a in trace.attempts if a.step_id == "reply"]
+    assert reply_attempts[0].violations == ["refine: A reply to an unhappy customer must apologise."]
+
+
+async def test_summarize_runs_with_the_calling_agent_and_no_model(agent_engine: Engine) -> None:
+    document = {"title": "Economy", "body": "Prices rise. Wages lag."}
+    result = await run_with_agent(agent_engine, "summarize.stratum.yaml", "summarize", {"document": document},
+                                  answer_summary)
+    assert result.status == "succeeded", result.error
+    assert result.output["headline"] == "Prices outpace wages"
+    assert result.output["agreement"] == 1.0  # one answer from the agent: one sample

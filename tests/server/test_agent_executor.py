@@ -218,3 +218,15 @@ async def test_the_benchmark_plan_takes_one_round_trip_per_step_plus_the_flow_ca
     server.close()
     assert agent.calls == 6 and agent.handed[0] == ["topic", "sentiment"]
     assert last.structured_content is not None and last.structured_content["title"] == ANSWERS["title"]["title"]
+
+
+async def test_very_long_inputs_are_cut_in_the_hand_out_and_left_to_the_trace(agent_server: StratumServer) -> None:
+    proposal = "word " * 5_000
+    async with Client(agent_server, mode="legacy") as client:
+        paused = await client.call_tool("label", {"proposal": proposal, "note": "n"})
+        [task] = tasks_of(paused)
+        trace = await read_trace(client, task["run_id"])
+    assert "(cut at 20000 characters; the whole value is in the run's trace" in text_of(paused)
+    assert task["inputs"] is None and task["inputs_cut"] is True and task["attachment"] == {"note": "n"}
+    [step] = trace["steps"]
+    assert step["input"]["proposal"] == proposal

@@ -88,3 +88,18 @@ def test_the_public_api_is_pinned() -> None:
     for name in stratum.__all__:
         assert getattr(stratum, name) is not None
     assert stratum.PostconditionFailed is stratum_core.errors.PostconditionFailed
+
+
+async def test_a_store_path_gives_traces_any_stratum_process_can_read(tmp_path: Path) -> None:
+    from examples.support_ticket import lookup_customer
+    from stratum_core.store import SQLiteRunStore
+
+    path = tmp_path / "shared" / "stratum.db"
+    stratum.configure(store=path)
+    customer = await lookup_customer("grace@example.com")
+    assert customer.name == "Grace Hopper"
+    with SQLiteRunStore(path) as reader:  # what `stratum runs` and the server read
+        [run] = reader.list_runs().runs
+        trace = reader.get_trace(run.run_id)
+    assert trace is not None and trace.run.flow == "lookup_customer" and trace.steps[0].kind == "compute"
+    stratum.configure()

@@ -174,9 +174,12 @@ def test_parallel_takes_calls_of_decorated_functions() -> None:
     with pytest.raises(TypeError, match=r"parallel\(\) takes calls of @infer and @compute functions"):
         parallel("not a call")  # type: ignore[call-overload]
     call = count("x")
-    parallel(call)
+    group = parallel(call)
     with pytest.raises(RuntimeError, match="already awaited"):
         call.send(None)
+    group.close()  # never run: closing it says so (a call dropped without `await` warns, like a coroutine)
+    with pytest.warns(RuntimeWarning, match="was never awaited"):
+        count("y").__del__()
 
 
 async def test_a_debate_runs_rounds_and_a_synthesis(engine: Engine, fake_llm: FakeLLM) -> None:
