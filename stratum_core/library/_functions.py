@@ -11,116 +11,34 @@ from __future__ import annotations
 import ast
 import inspect
 import textwrap
-import warnings
-from collections.abc import Callable, Coroutine, Generator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Generic, Literal, ParamSpec, Protocol, TypeVar, get_args, get_origin, overload
-
-from pydantic import ValidationError
 
 from stratum_core.engine import RunResult
 from stratum_core.engine._python_flow import PythonFlowExecution
 from stratum_core.engine._python_objects import register_target
 from stratum_core.library._callsites import caller_site
 from stratum_core.library._check import Location, check_function, definition_error, location_of
-from stratum_core.library._codec import Codec, codec, describe_validation
+from stratum_core.library._codec import Codec, codec
 from stratum_core.library._conditions import ConditionArg, condition_tokens
 from stratum_core.library._results import Probabilistic
 from stratum_core.library._runtime import current_execution, raise_for, run_alone
-from stratum_core.library._types import (
-    DefinitionProblem,
-    defining_namespace,
-    merge_contracts,
-    resolved_hints,
-    type_spec,
+from stratum_core.library._signature import (
+    bind_inputs,
+    build_model,
+    description_of,
+    output_spec,
+    read_signature,
 )
-from stratum_core.plan import (
-    Budget,
-    ComputeFunction,
-    Contract,
-    Function,
-    InferFunction,
-    Quorum,
-    Refine,
-    TypeSpec,
-)
+from stratum_core.library._step_call import StepCall
+from stratum_core.library._types import DefinitionProblem, defining_namespace
+from stratum_core.plan import Budget, ComputeFunction, Contract, Function, InferFunction, Quorum, Refine
 
-__all__ = ["ComputeFn", "InferFn", "StepCall", "StratumFunction", "compute", "infer", "refine"]
+__all__ = ["ComputeFn", "InferFn", "StratumFunction", "compute", "infer", "refine"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
-R_co = TypeVar("R_co", covariant=True)
-
-_RESERVED = frozenset({"result"})
-
-
-class StepCall(Coroutine[Any, Any, R_co]):
-    """One call of a decorated function (or of `parallel`, `race`, ...), not yet run: await it to run it.
-
-    It is a coroutine, so it can also be handed to a task group (`group.start_soon(classify, text)`); until it is
-    awaited or started, nothing runs and nothing is recorded.
-
-    Attributes:
-        target: what is called (a decorated function or flow, or a primitive's description).
-        inputs: the arguments as JSON, by parameter name.
-        site: the step id the call's position in a flow's code gives it, if it is made there.
-    """
-
-    __slots__ = ("_coroutine", "_runner", "_taken", "inputs", "site", "target")
-
-    def __init__(
-        self,
-        target: Any,
-        inputs: Mapping[str, Any],
-        site: str | None,
-        runner: Callable[[StepCall[R_co]], Coroutine[Any, Any, R_co]],
-    ) -> None:
-        self.target = target
-        self.inputs = dict(inputs)
-        self.site = site
-        self._runner = runner
-        self._coroutine: Coroutine[Any, Any, R_co] | None = None
-        self._taken = False
-
-    def _started(self) -> Coroutine[Any, Any, R_co]:
-        if self._coroutine is None:
-            if self._taken:
-                raise RuntimeError(f"this call of {self.target!r} was already awaited (or given to parallel/race)")
-            self._taken = True
-            self._coroutine = self._runner(self)
-        return self._coroutine
-
-    def __await__(self) -> Generator[Any, None, R_co]:
-        if self._taken:
-            raise RuntimeError(f"this call of {self.target!r} was already awaited (or given to parallel/race)")
-        return self._started().__await__()
-
-    def send(self, value: Any) -> Any:
-        """Advance the call (what an event loop does with a coroutine it runs)."""
-        return self._started().send(value)
-
-    def throw(self, *args: Any) -> Any:
-        """Raise an exception inside the running call."""
-        return self._started().throw(*args)
-
-    def close(self) -> None:
-        """Close the call: a started one is closed, one not started never runs."""
-        self._taken = True
-        if self._coroutine is not None:
-            self._coroutine.close()
-
-    def consume(self) -> None:
-        """Mark the call as taken by a group (`parallel`, `race`): it runs there, not when awaited."""
-        if self._taken:
-            raise RuntimeError(f"this call of {self.target!r} was already awaited (or given to parallel/race)")
-        self._taken = True
-
-    def __repr__(self) -> str:
-        return f"<StepCall {self.target!r} {self.inputs!r}>"
-
-    def __del__(self) -> None:
-        if not self._taken:  # like a coroutine: a call nobody awaited is almost always a forgotten `await`
-            warnings.warn(f"{self!r} was never awaited", RuntimeWarning, stacklevel=2)
 
 
 class StratumFunction(Generic[P, R]):
@@ -173,23 +91,7 @@ class StratumFunction(Generic[P, R]):
 
     def bind(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """The arguments of a call as JSON inputs (defaults filled in, None left out); ValueError when invalid."""
-        try:
-            bound = self.signature.bind(*args, **kwargs)
-        except TypeError as error:
-            raise TypeError(f"{self.name}(): {error}") from None
-        bound.apply_defaults()
-        inputs: dict[str, Any] = {}
-        problems: list[str] = []
-        for name, value in bound.arguments.items():
-            if value is None:
-                continue
-            try:
-                inputs[name] = self.input_codecs[name].to_json(value, where=name)
-            except ValueError as error:
-                problems.append(str(error))
-        if problems:
-            raise ValueError(f"invalid input for '{self.name}': " + "; ".join(problems))
-        return inputs
+        return bind_inputs(self.name, self.signature, self.input_codecs, args, kwargs)
 
     def decode(self, output: Any) -> R:
         """The step's JSON output as the annotated return type."""
@@ -257,99 +159,6 @@ class ComputeFn(StratumFunction[P, R]):
     """What the engine calls with the step's JSON inputs: converts them, calls the function, returns JSON."""
 
 
-# -- shared building blocks --------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Signature:
-    signature: inspect.Signature
-    inputs: dict[str, TypeSpec]
-    codecs: dict[str, Codec]
-    output_annotation: Any
-    contracts: dict[str, Contract]
-
-
-def _read_signature(fn: Callable[..., Any], problems: list[DefinitionProblem]) -> _Signature:
-    """Inputs and output of a function from its annotations; what cannot be expressed goes to `problems`."""
-    signature = inspect.signature(fn)
-    try:
-        hints = resolved_hints(fn)
-    except NameError as error:
-        problems.append(
-            DefinitionProblem(f"the type {error.name!r} is not defined", hint="define contracts before functions")
-        )
-        hints = {}
-    inputs: dict[str, TypeSpec] = {}
-    codecs: dict[str, Codec] = {}
-    contracts: dict[str, Contract] = {}
-    for name, parameter in signature.parameters.items():
-        where = f"input.{name}"
-        if parameter.kind not in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
-            problems.append(
-                DefinitionProblem("*args, **kwargs and positional-only parameters cannot be inputs", path=where)
-            )
-            continue
-        if name in _RESERVED:
-            problems.append(
-                DefinitionProblem(
-                    f"an input cannot be named '{name}'", path=where, hint="`result` names the output in ensure"
-                )
-            )
-            continue
-        if name not in hints:
-            problems.append(DefinitionProblem("the parameter has no type annotation", path=where))
-            continue
-        try:
-            resolved = type_spec(hints[name])
-            merge_contracts(contracts, resolved.contracts)
-        except DefinitionProblem as problem:
-            problems.append(problem.under(where))
-            continue
-        spec = resolved.spec
-        updates: dict[str, Any] = {}
-        if parameter.default is not parameter.empty:
-            updates["required"] = False
-            if parameter.default is not None:
-                try:
-                    updates["default"] = codec(hints[name]).to_json(parameter.default, where=name)
-                except ValueError as error:
-                    problems.append(DefinitionProblem(f"the default does not fit the type: {error}", path=where))
-        elif resolved.optional:
-            updates["required"] = False
-        inputs[name] = spec.model_copy(update=updates) if updates else spec
-        codecs[name] = codec(hints[name])
-    if "return" not in hints or hints["return"] is type(None):
-        problems.append(
-            DefinitionProblem("the return type is missing", path="output", hint="annotate it: -> Contract or -> str")
-        )
-    return _Signature(signature, inputs, codecs, hints.get("return"), contracts)
-
-
-def _output(annotation: Any, problems: list[DefinitionProblem], contracts: dict[str, Contract]) -> TypeSpec | None:
-    if annotation is None:
-        return None
-    try:
-        resolved = type_spec(annotation)
-        merge_contracts(contracts, resolved.contracts)
-    except DefinitionProblem as problem:
-        problems.append(problem.under("output"))
-        return None
-    return resolved.spec
-
-
-def _build(model: type[Function], values: dict[str, Any], problems: list[DefinitionProblem]) -> Function | None:
-    try:
-        return model(**values)
-    except ValidationError as error:
-        problems.append(DefinitionProblem(describe_validation(error, "options").removeprefix("options.")))
-        return None
-
-
-def _description(fn: Callable[..., Any]) -> str | None:
-    doc = inspect.getdoc(fn)
-    return doc.strip() if doc else None
-
-
 def _stub_problem(fn: Callable[..., Any]) -> DefinitionProblem | None:
     """A problem when an @infer function's body does something: the model does the work, the body must be `...`."""
     try:
@@ -414,7 +223,7 @@ def _build_infer(fn: Callable[..., Any], options: _InferOptions) -> InferFn[Any,
     stub = _stub_problem(fn)
     if stub is not None:
         problems.append(stub)
-    shape = _read_signature(fn, problems)
+    shape = read_signature(fn, problems)
     annotation = shape.output_annotation
     probabilistic = get_origin(annotation) is Probabilistic or annotation is Probabilistic
     if probabilistic:
@@ -438,7 +247,7 @@ def _build_infer(fn: Callable[..., Any], options: _InferOptions) -> InferFn[Any,
                 hint=f"annotate the return as Probabilistic[{getattr(annotation, '__name__', annotation)}]",
             )
         )
-    output = _output(annotation, problems, shape.contracts)
+    output = output_spec(annotation, problems, shape.contracts)
     result_codec = codec(annotation) if annotation is not None else None
     quorum: Quorum | None = None
     if options.quorum is not None:
@@ -467,11 +276,11 @@ def _build_infer(fn: Callable[..., Any], options: _InferOptions) -> InferFn[Any,
         refine = None
     definition = None
     if output is not None:
-        definition = _build(
+        definition = build_model(
             InferFunction,
             {
                 "name": name,
-                "description": _description(fn),
+                "description": description_of(fn),
                 "input": shape.inputs,
                 "output": output,
                 "given": given,
@@ -655,8 +464,8 @@ def _build_compute(
     location = location_of(fn)
     fn_name = name or fn.__name__
     problems: list[DefinitionProblem] = []
-    shape = _read_signature(fn, problems)
-    output = _output(shape.output_annotation, problems, shape.contracts)
+    shape = read_signature(fn, problems)
+    output = output_spec(shape.output_annotation, problems, shape.contracts)
     result_codec = codec(shape.output_annotation) if shape.output_annotation is not None else codec(Any)
     entry = _json_entry(fn, shape.codecs, result_codec)
     import_path = f"{fn.__module__}:{fn.__qualname__}"
@@ -668,11 +477,11 @@ def _build_compute(
         given_texts = ensure_texts = ()
     definition = None
     if output is not None:
-        definition = _build(
+        definition = build_model(
             ComputeFunction,
             {
                 "name": fn_name,
-                "description": _description(fn),
+                "description": description_of(fn),
                 "input": shape.inputs,
                 "output": output,
                 "given": given_texts,

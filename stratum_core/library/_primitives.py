@@ -15,9 +15,10 @@ from stratum_core.engine._python_flow import PythonFlowExecution
 from stratum_core.library._callsites import caller_site
 from stratum_core.library._codec import codec, to_json
 from stratum_core.library._conditions import callable_text
-from stratum_core.library._functions import InferFn, StepCall, StratumFunction
+from stratum_core.library._functions import InferFn, StratumFunction
 from stratum_core.library._results import HumanDecision
 from stratum_core.library._runtime import current_execution, raise_for, run_alone
+from stratum_core.library._step_call import StepCall
 from stratum_core.library._types import DefinitionProblem, type_spec
 from stratum_core.plan import (
     CallStep,

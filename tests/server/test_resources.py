@@ -22,6 +22,7 @@ async def test_templates_cover_runs_traces_plans_and_contracts(server: StratumSe
         templates = {t.uri_template for t in (await client.list_resource_templates()).resource_templates}
     assert templates == {
         "stratum://runs/{run_id}",
+        "stratum://runs/{run_id}/timeline.svg",
         "stratum://runs{?limit,cursor,status,flow}",
         "stratum://plans/{name}",
         "stratum://contracts/{plan}/{contract}",
@@ -114,3 +115,20 @@ async def test_the_resource_list_pages_through_many_runs(server: StratumServer) 
     runs = [str(r.uri) for r in first.resources + second.resources if str(r.uri).startswith("stratum://runs/")]
     assert len(runs) == len(set(runs)) == 51
     assert second.next_cursor is None
+
+
+async def test_a_run_timeline_is_an_svg_resource_with_a_bar_per_step(server: StratumServer) -> None:
+    import xml.etree.ElementTree as ET
+
+    async with Client(server, mode="legacy") as client:
+        result = await client.call_tool("echo", {"text": "drawn"})
+        assert result.meta is not None
+        run_id = result.meta["stratum/run_id"]
+        contents = (await client.read_resource(f"stratum://runs/{run_id}/timeline.svg")).contents[0]
+        with pytest.raises(MCPError):
+            await client.read_resource("stratum://runs/nope/timeline.svg")
+    assert isinstance(contents, types.TextResourceContents)
+    assert contents.mime_type == "image/svg+xml"
+    svg = ET.fromstring(contents.text)
+    assert svg.tag.endswith("svg")
+    assert run_id in contents.text

@@ -178,8 +178,9 @@ def test_parallel_takes_calls_of_decorated_functions() -> None:
     with pytest.raises(RuntimeError, match="already awaited"):
         call.send(None)
     group.close()  # never run: closing it says so (a call dropped without `await` warns, like a coroutine)
+    forgotten = count("y")
     with pytest.warns(RuntimeWarning, match="was never awaited"):
-        count("y").__del__()
+        del forgotten
 
 
 async def test_a_debate_runs_rounds_and_a_synthesis(engine: Engine, fake_llm: FakeLLM) -> None:
