@@ -38,11 +38,11 @@ def bind_inputs(
     bound.apply_defaults()
     inputs: dict[str, Any] = {}
     problems: list[str] = []
-    for name, value in bound.arguments.items():
+    for parameter, value in bound.arguments.items():
         if value is None:
             continue
         try:
-            inputs[name] = codecs[name].to_json(value, where=name)
+            inputs[parameter] = codecs[parameter].to_json(value, where=parameter)
         except ValueError as error:
             problems.append(str(error))
     if problems:
