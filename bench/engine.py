@@ -56,11 +56,15 @@ async def _measure(text: str, steps: int, store_path: Path) -> list[float]:
 def main() -> None:
     """Print the median scheduler overhead per step for both shapes."""
     with tempfile.TemporaryDirectory() as folder:
-        for name, steps, chained in (("200 sequential compute steps", 200, True),
-                                     ("1,000 independent compute steps", 1000, False)):
+        for name, steps, chained in (
+            ("200 sequential compute steps", 200, True),
+            ("1,000 independent compute steps", 1000, False),
+        ):
             figures = anyio.run(_measure, _plan(steps, chained=chained), steps, Path(folder) / f"{steps}.db")
-            print(f"{name}: median {statistics.median(figures):.3f} ms/step "
-                  f"(min {min(figures):.3f}, max {max(figures):.3f}; {REPEATS} runs, SQLite store on)")
+            print(
+                f"{name}: median {statistics.median(figures):.3f} ms/step "
+                f"(min {min(figures):.3f}, max {max(figures):.3f}; {REPEATS} runs, SQLite store on)"
+            )
 
 
 if __name__ == "__main__":

@@ -58,9 +58,17 @@ class SleepingClient:
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
         await anyio.sleep(LATENCY)
-        return LLMResponse(content='{"text": "ok"}', model=request.model, tokens_in=10, tokens_out=5, cost_usd=0.0,
-                           duration_ms=LATENCY * 1000, transport_attempts=1, transport_errors=(),
-                           structured_output="json_schema")
+        return LLMResponse(
+            content='{"text": "ok"}',
+            model=request.model,
+            tokens_in=10,
+            tokens_out=5,
+            cost_usd=0.0,
+            duration_ms=LATENCY * 1000,
+            transport_attempts=1,
+            transport_errors=(),
+            structured_output="json_schema",
+        )
 
 
 async def _measure(fake: FakeLLM, store_path: Path, client: LLMClient) -> list[float]:
@@ -68,8 +76,9 @@ async def _measure(fake: FakeLLM, store_path: Path, client: LLMClient) -> list[f
     plan = load_plan_text(_plan(), source="bench.stratum.yaml")
     ratios = []
     with SQLiteRunStore(store_path) as store:
-        engine = Engine(store=store, llm=client, config=EngineConfig(model=fake.model, api_base=fake.url,
-                                                                     max_concurrency=64))
+        engine = Engine(
+            store=store, llm=client, config=EngineConfig(model=fake.model, api_base=fake.url, max_concurrency=64)
+        )
         await engine.run(plan, "fan", {})  # warm up: the first LiteLLM call imports and connects
         for _ in range(REPEATS):
             started = time.perf_counter()
@@ -84,12 +93,16 @@ def main() -> None:
     """Print the median ratio of wall time to the critical path (one call's latency)."""
     with FakeLLM() as fake, tempfile.TemporaryDirectory() as folder:
         fake.latency = LATENCY
-        for name, client in (("LiteLLM -> test LLM over HTTP", LiteLLMClient()),
-                             ("in-process client (engine only)", SleepingClient())):
+        for name, client in (
+            ("LiteLLM -> test LLM over HTTP", LiteLLMClient()),
+            ("in-process client (engine only)", SleepingClient()),
+        ):
             ratios = anyio.run(_measure, fake, Path(folder) / f"{len(name)}.db", client)
-            print(f"{STEPS} independent infer steps, {LATENCY * 1000:.0f} ms latency each, {name}: wall/critical "
-                  f"path median {statistics.median(ratios):.2f} (min {min(ratios):.2f}, max {max(ratios):.2f}; "
-                  f"{REPEATS} runs)")
+            print(
+                f"{STEPS} independent infer steps, {LATENCY * 1000:.0f} ms latency each, {name}: wall/critical "
+                f"path median {statistics.median(ratios):.2f} (min {min(ratios):.2f}, max {max(ratios):.2f}; "
+                f"{REPEATS} runs)"
+            )
 
 
 if __name__ == "__main__":

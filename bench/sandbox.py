@@ -40,9 +40,11 @@ def main() -> None:
     """Print the median and worst refusal time over the corpus, and the cost of ordinary checks."""
     medians = {text: statistics.median(_refusal_ms(text) for _ in range(REPEATS)) for text, _ in ESCAPES}
     worst_text, worst = max(medians.items(), key=lambda item: item[1])
-    print(f"{len(ESCAPES)} escapes and bombs, each the median of {REPEATS} tries: median of medians "
-          f"{statistics.median(medians.values()):.3f} ms, slowest {worst:.1f} ms ({worst_text[:40]!r}); "
-          f"{sum(m < 100 for m in medians.values())}/{len(medians)} under 100 ms")
+    print(
+        f"{len(ESCAPES)} escapes and bombs, each the median of {REPEATS} tries: median of medians "
+        f"{statistics.median(medians.values()):.3f} ms, slowest {worst:.1f} ms ({worst_text[:40]!r}); "
+        f"{sum(m < 100 for m in medians.values())}/{len(medians)} under 100 ms"
+    )
     compiled = [compile_expression(text) for text in ORDINARY]
     rounds = 2000
     started = time.perf_counter()

@@ -174,9 +174,7 @@ class ParseFailure(PostconditionFailed):
 class BudgetExceeded(RunError):
     """A budget ran out: `dimension` is 'ms', 'usd' or 'tokens'."""
 
-    def __init__(
-        self, message: str, *, dimension: str, limit: float, used: float, step_id: str | None = None
-    ) -> None:
+    def __init__(self, message: str, *, dimension: str, limit: float, used: float, step_id: str | None = None) -> None:
         super().__init__(message, step_id=step_id)
         self.dimension = dimension
         self.limit = limit

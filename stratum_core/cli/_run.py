@@ -16,8 +16,8 @@ from rich.table import Table
 from stratum_core.cli._main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Command
 from stratum_core.cli._runs import configure_runs, run_runs
 from stratum_core.engine import Engine, EngineConfig, RunObserver, RunResult
-from stratum_core.observability import add_otel_option, otel_observers
 from stratum_core.errors import PlanError, StratumError
+from stratum_core.observability import add_otel_option, otel_observers
 from stratum_core.store import RunStore, SQLiteRunStore, Trace
 
 __all__ = ["COMMANDS", "DEFAULT_STORE", "EXIT_CANCELLED", "EXIT_PAUSED", "open_store"]
@@ -60,8 +60,9 @@ class _ProgressObserver(RunObserver):
         colour = {"succeeded": "green", "skipped": "dim", "waiting": "yellow"}.get(status, "red")
         if task is None:
             task = self.progress.add_task("", total=1)
-        self.progress.update(task, description=f"[{colour}]{step_id}: {status}[/] ({done}/{total})", total=1,
-                             completed=1)
+        self.progress.update(
+            task, description=f"[{colour}]{step_id}: {status}[/] ({done}/{total})", total=1, completed=1
+        )
 
 
 def _summary_table(trace: Trace) -> Table:
@@ -107,8 +108,9 @@ async def _execute(args: argparse.Namespace, console: Console, resume: bool) -> 
     exporters = otel_observers(args, store)
     engine = Engine(store=store, config=config, review_sink=ConsoleReviewSink(console), observers=exporters)
     try:
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
-                      transient=False) as progress:
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=False
+        ) as progress:
             result = await _run_or_resume(args, engine, _ProgressObserver(progress), resume)
     finally:
         for exporter in exporters:

@@ -20,6 +20,7 @@ from stratum_core.plan import ComputeFunction, Plan
 
 __all__ = ["plan_directory", "run_compute", "to_json_value"]
 
+
 def to_json_value(value: Any) -> Any:
     """Turn what user code returns (pydantic models, dataclasses, tuples) into plain JSON values."""
     dump = getattr(value, "model_dump", None)

@@ -81,5 +81,6 @@ async def run_debate(
         return {"rounds": rounds, "converged": converged, "arguments": latest, "history": history}
     judge = plan.functions[debate.synthesize]
     offered = {"topic": topic, "history": history, "arguments": latest}
-    return await execution.call_function_at(f"{path}.{debate.synthesize}", debate.synthesize,
-                                            _accepted(judge.input, offered))
+    return await execution.call_function_at(
+        f"{path}.{debate.synthesize}", debate.synthesize, _accepted(judge.input, offered)
+    )

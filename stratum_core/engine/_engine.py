@@ -18,7 +18,7 @@ from stratum_core.engine._scheduler import FlowExecution, RunContext
 from stratum_core.engine._types import AgentSubmission, EngineConfig, ReviewSink, RunObserver, RunResult
 from stratum_core.engine._validation import schema_violations
 from stratum_core.errors import PostconditionFailed, RunCancelled, RunError, StratumError
-from stratum_core.plan import ComputeFunction, Flow, InferFunction, Plan
+from stratum_core.plan import Flow, Plan
 from stratum_core.plan._schema import content_hash, fields_schema
 from stratum_core.store import AttemptRecord, MemoryRunStore, RunRecord, StepRecord, StoreError
 
@@ -166,7 +166,14 @@ class Engine:
                 violations[attempt.step_id] = tuple(attempt.violations)
         self.store.update_run(run_id, status="running", updated_at=time.time())
         return await self._execute(
-            plan, record, completed, attempts, violations, observer=observer, review_sink=review_sink, agent=agent,
+            plan,
+            record,
+            completed,
+            attempts,
+            violations,
+            observer=observer,
+            review_sink=review_sink,
+            agent=agent,
             llm=llm,
         )
 
@@ -244,12 +251,24 @@ class Engine:
         started = time.time()
         value, violations, raw = check_agent_output(agent_fn, inputs, ctx, output)
         task = agent_task(agent_fn, inputs, ctx)
-        ctx.record_attempt(AttemptRecord(
-            run_id=run_id, step_id=step_id, number=number, kind="agent", model=None,
-            prompt_hash=None, contract_hash=content_hash(task.output_schema), raw_output=raw,
-            violations=violations, retry_reason=None, started_at=started,
-            duration_ms=(time.time() - started) * 1000, backend="agent", transport_attempts=0,
-        ))
+        ctx.record_attempt(
+            AttemptRecord(
+                run_id=run_id,
+                step_id=step_id,
+                number=number,
+                kind="agent",
+                model=None,
+                prompt_hash=None,
+                contract_hash=content_hash(task.output_schema),
+                raw_output=raw,
+                violations=violations,
+                retry_reason=None,
+                started_at=started,
+                duration_ms=(time.time() - started) * 1000,
+                backend="agent",
+                transport_attempts=0,
+            )
+        )
         retries_left = max(0, 1 + agent_fn.retries - number)
         if violations and retries_left > 0:
             return AgentSubmission(accepted=False, violations=tuple(violations), retries_left=retries_left)
@@ -258,18 +277,31 @@ class Engine:
             history = [list(a.violations) for a in (trace.attempts if trace else []) if a.step_id == step_id]
             error = PostconditionFailed(
                 f"the agent's output still breaks the contract after {number} attempts: {'; '.join(violations)}",
-                history=[*history, violations], step_id=step_id,
+                history=[*history, violations],
+                step_id=step_id,
             )
             error.run_id = run_id
-            self.store.upsert_step(step.model_copy(update={
-                "status": "failed", "error": error.to_dict(), "finished_at": now, "attempts": number}))
-            self.store.update_run(run_id, status="failed", error=error.to_dict(), finished_at=now,
-                                  **self._totals(run_id))
+            self.store.upsert_step(
+                step.model_copy(
+                    update={"status": "failed", "error": error.to_dict(), "finished_at": now, "attempts": number}
+                )
+            )
+            self.store.update_run(
+                run_id, status="failed", error=error.to_dict(), finished_at=now, **self._totals(run_id)
+            )
             failed = RunResult(run_id=run_id, status="failed", error=error)
             return AgentSubmission(accepted=False, violations=tuple(violations), retries_left=0, result=failed)
-        self.store.upsert_step(step.model_copy(update={
-            "status": "succeeded", "output": value, "finished_at": now, "attempts": number,
-            "duration_ms": (now - (step.started_at or now)) * 1000}))
+        self.store.upsert_step(
+            step.model_copy(
+                update={
+                    "status": "succeeded",
+                    "output": value,
+                    "finished_at": now,
+                    "attempts": number,
+                    "duration_ms": (now - (step.started_at or now)) * 1000,
+                }
+            )
+        )
         return AgentSubmission(accepted=True, violations=(), retries_left=retries_left)
 
     async def _execute(
@@ -331,8 +363,12 @@ class Engine:
             return RunResult(run_id=run_id, status="paused", pending=pause.items)
         except RunError as error:
             error.run_id = run_id
-            finish("failed", error=error.to_dict(), finished_at=time.time(),
-                   duration_ms=(time.time() - record.created_at) * 1000)
+            finish(
+                "failed",
+                error=error.to_dict(),
+                finished_at=time.time(),
+                duration_ms=(time.time() - record.created_at) * 1000,
+            )
             return RunResult(run_id=run_id, status="failed", error=error)
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
@@ -343,11 +379,15 @@ class Engine:
         except StratumError as error:  # configuration problems found while running
             failure = RunError(str(error), run_id=run_id)
             failure.__cause__ = error
-            finish("failed", error={"type": type(error).__name__, "message": str(error), "step_id": None},
-                   finished_at=time.time())
+            finish(
+                "failed",
+                error={"type": type(error).__name__, "message": str(error), "step_id": None},
+                finished_at=time.time(),
+            )
             return RunResult(run_id=run_id, status="failed", error=failure)
-        finish("succeeded", output=output, finished_at=time.time(),
-               duration_ms=(time.time() - record.created_at) * 1000)
+        finish(
+            "succeeded", output=output, finished_at=time.time(), duration_ms=(time.time() - record.created_at) * 1000
+        )
         return RunResult(run_id=run_id, status="succeeded", output=output)
 
     def _totals(self, run_id: str) -> dict[str, Any]:

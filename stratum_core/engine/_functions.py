@@ -100,8 +100,9 @@ async def _call_adaptive(
         error.step_id = ctx.step_id
         raise
     path = fn.compute if dispatch else fn.infer
-    ctx.attributes.update({"dispatch_result": dispatch, "path_taken": "compute" if dispatch else "infer",
-                           "implementation": path})
+    ctx.attributes.update(
+        {"dispatch_result": dispatch, "path_taken": "compute" if dispatch else "infer", "implementation": path}
+    )
     target = ctx.plan.functions[path]
     if isinstance(target, InferFunction):
         # The adaptive function's ensure joins the infer path's retry loop, so a violation is fed back.

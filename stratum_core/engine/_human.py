@@ -102,8 +102,12 @@ async def run_human(
             run_id=run_id,
             step_id=step_id,
             question=fn.question,
-            request={"schema": form, "options": list(fn.options) if fn.options else None, "context": dict(inputs),
-                     "timeout": fn.timeout},
+            request={
+                "schema": form,
+                "options": list(fn.options) if fn.options else None,
+                "context": dict(inputs),
+                "timeout": fn.timeout,
+            },
             status="pending",
             created_at=now,
             deadline=now + fn.timeout if fn.timeout is not None else None,
@@ -147,8 +151,12 @@ async def run_human(
             rationale=answer.rationale,
         )
     attributes.update(
-        {"decision": review.action, "reviewer": review.reviewer, "rationale": review.rationale,
-         "decided_at": review.decided_at}
+        {
+            "decision": review.action,
+            "reviewer": review.reviewer,
+            "rationale": review.rationale,
+            "decided_at": review.decided_at,
+        }
     )
     if review.action != "accept":
         raise HumanRejected(

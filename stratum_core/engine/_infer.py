@@ -111,9 +111,27 @@ def parse_answer(content: str) -> Any:
     if not text:
         raise ValueError("the answer is empty")
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as e:
         raise ValueError(f"{e.msg} at line {e.lineno}, column {e.colno}") from e
+    if _has_lone_surrogate(value):
+        raise ValueError("a string holds an unpaired \\u surrogate escape, which is not valid Unicode")
+    return value
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """True when a string in `value` holds a lone UTF-16 surrogate (JSON allows the escape; Unicode does not)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(key) or _has_lone_surrogate(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(item) for item in value)
+    return False
 
 
 def _reject_constant(name: str) -> Any:

@@ -175,19 +175,21 @@ class FlowExecution:
 
     def _flow_output(self) -> Any:
         where = self.prefix.rstrip(".") or self.flow.name
-        try:
-            if self.flow.result:
-                output = resolve_binding(self.flow.result, self.scope, step_id=where)
-            else:
-                last = self.flow.steps[-1].id
-                if last in self.scope.skipped:
-                    raise SkippedInput(last)
-                output = self.scope.outputs.get(last)
-        except SkippedInput as skipped:
+        candidates = self.flow.results or (f"$.steps.{self.flow.steps[-1].id}.output",)
+        skipped: list[str] = []
+        for reference in candidates:
+            try:
+                output = resolve_binding(reference, self.scope, step_id=where)
+                break
+            except SkippedInput as skip:
+                skipped.append(skip.step_id)
+        else:
+            steps = ", ".join(f"'{step}'" for step in skipped)
             raise RunError(
-                f"flow '{self.flow.name}' has no result: the step it returns, '{skipped.step_id}', was skipped",
+                f"flow '{self.flow.name}' has no result: the step{'s' if len(skipped) > 1 else ''} it returns "
+                f"({steps}) {'were' if len(skipped) > 1 else 'was'} skipped",
                 step_id=where,
-            ) from None
+            )
         if self.flow.output is not None:
             violations = schema_violations(output, type_schema(self.flow.output, self.run.plan.contracts))
             if violations:
@@ -209,6 +211,10 @@ class FlowExecution:
                 raise SkippedInput(step.id)
             return completed.output
         if step.when:
+            for read in compile_expression(step.when).reads:
+                if read.root == "steps" and read.fields and read.fields[0] in scope.skipped:
+                    self._skip(path, step.kind, when=step.when, reads_skipped=read.fields[0])
+                    raise SkippedInput(step.id)
             env = scope.expression_env()
             try:
                 run_it = bool(compile_expression(step.when).evaluate(env))
@@ -216,9 +222,7 @@ class FlowExecution:
                 error.step_id = path
                 raise
             if not run_it:
-                self._record(StepRecord(run_id=self.run.run_id, step_id=path, kind=step.kind, status="skipped",
-                                        started_at=time.time(), finished_at=time.time(), duration_ms=0.0,
-                                        attributes={"when": step.when}))
+                self._skip(path, step.kind, when=step.when)
                 raise SkippedInput(step.id)
         if isinstance(step, CallStep):
             return await self._run_call(step, path, scope)
@@ -227,8 +231,28 @@ class FlowExecution:
     def _record(self, record: StepRecord) -> None:
         self.run.store.upsert_step(record)
 
+    def _skip(self, path: str, kind: str, **why: Any) -> None:
+        """Record that the step at `path` did not run, and why (its `when`, or the skipped step it reads)."""
+        now = time.time()
+        self._record(
+            StepRecord(
+                run_id=self.run.run_id,
+                step_id=path,
+                kind=kind,
+                status="skipped",
+                started_at=now,
+                finished_at=now,
+                duration_ms=0.0,
+                attributes=why,
+            )
+        )
+
     async def _run_call(self, step: CallStep, path: str, scope: Scope) -> Any:
-        inputs = resolve_binding(step.inputs, scope, step_id=path)
+        try:
+            inputs = resolve_binding(step.inputs, scope, step_id=path)
+        except SkippedInput as skipped:
+            self._skip(path, step.kind, reads_skipped=skipped.step_id)
+            raise
         if step.flow is not None:
             subflow = self.run.plan.flows[step.flow]
             envelope = self.envelope.child(step.budget or subflow.budget, label=f"sub-flow '{path}'")
@@ -278,26 +302,37 @@ class FlowExecution:
     ) -> Any:
         """Run `work` as the step at `path`: record it running, then succeeded, failed, waiting or cancelled."""
         started = time.time()
-        base = {"run_id": self.run.run_id, "step_id": path, "kind": kind, "function": function, "input": inputs,
-                "started_at": started}
+        base = {
+            "run_id": self.run.run_id,
+            "step_id": path,
+            "kind": kind,
+            "function": function,
+            "input": inputs,
+            "started_at": started,
+        }
         self._record(StepRecord(status="running", **base))
         await self.run.observer.step_started(self.run.run_id, path, kind)
 
         def finish(status: str, attributes_extra: dict[str, Any] | None = None, **fields: Any) -> None:
             used = envelope.used
-            self._record(StepRecord(
-                status=status,
-                finished_at=time.time(),
-                duration_ms=(time.time() - started) * 1000,
-                attempts=ctx.attempts if ctx is not None else 0,
-                tokens_in=used.tokens_in,
-                tokens_out=used.tokens_out,
-                cost_usd=used.cost_usd,
-                attributes={**attributes, **({"cost_unknown": True} if used.cost_unknown else {}),
-                            **(attributes_extra or {})},
-                **base,
-                **fields,
-            ))
+            self._record(
+                StepRecord(
+                    status=status,
+                    finished_at=time.time(),
+                    duration_ms=(time.time() - started) * 1000,
+                    attempts=ctx.attempts if ctx is not None else 0,
+                    tokens_in=used.tokens_in,
+                    tokens_out=used.tokens_out,
+                    cost_usd=used.cost_usd,
+                    attributes={
+                        **attributes,
+                        **({"cost_unknown": True} if used.cost_unknown else {}),
+                        **(attributes_extra or {}),
+                    },
+                    **base,
+                    **fields,
+                )
+            )
 
         try:
             with anyio.CancelScope(deadline=envelope.deadline) as deadline_scope:

@@ -103,7 +103,7 @@ def flow_data(flow: Flow) -> dict[str, Any]:
         data["budget"] = flow.budget.model_dump(exclude_none=True)
     data["steps"] = [_step_data(step) for step in flow.steps]
     if flow.result:
-        data["result"] = flow.result
+        data["result"] = flow.result if isinstance(flow.result, str) else list(flow.result)
     return data
 
 

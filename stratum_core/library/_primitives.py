@@ -34,7 +34,7 @@ from stratum_core.plan import (
 )
 from stratum_core.store import StepRecord
 
-__all__ = ["await_human", "debate", "parallel", "race"]
+__all__ = ["await_human", "debate", "human_function", "parallel", "race"]
 
 T = TypeVar("T")
 Require = Literal["all", "any"] | int

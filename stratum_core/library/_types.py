@@ -36,6 +36,8 @@ __all__ = [
     "is_contract_class",
     "merge_contracts",
     "opaque",
+    "resolved_hints",
+    "set_contract_name",
     "type_spec",
 ]
 

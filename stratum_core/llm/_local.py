@@ -102,7 +102,8 @@ def install_commands(python: str | None = None) -> list[list[str]]:
 class LocalModel:
     """llama.cpp's OpenAI-compatible server, in-process, on 127.0.0.1 and a free port, started on first use.
 
-    Temperature 0 and a fixed seed by default, so answers repeat across runs. `n_ctx` is shared by the `n_parallel`
+    Temperature 0 and a fixed seed unless a request sets its own, so answers repeat across runs (two requests batched
+    together may still differ slightly from when each runs alone). `n_ctx` is shared by the `n_parallel`
     slots (4096 over 2: 2048 tokens a request); `n_predict` caps an answer when a request sets no `max_tokens`.
     A mild repetition penalty keeps the 135M model from looping inside a JSON string until `n_predict` runs out.
 

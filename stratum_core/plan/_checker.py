@@ -293,11 +293,17 @@ def _check_result(ctx: CheckContext, scope: FlowScope) -> None:
     flow = scope.flow
     wanted = from_spec(flow.output) if flow.output is not None else ANY
     if flow.result is not None:
-        if not flow.result.startswith("$."):
-            return  # the schema pass reported it
-        produced = reference_type(ctx, scope, flow.result, (*scope.path, "result"), current=None)
-        shown = flow.result
-    elif scope.steps and not scope.broken_ids:
+        for index, reference in enumerate(flow.results):
+            if not reference.startswith("$."):
+                continue  # the schema pass reported it
+            where_ref: Path = (
+                (*scope.path, "result") if isinstance(flow.result, str) else (*scope.path, "result", index)
+            )
+            produced = reference_type(ctx, scope, reference, where_ref, current=None)
+            if not can_feed(produced, wanted):
+                ctx.report(where_ref, f"{reference} is {ty_text(produced)}, but the flow's output is {ty_text(wanted)}")
+        return
+    if scope.steps and not scope.broken_ids:
         last_id = list(scope.steps)[-1]
         produced = step_output(ctx, scope.steps[last_id][1])
         shown = f"the last step ('{last_id}')"

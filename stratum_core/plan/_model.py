@@ -274,8 +274,15 @@ class Flow(_Model):
     output: TypeSpec | None = None
     budget: Budget | None = None
     steps: tuple[Step, ...]
-    result: str | None = None
+    result: str | tuple[str, ...] | None = None
     max_concurrency: int | None = Field(default=None, ge=1)
+
+    @property
+    def results(self) -> tuple[str, ...]:
+        """The `result` references, in the order they are tried (the first whose step was not skipped wins)."""
+        if self.result is None:
+            return ()
+        return (self.result,) if isinstance(self.result, str) else self.result
 
 
 class Plan(_Model):

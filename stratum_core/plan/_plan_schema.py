@@ -14,6 +14,7 @@ from importlib import resources
 from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError
+from jsonschema.exceptions import best_match
 
 from stratum_core.errors import Problem
 from stratum_core.plan._yaml import Path, SourceMap, format_path
@@ -108,6 +109,13 @@ class _Translator:
                 "use letters, digits, _ and -, starting with a letter or _",
             )
             return
+        if keyword in ("oneOf", "anyOf") and error.context and _custom(error, keyword) is None:
+            # A value that may take several forms (a reference or a list of them): report what is wrong with the
+            # form of the value's own kind, not that it is not one of the other kinds.
+            fitting = [sub for sub in error.context if sub.validator != "type" and not sub.relative_path]
+            if fitting:
+                self.translate(best_match(fitting))
+                return
         custom = _custom(error, keyword)
         schema: Mapping[str, Any] = error.schema if isinstance(error.schema, Mapping) else {}
         if keyword == "additionalProperties" and isinstance(instance, Mapping):

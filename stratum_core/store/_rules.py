@@ -51,9 +51,14 @@ def check_limit(limit: int) -> None:
 def to_json(value: Any) -> str:
     """JSON text as both stores keep it: compact, UTF-8, and strict (NaN or a non-JSON object is a StoreError)."""
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as e:
         raise StoreError(f"value is not JSON: {e}") from e
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (from a raw model answer, say): keep it, escaped
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return text
 
 
 def _summary(error: ValidationError) -> str:

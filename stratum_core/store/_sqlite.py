@@ -167,9 +167,19 @@ def _insert(model: type[BaseModel], table: str) -> str:
 def _encode(record: BaseModel) -> list[Any]:
     data = record.model_dump(mode="json")
     return [
-        None if data[name] is None else to_json(data[name]) if name in _JSON_COLUMNS else data[name]
+        None if data[name] is None else to_json(data[name]) if name in _JSON_COLUMNS else _text(data[name])
         for name in type(record).model_fields
     ]
+
+
+def _text(value: Any) -> Any:
+    """A text column as SQLite can store it: a lone surrogate (from a raw model answer) becomes U+FFFD."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "replace").decode("utf-8")
+    return value
 
 
 def _decode(model: type[_R], row: tuple[Any, ...]) -> _R:

@@ -43,7 +43,7 @@ CLEAN_FAILURES = {
     "BudgetExceeded",
 }
 # A run may fail elsewhere for the plan's own reasons, never for these: the model unreachable, a misconfiguration,
-# or an engine bug caught as an internal error.
+# a tool raising on schema-valid input, or an engine bug caught as an internal error.
 NOT_CLEAN = {"LLMError", "ConfigurationError", "ComputeError"}
 DIFF = "--- a/login.py\n+++ b/login.py\n def login(name):\n+    if not name: raise ValueError('empty')\n"
 

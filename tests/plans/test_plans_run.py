@@ -216,13 +216,17 @@ def as_request(task_: AgentTask) -> dict[str, Any]:
     """An agent task seen as the request a model would get, so the same scripted answers serve both."""
     lines = "\n".join(f"{name}: {json.dumps(value)}" for name, value in task_.inputs.items())
     feedback = "\n".join(task_.violations)
-    return {"messages": [{"role": "system", "content": f"Task: {task_.intent}"},
-                         {"role": "user", "content": f"Inputs:\n{lines}\n\nFeedback on your previous answer:\n"
-                                                     f"{feedback}"}]}
+    return {
+        "messages": [
+            {"role": "system", "content": f"Task: {task_.intent}"},
+            {"role": "user", "content": f"Inputs:\n{lines}\n\nFeedback on your previous answer:\n{feedback}"},
+        ]
+    }
 
 
-async def run_with_agent(engine: Engine, plan_name: str, flow: str, inputs: dict[str, Any], answer: Rule,
-                         sink: Any = None) -> RunResult:
+async def run_with_agent(
+    engine: Engine, plan_name: str, flow: str, inputs: dict[str, Any], answer: Rule, sink: Any = None
+) -> RunResult:
     """Run a flow with the calling agent doing every infer step, answering each task with `answer`."""
     result = await engine.run(load_plan(PLANS / plan_name), flow, inputs, agent=True, review_sink=sink)
     for _ in range(50):
@@ -247,9 +251,14 @@ def agent_engine(store: SQLiteRunStore) -> Engine:
 
 async def test_support_triage_runs_with_the_calling_agent_and_no_model(agent_engine: Engine) -> None:
     ticket = "My order arrived broken and nobody answers my emails. I want a refund, please."
-    result = await run_with_agent(agent_engine, "support_triage.stratum.yaml", "triage",
-                                  {"email": "grace@example.com", "text": ticket}, answer_support,
-                                  Approve({"decision": "send"}))
+    result = await run_with_agent(
+        agent_engine,
+        "support_triage.stratum.yaml",
+        "triage",
+        {"email": "grace@example.com", "text": ticket},
+        answer_support,
+        Approve({"decision": "send"}),
+    )
     assert result.status == "succeeded", result.error
     assert result.output["body"].startswith("Hi Grace, we are sorry")
     steps = {s.step_id: s for s in agent_engine.store.get_steps(result.run_id)}
@@ -263,8 +272,40 @@ async def test_support_triage_runs_with_the_calling_agent_and_no_model(agent_eng
 
 async def test_summarize_runs_with_the_calling_agent_and_no_model(agent_engine: Engine) -> None:
     document = {"title": "Economy", "body": "Prices rise. Wages lag."}
-    result = await run_with_agent(agent_engine, "summarize.stratum.yaml", "summarize", {"document": document},
-                                  answer_summary)
+    result = await run_with_agent(
+        agent_engine, "summarize.stratum.yaml", "summarize", {"document": document}, answer_summary
+    )
     assert result.status == "succeeded", result.error
     assert result.output["headline"] == "Prices outpace wages"
     assert result.output["agreement"] == 1.0  # one answer from the agent: one sample
+
+
+async def test_an_escalated_ticket_is_handed_to_a_lead_and_nothing_is_drafted(
+    engine: Engine, fake_llm: FakeLLM
+) -> None:
+    fake_llm.add_rule("emotional tone", {"label": "negative", "confidence": 0.95, "reasoning": "furious"})
+    ticket = "This is the worst service I have ever had. Cancel everything and refund me now."
+    result = await engine.run(
+        load_plan(PLANS / "support_triage.stratum.yaml"),
+        "triage",
+        {"email": "ada@example.com", "text": ticket},
+        review_sink=Approve({"decision": "send"}),
+    )
+    assert result.status == "succeeded", result.error
+    assert result.output == {"sent": False, "body": ticket, "escalated_to": "support lead for enterprise customers"}
+    statuses = {s.step_id: s.status for s in engine.store.get_steps(result.run_id)}
+    assert statuses["reply"] == statuses["approval"] == statuses["send"] == statuses["hold"] == "skipped"
+    assert not any("Draft" in task(r) for r in fake_llm.requests)
+
+
+async def test_a_discarded_reply_is_held_back(engine: Engine, fake_llm: FakeLLM) -> None:
+    fake_llm.add_rule(lambda body: True, answer_support)
+    ticket = "My order arrived broken and nobody answers my emails. I want a refund, please."
+    result = await engine.run(
+        load_plan(PLANS / "support_triage.stratum.yaml"),
+        "triage",
+        {"email": "grace@example.com", "text": ticket},
+        review_sink=Approve({"decision": "discard"}),
+    )
+    assert result.status == "succeeded", result.error
+    assert result.output["sent"] is False and result.output["body"].startswith("Hi Grace")

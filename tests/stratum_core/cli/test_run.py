@@ -61,8 +61,19 @@ def test_run_prints_the_output_and_exits_0(
 ) -> None:
     fake_llm.enqueue({"label": "negative", "confidence": 0.9})
     store = str(tmp_path / "runs.db")
-    code = run_cli("run", str(plan_file), "triage", "--input", '{"text": "late again"}', "--model", fake_llm.model,
-                   "--api-base", fake_llm.url, "--store", store)
+    code = run_cli(
+        "run",
+        str(plan_file),
+        "triage",
+        "--input",
+        '{"text": "late again"}',
+        "--model",
+        fake_llm.model,
+        "--api-base",
+        fake_llm.url,
+        "--store",
+        store,
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert json.loads(captured.out) == {"label": "negative", "confidence": 0.9}
@@ -73,8 +84,19 @@ def test_a_failed_run_exits_1_and_names_the_error(
     plan_file: Path, tmp_path: Path, fake_llm: FakeLLM, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fake_llm.add_rule("Classify", {"label": "neutral", "confidence": 0.2})
-    code = run_cli("run", str(plan_file), "triage", "--input", '{"text": "hm"}', "--model", fake_llm.model,
-                   "--api-base", fake_llm.url, "--store", str(tmp_path / "runs.db"))
+    code = run_cli(
+        "run",
+        str(plan_file),
+        "triage",
+        "--input",
+        '{"text": "hm"}',
+        "--model",
+        fake_llm.model,
+        "--api-base",
+        fake_llm.url,
+        "--store",
+        str(tmp_path / "runs.db"),
+    )
     assert code == 1
     assert "PostconditionFailed" in capsys.readouterr().err
 
@@ -94,14 +116,24 @@ def test_without_a_terminal_a_human_step_pauses_and_resume_finishes_it(
 ) -> None:
     fake_llm.enqueue({"label": "positive", "confidence": 0.95})
     database = tmp_path / "runs.db"
-    code = run_cli("run", str(plan_file), "checked", "--input", '{"text": "great"}', "--model", fake_llm.model,
-                   "--api-base", fake_llm.url, "--store", str(database))
+    code = run_cli(
+        "run",
+        str(plan_file),
+        "checked",
+        "--input",
+        '{"text": "great"}',
+        "--model",
+        fake_llm.model,
+        "--api-base",
+        fake_llm.url,
+        "--store",
+        str(database),
+    )
     assert code == 3
     assert "stratum resume" in capsys.readouterr().err
     with SQLiteRunStore(database) as store:
         (review,) = store.list_reviews()
-        store.answer_review(review.review_id, action="accept", value={"approved": True}, reviewer="ann",
-                            rationale=None)
+        store.answer_review(review.review_id, action="accept", value={"approved": True}, reviewer="ann", rationale=None)
     assert run_cli("resume", review.run_id, "--store", str(database)) == 0
     assert json.loads(capsys.readouterr().out) == {"approved": True}
     assert len(fake_llm.requests) == 1
@@ -112,8 +144,19 @@ def test_runs_lists_and_shows_traces_as_json(
 ) -> None:
     fake_llm.enqueue({"label": "negative", "confidence": 0.3}, {"label": "negative", "confidence": 0.8})
     store = str(tmp_path / "runs.db")
-    run_cli("run", str(plan_file), "triage", "--input", '{"text": "x"}', "--model", fake_llm.model, "--api-base",
-            fake_llm.url, "--store", store)
+    run_cli(
+        "run",
+        str(plan_file),
+        "triage",
+        "--input",
+        '{"text": "x"}',
+        "--model",
+        fake_llm.model,
+        "--api-base",
+        fake_llm.url,
+        "--store",
+        store,
+    )
     capsys.readouterr()
     assert run_cli("runs", "--store", store, "--format", "json") == 0
     (run,) = json.loads(capsys.readouterr().out)

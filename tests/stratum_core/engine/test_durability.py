@@ -106,8 +106,9 @@ async def test_a_run_killed_while_waiting_for_a_person_resumes_in_another_proces
         run = store.get_run(run_id)
         assert run is not None and run.status == "running"  # killed: never recorded as finished
         store.answer_review(review_id, action="accept", value={"approved": True}, reviewer="ann", rationale=None)
-        engine = Engine(store=store, llm=LiteLLMClient(), config=EngineConfig(model=fake_llm.model,
-                                                                              api_base=fake_llm.url))
+        engine = Engine(
+            store=store, llm=LiteLLMClient(), config=EngineConfig(model=fake_llm.model, api_base=fake_llm.url)
+        )
         result = await engine.resume(run_id)
         assert result.status == "succeeded", result.error
         assert result.output == "Sorry for the delay."

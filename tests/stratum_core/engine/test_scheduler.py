@@ -222,7 +222,9 @@ async def test_when_skips_a_step_and_whatever_reads_it(engine: Engine) -> None:
     assert result.status == "succeeded", result.error
     assert result.output is True
     statuses = {s.step_id: s.status for s in engine.store.get_steps(result.run_id)}
-    assert statuses == {"check": "succeeded", "short_path": "skipped", "long_path": "succeeded"}
+    assert statuses == {"check": "succeeded", "short_path": "skipped", "long_path": "succeeded", "after": "skipped"}
+    after = next(s for s in engine.store.get_steps(result.run_id) if s.step_id == "after")
+    assert after.attributes == {"reads_skipped": "short_path"}
 
 
 BUDGET = """
@@ -418,3 +420,55 @@ async def test_broken_json_is_fed_back_as_a_parse_violation(engine: Engine, fake
     assert first.violations[0].startswith("parse: the answer is not valid JSON")
     assert second.retry_reason is not None and "parse:" in second.retry_reason
     assert "parse: the answer is not valid JSON" in json.dumps(fake_llm.requests[1]["messages"])
+
+
+async def test_a_lone_surrogate_in_an_answer_is_a_parse_violation_not_a_crash(
+    engine: Engine, fake_llm: FakeLLM
+) -> None:
+    # found by the local model: JSON allows "\udca7", Unicode (and the store) does not
+    fake_llm.enqueue(
+        '{"label": "positive", "confidence": 0.9, "x": "a\\udca7b"}', {"label": "positive", "confidence": 0.9}
+    )
+    result = await engine.run(plan(SENTIMENT), "triage", {"text": "great"})
+    assert result.status == "succeeded", result.error
+    trace = engine.store.get_trace(result.run_id)
+    assert trace is not None
+    first = next(a for a in trace.attempts if a.step_id == "sentiment")
+    assert first.violations == [
+        "parse: the answer is not valid JSON (a string holds an unpaired \\u surrogate "
+        "escape, which is not valid Unicode)"
+    ]
+
+
+ROUTE = """
+version: "1"
+functions:
+  is_urgent: {mode: compute, input: {text: {type: string}}, output: {type: boolean}, expr: "'urgent' in text"}
+  page: {mode: compute, input: {text: {type: string}}, output: {type: string}, expr: "'paged: ' + text"}
+  file: {mode: compute, input: {text: {type: string}}, output: {type: string}, expr: "'filed: ' + text"}
+flows:
+  route:
+    input: {text: {type: string}}
+    output: {type: string}
+    steps:
+      - {id: urgent, function: is_urgent, inputs: {text: $.input.text}}
+      - {id: paged, function: page, when: "steps.urgent.output", inputs: {text: $.input.text}}
+      - {id: filed, function: file, when: "not steps.urgent.output", inputs: {text: $.input.text}}
+    result: [$.steps.paged.output, $.steps.filed.output]
+  nothing:
+    input: {text: {type: string}}
+    steps:
+      - {id: paged, function: page, when: "False", inputs: {text: $.input.text}}
+"""
+
+
+@pytest.mark.parametrize(("text", "expected"), [("urgent: down", "paged: urgent: down"), ("hi", "filed: hi")])
+async def test_a_list_result_returns_the_first_step_that_ran(engine: Engine, text: str, expected: str) -> None:
+    result = await engine.run(plan(ROUTE), "route", {"text": text})
+    assert result.output == expected
+
+
+async def test_a_flow_whose_result_was_skipped_fails_naming_it(engine: Engine) -> None:
+    result = await engine.run(plan(ROUTE), "nothing", {"text": "x"})
+    assert result.status == "failed"
+    assert result.error is not None and "'paged') was skipped" in result.error.message

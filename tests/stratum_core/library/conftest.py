@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,16 +13,6 @@ from stratum_core.library import configure
 from stratum_core.llm import LiteLLMClient, register_model
 from stratum_core.store import MemoryRunStore, SQLiteRunStore
 from stratum_core.testing import FakeLLM
-
-
-@pytest.fixture(autouse=True)
-def _litellm_typeddict_warnings() -> None:
-    """Ignore the warning pydantic gives about LiteLLM's `ReadOnly` TypedDicts when LiteLLM builds them lazily.
-
-    LiteLLM silences it with its own warning filter at import; pytest restores the filters after the test that
-    imported LiteLLM, so a later test's first model call would otherwise fail on it (warnings are errors).
-    """
-    warnings.filterwarnings("ignore", message=r".*using the `ReadOnly` qualifier", category=UserWarning)
 
 
 @pytest.fixture

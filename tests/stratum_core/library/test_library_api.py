@@ -7,9 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import stratum
 import stratum_core
 import stratum_core.library
+from examples import digest
+from stratum_core.errors import PlanError
+from stratum_core.plan import load_plan_text
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -103,3 +108,21 @@ async def test_a_store_path_gives_traces_any_stratum_process_can_read(tmp_path: 
         trace = reader.get_trace(run.run_id)
     assert trace is not None and trace.run.flow == "lookup_customer" and trace.steps[0].kind == "compute"
     stratum.configure()
+
+
+PLAN = """
+version: "1"
+functions:
+  f:
+    mode: compute
+    input: {x: {type: string}}
+    output: {type: string}
+"""
+
+
+@pytest.mark.parametrize("line", ["call: 'python:f1: x'", "expr: x\n    ensure: [TOKEN]"])
+def test_a_plan_file_cannot_name_a_registered_python_callable(line: str) -> None:
+    token = digest.summarize.definition.ensure[0]  # what the in-memory plan holds for a lambda
+    assert token.startswith("python:")
+    with pytest.raises(PlanError):
+        load_plan_text(PLAN + "    " + line.replace("TOKEN", repr(token)) + "\n")

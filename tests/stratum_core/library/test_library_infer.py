@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
+import anyio
 import pytest
 from library_helpers import attempts_of, last_trace, steps
 from pydantic import BaseModel, Field
@@ -68,6 +69,10 @@ def classify_cached(text: str) -> Sentiment: ...
 
 @infer(intent="Classify the tone, tiny budget.", budget=Budget(tokens=5))
 def classify_tiny(text: str) -> Sentiment: ...
+
+
+@infer(intent="Classify the tone, quickly.", budget=Budget(ms=300), retries=0)
+def classify_quick(text: str) -> Sentiment: ...
 
 
 @infer(intent="Vote on the tone.", quorum=3, agree_on="label", threshold=2)
@@ -173,6 +178,14 @@ async def test_a_call_that_cannot_fit_the_token_budget_is_refused_before_it_is_m
         await classify_tiny("a text")
     assert caught.value.dimension == "tokens" and caught.value.limit == 5
     assert fake_llm.requests == []
+
+
+async def test_a_call_slower_than_its_time_budget_is_stopped(engine: Engine, fake_llm: FakeLLM) -> None:
+    fake_llm.add_rule("quickly", Fault(kind="hang"))
+    with anyio.fail_after(10), pytest.raises(BudgetExceeded) as caught:
+        await classify_quick("x")
+    assert caught.value.dimension == "ms" and caught.value.limit == 300
+    assert last_trace(engine).steps[0].status == "failed"
 
 
 async def test_a_model_error_is_an_llm_error(engine: Engine, fake_llm: FakeLLM) -> None:

@@ -762,3 +762,15 @@ def test_a_step_written_just_before_sigkill_is_readable_afterwards(tmp_path: Pat
         assert run.status == "paused"
         steps = store.get_steps("killed")
         assert [(s.step_id, s.status, s.output) for s in steps] == [("classify", "succeeded", {"label": "bug"})]
+
+
+def test_text_with_a_lone_surrogate_is_stored_not_refused(store: RunStore) -> None:
+    # a model may answer with "\udca7" escapes: the raw answer is kept (made valid), never a crash of the run
+    run = make_run()
+    store.create_run(run)
+    store.add_attempt(AttemptRecord(run_id=run.run_id, step_id="s", number=1, raw_output="a\udca7b"))
+    store.upsert_step(StepRecord(run_id=run.run_id, step_id="s", kind="infer", output={"text": "a\udca7b"}))
+    (attempt,) = list((store.get_trace(run.run_id) or pytest.fail()).attempts)
+    assert attempt.raw_output is not None and attempt.raw_output.startswith("a") and attempt.raw_output.endswith("b")
+    (step,) = store.get_steps(run.run_id)
+    assert isinstance(step.output, dict) and step.output["text"].startswith("a")
