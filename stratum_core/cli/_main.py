@@ -25,10 +25,11 @@ class Command:
 def _core_commands() -> list[Command]:
     # Imported here: the command modules import the engine, which `stratum --help` does not need to wait for.
     from stratum_core.cli._export import COMMAND as export
+    from stratum_core.cli._install_local import COMMAND as install_local
     from stratum_core.cli._run import COMMANDS as run_commands
     from stratum_core.cli._validate import COMMAND as validate
 
-    return [validate, *run_commands, export]
+    return [validate, *run_commands, export, install_local]
 
 
 def build_parser(extra: Sequence[Command] = ()) -> tuple[argparse.ArgumentParser, dict[str, Command]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -105,6 +106,10 @@ async def _execute(args: argparse.Namespace, console: Console, resume: bool) -> 
 
     store = open_store(args.store)
     config = EngineConfig.from_env(model=args.model, api_base=args.api_base, force_model=args.force_model or None)
+    if config.model is None:  # nothing configured: the embedded local model, when it is installed
+        from stratum_core.llm import default_model
+
+        config = dataclasses.replace(config, model=default_model())
     exporters = otel_observers(args, store)
     engine = Engine(store=store, config=config, review_sink=ConsoleReviewSink(console), observers=exporters)
     try:

@@ -62,7 +62,8 @@ async def run_infer(fn: InferFunction, inputs: Mapping[str, Any], ctx: StepConte
     if not model:
         raise ConfigurationError(
             f"no model configured for infer step '{ctx.step_id}': pass --model or set STRATUM_MODEL "
-            "(LiteLLM syntax, e.g. openai/gpt-4.1-mini)"
+            "(LiteLLM syntax, e.g. openai/gpt-4.1-mini), or install the embedded local model "
+            "(stratum install-local-model)"
         )
     call = _InferCall.prepare(fn, inputs, ctx, model)
     ctx.attributes.setdefault("backend", "server")
