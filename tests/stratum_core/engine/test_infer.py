@@ -323,7 +323,8 @@ async def test_no_model_configured_says_how_to_set_one(llm: ScriptedLLM, make_co
 
     assert str(caught.value) == snapshot(
         "no model configured for infer step 'classify': pass --model or set STRATUM_MODEL "
-        "(LiteLLM syntax, e.g. openai/gpt-4.1-mini)"
+        "(LiteLLM syntax, e.g. openai/gpt-4.1-mini), or install the embedded local model "
+        "(stratum install-local-model)"
     )
     assert llm.requests == []
 
