@@ -57,9 +57,9 @@ _PROBLEM: dict[str, Any] = {
         "column": {"type": "integer"},
         "path": {"type": "string"},
         "message": {"type": "string"},
-        "hint": {"type": ["string", "null"]},
+        "hint": {"type": "string", "description": "What to do about it, when there is a hint."},
     },
-    "required": ["line", "column", "path", "message", "hint"],
+    "required": ["line", "column", "path", "message"],
 }
 VALIDATE_OUTPUT: dict[str, Any] = {
     "type": "object",
@@ -138,13 +138,8 @@ def load_agent_plan(text: str) -> Plan:
 
 
 def _problem(problem: Problem) -> dict[str, Any]:
-    return {
-        "line": problem.line,
-        "column": problem.column,
-        "path": problem.path,
-        "message": problem.message,
-        "hint": problem.hint,
-    }
+    found = {"line": problem.line, "column": problem.column, "path": problem.path, "message": problem.message}
+    return {**found, "hint": problem.hint} if problem.hint else found
 
 
 def validation_report(text: str) -> dict[str, Any]:
