@@ -26,7 +26,9 @@ if TYPE_CHECKING:
     from stratum_core.llm import LLMClient
     from stratum_core.store import RunStore
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "ExecutionFactory"]
+
+ExecutionFactory = Callable[[RunContext, Flow, Mapping[str, Any], Envelope], FlowExecution]
 
 
 class Engine:
@@ -89,12 +91,14 @@ class Engine:
         run_id: str | None = None,
         agent: bool = False,
         llm: LLMClient | None = None,
+        execution: ExecutionFactory = FlowExecution,
     ) -> RunResult:
         """Run `flow` of `plan` to the end, a pause (for a person or the calling agent), a failure or a cancellation.
 
         `agent` says the caller is an agent that can do agent steps (the MCP server's callers); without one, agent
         steps fall back to the server's model when there is one. `llm` replaces the engine's model client for this
-        run (e.g. MCP sampling through the calling client).
+        run (e.g. MCP sampling through the calling client). `execution` makes what runs the flow's steps (the Python
+        library's flows, whose steps are the calls their code makes, pass their own).
 
         Failures are returned (status 'failed', `error` set), not raised; cancelling the calling task cancels the
         run, records it as cancelled, and re-raises the cancellation. Invalid inputs raise ValueError.
@@ -120,7 +124,16 @@ class Engine:
         self.store.create_run(record)
         async with self._lock(record.run_id):
             return await self._execute(
-                plan, record, {}, {}, {}, observer=observer, review_sink=review_sink, agent=agent, llm=llm
+                plan,
+                record,
+                {},
+                {},
+                {},
+                observer=observer,
+                review_sink=review_sink,
+                agent=agent,
+                llm=llm,
+                make_execution=execution,
             )
 
     async def resume(
@@ -315,7 +328,7 @@ class Engine:
         observer: RunObserver | None,
         review_sink: ReviewSink | None,
         agent: bool,
-        make_execution: Callable[[RunContext, Flow, Mapping[str, Any], Envelope], FlowExecution] = FlowExecution,
+        make_execution: ExecutionFactory = FlowExecution,
         llm: LLMClient | None = None,
     ) -> RunResult:
         flow = plan.flows[record.flow]

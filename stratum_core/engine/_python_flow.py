@@ -8,9 +8,7 @@ so steps, attempts, reviews, budgets and errors are recorded exactly as for a pl
 
 from __future__ import annotations
 
-import time
 import traceback
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +29,6 @@ from stratum_core.errors import (
 )
 from stratum_core.plan import Contract, Flow, Function, ParallelStep, Plan, Step
 from stratum_core.plan._schema import type_schema
-from stratum_core.store import RunRecord
 
 if TYPE_CHECKING:
     from stratum_core.engine._engine import Engine
@@ -189,23 +186,6 @@ async def run_python_flow(
     Returns the result and the execution (whose `body_error` holds an exception the flow's own code raised).
     Invalid inputs raise ValueError.
     """
-    errors = engine.input_errors(plan, flow, inputs)
-    if errors:
-        raise ValueError(f"invalid input for flow {flow!r}: " + "; ".join(errors))
-    now = time.time()
-    record = RunRecord(
-        run_id=run_id or uuid.uuid4().hex,
-        flow=flow,
-        plan_source=plan.source,
-        plan_hash=plan.text_hash,
-        plan_text=plan.text,
-        input=dict(inputs),
-        status="running",
-        created_at=now,
-        updated_at=now,
-        model=engine.config.model,
-    )
-    engine.store.create_run(record)
     made: list[PythonFlowExecution] = []
 
     def make(context: RunContext, flow: Flow, flow_inputs: Mapping[str, Any], envelope: Envelope) -> FlowExecution:
@@ -213,8 +193,7 @@ async def run_python_flow(
         made.append(execution)
         return execution
 
-    async with engine._lock(record.run_id):
-        result = await engine._execute(
-            plan, record, {}, {}, {}, observer=observer, review_sink=review_sink, agent=False, make_execution=make
-        )
+    result = await engine.run(
+        plan, flow, inputs, observer=observer, review_sink=review_sink, run_id=run_id, execution=make
+    )
     return result, made[0]
