@@ -9,7 +9,7 @@ import statistics
 import time
 from typing import Any
 
-from stratum_core._expressions import ExpressionSyntaxError, compile_expression
+from stratum_core._expressions import DEFAULT_LIMITS, ExpressionSyntaxError, _compile, compile_expression
 from stratum_core.errors import ExpressionError
 from tests.fixtures.sandbox_corpus import ESCAPES
 
@@ -55,9 +55,10 @@ def main() -> None:
     started = time.perf_counter()
     for _ in range(200):
         for text in ORDINARY:
-            compile_expression(text)
+            _compile(text, DEFAULT_LIMITS)  # the first compile of a text; later ones come from the cache
     per_compile_us = (time.perf_counter() - started) / (200 * len(ORDINARY)) * 1e6
-    print(f"ordinary postconditions: {per_compile_us:.0f} us to compile, {per_eval_us:.1f} us to evaluate (mean)")
+    print(f"ordinary postconditions: {per_compile_us:.0f} us to compile (once per text, then cached), "
+          f"{per_eval_us:.1f} us to evaluate (mean)")
 
 
 if __name__ == "__main__":

@@ -68,11 +68,27 @@ class OutputSchema:
     contract_hash: str
 
 
+_schemas: dict[tuple[int, int], tuple[InferFunction, Mapping[str, Contract], OutputSchema]] = {}
+
+
 def output_schema(fn: InferFunction, contracts: Mapping[str, Contract]) -> OutputSchema:
     """The schema an infer function's answer must match; a non-object output is wrapped as `{"value": ...}`.
 
     Structured output needs an object at the root, so a boolean, a list or a string is asked for inside one.
+    Computed once per function of a loaded plan (plans are immutable), and the same object is returned after.
     """
+    key = (id(fn), id(contracts))
+    cached = _schemas.get(key)
+    if cached is not None and cached[0] is fn and cached[1] is contracts:
+        return cached[2]
+    schema = _output_schema(fn, contracts)
+    if len(_schemas) > 4096:
+        _schemas.clear()
+    _schemas[key] = (fn, contracts, schema)
+    return schema
+
+
+def _output_schema(fn: InferFunction, contracts: Mapping[str, Contract]) -> OutputSchema:
     spec = fn.output
     is_contract = spec.type is not None and spec.type not in PRIMITIVE_TYPES and spec.items is None
     value_schema = type_schema(spec, contracts)
