@@ -57,8 +57,10 @@ def main() -> None:
         for text in ORDINARY:
             _compile(text, DEFAULT_LIMITS)  # the first compile of a text; later ones come from the cache
     per_compile_us = (time.perf_counter() - started) / (200 * len(ORDINARY)) * 1e6
-    print(f"ordinary postconditions: {per_compile_us:.0f} us to compile (once per text, then cached), "
-          f"{per_eval_us:.1f} us to evaluate (mean)")
+    print(
+        f"ordinary postconditions: {per_compile_us:.0f} us to compile (once per text, then cached), "
+        f"{per_eval_us:.1f} us to evaluate (mean)"
+    )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -14,10 +16,10 @@ from stratum_core.engine._budget import Envelope
 from stratum_core.engine._context import StepContext
 from stratum_core.engine._observers import FanOut
 from stratum_core.engine._pending import Pending
-from stratum_core.engine._scheduler import FlowExecution, RunContext
+from stratum_core.engine._scheduler import FlowExecution, RunContext, innermost
 from stratum_core.engine._types import AgentSubmission, EngineConfig, ReviewSink, RunObserver, RunResult
 from stratum_core.engine._validation import schema_violations
-from stratum_core.errors import PostconditionFailed, RunCancelled, RunError, StratumError
+from stratum_core.errors import PostconditionFailed, RunCancelled, RunError
 from stratum_core.plan import Flow, Plan
 from stratum_core.plan._schema import content_hash, fields_schema
 from stratum_core.store import AttemptRecord, MemoryRunStore, RunRecord, StepRecord, StoreError
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
     from stratum_core.store import RunStore
 
 __all__ = ["Engine", "ExecutionFactory"]
+
+logger = logging.getLogger("stratum.engine")
 
 ExecutionFactory = Callable[[RunContext, Flow, Mapping[str, Any], Envelope], FlowExecution]
 
@@ -120,6 +124,7 @@ class Engine:
             created_at=now,
             updated_at=now,
             model=self.config.model,
+            attributes={"untrusted_plan": True} if plan.untrusted else {},
         )
         self.store.create_run(record)
         async with self._lock(record.run_id):
@@ -196,7 +201,9 @@ class Engine:
         key = (record.plan_source, record.plan_hash)
         plan = self._plans.get(key)
         if plan is None:
-            plan = load_plan_text(record.plan_text, source=record.plan_source)
+            # A plan a client wrote is reloaded under the same limits it was first checked with.
+            untrusted = bool(record.attributes.get("untrusted_plan"))
+            plan = load_plan_text(record.plan_text, source=record.plan_source, untrusted=untrusted)
             self._plans[key] = plan
         return plan
 
@@ -389,14 +396,13 @@ class Engine:
                 finish("cancelled", error=cancelled.to_dict(), finished_at=time.time())
                 await execution.run.observer.run_finished(run_id, "cancelled")
             raise
-        except StratumError as error:  # configuration problems found while running
-            failure = RunError(str(error), run_id=run_id)
+        except Exception as error:  # not a step's failure: a bug, or the store failing; the run still ends recorded
+            logger.exception("run %s of flow %s failed outside its steps", run_id, record.flow)
+            cause = innermost(error)
+            failure = RunError(f"internal error: {type(cause).__name__}: {cause}", run_id=run_id)
             failure.__cause__ = error
-            finish(
-                "failed",
-                error={"type": type(error).__name__, "message": str(error), "step_id": None},
-                finished_at=time.time(),
-            )
+            with contextlib.suppress(Exception):  # the store itself may be what failed
+                finish("failed", error=failure.to_dict(), finished_at=time.time())
             return RunResult(run_id=run_id, status="failed", error=failure)
         finish(
             "succeeded", output=output, finished_at=time.time(), duration_ms=(time.time() - record.created_at) * 1000

@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from stratum_core.llm import LLMClient
     from stratum_core.store import RunStore
 
-__all__ = ["FlowExecution", "RunContext"]
+__all__ = ["FlowExecution", "RunContext", "innermost"]
 
 
 @dataclass(kw_only=True)
@@ -358,8 +358,9 @@ class FlowExecution:
         except SkippedInput:
             raise
         except Exception as error:  # a bug or an unexpected failure: the run fails and keeps what it had done
+            cause = innermost(error)
             failure = ComputeError(
-                f"internal error: {type(error).__name__}: {error}", traceback=traceback.format_exc(), step_id=path
+                f"internal error: {type(cause).__name__}: {cause}", traceback=traceback.format_exc(), step_id=path
             )
             finish("failed", error=failure.to_dict())
             raise failure from error
@@ -508,6 +509,13 @@ class FlowExecution:
         if waiting and not (stop_after_successes and any(r[0] == "ok" for r in results.values())):
             raise Pending.merge(waiting)
         return [(path, results[path]) for path, _, _ in branches if path in results]
+
+
+def innermost(error: BaseException) -> BaseException:
+    """The one exception a chain of single-exception groups (from nested task groups) wraps, else `error`."""
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error
 
 
 def _awaiting(item: Any) -> str:

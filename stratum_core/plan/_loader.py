@@ -347,7 +347,7 @@ def load_plan_text(
         check_size(text, source=source)
         check_imports = False
     loaded = _load(text, source=source, base_dir=base_dir, check_imports=check_imports, untrusted=untrusted)
-    return loaded.plan
+    return loaded.plan.model_copy(update={"untrusted": True}) if untrusted else loaded.plan
 
 
 def _load(

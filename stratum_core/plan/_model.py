@@ -290,6 +290,7 @@ class Plan(_Model):
 
     `source` is the file it came from ('<string>' for text); `text` is the plan as written (kept so that a run can
     be resumed in another process on exactly the plan it started with) and `text_hash` its content hash.
+    `untrusted` marks a plan written by a client (loaded with the limits of `untrusted=True`).
     """
 
     version: str
@@ -300,6 +301,7 @@ class Plan(_Model):
     source: str = "<string>"
     text: str = Field(default="", repr=False)
     text_hash: str = ""
+    untrusted: bool = False
 
 
 _ROOTS = ("input", "steps", "item")

@@ -472,3 +472,20 @@ async def test_a_flow_whose_result_was_skipped_fails_naming_it(engine: Engine) -
     result = await engine.run(plan(ROUTE), "nothing", {"text": "x"})
     assert result.status == "failed"
     assert result.error is not None and "'paged') was skipped" in result.error.message
+
+
+async def test_a_failure_outside_any_step_still_ends_the_run_failed_and_recorded() -> None:
+    from stratum_core.store import MemoryRunStore, StepRecord
+
+    class FlakyStore(MemoryRunStore):
+        def upsert_step(self, record: StepRecord) -> None:
+            if record.status == "succeeded":
+                raise RuntimeError("disk full")
+            super().upsert_step(record)
+
+    store = FlakyStore()
+    result = await Engine(store=store).run(plan(CONDITIONAL), "maybe", {"text": "short"})
+    assert result.status == "failed"
+    assert result.error is not None and "internal error" in result.error.message and "disk full" in str(result.error)
+    run = store.get_run(result.run_id)
+    assert run is not None and run.status == "failed"

@@ -88,3 +88,34 @@ flows:
     result = await Engine().run(plan, "go", {"text": "hello", "items": [1, 2, 3]})
     assert result.status == "failed"
     assert isinstance(result.error, ExpressionError)
+
+
+async def test_a_run_of_an_untrusted_plan_is_resumed_under_the_same_limits() -> None:
+    from stratum_core.engine import ReviewAnswer, ReviewRequest
+    from stratum_core.store import MemoryRunStore
+
+    text = """
+version: "1"
+contracts:
+  Ok:
+    ok: {type: boolean}
+functions:
+  ask: {mode: human, question: Go?, input: {}, output: Ok}
+flows:
+  go:
+    input: {}
+    steps: [{id: ask, function: ask, inputs: {}}]
+"""
+    plan = load_plan_text(text, source="<agent plan 1>", untrusted=True)
+    assert plan.untrusted
+    store = MemoryRunStore()
+    paused = await Engine(store=store).run(plan, "go", {})
+    run = store.get_run(paused.run_id)
+    assert run is not None and run.attributes == {"untrusted_plan": True}
+
+    class Yes:
+        async def ask(self, request: ReviewRequest) -> ReviewAnswer:
+            return ReviewAnswer(action="accept", value={"ok": True})
+
+    resumed = await Engine(store=store).resume(paused.run_id, review_sink=Yes())
+    assert resumed.output == {"ok": True}
