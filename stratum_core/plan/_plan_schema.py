@@ -43,7 +43,57 @@ def plan_schema() -> dict[str, Any]:
 
 @cache
 def _validator() -> Draft202012Validator:
-    return Draft202012Validator(plan_schema())
+    return Draft202012Validator(_inline_refs(plan_schema()))
+
+
+def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with every `$ref` to a non-recursive definition replaced by the definition itself.
+
+    Same meaning, fewer reference lookups: jsonschema resolves each `$ref` on every visit, which made up most of the
+    time to check a plan. Definitions that refer to themselves (types nest) keep their `$ref`.
+    """
+    defs: dict[str, Any] = schema.get("$defs", {})
+
+    def refs(node: Any) -> set[str]:
+        if isinstance(node, dict):
+            found = {node["$ref"].rsplit("/", 1)[-1]} if isinstance(node.get("$ref"), str) else set()
+            return found.union(*(refs(value) for value in node.values()))
+        if isinstance(node, list):
+            return set().union(*(refs(value) for value in node))
+        return set()
+
+    direct = {name: refs(body) for name, body in defs.items()}
+    recursive: set[str] = set()
+    for name in defs:
+        seen, stack = set(), list(direct[name])
+        while stack:
+            current = stack.pop()
+            if current == name:
+                recursive.add(name)
+                break
+            if current not in seen and current in direct:
+                seen.add(current)
+                stack.extend(direct[current])
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            target = node.get("$ref")
+            if isinstance(target, str) and target.startswith("#/$defs/"):
+                name = target.rsplit("/", 1)[-1]
+                if name not in recursive:
+                    merged = dict(inline(defs[name]))
+                    siblings = {key: value for key, value in node.items() if key != "$ref"}
+                    if all(key not in merged or key == "description" for key in siblings):
+                        merged.update({key: inline(value) for key, value in siblings.items()})
+                        return merged
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(value) for value in node]
+        return node
+
+    inlined = {key: inline(value) for key, value in schema.items() if key != "$defs"}
+    inlined["$defs"] = {name: inline(body) for name, body in defs.items()}
+    return inlined
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
