@@ -321,10 +321,12 @@ class SQLiteRunStore:
             if row is None:
                 raise StoreError(f"update_run: unknown run {run_id!r}")
             record = updated_run(_decode(RunRecord, row), fields)
-            columns = _columns(RunRecord)
+            # Only the changed columns are written: the plan text and input stay as they are.
+            encoded = dict(zip(_columns(RunRecord), _encode(record), strict=True))
+            changed = [column for column in encoded if column in fields or column == "updated_at"]
             db.execute(
-                f"UPDATE runs SET {', '.join(f'{c} = ?' for c in columns)} WHERE run_id = ?",
-                [*_encode(record), run_id],
+                f"UPDATE runs SET {', '.join(f'{c} = ?' for c in changed)} WHERE run_id = ?",
+                [*(encoded[column] for column in changed), run_id],
             )
         return record
 
