@@ -15,7 +15,7 @@ from server_helpers import answer_with, links_of, make_server, text_of
 
 from server import StratumServer
 from stratum_core.plan._untrusted import MAX_TEXT
-from tests.fixtures.sandbox_corpus import ESCAPES
+from tests.fixtures.sandbox_corpus import ESCAPES, escape_plan
 
 COMPUTE = """\
 version: "1"
@@ -78,22 +78,6 @@ def agent_server() -> Iterator[StratumServer]:
     server = make_server(AGENT_PLANS)
     yield server
     server.close()
-
-
-def escape_plan(expression: str) -> str:
-    return f"""
-version: "1"
-functions:
-  f:
-    mode: compute
-    input: {{text: {{type: string}}, items: {{type: array, items: {{type: integer}}}}}}
-    output: {{type: any}}
-    expr: {expression!r}
-flows:
-  go:
-    input: {{text: {{type: string}}, items: {{type: array, items: {{type: integer}}}}}}
-    steps: [{{id: s, function: f, inputs: {{text: $.input.text, items: $.input.items}}}}]
-"""
 
 
 async def test_validate_reports_every_problem_located_in_the_text(agent_server: StratumServer, mode: str) -> None:

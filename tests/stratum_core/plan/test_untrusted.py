@@ -9,7 +9,7 @@ import pytest
 from stratum_core.engine import Engine
 from stratum_core.errors import ExpressionError, PlanError
 from stratum_core.plan import load_plan_text
-from tests.fixtures.sandbox_corpus import ESCAPES
+from tests.fixtures.sandbox_corpus import ESCAPES, escape_plan
 
 CALLS_PYTHON = """
 version: "1"
@@ -67,19 +67,7 @@ flows:
 async def test_sandbox_escapes_in_an_untrusted_plan_are_refused_at_load_or_at_run(
     escape: str, words: str | tuple[str, ...]
 ) -> None:
-    text = f"""
-version: "1"
-functions:
-  f:
-    mode: compute
-    input: {{text: {{type: string}}, items: {{type: array, items: {{type: integer}}}}}}
-    output: {{type: any}}
-    expr: {escape!r}
-flows:
-  go:
-    input: {{text: {{type: string}}, items: {{type: array, items: {{type: integer}}}}}}
-    steps: [{{id: s, function: f, inputs: {{text: $.input.text, items: $.input.items}}}}]
-"""
+    text = escape_plan(escape)
     try:
         plan = load_plan_text(text, untrusted=True)
     except PlanError as error:
