@@ -8,6 +8,7 @@ are charged from each response's usage and checked before every call.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio
@@ -41,6 +42,8 @@ class Envelope:
         self.parent = parent
         self.label = label
         self.used = Usage()
+        self._watchers: list[Callable[[BudgetExceeded], None]] = []
+        self._fired = False
         self.started = anyio.current_time()
         own_deadline = self.started + self.budget.ms / 1000 if self.budget.ms is not None else math.inf
         self.deadline: float = min(own_deadline, parent.deadline if parent is not None else math.inf)
@@ -63,8 +66,16 @@ class Envelope:
         own = self.budget.tokens - self.used.tokens if self.budget.tokens is not None else math.inf
         return min(own, self.parent.remaining_tokens()) if self.parent is not None else own
 
+    def watch(self, callback: Callable[[BudgetExceeded], None]) -> None:
+        """Call `callback` once, when the cost or tokens spent in this envelope go past its budget.
+
+        The scheduler uses it to cancel the calls still in flight: a budget that has run out stops everything.
+        """
+        self._watchers.append(callback)
+
     def charge(self, *, tokens_in: int, tokens_out: int, cost_usd: float | None) -> None:
-        """Record a call's usage here and in every parent."""
+        """Record a call's usage here and in every parent; tell the watchers of an envelope that ran out."""
+        exceeded: list[tuple[Envelope, BudgetExceeded]] = []
         envelope: Envelope | None = self
         while envelope is not None:
             envelope.used.tokens_in += tokens_in
@@ -73,7 +84,32 @@ class Envelope:
                 envelope.used.cost_unknown = True
             else:
                 envelope.used.cost_usd += cost_usd
+            error = envelope._overspent()
+            if error is not None and envelope._watchers and not envelope._fired:
+                envelope._fired = True
+                exceeded.append((envelope, error))
             envelope = envelope.parent
+        for owner, error in exceeded:
+            for callback in owner._watchers:
+                callback(error)
+
+    def _overspent(self) -> BudgetExceeded | None:
+        """The error for this envelope's own cost or token budget, when usage has gone past it."""
+        if self.budget.usd is not None and self.used.cost_usd > self.budget.usd:
+            return BudgetExceeded(
+                f"cost budget of ${self.budget.usd} ({self.label}) ran out (used ${self.used.cost_usd:.6f})",
+                dimension="usd",
+                limit=self.budget.usd,
+                used=self.used.cost_usd,
+            )
+        if self.budget.tokens is not None and self.used.tokens > self.budget.tokens:
+            return BudgetExceeded(
+                f"token budget of {self.budget.tokens} ({self.label}) ran out (used {self.used.tokens})",
+                dimension="tokens",
+                limit=self.budget.tokens,
+                used=self.used.tokens,
+            )
+        return None
 
     def _owner(self, dimension: str) -> Envelope:
         """The envelope whose limit on `dimension` is the binding one (for error messages)."""

@@ -28,6 +28,7 @@ from stratum_core.engine._types import EngineConfig, ReviewSink, RunObserver
 from stratum_core.engine._validation import schema_violations
 from stratum_core.engine._values import Scope, SkippedInput, resolve_binding
 from stratum_core.errors import (
+    BudgetExceeded,
     ComputeError,
     ExpressionError,
     ParallelValidationFailed,
@@ -163,6 +164,13 @@ class FlowExecution:
 
         with anyio.CancelScope(deadline=self.envelope.deadline) as deadline_scope:
             async with anyio.create_task_group() as group:
+
+                def overspent(error: BudgetExceeded) -> None:  # cost or tokens ran out: stop what is in flight
+                    error.step_id = self.prefix.rstrip(".") or self.flow.name
+                    failures.insert(0, error)
+                    group.cancel_scope.cancel()
+
+                self.envelope.watch(overspent)
                 for step in self.flow.steps:
                     group.start_soon(run_one, step, group.cancel_scope)
         if failures:

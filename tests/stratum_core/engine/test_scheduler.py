@@ -489,3 +489,41 @@ async def test_a_failure_outside_any_step_still_ends_the_run_failed_and_recorded
     assert result.error is not None and "internal error" in result.error.message and "disk full" in str(result.error)
     run = store.get_run(result.run_id)
     assert run is not None and run.status == "failed"
+
+
+TWO_AT_ONCE = """
+version: "1"
+contracts:
+  Out:
+    text: {type: string}
+functions:
+  talk:
+    mode: infer
+    intent: Say something about the topic.
+    input: {topic: {type: string}}
+    output: Out
+    retries: 0
+flows:
+  both:
+    input: {}
+    budget: {tokens: 400}
+    steps:
+      - {id: quick, function: talk, inputs: {topic: quick}}
+      - {id: slow, function: talk, inputs: {topic: slow}}
+"""
+
+
+async def test_running_out_of_tokens_cancels_the_calls_in_flight(engine: Engine, fake_llm: FakeLLM) -> None:
+    def answer(body: dict[str, Any]) -> Reply:
+        if "quick" in json.dumps(body["messages"]):
+            return Reply(json={"text": "long answer"}, prompt_tokens=100, completion_tokens=900)
+        return Reply(json={"text": "late"}, latency=10.0)
+
+    fake_llm.add_rule(lambda body: True, answer)
+    with anyio.fail_after(5):  # a hang guard: the slow call is cancelled, not waited for
+        result = await engine.run(plan(TWO_AT_ONCE), "both", {})
+    assert isinstance(result.error, BudgetExceeded)
+    assert result.error.dimension == "tokens"
+    assert result.error.used == 1000 and result.error.limit == 400
+    statuses = {s.step_id: s.status for s in engine.store.get_steps(result.run_id)}
+    assert statuses == {"quick": "succeeded", "slow": "cancelled"}
