@@ -11,6 +11,7 @@ from typing import Any, TextIO
 import anyio.to_thread
 from rich.console import Console
 from rich.panel import Panel
+from rich.progress import Progress
 
 from stratum_core.engine import ReviewAnswer, ReviewRequest
 
@@ -36,9 +37,16 @@ def _parse(raw: str, schema: Mapping[str, Any]) -> Any:
 class ConsoleReviewSink:
     """Asks each decision field at the terminal. Without a terminal it returns None, so the run pauses."""
 
-    def __init__(self, console: Console | None = None, stdin: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        console: Console | None = None,
+        stdin: TextIO | None = None,
+        *,
+        live: Progress | None = None,
+    ) -> None:
         self.console = console or Console(stderr=True)
         self.stdin = stdin or sys.stdin
+        self.live = live  # a live progress display, paused while the person answers
 
     async def ask(self, request: ReviewRequest) -> ReviewAnswer | None:
         """Show the question and its context, then read each field; an empty required answer declines."""
@@ -47,6 +55,16 @@ class ConsoleReviewSink:
         return await anyio.to_thread.run_sync(self._ask_blocking, request, abandon_on_cancel=True)
 
     def _ask_blocking(self, request: ReviewRequest) -> ReviewAnswer:
+        if self.live is None:
+            return self._ask_form(request)
+        self.live.stop()  # a redrawing display would overwrite the prompt the person types after
+        try:
+            return self._ask_form(request)
+        finally:
+            self.console.print()  # restarting the display redraws over the line below the cursor, not the answers
+            self.live.start()
+
+    def _ask_form(self, request: ReviewRequest) -> ReviewAnswer:
         context = json.dumps(dict(request.context), indent=2, ensure_ascii=False, default=str)
         self.console.print(Panel(context, title=f"[bold]{request.question}[/] (step {request.step_id})"))
         properties: Mapping[str, Any] = request.schema.get("properties", {})
@@ -60,7 +78,7 @@ class ConsoleReviewSink:
             else:
                 hint = " [y/n]" if field_schema.get("type") == "boolean" else ""
             while True:
-                self.console.print(f"{label}{hint}: ", end="")
+                self.console.print(f"{label}{hint}: ", end="", markup=False, highlight=False)
                 raw = self.stdin.readline()
                 if raw == "":  # end of input: the person left
                     return ReviewAnswer(action="cancel")

@@ -111,11 +111,12 @@ async def _execute(args: argparse.Namespace, console: Console, resume: bool) -> 
 
         config = dataclasses.replace(config, model=default_model())
     exporters = otel_observers(args, store)
-    engine = Engine(store=store, config=config, review_sink=ConsoleReviewSink(console), observers=exporters)
     try:
         with Progress(
             SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=False
         ) as progress:
+            sink = ConsoleReviewSink(console, live=progress)
+            engine = Engine(store=store, config=config, review_sink=sink, observers=exporters)
             result = await _run_or_resume(args, engine, _ProgressObserver(progress), resume)
     finally:
         for exporter in exporters:
