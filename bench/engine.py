@@ -1,4 +1,5 @@
-"""Scheduler overhead per step: 200 sequential compute steps, and 1,000 independent ones, SQLite store on.
+"""Scheduler overhead per step: 200 sequential compute steps, and 1,000 independent ones, SQLite store on; and the
+fixed cost of one run of a one-step flow, with the SQLite store and with the in-memory store.
 
 Run: python -m bench engine
 """
@@ -14,7 +15,7 @@ import anyio
 
 from stratum_core.engine import Engine
 from stratum_core.plan import load_plan_text
-from stratum_core.store import SQLiteRunStore
+from stratum_core.store import MemoryRunStore, RunStore, SQLiteRunStore
 
 REPEATS = 7
 
@@ -53,8 +54,21 @@ async def _measure(text: str, steps: int, store_path: Path) -> list[float]:
     return per_step_ms
 
 
+async def _one_step_run_ms(store: RunStore) -> float:
+    plan = load_plan_text(_plan(1, chained=False), source="bench.stratum.yaml")
+    engine = Engine(store=store)
+    for _ in range(100):
+        await engine.run(plan, "chain", {"n": 0})
+    times = []
+    for _ in range(1000):
+        started = time.perf_counter()
+        await engine.run(plan, "chain", {"n": 0})
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
 def main() -> None:
-    """Print the median scheduler overhead per step for both shapes."""
+    """Print the median scheduler overhead per step for both shapes, and the fixed cost of a run."""
     with tempfile.TemporaryDirectory() as folder:
         for name, steps, chained in (
             ("200 sequential compute steps", 200, True),
@@ -65,6 +79,13 @@ def main() -> None:
                 f"{name}: median {statistics.median(figures):.3f} ms/step "
                 f"(min {min(figures):.3f}, max {max(figures):.3f}; {REPEATS} runs, SQLite store on)"
             )
+        with SQLiteRunStore(Path(folder) / "one.db") as store:
+            sqlite_ms = anyio.run(_one_step_run_ms, store)
+    memory_ms = anyio.run(_one_step_run_ms, MemoryRunStore())
+    print(
+        f"one run of a one-step compute flow: median {sqlite_ms:.3f} ms with the SQLite store, "
+        f"{memory_ms:.3f} ms with the in-memory store (1,000 runs each)"
+    )
 
 
 if __name__ == "__main__":
