@@ -6,7 +6,8 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -33,6 +34,12 @@ __all__ = ["Engine", "ExecutionFactory"]
 logger = logging.getLogger("stratum.engine")
 
 ExecutionFactory = Callable[[RunContext, Flow, Mapping[str, Any], Envelope], FlowExecution]
+
+
+@dataclass
+class _RunLock:
+    lock: anyio.Lock = field(default_factory=anyio.Lock)
+    users: int = 0
 
 
 class Engine:
@@ -64,7 +71,7 @@ class Engine:
         self._session_cache: dict[str, Any] = {}
         self._plans: dict[tuple[str, str], Plan] = {}
         self._input_schemas: dict[tuple[str, str, str], dict[str, Any]] = {}
-        self._locks: dict[str, anyio.Lock] = {}
+        self._locks: dict[str, _RunLock] = {}
 
     def _llm_client(self) -> LLMClient:
         if self._llm is None:
@@ -207,12 +214,23 @@ class Engine:
             self._plans[key] = plan
         return plan
 
-    def _lock(self, run_id: str) -> anyio.Lock:
-        """One run is advanced by one task at a time (a resume and an agent's report cannot interleave)."""
-        lock = self._locks.get(run_id)
-        if lock is None:
-            lock = self._locks[run_id] = anyio.Lock()
-        return lock
+    @contextlib.asynccontextmanager
+    async def _lock(self, run_id: str) -> AsyncIterator[None]:
+        """One run is advanced by one task at a time (a resume and an agent's report cannot interleave).
+
+        A run's lock lives only while some task holds or waits for it, so a long-lived server keeps none per past run.
+        """
+        entry = self._locks.get(run_id)
+        if entry is None:
+            entry = self._locks[run_id] = _RunLock()
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self._locks[run_id]
 
     async def submit_agent_output(
         self,

@@ -130,3 +130,9 @@ async def test_without_an_agent_or_a_model_an_agent_step_fails_clearly(engine: E
     result = await engine.run(plan(), "decide", {"proposal": "p"})
     assert isinstance(result.error, AgentStepRequired)
     assert "MCP server" in result.error.message
+
+
+async def test_an_engine_keeps_no_lock_for_runs_nobody_is_advancing(engine: Engine) -> None:
+    paused = await engine.run(plan(), "decide", {"proposal": "p"}, agent=True)
+    await engine.submit_agent_output(paused.run_id, "pro", {"text": "x", "score": 0.9})
+    assert engine._locks == {}
