@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import mcp.types as types
-from jsonschema import Draft202012Validator
 
 from stratum_core.errors import PlanError, Problem, StratumError
 from stratum_core.plan import Plan, load_plan_text
@@ -22,12 +21,10 @@ __all__ = [
     "RUN_INPUT",
     "RUN_TOOL",
     "RUN_TOOL_DEF",
-    "RUN_VALIDATOR",
     "VALIDATE_INPUT",
     "VALIDATE_OUTPUT",
     "VALIDATE_TOOL",
     "VALIDATE_TOOL_DEF",
-    "VALIDATE_VALIDATOR",
     "agent_plan_source",
     "choose_flow",
     "load_agent_plan",
@@ -70,7 +67,6 @@ VALIDATE_OUTPUT: dict[str, Any] = {
     },
     "required": ["valid", "problems", "flows"],
 }
-VALIDATE_VALIDATOR = Draft202012Validator(VALIDATE_INPUT)
 VALIDATE_TOOL_DEF = types.Tool(
     name=VALIDATE_TOOL,
     title="Check a Stratum plan",
@@ -100,7 +96,6 @@ RUN_INPUT: dict[str, Any] = {
     "required": ["plan"],
     "additionalProperties": False,
 }
-RUN_VALIDATOR = Draft202012Validator(RUN_INPUT)
 RUN_TOOL_DEF = types.Tool(
     name=RUN_TOOL,
     title="Run a Stratum plan",

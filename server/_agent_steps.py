@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import mcp.types as types
-from jsonschema import Draft202012Validator
 
 from stratum_core.engine import AgentTask
 
@@ -22,7 +21,6 @@ __all__ = [
     "STEP_DONE_INPUT",
     "STEP_DONE_TOOL",
     "STEP_DONE_TOOL_DEF",
-    "STEP_DONE_VALIDATOR",
     "agent_task_meta",
     "agent_tasks_text",
     "rejection_text",
@@ -47,7 +45,6 @@ STEP_DONE_INPUT: dict[str, Any] = {
     "required": ["run_id", "step_id", "output"],
     "additionalProperties": False,
 }
-STEP_DONE_VALIDATOR = Draft202012Validator(STEP_DONE_INPUT)
 STEP_DONE_TOOL_DEF = types.Tool(
     name=STEP_DONE_TOOL,
     title="Report a Stratum step you did",

@@ -34,16 +34,14 @@ from pydantic import ValidationError
 from server._adhoc import (
     RUN_TOOL,
     RUN_TOOL_DEF,
-    RUN_VALIDATOR,
     VALIDATE_TOOL,
     VALIDATE_TOOL_DEF,
-    VALIDATE_VALIDATOR,
     choose_flow,
     load_agent_plan,
     problems_text,
     validation_report,
 )
-from server._agent_steps import STEP_DONE_INPUT, STEP_DONE_TOOL, STEP_DONE_TOOL_DEF, STEP_DONE_VALIDATOR
+from server._agent_steps import STEP_DONE_INPUT, STEP_DONE_TOOL, STEP_DONE_TOOL_DEF
 from server._catalog import FlowTool, PlanFolder, PlanLoader, argument_errors
 from server._config import INFER_VIA_DESCRIPTIONS, ServerConfig
 from server._elicitation import (
@@ -119,7 +117,6 @@ _RESUME_INPUT: dict[str, Any] = {
     "required": ["review_id"],
     "additionalProperties": False,
 }
-_RESUME_VALIDATOR = Draft202012Validator(_RESUME_INPUT)
 _RESUME_TOOL_DEF = types.Tool(
     name=RESUME_TOOL,
     title="Resume a paused Stratum run",
@@ -149,6 +146,7 @@ _TOOL_INPUTS: dict[str, Mapping[str, Any]] = {
     RUN_TOOL: RUN_TOOL_DEF.input_schema,
 }
 _BUILTIN_TOOLS = [_RESUME_TOOL_DEF, STEP_DONE_TOOL_DEF, VALIDATE_TOOL_DEF, RUN_TOOL_DEF]
+_BUILTIN_VALIDATORS = {name: Draft202012Validator(schema) for name, schema in _TOOL_INPUTS.items()}
 
 
 def _version() -> str:
@@ -370,6 +368,9 @@ class StratumServer(Server[Any]):
         try:
             if tool is not None:
                 return await self._flow_tool(ctx, params, tool)
+            errors = argument_errors(_BUILTIN_VALIDATORS[params.name], params.arguments or {})
+            if errors:  # the server's own tools check their arguments here, before any of them runs
+                return error_result(f"Invalid arguments for '{params.name}':\n" + "\n".join(errors))
             if params.name == STEP_DONE_TOOL:
                 return await self._step_done_tool(ctx, params)
             if params.name == RUN_TOOL:
@@ -573,9 +574,6 @@ class StratumServer(Server[Any]):
         self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult | types.InputRequiredResult:
         arguments = params.arguments or {}
-        errors = argument_errors(_RESUME_VALIDATOR, arguments)
-        if errors:
-            return error_result(f"Invalid arguments for '{RESUME_TOOL}':\n" + "\n".join(errors))
         if _is_modern(ctx) and params.request_state is not None:
             return await self._continue(ctx, params, None, lambda run: None)
         review_id = str(arguments["review_id"])
@@ -616,9 +614,6 @@ class StratumServer(Server[Any]):
     ) -> types.CallToolResult | types.InputRequiredResult:
         """An agent reports a step: check it; answer the violations, or the run's next pause, output or failure."""
         arguments = params.arguments or {}
-        errors = argument_errors(STEP_DONE_VALIDATOR, arguments)
-        if errors:
-            return error_result(f"Invalid arguments for '{STEP_DONE_TOOL}':\n" + "\n".join(errors))
         if _is_modern(ctx) and params.request_state is not None:  # a person answered a step met after this one
             return await self._continue(ctx, params, None, self._shape_of)
         run_id, step_id = str(arguments["run_id"]), str(arguments["step_id"])
@@ -652,9 +647,6 @@ class StratumServer(Server[Any]):
 
     async def _validate_tool(self, params: types.CallToolRequestParams) -> types.CallToolResult:
         arguments = params.arguments or {}
-        errors = argument_errors(VALIDATE_VALIDATOR, arguments)
-        if errors:
-            return error_result(f"Invalid arguments for '{VALIDATE_TOOL}':\n" + "\n".join(errors))
         report = await anyio.to_thread.run_sync(validation_report, str(arguments["plan"]))
         return types.CallToolResult(
             content=[types.TextContent(type="text", text=json.dumps(report, ensure_ascii=False))],
@@ -667,9 +659,6 @@ class StratumServer(Server[Any]):
     ) -> types.CallToolResult | types.InputRequiredResult:
         """Run a flow of a plan the agent wrote, loaded as untrusted text."""
         arguments = params.arguments or {}
-        errors = argument_errors(RUN_VALIDATOR, arguments)
-        if errors:
-            return error_result(f"Invalid arguments for '{RUN_TOOL}':\n" + "\n".join(errors))
         if _is_modern(ctx) and params.request_state is not None:
             return await self._continue(ctx, params, None, lambda run: None)
         try:
