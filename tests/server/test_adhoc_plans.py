@@ -185,3 +185,23 @@ async def test_tools_of_the_server_are_listed_with_schemas(agent_server: Stratum
     assert validate.annotations is not None and validate.annotations.read_only_hint is True
     assert run.input_schema["required"] == ["plan"] and run.output_schema is None
     assert isinstance(tools["stratum_step_done"], types.Tool)
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments", "line"),
+    [
+        ("stratum_validate", {"plan": 5}, "plan: 5 is not of type 'string'"),
+        ("stratum_run", {}, "plan: required field is missing"),
+        ("stratum_step_done", {"run_id": "r", "step_id": "s"}, "output: required field is missing"),
+        ("stratum_resume", {"answer": {}}, "review_id: required field is missing"),
+    ],
+)
+async def test_the_servers_own_tools_answer_bad_arguments_field_by_field(
+    agent_server: StratumServer, tool: str, arguments: dict[str, Any], line: str
+) -> None:
+    async with Client(agent_server, mode="legacy") as client:
+        result = await client.call_tool(tool, arguments)
+    assert result.is_error
+    text = text_of(result)
+    assert text.startswith(f"Invalid arguments for '{tool}':")
+    assert line in text
