@@ -105,5 +105,7 @@ flows:
         async def ask(self, request: ReviewRequest) -> ReviewAnswer:
             return ReviewAnswer(action="accept", value={"ok": True})
 
-    resumed = await Engine(store=store).resume(paused.run_id, review_sink=Yes())
+    other = Engine(store=store)  # as another process would: the plan is reloaded from the stored text
+    assert other._plan_of(run).untrusted  # ...under the limits it was first checked with
+    resumed = await other.resume(paused.run_id, review_sink=Yes())
     assert resumed.output == {"ok": True}
