@@ -9,8 +9,9 @@ import statistics
 import time
 from typing import Any
 
-from stratum_core._expressions import DEFAULT_LIMITS, ExpressionSyntaxError, _compile, compile_expression
 from stratum_core.errors import ExpressionError
+from stratum_core.expressions import DEFAULT_LIMITS, ExpressionSyntaxError, compile_expression
+from stratum_core.expressions._expression import _compile
 from tests.fixtures.sandbox_corpus import ESCAPES
 
 REPEATS = 5

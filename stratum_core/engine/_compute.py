@@ -13,9 +13,9 @@ from typing import Any
 import anyio.to_thread
 
 from stratum_core._call_targets import CallTargetError, resolve_call_target
-from stratum_core._expressions import compile_expression
 from stratum_core.engine._python_objects import python_target
 from stratum_core.errors import AgentStepRequired, ComputeError, ExpressionError
+from stratum_core.expressions import compile_expression
 from stratum_core.plan import ComputeFunction, Plan
 
 __all__ = ["plan_directory", "run_compute", "to_json_value"]

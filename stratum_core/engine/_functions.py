@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, assert_never
 
-from stratum_core._expressions import compile_expression
 from stratum_core.engine._agent import AwaitingAgent, adaptive_infer, agent_function, agent_task, wants_agent
 from stratum_core.engine._compute import run_compute
 from stratum_core.engine._context import StepContext
@@ -15,6 +14,7 @@ from stratum_core.engine._python_objects import describe, python_condition
 from stratum_core.engine._types import ReviewSink
 from stratum_core.engine._validation import schema_violations
 from stratum_core.errors import ExpressionError, PostconditionFailed, PreconditionFailed
+from stratum_core.expressions import compile_expression
 from stratum_core.plan import AdaptiveFunction, ComputeFunction, Function, HumanFunction, InferFunction
 from stratum_core.plan._schema import type_schema
 

@@ -13,7 +13,6 @@ from typing import Any, Protocol
 
 import anyio
 
-from stratum_core._expressions import Expression, ExpressionSyntaxError, compile_expression
 from stratum_core.engine._context import StepContext
 from stratum_core.engine._python_objects import Condition, describe, python_condition
 from stratum_core.errors import (
@@ -24,6 +23,7 @@ from stratum_core.errors import (
     RunError,
     StabilityAssertionError,
 )
+from stratum_core.expressions import Expression, ExpressionSyntaxError, compile_expression
 from stratum_core.plan import InferFunction, Quorum, Refine
 from stratum_core.plan._schema import canonical_json
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from stratum_core._expressions import Expression, describe_failure
+from stratum_core.expressions import Expression, describe_failure
 
 __all__ = [
     "TOKEN_PREFIX",

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, assert_never
 
 import anyio
 
-from stratum_core._expressions import compile_expression
 from stratum_core.engine._budget import Envelope
 from stratum_core.engine._context import StepContext
 from stratum_core.engine._functions import call_function
@@ -36,6 +35,7 @@ from stratum_core.errors import (
     RunCancelled,
     RunError,
 )
+from stratum_core.expressions import compile_expression
 from stratum_core.plan import (
     CallStep,
     DebateStep,

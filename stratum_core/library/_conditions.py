@@ -16,9 +16,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from stratum_core._expressions import Expression, ExpressionSyntaxError, compile_expression, describe_failure
 from stratum_core.engine._python_objects import PythonCondition, python_condition, register_condition
 from stratum_core.errors import ExpressionError
+from stratum_core.expressions import Expression, ExpressionSyntaxError, compile_expression, describe_failure
 from stratum_core.library._codec import Codec
 from stratum_core.library._types import DefinitionProblem
 

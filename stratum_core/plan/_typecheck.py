@@ -12,7 +12,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from stratum_core._expressions import ExpressionSyntaxError, compile_expression
+from stratum_core.expressions import ExpressionSyntaxError, compile_expression
 from stratum_core.plan._check_context import CheckContext, FlowScope
 from stratum_core.plan._model import (
     CallStep,

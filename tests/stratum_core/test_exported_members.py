@@ -35,6 +35,15 @@ PINNED = {
         "RunStatus",
     ],
     "stratum_core.cli": ["Command", "build_parser", "main"],
+    "stratum_core.expressions": [
+        "DEFAULT_LIMITS",
+        "Expression",
+        "ExpressionSyntaxError",
+        "FieldRead",
+        "Limits",
+        "compile_expression",
+        "describe_failure",
+    ],
     "stratum_core.errors": [
         "AgentStepRequired",
         "BudgetExceeded",

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stratum_core._expressions import (
+from stratum_core.errors import ExpressionError
+from stratum_core.expressions import (
     DEFAULT_LIMITS,
     ExpressionSyntaxError,
     FieldRead,
@@ -16,7 +17,6 @@ from stratum_core._expressions import (
     compile_expression,
     describe_failure,
 )
-from stratum_core.errors import ExpressionError
 from tests.fixtures.sandbox_corpus import ESCAPES
 
 

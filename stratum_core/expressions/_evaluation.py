@@ -1,0 +1,360 @@
+"""Evaluation with bounds: a tree-walking interpreter over a checked expression.
+
+Nothing reaches eval, exec or compile. Each evaluation is bounded in steps, wall time, nesting, and the size of the
+strings, collections and integers it builds. Values copied or trimmed from the inputs (slices, `strip()`, `split()`,
+`sorted(x)`) may be as large as those inputs; their size is charged to the step budget instead.
+"""
+
+from __future__ import annotations
+
+import ast
+import reprlib
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from types import GeneratorType
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+from stratum_core.errors import ExpressionError
+from stratum_core.expressions._builtins import _FUNCTIONS, _METHODS, _check_replace, _join
+from stratum_core.expressions._syntax import _BINARY_OPERATORS, _COMPARISONS, _UNARY_OPERATORS, Limits
+from stratum_core.expressions._values import _ITERABLE_TYPES, _SEQUENCE_TYPES, _a, _input_problem, _listing
+
+if TYPE_CHECKING:
+    from stratum_core.expressions._expression import Expression
+
+_ITEMS_PER_STEP = 64  # characters or items copied per step charged
+_CLOCK_EVERY = 128  # steps between two looks at the clock
+
+Scope = dict[str, Any]
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 80
+
+
+def _python_failure(exc: Exception, source: str) -> str:
+    """A message for a Python error raised by an allowed operation on bad values."""
+    if isinstance(exc, ZeroDivisionError):
+        return f"division by zero in {source}"
+    kinds: list[tuple[type[Exception], str]] = [
+        (OverflowError, "number too large"),
+        (IndexError, "index out of range"),
+        (KeyError, "missing key"),
+        (TypeError, "type error"),
+    ]
+    kind = next((word for cls, word in kinds if isinstance(exc, cls)), "invalid value")
+    return f"{kind} in {source}: {exc}"
+
+
+class _Evaluator:
+    """One evaluation of one expression: holds the step count and the clock, so it is never shared or reused."""
+
+    def __init__(self, expression: Expression, env: Mapping[str, Any], limits: Limits) -> None:
+        self._expression = expression
+        self._env = env
+        self.limits = limits
+        self._inputs: dict[str, Any] = {}
+        self._steps = 0
+        self._next_clock = _CLOCK_EVERY
+        self._deadline = time.perf_counter() + limits.max_seconds
+
+    def run(self, node: ast.expr) -> Any:
+        try:
+            return self._eval(node, {})
+        except RecursionError as exc:
+            raise self.fail("expression is nested too deeply to evaluate") from exc
+        except MemoryError as exc:
+            raise self.fail("evaluation ran out of memory") from exc
+
+    def fail(self, message: str) -> ExpressionError:
+        return ExpressionError(message, expression=self._expression.text)
+
+    def source(self, node: ast.AST) -> str:
+        return _segment(self._expression, node)
+
+    # budgets
+
+    def tick(self, cost: int = 1) -> None:
+        self._steps += cost
+        if self._steps > self.limits.max_steps:
+            raise self.fail(f"evaluation took too many steps (limit {self.limits.max_steps})")
+        if self._steps >= self._next_clock:
+            self._next_clock = self._steps + _CLOCK_EVERY
+            if time.perf_counter() > self._deadline:
+                raise self.fail(f"evaluation took too long (limit {self.limits.max_seconds} s)")
+
+    def charge(self, size: int) -> None:
+        """Count copying `size` characters or items against the step budget."""
+        if size >= _ITEMS_PER_STEP:
+            self.tick(size // _ITEMS_PER_STEP)
+
+    def require_length(self, length: int, kind: str) -> None:
+        """Refuse, before building it, a value of `kind` ('text' or a collection) longer than its limit."""
+        limit, unit = (self.limits.max_string, "characters") if kind == "text" else (self.limits.max_sequence, "items")
+        if length > limit:
+            raise self.fail(f"{kind} is too long: {length} {unit} (limit {limit})")
+
+    def require_bits(self, bits: int, *, estimate: bool = False) -> None:
+        if bits > self.limits.max_int_bits:
+            size = f"at least {bits}" if estimate else str(bits)
+            raise self.fail(f"integer is too large: {size} bits (limit {self.limits.max_int_bits})")
+
+    def produced(self, value: Any) -> Any:
+        """Check a value the expression built against the size limits, and charge for its size."""
+        kind = type(value)
+        if kind is str or kind in _SEQUENCE_TYPES:
+            self.require_length(len(value), "text" if kind is str else kind.__name__)
+            self.charge(len(value))
+        elif kind is int:
+            self.require_bits(value.bit_length())
+        elif kind is complex:
+            raise self.fail("the result is a complex number, which expressions do not support")
+        return value
+
+    # iteration
+
+    def iterable(self, value: Any) -> Any:
+        if type(value) not in _ITERABLE_TYPES:
+            raise self.fail(f"cannot iterate over {_a(value)}")
+        return value
+
+    def iterate(self, value: Any) -> Iterator[Any]:
+        for item in self.iterable(value):
+            self.tick()
+            yield item
+
+    def bounded(self, items: Iterable[Any], kind: str = "list") -> list[Any]:
+        """Materialise `items`, refusing as soon as there are more than max_sequence of them."""
+        result: list[Any] = []
+        for item in items:
+            result.append(item)
+            if len(result) > self.limits.max_sequence:
+                raise self.fail(f"{kind} is too long: over the limit of {self.limits.max_sequence} items")
+        return result
+
+    def collect(self, value: Any) -> list[Any]:
+        """The items of a generator (bounded) or a copy of a container's items (charged)."""
+        if isinstance(value, GeneratorType):
+            return self.bounded(value)
+        self.charge(len(self.iterable(value)))
+        return list(value)
+
+    # nodes
+
+    def _eval(self, node: ast.expr, scope: Scope) -> Any:
+        self.tick()
+        try:
+            return self._HANDLERS[type(node)](self, node, scope)
+        except (ArithmeticError, LookupError, TypeError, ValueError) as exc:
+            raise self.fail(_python_failure(exc, self.source(node))) from exc
+
+    def _constant(self, node: ast.Constant, scope: Scope) -> Any:
+        return node.value
+
+    def _name(self, node: ast.Name, scope: Scope) -> Any:
+        if node.id in scope:
+            return scope[node.id]
+        if node.id in self._inputs:
+            return self._inputs[node.id]
+        if node.id not in self._env:
+            raise self.fail(f"unknown name '{node.id}' (available: {_listing(sorted(map(str, self._env)), node.id)})")
+        value = self._env[node.id]
+        if (problem := _input_problem(value)) is not None:
+            raise self.fail(f"input '{node.id}' {problem}")
+        self._inputs[node.id] = value
+        return value
+
+    def _attribute(self, node: ast.Attribute, scope: Scope) -> Any:
+        value = self._eval(node.value, scope)
+        if type(value) is dict:
+            return self.field(value, node.attr, node.value)
+        owner = self.source(node.value)
+        message = f"{owner} is {_a(value)}, not a record, so it has no field '{node.attr}'"
+        if node.attr in _METHODS.get(type(value), ()):
+            message += f" (to use the method, call it: {owner}.{node.attr}())"
+        raise self.fail(message)
+
+    def field(self, record: dict[Any, Any], key: Any, owner: ast.expr) -> Any:
+        try:
+            return record[key]
+        except KeyError:
+            pass
+        word = "field" if isinstance(key, str) else "key"
+        listing = _listing([name for name in record if isinstance(name, str)], key)
+        raise self.fail(f"{self.source(owner)} has no {word} {key!r} ({word}s: {listing})")
+
+    def _subscript(self, node: ast.Subscript, scope: Scope) -> Any:
+        value = self._eval(node.value, scope)
+        if isinstance(node.slice, ast.Slice):
+            parts = (node.slice.lower, node.slice.upper, node.slice.step)
+            bounds = [None if part is None else self._eval(part, scope) for part in parts]
+            if any(bound is not None and type(bound) not in (int, bool) for bound in bounds):
+                raise self.fail(f"slice bounds must be integers or None in {self.source(node)}")
+            if type(value) not in (str, list, tuple, range):
+                raise self.fail(f"cannot slice {_a(value)} in {self.source(node)}")
+            result = value[slice(*bounds)]
+            self.charge(len(result))
+            return result
+        key = self._eval(node.slice, scope)
+        if type(value) is dict:
+            return self.field(value, key, node.value)
+        if type(value) not in (str, list, tuple, range):
+            raise self.fail(f"cannot index {_a(value)} in {self.source(node)}")
+        if type(key) not in (int, bool):
+            raise self.fail(f"{type(value).__name__} indices must be integers, not {type(key).__name__}")
+        if not -len(value) <= key < len(value):
+            raise self.fail(f"index {key} is out of range for {self.source(node.value)} ({len(value)} items)")
+        return value[key]
+
+    def _literal(self, node: ast.List | ast.Tuple | ast.Set, scope: Scope) -> Any:
+        build = {ast.List: list, ast.Tuple: tuple, ast.Set: set}[type(node)]
+        return self.produced(build(self._eval(item, scope) for item in node.elts))
+
+    def _dict(self, node: ast.Dict, scope: Scope) -> Any:
+        pairs = zip(cast(list[ast.expr], node.keys), node.values, strict=True)
+        return self.produced({self._eval(key, scope): self._eval(value, scope) for key, value in pairs})
+
+    def _unary(self, node: ast.UnaryOp, scope: Scope) -> Any:
+        return self.produced(_UNARY_OPERATORS[type(node.op)](self._eval(node.operand, scope)))
+
+    def _binary(self, node: ast.BinOp, scope: Scope) -> Any:
+        left = self._eval(node.left, scope)
+        return self.arithmetic(type(node.op), left, self._eval(node.right, scope))
+
+    def arithmetic(self, op: type[ast.operator], left: Any, right: Any) -> Any:
+        """Apply a binary operator, refusing first any result that would break a size limit."""
+        sequences = (str, list, tuple)
+        if op is ast.Add and type(left) in sequences and type(left) is type(right):
+            self.require_length(len(left) + len(right), "text" if type(left) is str else type(left).__name__)
+        elif op is ast.Mult:
+            self._check_product(left, right)
+        elif op is ast.Pow and type(left) in (int, bool) and type(right) in (int, bool) and right > 0 and abs(left) > 1:
+            self.require_bits((abs(left).bit_length() - 1) * right + 1, estimate=True)
+        elif op is ast.Mod and type(left) is str:
+            raise self.fail("text formatting with % is not available (build text with + and str(...))")
+        return self.produced(_BINARY_OPERATORS[op](left, right))
+
+    def _check_product(self, left: Any, right: Any) -> None:
+        integers = (int, bool)
+        if type(left) in integers and type(right) in integers:
+            self.require_bits(left.bit_length() + right.bit_length() - 1, estimate=True)
+            return
+        for sequence, count in ((left, right), (right, left)):
+            if type(sequence) in (str, list, tuple) and type(count) in integers:
+                kind = "text" if type(sequence) is str else type(sequence).__name__
+                self.require_length(len(sequence) * max(count, 0), kind)
+
+    def _bool_op(self, node: ast.BoolOp, scope: Scope) -> Any:
+        stop_when = isinstance(node.op, ast.Or)
+        for part in node.values[:-1]:
+            value = self._eval(part, scope)
+            if bool(value) is stop_when:
+                return value
+        return self._eval(node.values[-1], scope)
+
+    def _compare(self, node: ast.Compare, scope: Scope) -> Any:
+        left = self._eval(node.left, scope)
+        for op, right_node in zip(node.ops, node.comparators, strict=True):
+            right = self._eval(right_node, scope)
+            if isinstance(op, ast.In | ast.NotIn) and type(right) in _ITERABLE_TYPES:
+                self.charge(len(right))
+            if not _COMPARISONS[type(op)](left, right):
+                return False
+            left = right
+        return True
+
+    def _if(self, node: ast.IfExp, scope: Scope) -> Any:
+        return self._eval(node.body if self._eval(node.test, scope) else node.orelse, scope)
+
+    def _call(self, node: ast.Call, scope: Scope) -> Any:
+        if isinstance(node.func, ast.Attribute):
+            receiver = self._eval(node.func.value, scope)
+            return self._method(receiver, node.func.attr, self._arguments(node, scope), node.func.value)
+        name = cast(ast.Name, node.func).id
+        args = self._arguments(node, scope)
+        keywords = {cast(str, keyword.arg): self._eval(keyword.value, scope) for keyword in node.keywords}
+        return _FUNCTIONS[name].implementation(self, args, keywords)
+
+    def _arguments(self, node: ast.Call, scope: Scope) -> list[Any]:
+        return [
+            self._generator(arg, scope) if isinstance(arg, ast.GeneratorExp) else self._eval(arg, scope)
+            for arg in node.args
+        ]
+
+    def _method(self, receiver: Any, name: str, args: list[Any], owner: ast.expr) -> Any:
+        kind = type(receiver)
+        if name not in _METHODS.get(kind, ()):
+            available = ", ".join(sorted(_METHODS.get(kind, ()))) or "none"
+            raise self.fail(
+                f"{self.source(owner)} is {_a(receiver)}, which has no method '{name}' (methods: {available})"
+            )
+        if kind in (str, list, tuple):
+            self.charge(len(receiver))
+        if name == "join":
+            return _join(self, receiver, args)
+        if name == "replace":
+            _check_replace(self, receiver, args)
+        result = getattr(receiver, name)(*args)
+        if name in ("keys", "values", "items"):
+            result = list(result)
+        if type(result) in (str, list):
+            self.charge(len(result))
+        return result
+
+    def _scopes(self, generators: list[ast.comprehension], scope: Scope) -> Iterator[Scope]:
+        """Every binding of the comprehension variables that passes the `if` clauses, in order."""
+        first, rest = generators[0], generators[1:]
+        for item in self.iterate(self._eval(first.iter, scope)):
+            inner = dict(scope)
+            self._bind(first.target, item, inner)
+            if all(self._eval(test, inner) for test in first.ifs):
+                if rest:
+                    yield from self._scopes(rest, inner)
+                else:
+                    yield inner
+
+    def _bind(self, target: ast.expr, value: Any, scope: Scope) -> None:
+        if isinstance(target, ast.Name):
+            scope[target.id] = value
+            return
+        names = cast(ast.Tuple | ast.List, target).elts
+        if type(value) not in (str, list, tuple) or len(value) != len(names):
+            size = f"{len(value)} values" if type(value) in (str, list, tuple) else _a(value)
+            raise self.fail(f"cannot unpack {size} into {len(names)} names in {self.source(target)}")
+        for name, item in zip(names, value, strict=True):
+            self._bind(name, item, scope)
+
+    def _generator(self, node: ast.GeneratorExp, scope: Scope) -> Iterator[Any]:
+        return (self._eval(node.elt, inner) for inner in self._scopes(node.generators, scope))
+
+    def _comprehension(self, node: ast.ListComp | ast.SetComp | ast.DictComp, scope: Scope) -> Any:
+        scopes = self._scopes(node.generators, scope)
+        if isinstance(node, ast.DictComp):
+            pairs = ((self._eval(node.key, inner), self._eval(node.value, inner)) for inner in scopes)
+            return self.produced(dict(self.bounded(pairs, "dict")))
+        kind = "set" if isinstance(node, ast.SetComp) else "list"
+        items = self.bounded((self._eval(node.elt, inner) for inner in scopes), kind)
+        return self.produced(set(items) if kind == "set" else items)
+
+    _HANDLERS: ClassVar[dict[type[ast.AST], Callable[[_Evaluator, Any, Scope], Any]]] = {
+        ast.Constant: _constant,
+        ast.Name: _name,
+        ast.Attribute: _attribute,
+        ast.Subscript: _subscript,
+        ast.List: _literal,
+        ast.Tuple: _literal,
+        ast.Set: _literal,
+        ast.Dict: _dict,
+        ast.UnaryOp: _unary,
+        ast.BinOp: _binary,
+        ast.BoolOp: _bool_op,
+        ast.Compare: _compare,
+        ast.IfExp: _if,
+        ast.Call: _call,
+        ast.ListComp: _comprehension,
+        ast.SetComp: _comprehension,
+        ast.DictComp: _comprehension,
+    }
+
+
+def _segment(expr: Expression, node: ast.AST) -> str:
+    return ast.get_source_segment(expr._code, node) or expr.text.strip()
