@@ -71,6 +71,7 @@ from server._sampling import SAMPLING_MODEL, CallerModel, Executors, sampling_th
 from stratum_core.engine import Engine, EngineConfig, ReviewSink, RunObserver, RunResult
 from stratum_core.errors import PlanError, RunError, StratumError
 from stratum_core.llm import LLMClient
+from stratum_core.llm._models_file import load_models_file
 from stratum_core.plan import Plan
 from stratum_core.store import MemoryRunStore, ReviewAction, RunRecord, RunStore, SQLiteRunStore, StoreError
 from stratum_core.store._records import new_id
@@ -747,6 +748,7 @@ def build_server(
                 api_base=config.api_base,
                 api_key=config.api_key,
                 infer_via="agent" if infer_via == "agent" else "server",
+                output_profiles=load_models_file(config.models_file) if config.models_file else {},
             ),
             observers=observers,
         )

@@ -50,6 +50,7 @@ class ServerConfig:
         name: the server name announced to clients.
         infer_via: who does infer steps without an `executor` (see `InferVia`); None: the server's model when one
             is configured, else the calling agent.
+        models_file: the models file (how self-hosted models take the output schema; `STRATUM_MODELS`).
     """
 
     plans_dir: Path = DEFAULT_PLANS_DIR
@@ -64,6 +65,7 @@ class ServerConfig:
     review_ttl: float = 24 * 3600.0
     name: str = "stratum"
     infer_via: InferVia | None = None
+    models_file: Path | None = None
 
     @property
     def resolved_infer_via(self) -> InferVia:
@@ -74,7 +76,7 @@ class ServerConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, /, **overrides: object) -> ServerConfig:
-        """Read the STRATUM_* variables: PLANS, STORE, MODEL, API_BASE, API_KEY, TOKEN and INFER_VIA.
+        """Read the STRATUM_* variables: PLANS, STORE, MODEL, API_BASE, API_KEY, TOKEN, INFER_VIA and MODELS.
 
         Explicit overrides that are not None win over the environment. A bad STRATUM_INFER_VIA raises ValueError.
         """
@@ -84,6 +86,8 @@ class ServerConfig:
             values["plans_dir"] = Path(env["STRATUM_PLANS"])
         if env.get("STRATUM_STORE"):
             values["store_path"] = Path(env["STRATUM_STORE"])
+        if env.get("STRATUM_MODELS"):
+            values["models_file"] = Path(env["STRATUM_MODELS"])
         for key, name in (
             ("model", "STRATUM_MODEL"),
             ("api_base", "STRATUM_API_BASE"),

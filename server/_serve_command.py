@@ -35,6 +35,12 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", metavar="M", help="LiteLLM model for infer steps (default: $STRATUM_MODEL)")
     parser.add_argument("--api-base", metavar="URL", help="OpenAI-compatible base URL (default: $STRATUM_API_BASE)")
     parser.add_argument(
+        "--models",
+        metavar="FILE",
+        help="models file: how self-hosted models take the output schema (default: $STRATUM_MODELS; see "
+        "docs/self-hosted-models.md)",
+    )
+    parser.add_argument(
         "--infer-via",
         choices=["server", "agent", "sampling"],
         help="who does infer steps: server (the --model), agent (the calling agent does each step and reports it "
@@ -80,6 +86,7 @@ def _run(args: argparse.Namespace) -> int:
         "token": args.token,
         "poll_interval": args.poll,
         "infer_via": args.infer_via,
+        "models_file": Path(args.models) if args.models else None,
     }
     if args.store and args.store != _MEMORY:
         store = Path(args.store)

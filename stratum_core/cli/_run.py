@@ -18,6 +18,7 @@ from stratum_core.cli._main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Command
 from stratum_core.cli._runs import configure_runs, run_runs
 from stratum_core.engine import Engine, EngineConfig, RunObserver, RunResult
 from stratum_core.errors import PlanError, StratumError
+from stratum_core.llm._models_file import load_models_file
 from stratum_core.observability import add_otel_option, otel_observers
 from stratum_core.store import RunStore, SQLiteRunStore, Trace
 
@@ -40,6 +41,12 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         "--force-model", action="store_true", help="use --model for every infer step, whatever the plan names"
     )
     parser.add_argument("--store", help=f"run store file (default: $STRATUM_STORE or {DEFAULT_STORE})")
+    parser.add_argument(
+        "--models",
+        metavar="FILE",
+        help="models file: how self-hosted models take the output schema (default: $STRATUM_MODELS; see "
+        "docs/self-hosted-models.md)",
+    )
 
 
 def _read_input(text: str) -> Any:
@@ -105,7 +112,12 @@ async def _execute(args: argparse.Namespace, console: Console, resume: bool) -> 
     from stratum_core.cli._console_review import ConsoleReviewSink
 
     store = open_store(args.store)
-    config = EngineConfig.from_env(model=args.model, api_base=args.api_base, force_model=args.force_model or None)
+    config = EngineConfig.from_env(
+        model=args.model,
+        api_base=args.api_base,
+        force_model=args.force_model or None,
+        output_profiles=load_models_file(args.models) if args.models else None,
+    )
     if config.model is None:  # nothing configured: the embedded local model, when it is installed
         from stratum_core.llm import default_model
 

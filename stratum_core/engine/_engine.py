@@ -77,7 +77,7 @@ class Engine:
         if self._llm is None:
             from stratum_core.llm import default_client
 
-            self._llm = default_client()
+            self._llm = default_client(output_profiles=self.config.output_profiles)
         return self._llm
 
     def input_errors(self, plan: Plan, flow: str, inputs: Mapping[str, Any]) -> list[str]:

@@ -367,5 +367,14 @@ class _Attempt:
                 transport_errors=list(response.transport_errors) if response else [],
                 error=error,
                 backend=str(ctx.attributes.get("backend") or "server"),
+                output_strategy=_strategy(response),
+                strategy_fallbacks=list(response.strategy_fallbacks) if response else [],
             )
         )
+
+
+def _strategy(response: LLMResponse | None) -> str | None:
+    """The output strategy an answer came by, for the trace (None for free text or no answer)."""
+    if response is None or response.structured_output == "none":
+        return None
+    return response.structured_output

@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from stratum_core.errors import RunError
+
+if TYPE_CHECKING:
+    from stratum_core.llm._structured import OutputProfile
 
 __all__ = [
     "AgentSubmission",
@@ -36,6 +39,8 @@ class EngineConfig:
         infer_via: who does infer steps without an `executor`: the server's model, or the calling agent.
         force_model: use `model` for every infer step, whatever the plan's functions name (to try a plan on another
             model, a local one or the test LLM).
+        output_profiles: how each model is asked for structured output, by model string, from the models file
+            (`--models`, `STRATUM_MODELS`); models not listed use Stratum's table and LiteLLM's data.
     """
 
     model: str | None = None
@@ -44,6 +49,7 @@ class EngineConfig:
     max_concurrency: int = 16
     infer_via: Literal["server", "agent"] = "server"
     force_model: bool = False
+    output_profiles: Mapping[str, OutputProfile] = field(default_factory=dict)
 
     def model_for(self, requested: str | None) -> str | None:
         """The model an infer step uses: the configured one when forced, else the function's, else the default."""
@@ -53,13 +59,20 @@ class EngineConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> EngineConfig:
-        """Read STRATUM_MODEL, STRATUM_API_BASE and STRATUM_API_KEY; explicit overrides that are not None win."""
+        """Read STRATUM_MODEL, STRATUM_API_BASE, STRATUM_API_KEY and STRATUM_MODELS (the models file).
+
+        Explicit overrides that are not None win; a bad models file raises ConfigurationError.
+        """
         env = os.environ if env is None else env
         values: dict[str, Any] = {
             "model": env.get("STRATUM_MODEL") or None,
             "api_base": env.get("STRATUM_API_BASE") or None,
             "api_key": env.get("STRATUM_API_KEY") or None,
         }
+        if env.get("STRATUM_MODELS"):
+            from stratum_core.llm._models_file import load_models_file
+
+            values["output_profiles"] = load_models_file(env["STRATUM_MODELS"])
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
 

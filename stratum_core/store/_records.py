@@ -101,7 +101,9 @@ class AttemptRecord(_Record):
     """One call to a model within a step; `number` counts from 1 within the step.
 
     `cost_usd` is None when the model has no known price. `transport_*` count network retries inside this attempt,
-    apart from the contract retries that make new attempts.
+    apart from the contract retries that make new attempts. `output_strategy` is how the output contract was asked
+    of the model (json_schema, json_object, text; None for free text or when no model answered), and
+    `strategy_fallbacks` one text per strategy the provider refused before it.
     """
 
     run_id: str = Field(min_length=1)
@@ -123,6 +125,8 @@ class AttemptRecord(_Record):
     transport_errors: list[str] = Field(default_factory=list)
     error: str | None = None
     backend: str | None = None
+    output_strategy: str | None = None
+    strategy_fallbacks: list[str] = Field(default_factory=list)
 
     def otel_attributes(self) -> dict[str, Any]:
         """This attempt as OpenTelemetry GenAI span attributes, for an exporter to copy one to one.
@@ -139,6 +143,7 @@ class AttemptRecord(_Record):
             "stratum.compiled_prompt_hash": self.prompt_hash,
             "stratum.cost_usd": self.cost_usd,
             "stratum.attempt": self.number,
+            "stratum.output_strategy": self.output_strategy,
         }
         if self.cost_usd is None:
             attributes["stratum.cost_unknown"] = True

@@ -141,11 +141,25 @@ _MIGRATIONS: tuple[str, ...] = (
         created_at    REAL NOT NULL
     );
     """,
+    """
+    ALTER TABLE attempts ADD COLUMN output_strategy TEXT;
+    ALTER TABLE attempts ADD COLUMN strategy_fallbacks TEXT NOT NULL DEFAULT '[]';
+    """,
 )
 
 # Columns holding JSON text; SQL NULL stands for Python None.
 _JSON_COLUMNS = frozenset(
-    {"input", "output", "error", "attributes", "violations", "transport_errors", "request", "value"}
+    {
+        "input",
+        "output",
+        "error",
+        "attributes",
+        "violations",
+        "transport_errors",
+        "request",
+        "value",
+        "strategy_fallbacks",
+    }
 )
 
 _R = TypeVar("_R", bound=BaseModel)

@@ -51,12 +51,14 @@ class Fault:
 
     rate_limit: 429 (with `Retry-After` when `retry_after` is set); server_error: 500; bad_request: 400;
     broken_json: 200 whose content is truncated JSON; disconnect: the socket closes with no answer;
-    hang: no answer until `FakeLLM.stop()`, the client goes away, or 60 s pass.
+    hang: no answer until `FakeLLM.stop()`, the client goes away, or 60 s pass. `message` replaces the error
+    text of a 400 or 500 (e.g. what a server says when it refuses a JSON schema).
     """
 
     kind: Literal["rate_limit", "server_error", "hang", "broken_json", "disconnect", "bad_request"]
     retry_after: float | None = None
     latency: float = 0.0
+    message: str | None = None
 
 
 Answer: TypeAlias = Reply | Fault | str | Mapping[str, Any]
@@ -71,14 +73,22 @@ class _Rule:
     remaining: int | None
 
 
+Dialect: TypeAlias = Literal["openai", "vllm", "llamacpp"]
+
+
 class FakeLLM:
     """A local HTTP server speaking the OpenAI chat-completions API, with scripted answers.
 
     Use as a context manager, or call `start()` and `stop()`. Thread-safe: requests are served concurrently.
+    `dialect` says which request fields carry a JSON schema the server honours when it generates an answer:
+    openai: `response_format`; vllm: also `structured_outputs: {json}` and `guided_json`; llamacpp: also the
+    top-level `json_schema`. A schema in a field the dialect does not know is ignored, as real servers ignore
+    unknown fields.
     """
 
-    def __init__(self, *, model_name: str = "fake-llm") -> None:
+    def __init__(self, *, model_name: str = "fake-llm", dialect: Dialect = "openai") -> None:
         self.model_name = model_name
+        self.dialect: Dialect = dialect
         self.latency: float = 0.0
         self.requests: list[dict[str, Any]] = []
         self._queue: deque[Answer] = deque()
@@ -303,7 +313,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif reply.json is not None:
             content = json.dumps(reply.json)
         else:
-            content = _auto_content(body)
+            content = _auto_content(body, fake.dialect)
         self._send_json(HTTPStatus.OK, fake._completion(body, reply, content))
 
     def _fault(self, fault: Fault, body: dict[str, Any]) -> None:
@@ -317,9 +327,11 @@ class _Handler(BaseHTTPRequestHandler):
                     HTTPStatus.TOO_MANY_REQUESTS, "Rate limit reached (scripted)", "rate_limit_exceeded", headers
                 )
             case "server_error":
-                self._send_error(HTTPStatus.INTERNAL_SERVER_ERROR, "The server had an error (scripted)", "server_error")
+                message = fault.message or "The server had an error (scripted)"
+                self._send_error(HTTPStatus.INTERNAL_SERVER_ERROR, message, "server_error")
             case "bad_request":
-                self._send_error(HTTPStatus.BAD_REQUEST, "Invalid request (scripted)", "invalid_request_error")
+                message = fault.message or "Invalid request (scripted)"
+                self._send_error(HTTPStatus.BAD_REQUEST, message, "invalid_request_error")
             case "broken_json":
                 self._send_json(HTTPStatus.OK, fake._completion(body, Reply(), BROKEN_JSON))
             case "disconnect":
@@ -399,13 +411,25 @@ def _format_seconds(seconds: float) -> str:
     return str(int(seconds)) if float(seconds).is_integer() else repr(float(seconds))
 
 
-def _auto_content(body: Mapping[str, Any]) -> str:
-    schema = _request_schema(body)
+def _auto_content(body: Mapping[str, Any], dialect: Dialect = "openai") -> str:
+    schema = _request_schema(body, dialect)
     return "{}" if schema is None else json.dumps(minimal_instance(schema))
 
 
-def _request_schema(body: Mapping[str, Any]) -> Any:
-    """The JSON schema the request asks for, from an OpenAI `json_schema` or a llama.cpp-style `json_object`."""
+def _request_schema(body: Mapping[str, Any], dialect: Dialect = "openai") -> Any:
+    """The JSON schema the request asks for, from the fields `dialect` honours (see `FakeLLM`).
+
+    `response_format` works in every dialect: an OpenAI `json_schema`, or a llama.cpp-style `json_object` with a
+    `schema`.
+    """
+    if dialect == "vllm":
+        structured = body.get("structured_outputs")
+        if isinstance(structured, Mapping) and isinstance(structured.get("json"), Mapping):
+            return structured["json"]
+        if isinstance(body.get("guided_json"), Mapping):
+            return body["guided_json"]
+    if dialect == "llamacpp" and isinstance(body.get("json_schema"), Mapping):
+        return body["json_schema"]
     response_format = body.get("response_format")
     if not isinstance(response_format, Mapping):
         return None

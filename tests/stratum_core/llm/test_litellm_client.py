@@ -17,7 +17,6 @@ from stratum_core.llm import LiteLLMClient, LLMRequest, register_model
 from stratum_core.llm._litellm import _retry_after, _supports_response_schema, load_litellm
 from stratum_core.llm._structured import (
     JSON_OBJECT_INSTRUCTION,
-    choose_mode,
     is_strict,
     json_schema_format,
     with_schema_instruction,
@@ -287,29 +286,6 @@ async def test_retry_after_past_the_deadline_raises_budget_exceeded_instead_of_s
 
 
 # -- pieces -----------------------------------------------------------------------------------------------------------
-
-
-def always(answer: bool) -> Any:
-    return lambda model: answer
-
-
-@pytest.mark.parametrize(
-    ("preference", "model", "api_base", "supported", "expected"),
-    [
-        ("json_schema", "anthropic/claude", None, False, "json_schema"),
-        ("json_object", "gpt-4o-mini", None, True, "json_object"),
-        ("auto", "gpt-4o-mini", None, True, "json_schema"),
-        ("auto", "gpt-3.5-turbo", None, False, "json_object"),
-        ("auto", "openai/local-model", "http://127.0.0.1:1/v1", False, "json_schema"),
-        ("auto", "ollama/llama3", "http://127.0.0.1:1", False, "json_object"),
-    ],
-)
-def test_structured_output_mode_follows_preference_then_support_then_openai_compatible_base(
-    preference: Any, model: str, api_base: str | None, supported: bool, expected: str
-) -> None:
-    assert choose_mode(preference, model=model, api_base=api_base, supports_response_schema=always(supported)) == (
-        expected
-    )
 
 
 def test_litellm_knows_which_models_support_response_schemas() -> None:
