@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -334,3 +335,36 @@ def test_the_engine_reads_the_models_file_from_the_environment(tmp_path: Path) -
     config = EngineConfig.from_env({"STRATUM_MODELS": str(models)})
 
     assert config.output_profiles["hosted_vllm/m"].schema_field == "guided_json"
+
+
+def test_the_models_file_in_the_docs_loads_as_it_says(tmp_path: Path) -> None:
+    doc = Path(__file__).parents[3] / "docs" / "self-hosted-models.md"
+    (block,) = re.findall(r"^```yaml\n(.*?)^```$", doc.read_text(encoding="utf-8"), flags=re.MULTILINE | re.DOTALL)
+    models = tmp_path / "models.yaml"
+    models.write_text(block, encoding="utf-8")
+
+    profiles = load_models_file(models)
+
+    assert profiles["hosted_vllm/Qwen/Qwen2.5-7B-Instruct"].schema_field == "guided_json"
+    assert profiles["openai/qwen2.5-7b-instruct-q4"].schema_field == "json_schema"
+    assert profiles["openai/some-gateway-model"].strategies == ("json_object", "text")
+
+
+@pytest.mark.parametrize("dialect_fake", ["llamacpp"], indirect=True)
+async def test_a_bound_the_grammar_let_through_is_still_caught_and_retried_with_the_violation(
+    dialect_fake: FakeLLM, tmp_path: Path
+) -> None:
+    dialect_fake.enqueue({"label": "pos", "score": 1})  # fits the grammar's shape, breaks `minimum: 3`
+    profile = OutputProfile(strategies=("json_schema", "json_object", "text"), schema_field="json_schema")
+    engine = Engine(
+        llm=LiteLLMClient(output_profiles={"openai/served": profile}),
+        config=EngineConfig(model="openai/served", api_base=dialect_fake.url, api_key="sk-test"),
+    )
+
+    result = await engine.run(load_plan_text(PLAN), "main", {"text": "great"})
+
+    assert result.status == "succeeded"
+    assert result.output == {"label": "pos", "score": 3}  # the second answer, generated within the schema
+    retry = dialect_fake.requests[1]
+    assert retry["json_schema"] == dialect_fake.requests[0]["json_schema"]  # still constrained on the retry
+    assert "- schema: result.score: 1 is less than the minimum of 3" in retry["messages"][-1]["content"]
