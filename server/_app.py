@@ -749,6 +749,10 @@ def build_server(
                 api_key=config.api_key,
                 infer_via="agent" if infer_via == "agent" else "server",
                 output_profiles=load_models_file(config.models_file) if config.models_file else {},
+                prices=config.prices,
+                allow_unpriced=config.allow_unpriced,
+                call_timeout=config.call_timeout,
+                max_retry_wait=config.max_retry_wait,
             ),
             observers=observers,
         )

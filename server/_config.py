@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -51,6 +51,12 @@ class ServerConfig:
         infer_via: who does infer steps without an `executor` (see `InferVia`); None: the server's model when one
             is configured, else the calling agent.
         models_file: the models file (how self-hosted models take the output schema; `STRATUM_MODELS`).
+        prices: model prices in US dollars per million (input, output) tokens, for models LiteLLM cannot price
+            (`--price MODEL=IN,OUT`, `STRATUM_PRICES`).
+        allow_unpriced: let unpriced models run under cost budgets, their cost unknown (`--allow-unpriced`).
+        call_timeout: seconds one model call may take, retries and waits included, when no time budget ends it
+            sooner (`STRATUM_CALL_TIMEOUT`).
+        max_retry_wait: the longest wait before a transport retry (`STRATUM_MAX_RETRY_WAIT`).
     """
 
     plans_dir: Path = DEFAULT_PLANS_DIR
@@ -66,6 +72,10 @@ class ServerConfig:
     name: str = "stratum"
     infer_via: InferVia | None = None
     models_file: Path | None = None
+    prices: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    allow_unpriced: bool = False
+    call_timeout: float = 300.0
+    max_retry_wait: float = 30.0
 
     @property
     def resolved_infer_via(self) -> InferVia:
@@ -76,12 +86,15 @@ class ServerConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, /, **overrides: object) -> ServerConfig:
-        """Read the STRATUM_* variables: PLANS, STORE, MODEL, API_BASE, API_KEY, TOKEN, INFER_VIA and MODELS.
+        """Read the STRATUM_* variables: PLANS, STORE, MODEL, API_BASE, API_KEY, TOKEN, INFER_VIA, MODELS, and budgets.
 
-        Explicit overrides that are not None win over the environment. A bad STRATUM_INFER_VIA raises ValueError.
+        The budget ones are those the engine reads: PRICES, ALLOW_UNPRICED, CALL_TIMEOUT, MAX_RETRY_WAIT. Explicit
+        overrides that are not None win over the environment. A malformed value raises ValueError.
         """
+        from stratum_core.engine._types import budget_settings
+
         env = os.environ if env is None else env
-        values: dict[str, object] = {}
+        values: dict[str, object] = budget_settings(env)
         if env.get("STRATUM_PLANS"):
             values["plans_dir"] = Path(env["STRATUM_PLANS"])
         if env.get("STRATUM_STORE"):

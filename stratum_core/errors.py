@@ -172,16 +172,37 @@ class ParseFailure(PostconditionFailed):
 
 
 class BudgetExceeded(RunError):
-    """A budget ran out: `dimension` is 'ms', 'usd' or 'tokens'."""
+    """A budget ran out, or a call's reservation could not fit: `dimension` is 'ms', 'usd' or 'tokens'.
 
-    def __init__(self, message: str, *, dimension: str, limit: float, used: float, step_id: str | None = None) -> None:
+    `budget` names the envelope whose limit binds ("flow 'triage'", "step 'draft'"); `reserved` is what the refused
+    call needed (None when the budget ran out otherwise) and `left` what the budget still had.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        dimension: str,
+        limit: float,
+        used: float,
+        step_id: str | None = None,
+        budget: str | None = None,
+        reserved: float | None = None,
+        left: float | None = None,
+    ) -> None:
         super().__init__(message, step_id=step_id)
         self.dimension = dimension
         self.limit = limit
         self.used = used
+        self.budget = budget
+        self.reserved = reserved
+        self.left = left
 
     def details(self) -> dict[str, Any]:
-        return {"dimension": self.dimension, "limit": self.limit, "used": self.used}
+        details: dict[str, Any] = {"dimension": self.dimension, "limit": self.limit, "used": self.used}
+        extra = {"budget": self.budget, "reserved": self.reserved, "left": self.left}
+        details.update({key: value for key, value in extra.items() if value is not None})
+        return details
 
 
 class ConvergenceFailure(RunError):
@@ -277,12 +298,19 @@ class ExpressionError(RunError):
 
 
 class LLMError(RunError):
-    """The model could not be reached or answered with an error, after the transport retries."""
+    """The model could not be reached or answered with an error, after the transport retries.
 
-    def __init__(self, message: str, *, model: str, attempts: int, step_id: str | None = None) -> None:
+    `usage_unknown` says the model did answer but what it used cannot be known (it reported impossible usage): the
+    engine then charges the call's whole reservation.
+    """
+
+    def __init__(
+        self, message: str, *, model: str, attempts: int, step_id: str | None = None, usage_unknown: bool = False
+    ) -> None:
         super().__init__(message, step_id=step_id)
         self.model = model
         self.attempts = attempts
+        self.usage_unknown = usage_unknown
 
     def details(self) -> dict[str, Any]:
         return {"model": self.model, "transport_attempts": self.attempts}

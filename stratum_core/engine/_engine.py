@@ -15,13 +15,15 @@ import anyio
 from stratum_core.engine._agent import agent_function_of, agent_task
 from stratum_core.engine._budget import Envelope
 from stratum_core.engine._context import StepContext
+from stratum_core.engine._ledger import SpendLedger, budget_state, effective_budget
 from stratum_core.engine._observers import FanOut
 from stratum_core.engine._pending import Pending
 from stratum_core.engine._scheduler import FlowExecution, RunContext, innermost
 from stratum_core.engine._types import AgentSubmission, EngineConfig, ReviewSink, RunObserver, RunResult
 from stratum_core.engine._validation import schema_violations
 from stratum_core.errors import PostconditionFailed, RunCancelled, RunError
-from stratum_core.plan import Flow, Plan
+from stratum_core.llm._protocol import QuotingClient
+from stratum_core.plan import Budget, Flow, InferFunction, Plan
 from stratum_core.plan._schema import content_hash, fields_schema
 from stratum_core.store import AttemptRecord, MemoryRunStore, RunRecord, StepRecord, StoreError
 
@@ -77,7 +79,11 @@ class Engine:
         if self._llm is None:
             from stratum_core.llm import default_client
 
-            self._llm = default_client(output_profiles=self.config.output_profiles)
+            self._llm = default_client(
+                output_profiles=self.config.output_profiles,
+                call_timeout=self.config.call_timeout,
+                max_wait=self.config.max_retry_wait,
+            )
         return self._llm
 
     def input_errors(self, plan: Plan, flow: str, inputs: Mapping[str, Any]) -> list[str]:
@@ -156,14 +162,19 @@ class Engine:
         review_sink: ReviewSink | None = None,
         agent: bool = False,
         llm: LLMClient | None = None,
+        budget: Budget | None = None,
     ) -> RunResult:
         """Continue a paused (or interrupted) run from its checkpoint, without re-running finished steps.
 
         The plan is re-read from the run's stored text. Answered reviews are used; unanswered ones are asked again
-        through the sink (or the run pauses again).
+        through the sink (or the run pauses again). What the run spent so far still counts against its budget.
+        `budget` raises (or sets) the flow's budget, dimension by dimension, for this and every later resume; with
+        it, a run that failed on its budget can be resumed too (its failed step runs again, finished ones do not).
         """
         async with self._lock(run_id):
-            return await self._resume(run_id, observer=observer, review_sink=review_sink, agent=agent, llm=llm)
+            return await self._resume(
+                run_id, observer=observer, review_sink=review_sink, agent=agent, llm=llm, budget=budget
+            )
 
     async def _resume(
         self,
@@ -173,12 +184,21 @@ class Engine:
         review_sink: ReviewSink | None,
         agent: bool,
         llm: LLMClient | None = None,
+        budget: Budget | None = None,
     ) -> RunResult:
         record = self.store.get_run(run_id)
         if record is None:
             raise StoreError(f"no run with id {run_id!r}")
-        if record.status not in ("paused", "running"):
-            raise StoreError(f"run {run_id} is {record.status}; only paused or interrupted runs can be resumed")
+        over_budget = record.status == "failed" and (record.error or {}).get("type") == "BudgetExceeded"
+        if record.status not in ("paused", "running") and not (budget is not None and over_budget):
+            more = " (a run that stopped on its budget resumes with a larger one: --budget)" if over_budget else ""
+            raise StoreError(f"run {run_id} is {record.status}; only paused or interrupted runs can be resumed{more}")
+        if budget is not None:
+            state = budget_state(record)
+            raised = {**state.get("override", {}), **budget.model_dump(exclude_none=True)}
+            record = self.store.update_run(
+                run_id, attributes={**record.attributes, "budget": {**state, "override": raised}}
+            )
         plan = self._plan_of(record)
         trace = self.store.get_trace(run_id)
         steps = trace.steps if trace is not None else []
@@ -189,7 +209,8 @@ class Engine:
             if attempt.number >= attempts.get(attempt.step_id, 0):
                 attempts[attempt.step_id] = attempt.number
                 violations[attempt.step_id] = tuple(attempt.violations)
-        self.store.update_run(run_id, status="running", updated_at=time.time())
+        spent_attempts = trace.attempts if trace is not None else []
+        record = self.store.update_run(run_id, status="running", error=None, finished_at=None, updated_at=time.time())
         return await self._execute(
             plan,
             record,
@@ -200,6 +221,7 @@ class Engine:
             review_sink=review_sink,
             agent=agent,
             llm=llm,
+            spent=spent_attempts,
         )
 
     def _plan_of(self, record: RunRecord) -> Plan:
@@ -355,14 +377,19 @@ class Engine:
         agent: bool,
         make_execution: ExecutionFactory = FlowExecution,
         llm: LLMClient | None = None,
+        spent: Sequence[AttemptRecord] = (),
     ) -> RunResult:
         flow = plan.flows[record.flow]
+        client_factory = (lambda: llm) if llm is not None else self._llm_client
+        # One-time start-up (importing LiteLLM, a tokenizer, the embedded model) happens before any budget's clock.
+        await self._prepare_models(plan, client_factory, agent=agent)
+        ledger = SpendLedger(spent)
         context = RunContext(
             run_id=record.run_id,
             plan=plan,
             store=self.store,
             config=self.config,
-            llm_factory=(lambda: llm) if llm is not None else self._llm_client,
+            llm_factory=client_factory,
             session_cache=self._session_cache,
             review_sink=review_sink if review_sink is not None else self.review_sink,
             observer=FanOut([*self.observers, *([observer] if observer is not None else [])]),
@@ -371,20 +398,55 @@ class Engine:
             previous_attempts=previous_attempts,
             previous_violations=previous_violations,
             agent_available=agent,
+            spent_under=ledger.spent_under,
         )
-        envelope = Envelope(flow.budget, label=f"flow '{flow.name}'")
+        state = budget_state(record)
+        elapsed_before = float(state.get("ms_used", 0.0))
+        if state.get("active_since") is not None:  # the last process died while running: count its time too
+            elapsed_before += max(0.0, ledger.last_activity(record) - float(state["active_since"])) * 1000
+        envelope = Envelope(
+            effective_budget(flow.budget, state),
+            label=f"flow '{flow.name}'",
+            spent=ledger.total(),
+            elapsed_ms=elapsed_before,
+            allow_unpriced=self.config.allow_unpriced,
+        )
+        envelope.overruns.extend(state.get("overruns", []))
+        active_since = time.time()
+        budgeted = bool(state) or flow.budget is not None
+        if budgeted:  # the checkpoint of a run with a budget: how long it has run, should this process die
+            record = self.store.update_run(
+                record.run_id,
+                attributes={
+                    **record.attributes,
+                    "budget": {**state, "ms_used": round(elapsed_before, 3), "active_since": active_since},
+                },
+            )
         inputs = record.input if isinstance(record.input, dict) else {}
         execution = make_execution(context, flow, inputs, envelope)  # the library's Python flows bring their own
         run_id = record.run_id
 
         def finish(status: str, **fields: Any) -> None:
-            used = envelope.used  # this process's share; a resumed run adds what earlier processes recorded
-            totals = {
-                "tokens_in": record.tokens_in + used.tokens_in,
-                "tokens_out": record.tokens_out + used.tokens_out,
-                "cost_usd": record.cost_usd + used.cost_usd,
-                "cost_unknown": record.cost_unknown or used.cost_unknown,
+            used = envelope.used  # earlier processes' spend included: the envelope started from it
+            envelope.audit_time()
+            latest = self.store.get_run(run_id) or record
+            ms_used = elapsed_before + (time.time() - active_since) * 1000
+            budget = {
+                **budget_state(latest),
+                "ms_used": round(ms_used, 3),
+                "active_since": None,
+                "reserved_tokens": int(state.get("reserved_tokens", 0)) + envelope.reserved_total.tokens,
+                "reserved_usd": round(float(state.get("reserved_usd", 0.0)) + envelope.reserved_total.usd, 9),
+                "overruns": list(envelope.overruns),
             }
+            totals: dict[str, Any] = {
+                "tokens_in": used.tokens_in,
+                "tokens_out": used.tokens_out,
+                "cost_usd": used.cost_usd,
+                "cost_unknown": used.cost_unknown,
+            }
+            if budgeted or envelope.reserved_total.tokens or envelope.overruns:
+                totals["attributes"] = {**latest.attributes, "budget": budget}
             self.store.update_run(run_id, status=status, updated_at=time.time(), **totals, **fields)
 
         result = await self._outcome(execution, record, finish)
@@ -426,6 +488,27 @@ class Engine:
             "succeeded", output=output, finished_at=time.time(), duration_ms=(time.time() - record.created_at) * 1000
         )
         return RunResult(run_id=run_id, status="succeeded", output=output)
+
+    async def _prepare_models(self, plan: Plan, client_factory: Callable[[], LLMClient], *, agent: bool) -> None:
+        """Get the model client ready for every model this plan's infer steps may call (off every budget's clock)."""
+        models: set[str] = set()
+        for fn in plan.functions.values():
+            if not isinstance(fn, InferFunction):
+                continue
+            if agent and (fn.executor or self.config.infer_via) == "agent":
+                continue
+            model = self.config.model_for(fn.model)
+            if model:
+                models.add(model)
+        if not models:
+            return
+        client = client_factory()
+        if isinstance(client, QuotingClient):
+            for model in sorted(models):
+                try:
+                    await client.prepare(model)
+                except Exception:  # the step that calls the model meets the same failure, and names itself
+                    logger.debug("getting model %s ready failed; its first call will report why", model, exc_info=True)
 
     def _totals(self, run_id: str) -> dict[str, Any]:
         """Tokens and cost of a run, summed over its attempts (so resumed runs count every process's work)."""

@@ -8,8 +8,8 @@ violations (and their actual values) fed back. refine, quorum and `stable: false
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,8 +17,10 @@ from typing import Any
 
 import anyio
 
+from stratum_core.engine._budget import Reservation
 from stratum_core.engine._context import StepContext
 from stratum_core.engine._infer_strategies import compiled, holds, run_strategies
+from stratum_core.engine._pricing import DEFAULT_MAX_TOKENS, price_for
 from stratum_core.engine._prompt import (
     Message,
     OutputSchema,
@@ -40,6 +42,7 @@ from stratum_core.errors import (
 )
 from stratum_core.llm import LLMRequest, LLMResponse
 from stratum_core.llm._local import is_local
+from stratum_core.llm._protocol import QuotingClient, estimate_quote
 from stratum_core.plan import InferFunction
 from stratum_core.plan._schema import content_hash
 from stratum_core.store import AttemptRecord
@@ -286,13 +289,11 @@ class _Attempt:
         self.prompt_hash = prompt_hash(self.messages)
         self.started_at = now()
         self.clock = anyio.current_time()
+        self.reservation: Reservation | None = None
+        self.charged: tuple[int, int, float | None] | None = None  # usage charged without a response (unknown)
 
     async def call(self, *, seed: int | None) -> LLMResponse:
         infer, ctx = self.infer, self.infer.ctx
-        prompt_chars = sum(len(message["content"]) for message in self.messages)
-        ctx.envelope.check(
-            step_id=ctx.step_id, estimated_tokens=math.ceil(prompt_chars / 4) + (infer.fn.max_tokens or 0)
-        )
         request = LLMRequest(
             model=infer.model,
             messages=self.messages,
@@ -304,14 +305,28 @@ class _Attempt:
             api_key=ctx.config.api_key,
             seed=seed,
         )
+        ctx.envelope.check_time(step_id=ctx.step_id)
+        client = ctx.llm  # the client is made on first use: not on a cache hit
+        quote = await client.quote(request) if isinstance(client, QuotingClient) else estimate_quote(request)
+        price = price_for(infer.model, ctx, quote.price)
+        self.reservation = ctx.envelope.reserve(
+            step_id=ctx.step_id,
+            model=infer.model,
+            prompt_tokens=quote.prompt_tokens,
+            wanted_tokens=infer.fn.max_tokens or quote.max_output_tokens or DEFAULT_MAX_TOKENS,
+            price=price,
+        )
+        request = dataclasses.replace(request, max_tokens=self.reservation.max_tokens)
         self.started_at = now()
         self.clock = anyio.current_time()
         deadline = ctx.envelope.deadline
         response: LLMResponse | None = None
         try:
             with anyio.CancelScope(deadline=deadline):
-                response = await ctx.llm.complete(request)  # the client is made on first use: not on a cache hit
+                response = await client.complete(request)
         except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                self.settle_unknown("cancelled while in flight; its whole reservation is charged")
             # An enclosing scope with the same deadline (the scheduler's) is cancelled at the same moment and would
             # catch it first, losing the step's name; past the deadline, the cancellation is this budget running out.
             if anyio.current_time() < deadline:
@@ -321,20 +336,39 @@ class _Attempt:
             raise timeout from None
         except RunError as e:
             e.step_id = e.step_id or ctx.step_id
-            self.record(error=e.message, transport_attempts=e.attempts if isinstance(e, LLMError) else 1)
+            transport = e.attempts if isinstance(e, LLMError) else 1
+            if isinstance(e, LLMError) and e.usage_unknown:
+                self.settle_unknown(e.message, transport_attempts=transport)
+            else:
+                ctx.envelope.settle(self.reservation, tokens_in=0, tokens_out=0, cost_usd=0.0)
+                self.record(error=e.message, transport_attempts=transport)
             raise
         except Exception as e:  # a client that broke its protocol: still an error that names the step
             error = LLMError(f"the model call failed: {e}", model=infer.model, attempts=1, step_id=ctx.step_id)
-            self.record(error=error.message)
+            self.settle_unknown(error.message)
             raise error from e
         if response is None:  # the deadline passed while the call was in flight
+            self.settle_unknown("cancelled while in flight; its whole reservation is charged", record=False)
             timeout = ctx.envelope.timeout_error(step_id=ctx.step_id)
             self.record(error=timeout.message)
             raise timeout
         if response.backend:  # the client's word on who answered wins
             ctx.attributes["backend"] = response.backend
-        ctx.envelope.charge(tokens_in=response.tokens_in, tokens_out=response.tokens_out, cost_usd=response.cost_usd)
-        return response
+        _, _, cost = ctx.envelope.settle(
+            self.reservation, tokens_in=response.tokens_in, tokens_out=response.tokens_out, cost_usd=response.cost_usd
+        )
+        return dataclasses.replace(response, cost_usd=cost)
+
+    def settle_unknown(self, error: str, *, transport_attempts: int = 1, record: bool = True) -> None:
+        """Charge the whole reservation of a call whose usage cannot be known, and record the attempt so."""
+        if self.reservation is None or self.reservation.settled:
+            if record:
+                self.record(error=error, transport_attempts=transport_attempts)
+            return
+        tokens_in, tokens_out, cost = self.infer.ctx.envelope.settle_unknown(self.reservation)
+        self.charged = (tokens_in, tokens_out, cost)
+        if record:
+            self.record(error=error, transport_attempts=transport_attempts)
 
     def record(
         self,
@@ -346,6 +380,10 @@ class _Attempt:
     ) -> None:
         infer, ctx = self.infer, self.infer.ctx
         elapsed_ms = (anyio.current_time() - self.clock) * 1000
+        tokens_in, tokens_out, cost = (
+            (response.tokens_in, response.tokens_out, response.cost_usd) if response else self.charged or (0, 0, 0.0)
+        )
+        reservation = self.reservation
         ctx.record_attempt(
             AttemptRecord(
                 run_id=ctx.run_id,
@@ -355,9 +393,11 @@ class _Attempt:
                 model=infer.model,
                 prompt_hash=self.prompt_hash,
                 contract_hash=infer.output.contract_hash,
-                tokens_in=response.tokens_in if response else 0,
-                tokens_out=response.tokens_out if response else 0,
-                cost_usd=response.cost_usd if response else None,
+                tokens_in=tokens_in,
+                tokens_out=tokens_out,
+                cost_usd=cost,
+                reserved_tokens=reservation.tokens if reservation else None,
+                reserved_usd=reservation.usd if reservation and reservation.price is not None else None,
                 duration_ms=response.duration_ms if response else elapsed_ms,
                 started_at=self.started_at,
                 raw_output=response.content if response else None,

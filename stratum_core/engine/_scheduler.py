@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, assert_never
 
 import anyio
 
-from stratum_core.engine._budget import Envelope
+from stratum_core.engine._budget import Envelope, Usage
 from stratum_core.engine._context import StepContext
 from stratum_core.engine._functions import call_function
 from stratum_core.engine._pending import AgentTask, Pending
@@ -76,6 +76,7 @@ class RunContext:
     previous_attempts: dict[str, int] = field(default_factory=dict)
     agent_available: bool = False
     previous_violations: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    spent_under: Callable[[str], Usage] = lambda path: Usage()
 
 
 def _step_dependencies(step: Step) -> set[str]:
@@ -263,7 +264,9 @@ class FlowExecution:
             raise
         if step.flow is not None:
             subflow = self.run.plan.flows[step.flow]
-            envelope = self.envelope.child(step.budget or subflow.budget, label=f"sub-flow '{path}'")
+            envelope = self.envelope.child(
+                step.budget or subflow.budget, label=f"sub-flow '{path}'", spent=self.run.spent_under(path)
+            )
             child = FlowExecution(self.run, subflow, inputs, envelope, prefix=path + ".")
             return await self._tracked(path, "flow", step.flow, inputs, envelope, child.execute, {})
         return await self.call_function_at(path, step.target, inputs, budget=step.budget)
@@ -274,7 +277,7 @@ class FlowExecution:
         if completed is not None and completed.status == "succeeded":
             return completed.output
         fn = self.run.plan.functions[name]
-        envelope = self.envelope.child(budget or fn.budget, label=f"step '{path}'")
+        envelope = self.envelope.child(budget or fn.budget, label=f"step '{path}'", spent=self.run.spent_under(path))
         ctx = StepContext(
             run_id=self.run.run_id,
             step_id=path,
@@ -323,6 +326,11 @@ class FlowExecution:
 
         def finish(status: str, attributes_extra: dict[str, Any] | None = None, **fields: Any) -> None:
             used = envelope.used
+            envelope.audit_time()
+            reserved = envelope.reserved_total
+            budget_seen = (
+                {"reserved_tokens": reserved.tokens, "reserved_usd": round(reserved.usd, 9)} if reserved.tokens else {}
+            )
             self._record(
                 StepRecord(
                     status=status,
@@ -334,6 +342,7 @@ class FlowExecution:
                     cost_usd=used.cost_usd,
                     attributes={
                         **attributes,
+                        **budget_seen,
                         **({"cost_unknown": True} if used.cost_unknown else {}),
                         **(attributes_extra or {}),
                     },
@@ -378,7 +387,7 @@ class FlowExecution:
     # -- groups -----------------------------------------------------------------------------------------------
 
     async def _run_group(self, step: Step, path: str, scope: Scope) -> Any:
-        envelope = self.envelope.child(None, label=f"step '{path}'")
+        envelope = self.envelope.child(None, label=f"step '{path}'", spent=self.run.spent_under(path))
         attributes: dict[str, Any] = {}
         if isinstance(step, ParallelStep):
             branches = [(f"{path}.{b.id}", b, scope) for b in step.parallel.steps]

@@ -22,6 +22,8 @@ __all__ = [
     "RunObserver",
     "RunResult",
     "RunStatus",
+    "budget_settings",
+    "parse_price",
 ]
 
 RunStatus = Literal["running", "succeeded", "failed", "paused", "cancelled"]
@@ -41,6 +43,14 @@ class EngineConfig:
             model, a local one or the test LLM).
         output_profiles: how each model is asked for structured output, by model string, from the models file
             (`--models`, `STRATUM_MODELS`); models not listed use Stratum's table and LiteLLM's data.
+        prices: model prices in US dollars per million (input, output) tokens, for models LiteLLM cannot price
+            (`--price MODEL=IN,OUT`, `STRATUM_PRICES`); a plan's own `prices:` win for its calls.
+        allow_unpriced: let calls of models with no known price run under a cost budget (`--allow-unpriced`,
+            `STRATUM_ALLOW_UNPRICED=1`); their cost is recorded as unknown. Off: such calls are refused.
+        call_timeout: seconds one model call (every transport retry and wait included) may take when no time budget
+            ends it sooner (`STRATUM_CALL_TIMEOUT`).
+        max_retry_wait: the longest wait before a transport retry; a provider asking for more (`Retry-After`)
+            fails the attempt (`STRATUM_MAX_RETRY_WAIT`).
     """
 
     model: str | None = None
@@ -50,6 +60,10 @@ class EngineConfig:
     infer_via: Literal["server", "agent"] = "server"
     force_model: bool = False
     output_profiles: Mapping[str, OutputProfile] = field(default_factory=dict)
+    prices: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    allow_unpriced: bool = False
+    call_timeout: float = 300.0
+    max_retry_wait: float = 30.0
 
     def model_for(self, requested: str | None) -> str | None:
         """The model an infer step uses: the configured one when forced, else the function's, else the default."""
@@ -59,9 +73,10 @@ class EngineConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> EngineConfig:
-        """Read STRATUM_MODEL, STRATUM_API_BASE, STRATUM_API_KEY and STRATUM_MODELS (the models file).
+        """Read the STRATUM_* variables; explicit overrides that are not None win.
 
-        Explicit overrides that are not None win; a bad models file raises ConfigurationError.
+        MODEL, API_BASE, API_KEY, MODELS (the models file), PRICES (`MODEL=IN,OUT;...`), ALLOW_UNPRICED, CALL_TIMEOUT
+        and MAX_RETRY_WAIT. A bad models file raises ConfigurationError, another malformed value ValueError.
         """
         env = os.environ if env is None else env
         values: dict[str, Any] = {
@@ -73,8 +88,49 @@ class EngineConfig:
             from stratum_core.llm._models_file import load_models_file
 
             values["output_profiles"] = load_models_file(env["STRATUM_MODELS"])
+        values.update(budget_settings(env))
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
+
+
+def budget_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """The budget settings in `env`: STRATUM_PRICES, ALLOW_UNPRICED, CALL_TIMEOUT, MAX_RETRY_WAIT; ValueError if bad."""
+    values: dict[str, Any] = {}
+    if env.get("STRATUM_PRICES"):
+        values["prices"] = dict(
+            parse_price(item, what="STRATUM_PRICES") for item in env["STRATUM_PRICES"].split(";") if item.strip()
+        )
+    if env.get("STRATUM_ALLOW_UNPRICED"):
+        values["allow_unpriced"] = env["STRATUM_ALLOW_UNPRICED"].strip().lower() in ("1", "true", "yes")
+    for key, name in (("call_timeout", "STRATUM_CALL_TIMEOUT"), ("max_retry_wait", "STRATUM_MAX_RETRY_WAIT")):
+        if env.get(name):
+            values[key] = _seconds(env[name], what=name)
+    return values
+
+
+def parse_price(text: str, *, what: str = "--price") -> tuple[str, tuple[float, float]]:
+    """`MODEL=IN,OUT` (US dollars per million input and output tokens) as (model, (in, out)); ValueError if not."""
+    model, sep, numbers = text.strip().rpartition("=")
+    parts = numbers.split(",")
+    try:
+        if not sep or not model or len(parts) != 2:
+            raise ValueError
+        prices = (float(parts[0]), float(parts[1]))
+    except ValueError:
+        raise ValueError(f"{what}: expected MODEL=IN,OUT in US dollars per million tokens, got {text!r}") from None
+    if not all(0 <= price < float("inf") for price in prices):
+        raise ValueError(f"{what}: prices must be finite and not negative, got {text!r}")
+    return model.strip(), prices
+
+
+def _seconds(text: str, *, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{what}: expected a number of seconds, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise ValueError(f"{what}: must be a positive number of seconds, got {text!r}")
+    return value
 
 
 @dataclass(frozen=True, kw_only=True)

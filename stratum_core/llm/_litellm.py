@@ -1,7 +1,10 @@
-"""The LiteLLM adapter: the one place that talks to `litellm`, imported lazily on first use.
+"""The LiteLLM adapter: the one place that talks to `litellm`, imported lazily (or in the background) on first use.
 
 Transport faults (429, 5xx, dropped connections, timeouts) are retried here with backoff, within the caller's anyio
-deadline; anything else the provider rejects becomes an `LLMError` at once. Content is never judged here.
+deadline and never longer than the client's own caps (`call_timeout`, `max_wait`); anything else the provider
+rejects becomes an `LLMError` at once. Content is never judged here, but usage is: a provider reporting negative or
+absurd token counts or cost fails that attempt. `quote` prices a request before it is made (the model's tokenizer
+through LiteLLM's token counting, and its price), for the engine's budget reservations.
 """
 
 from __future__ import annotations
@@ -9,12 +12,14 @@ from __future__ import annotations
 import email.utils
 import importlib
 import json
+import logging
 import math
 import os
 import random
 import re
 import threading
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -23,7 +28,7 @@ import anyio
 import anyio.to_thread
 
 from stratum_core.errors import BudgetExceeded, LLMError
-from stratum_core.llm._protocol import LLMRequest, LLMResponse
+from stratum_core.llm._protocol import LLMRequest, LLMResponse, Price, Quote
 from stratum_core.llm._structured import (
     Capabilities,
     OutputProfile,
@@ -34,7 +39,9 @@ from stratum_core.llm._structured import (
     strategy_arguments,
 )
 
-__all__ = ["LiteLLMClient", "load_litellm", "register_model"]
+__all__ = ["LiteLLMClient", "import_in_background", "load_litellm", "register_model"]
+
+logger = logging.getLogger("stratum.llm")
 
 # Status codes worth another try: timeout, conflict (lock contention), rate limit, and every server error.
 _RETRIED_STATUS = frozenset({408, 409, 429})
@@ -43,21 +50,62 @@ _CREDENTIAL_HINTS = ("missing credentials", "api_key client option must be set")
 _DETAIL_CHARS = 300
 # LiteLLM's wrapping of a provider's message ("litellm.BadRequestError: OpenAIException - ..."), cut in the trace.
 _LITELLM_PREFIX = re.compile(r"^litellm\.\w+: (?:\w+Exception - )?")
+# More tokens than any model takes or gives in one call: a provider reporting this many is broken, not expensive.
+_ABSURD_TOKENS = 100_000_000
+_LITELLM_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy")
+_ABANDONED_COROUTINE = r"coroutine '\w+\.acompletion' was never awaited"
 
 _litellm: Any = None
 _import_lock = threading.Lock()
+_background: threading.Thread | None = None
 
 
 def load_litellm() -> Any:
-    """Import `litellm` once, offline-safe (bundled cost map) and quiet; typed Any as litellm's types are loose."""
+    """Import `litellm` once, offline-safe (bundled cost map) and quiet; typed Any as litellm's types are loose.
+
+    Quiet: LiteLLM's own loggers are set to WARNING unless `LITELLM_LOG` asks for more (Stratum logs one DEBUG line
+    per call on `stratum.llm`), and its tokenizer is loaded here, so the first `quote` does not pay for it.
+    """
     global _litellm
     with _import_lock:
         if _litellm is None:
             os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
             module: Any = importlib.import_module("litellm")
             module.suppress_debug_info = True
+            # LiteLLM builds a provider's request coroutine in a worker thread and awaits it afterwards; a call
+            # cancelled during that hand-off (a budget stopping parallel calls) leaves the coroutine unawaited. Its
+            # request was never sent and nothing leaks, so the warning says nothing a user can act on.
+            warnings.filterwarnings("ignore", message=_ABANDONED_COROUTINE, category=RuntimeWarning)
+            if not os.environ.get("LITELLM_LOG"):
+                for name in _LITELLM_LOGGERS:
+                    logging.getLogger(name).setLevel(logging.WARNING)
+            try:  # loads the default tokenizer's tables (a fraction of a second, once)
+                module.token_counter(model="gpt-4o-mini", text="warm up")
+            except Exception:  # a tokenizer that cannot load makes every quote an estimate, not a failure
+                logger.debug("LiteLLM's tokenizer did not load", exc_info=True)
             _litellm = module
     return _litellm
+
+
+def import_in_background() -> None:
+    """Start importing LiteLLM in a daemon thread (once), so that the first model call does not wait for it.
+
+    `stratum serve` and `stratum run` call this as they start when a model is configured; a call made before the
+    import finished waits for it (outside any budget: the engine gets the client ready before its clock starts).
+    """
+    global _background
+    with _import_lock:
+        if _litellm is not None or _background is not None:
+            return
+        _background = threading.Thread(target=_load_quietly, name="stratum-litellm-import", daemon=True)
+        _background.start()
+
+
+def _load_quietly() -> None:
+    try:
+        load_litellm()
+    except Exception:  # the first call will import again and report the failure where it matters
+        logger.debug("importing LiteLLM in the background failed", exc_info=True)
 
 
 def register_model(
@@ -115,11 +163,16 @@ class LiteLLMClient:
     Args:
         max_transport_retries: extra attempts after a transport fault (so at most this + 1 calls).
         backoff_base: first backoff in seconds; it doubles per retry, with jitter, up to `backoff_max`.
-        backoff_max: the longest backoff; a server's Retry-After is honoured as given.
+        backoff_max: the longest backoff; a server's Retry-After is honoured up to `max_wait`.
         request_timeout: seconds one HTTP attempt may take.
         structured_output: "auto" (each model's output profile), or a strategy to start every chain at.
         output_profiles: output profiles by model string, overriding Stratum's table and LiteLLM's data (e.g.
             `guided_json` for a vLLM older than 0.12).
+        call_timeout: seconds the whole call (every transport attempt and wait) may take when the caller's budget
+            sets no earlier deadline.
+        max_wait: the longest wait before a retry; a server asking for longer (`Retry-After`) fails the call.
+        default_max_tokens: the most output tokens a request asks for when neither it nor the model's known limit
+            says.
     """
 
     def __init__(
@@ -131,25 +184,85 @@ class LiteLLMClient:
         request_timeout: float = 120.0,
         structured_output: Preference = "auto",
         output_profiles: Mapping[str, OutputProfile] | None = None,
+        call_timeout: float = 300.0,
+        max_wait: float = 30.0,
+        default_max_tokens: int = 4096,
     ) -> None:
-        if max_transport_retries < 0 or backoff_base < 0 or backoff_max < 0 or request_timeout <= 0:
-            raise ValueError("retries and backoffs must not be negative, and request_timeout must be positive")
+        if max_transport_retries < 0 or backoff_base < 0 or backoff_max < 0 or max_wait < 0:
+            raise ValueError("retries, backoffs and max_wait must not be negative")
+        if request_timeout <= 0 or call_timeout <= 0 or default_max_tokens <= 0:
+            raise ValueError("request_timeout, call_timeout and default_max_tokens must be positive")
         self.max_transport_retries = max_transport_retries
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.request_timeout = request_timeout
         self.structured_output: Preference = structured_output
         self.output_profiles: dict[str, OutputProfile] = dict(output_profiles or {})
+        self.call_timeout = call_timeout
+        self.max_wait = max_wait
+        self.default_max_tokens = default_max_tokens
         self._random = random.Random()
         # Strategies a server refused, by (model, api_base): later calls start past them, with the reason kept.
         self._rejected: dict[tuple[str, str | None, OutputStrategy], str] = {}
+
+    async def prepare(self, model: str) -> None:
+        """Import LiteLLM (waiting for a background import under way) before a budget's clock starts."""
+        if _litellm is None:
+            await anyio.to_thread.run_sync(load_litellm)
+
+    async def quote(self, request: LLMRequest) -> Quote:
+        """The request's prompt tokens as it may be sent, by the model's tokenizer; the model's price.
+
+        The prompt is counted as each output strategy the call may fall back to would send it (messages, and the
+        schema in the request or in the prompt), and the largest count is quoted: the reservation is a worst case.
+        """
+        litellm = _litellm if _litellm is not None else await anyio.to_thread.run_sync(load_litellm)
+        variants: list[tuple[list[dict[str, Any]], Any]] = []
+        if request.schema is None:
+            variants.append(([dict(m) for m in request.messages], None))
+        else:
+            profile = self.profile_for(request.model, api_base=request.api_base)
+            for strategy in profile.strategies:
+                extra, sent = strategy_arguments(
+                    strategy,
+                    schema=request.schema,
+                    name=request.schema_name,
+                    schema_field=profile.schema_field,
+                    messages=request.messages,
+                )
+                variants.append(([dict(m) for m in sent], extra or None))
+        exact = True
+        tokens = 0
+        for messages, schema_part in variants:
+            try:
+                count = int(litellm.token_counter(model=request.model, messages=messages))
+                if schema_part is not None:
+                    count += int(litellm.token_counter(model=request.model, text=json.dumps(schema_part, default=str)))
+            except Exception:  # no tokenizer for this model: a generous estimate (about 2 characters a token)
+                exact = False
+                text = json.dumps(messages, default=str) + (json.dumps(schema_part, default=str) if schema_part else "")
+                count = math.ceil(len(text) / 2)
+            tokens = max(tokens, count)
+        price, most = _model_info(litellm, request.model)
+        return Quote(prompt_tokens=tokens, price=price, max_output_tokens=most or self.default_max_tokens, exact=exact)
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
         """Call the model, retrying transport faults; raise `LLMError`, or `BudgetExceeded` if a wait cannot fit.
 
         With a schema, the strategies of the model's output profile are tried in order: a strategy the provider
-        refuses is recorded in `strategy_fallbacks` and the same call is made again with the next one.
+        refuses is recorded in `strategy_fallbacks` and the same call is made again with the next one. Without a
+        time budget, the whole call is capped at `call_timeout`.
         """
+        with anyio.move_on_after(self.call_timeout):
+            return await self._complete(request)
+        raise LLMError(
+            f"model '{request.model}' did not answer within {self.call_timeout:g}s (the longest one call may take "
+            "when no time budget ends it sooner)",
+            model=request.model,
+            attempts=1,
+        )
+
+    async def _complete(self, request: LLMRequest) -> LLMResponse:
         litellm = _litellm if _litellm is not None else await anyio.to_thread.run_sync(load_litellm)
         started = time.perf_counter()
         if request.schema is None:
@@ -237,6 +350,13 @@ class LiteLLMClient:
                 wait = self._backoff(attempt, failure.retry_after)
                 if (late := _past_deadline(request.model, failure, wait, started)) is not None:
                     raise late from e
+                if wait > self.max_wait:
+                    raise LLMError(
+                        f"model '{request.model}': {failure.summary}; the server asked to wait {wait:g}s before "
+                        f"retrying, longer than the {self.max_wait:g}s this client waits",
+                        model=request.model,
+                        attempts=attempt,
+                    ) from e
                 errors.append(f"{failure.summary}, retried after {wait:.2f}s")
                 await anyio.sleep(wait)
 
@@ -251,13 +371,25 @@ class LiteLLMClient:
         strategy: OutputStrategy | Literal["none"],
         fallbacks: tuple[str, ...],
     ) -> LLMResponse:
+        tokens_in, tokens_out, cost = _checked_usage(litellm, response, request.model, attempts)
+        duration_ms = (time.perf_counter() - started) * 1000
+        logger.debug(
+            "model call: %s, %d+%d tokens, %s, %.0f ms, %d transport attempt%s",
+            request.model,
+            tokens_in,
+            tokens_out,
+            "cost unknown" if cost is None else f"${cost:.6f}",
+            duration_ms,
+            attempts,
+            "" if attempts == 1 else "s",
+        )
         return LLMResponse(
             content=_content(response),
             model=str(getattr(response, "model", None) or request.model),
-            tokens_in=_usage(response, "prompt_tokens"),
-            tokens_out=_usage(response, "completion_tokens"),
-            cost_usd=_cost(litellm, response, request.model),
-            duration_ms=(time.perf_counter() - started) * 1000,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            cost_usd=cost,
+            duration_ms=duration_ms,
             transport_attempts=attempts,
             transport_errors=tuple(errors),
             structured_output=strategy,
@@ -419,9 +551,52 @@ def _content(response: Any) -> str:
     return str(getattr(message, "content", None) or "")
 
 
-def _usage(response: Any, field: str) -> int:
-    value = getattr(getattr(response, "usage", None), field, None)
-    return int(value) if isinstance(value, int | float) else 0
+def _checked_usage(litellm: Any, response: Any, model: str, attempts: int) -> tuple[int, int, float | None]:
+    """The tokens and cost a response reports; LLMError (for this attempt) when they are negative or absurd."""
+    problems: list[str] = []
+    counts: list[int] = []
+    for field in ("prompt_tokens", "completion_tokens"):
+        value = getattr(getattr(response, "usage", None), field, None)
+        if value is None:
+            counts.append(0)
+        elif isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            problems.append(f"{field} is {value!r}")
+            counts.append(0)
+        elif value < 0 or value > _ABSURD_TOKENS or value != int(value):
+            problems.append(f"{field} is {value!r}")
+            counts.append(0)
+        else:
+            counts.append(int(value))
+    cost = None if problems else _cost(litellm, response, model)
+    if cost is not None and (not math.isfinite(cost) or cost < 0):
+        problems.append(f"its cost is {cost!r}")
+    if problems:
+        error = LLMError(
+            f"model '{model}' reported impossible usage ({', '.join(problems)}); the answer is not used",
+            model=model,
+            attempts=attempts,
+            usage_unknown=True,
+        )
+        raise error
+    return counts[0], counts[1], cost
+
+
+def _model_info(litellm: Any, model: str) -> tuple[Price | None, int | None]:
+    """The model's price per token and its output limit, from LiteLLM's price map (None where it does not say)."""
+    try:
+        info = litellm.get_model_info(model=model)
+    except Exception:  # an unmapped model: LiteLLM raises; its price is unknown
+        return None, None
+    most = info.get("max_output_tokens") or info.get("max_tokens")
+    most = int(most) if isinstance(most, int | float) and most > 0 else None
+    given_in, given_out = info.get("input_cost_per_token"), info.get("output_cost_per_token")
+    if not isinstance(given_in, int | float) and not isinstance(given_out, int | float):
+        return None, most
+    price = Price(
+        float(given_in) if isinstance(given_in, int | float) else 0.0,
+        float(given_out) if isinstance(given_out, int | float) else 0.0,
+    )
+    return price, most
 
 
 def _cost(litellm: Any, response: Any, model: str) -> float | None:

@@ -23,7 +23,7 @@ import anyio.to_thread
 
 from stratum_core.errors import ConfigurationError
 from stratum_core.llm._litellm import LiteLLMClient, register_model
-from stratum_core.llm._protocol import LLMClient, LLMRequest, LLMResponse
+from stratum_core.llm._protocol import LLMClient, LLMRequest, LLMResponse, Price, Quote, QuotingClient, estimate_quote
 from stratum_core.llm._structured import STRATEGIES, OutputProfile
 
 __all__ = [
@@ -279,6 +279,30 @@ class LocalModelClient:
         local_request = dataclasses.replace(request, model=LITELLM_MODEL, api_base=api_base, api_key="none")
         response = await self._transport.complete(local_request)
         return dataclasses.replace(response, backend="local")
+
+    async def prepare(self, model: str) -> None:
+        """Start the embedded model for `local` (or get the default client ready), before a budget's clock starts."""
+        if is_local(model):
+            if self._ready() is None:
+                await anyio.to_thread.run_sync(self._prepare)
+            return
+        if self._default is None:
+            self._default = LiteLLMClient()
+        if isinstance(self._default, QuotingClient):
+            await self._default.prepare(model)
+
+    async def quote(self, request: LLMRequest) -> Quote:
+        """Price `request` where it will go: the embedded model is free; other models ask the default client."""
+        if not is_local(request.model):
+            if self._default is None:
+                self._default = LiteLLMClient()
+            if isinstance(self._default, QuotingClient):
+                return await self._default.quote(request)
+            return estimate_quote(request)
+        api_base = self._ready() or await anyio.to_thread.run_sync(self._prepare)
+        local_request = dataclasses.replace(request, model=LITELLM_MODEL, api_base=api_base, api_key="none")
+        quote = await self._transport.quote(local_request)
+        return dataclasses.replace(quote, price=Price(0.0, 0.0), max_output_tokens=self.local.n_predict)
 
     def _ready(self) -> str | None:
         """The api_base when the model is up and LiteLLM knows it, without leaving the event loop; else None."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
-__all__ = ["LLMClient", "LLMRequest", "LLMResponse"]
+__all__ = ["LLMClient", "LLMRequest", "LLMResponse", "Price", "Quote", "QuotingClient", "estimate_quote"]
 
 
 @dataclass(frozen=True)
@@ -52,9 +54,67 @@ class LLMResponse:
     strategy_fallbacks: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Price:
+    """What a model charges, in US dollars per token (plans and configuration say it per million tokens)."""
+
+    input_per_token: float
+    output_per_token: float
+
+    @classmethod
+    def per_million(cls, input_usd: float, output_usd: float) -> Price:
+        """The price from dollars per million input and output tokens."""
+        return cls(input_usd / 1_000_000, output_usd / 1_000_000)
+
+    def cost(self, tokens_in: int, tokens_out: int) -> float:
+        """What `tokens_in` prompt and `tokens_out` completion tokens cost."""
+        return tokens_in * self.input_per_token + tokens_out * self.output_per_token
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What a request will cost before it is made: its prompt counted with the model's tokenizer, and its price.
+
+    `prompt_tokens` covers the messages and the output schema as they will be sent. `price` is None when the model
+    has no known price. `max_output_tokens` is the most the model can answer (None when unknown). `exact` is False
+    when the count is an upper-bound estimate (no tokenizer for the model).
+    """
+
+    prompt_tokens: int
+    price: Price | None
+    max_output_tokens: int | None = None
+    exact: bool = True
+
+
 class LLMClient(Protocol):
     """Anything that can complete an `LLMRequest`; raises `LLMError` when the model cannot be reached."""
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
         """Make the call, with whatever transport retries the client does; never retries on content."""
         ...
+
+
+@runtime_checkable
+class QuotingClient(Protocol):
+    """A client that can price a request before making it, and get ready before a budget's clock starts.
+
+    The engine reserves each call's worst case from the budget with `quote`; a client without it gets a
+    conservative estimate and no price. `prepare` does the one-time start-up (imports, tokenizers, a local model)
+    for `model`, so that it never counts against a step's time budget.
+    """
+
+    async def quote(self, request: LLMRequest) -> Quote:
+        """Count the request's prompt tokens with the model's tokenizer, and look up the model's price."""
+        ...
+
+    async def prepare(self, model: str) -> None:
+        """Do the one-time start-up that calls of `model` need."""
+        ...
+
+
+def estimate_quote(request: LLMRequest) -> Quote:
+    """A generous quote for a client that cannot count tokens: about 2 characters a token, price unknown."""
+    text = json.dumps([dict(message) for message in request.messages], default=str)
+    if request.schema is not None:
+        text += json.dumps(request.schema, default=str)
+    return Quote(prompt_tokens=math.ceil(len(text) / 2), price=None, max_output_tokens=None, exact=False)

@@ -27,6 +27,7 @@ from stratum_core.plan._model import (
     Function,
     HumanFunction,
     InferFunction,
+    ModelPrice,
     ParallelStep,
     Plan,
     RaceStep,
@@ -288,6 +289,18 @@ class _Builder:
                 built[name] = function
         return built
 
+    def prices(self, raw: Any) -> dict[str, ModelPrice]:
+        built: dict[str, ModelPrice] = {}
+        if not isinstance(raw, Mapping):
+            return built
+        for name, body in raw.items():
+            if not isinstance(body, Mapping):
+                continue
+            price = self.build(ModelPrice, dict(body), ("prices", name), required={"input", "output"})
+            if price is not None:
+                built[str(name)] = price
+        return built
+
     def flows(self, raw: Any) -> dict[str, Flow]:
         built: dict[str, Flow] = {}
         if not isinstance(raw, Mapping):
@@ -375,6 +388,7 @@ def _load(
     contracts = builder.contracts(data.get("contracts"))
     functions = builder.functions(data.get("functions"))
     flows = builder.flows(data.get("flows"))
+    prices = builder.prices(data.get("prices"))
     description = data.get("description")
     loaded.plan = Plan(
         version=loaded.plan.version,
@@ -382,6 +396,7 @@ def _load(
         contracts=contracts,
         functions=functions,
         flows=flows,
+        prices=prices,
         source=source,
         text=text,
         text_hash=loaded.plan.text_hash,

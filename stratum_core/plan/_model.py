@@ -27,6 +27,7 @@ __all__ = [
     "Function",
     "HumanFunction",
     "InferFunction",
+    "ModelPrice",
     "ParallelGroup",
     "ParallelStep",
     "Plan",
@@ -90,11 +91,25 @@ class Contract(_Model):
 
 
 class Budget(_Model):
-    """An envelope of time (ms), money (usd) and tokens; a missing dimension is unbounded."""
+    """An envelope of time (ms), money (usd) and tokens; a missing dimension is unbounded.
+
+    `mode` is `enforce` (refuse what cannot fit, stop what overruns) or `audit` (record overruns, stop nothing);
+    unset, a budget takes its parent's mode (a flow's default is enforce). `unpriced: allow` lets calls of models
+    with no known price run under a cost budget (their cost is then unknown); by default they are refused.
+    """
 
     ms: int | None = Field(default=None, gt=0)
     usd: float | None = Field(default=None, ge=0)
     tokens: int | None = Field(default=None, gt=0)
+    mode: Literal["enforce", "audit"] | None = None
+    unpriced: Literal["refuse", "allow"] | None = None
+
+
+class ModelPrice(_Model):
+    """A model's price in US dollars per million input (prompt) and output (completion) tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
 
 
 class Quorum(_Model):
@@ -298,6 +313,7 @@ class Plan(_Model):
     contracts: dict[str, Contract] = Field(default_factory=dict)
     functions: dict[str, Function] = Field(default_factory=dict)
     flows: dict[str, Flow] = Field(default_factory=dict)
+    prices: dict[str, ModelPrice] = Field(default_factory=dict)
     source: str = "<string>"
     text: str = Field(default="", repr=False)
     text_hash: str = ""

@@ -104,6 +104,9 @@ class AttemptRecord(_Record):
     apart from the contract retries that make new attempts. `output_strategy` is how the output contract was asked
     of the model (json_schema, json_object, text; None for free text or when no model answered), and
     `strategy_fallbacks` one text per strategy the provider refused before it.
+    `reserved_tokens` / `reserved_usd` are what the call set aside from its budget before it was made (prompt plus
+    `max_tokens`, at the model's price; None: nothing reserved, or no price); a call whose usage cannot be known
+    (cancelled in flight) is charged its reservation.
     """
 
     run_id: str = Field(min_length=1)
@@ -127,6 +130,8 @@ class AttemptRecord(_Record):
     backend: str | None = None
     output_strategy: str | None = None
     strategy_fallbacks: list[str] = Field(default_factory=list)
+    reserved_tokens: int | None = Field(default=None, ge=0)
+    reserved_usd: float | None = Field(default=None, ge=0)
 
     def otel_attributes(self) -> dict[str, Any]:
         """This attempt as OpenTelemetry GenAI span attributes, for an exporter to copy one to one.

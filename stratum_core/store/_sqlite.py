@@ -145,6 +145,10 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE attempts ADD COLUMN output_strategy TEXT;
     ALTER TABLE attempts ADD COLUMN strategy_fallbacks TEXT NOT NULL DEFAULT '[]';
     """,
+    """
+    ALTER TABLE attempts ADD COLUMN reserved_tokens INTEGER;
+    ALTER TABLE attempts ADD COLUMN reserved_usd REAL;
+    """,
 )
 
 # Columns holding JSON text; SQL NULL stands for Python None.

@@ -400,7 +400,11 @@ async def test_cancelling_the_caller_before_the_deadline_stays_a_cancellation(
             scope.cancel()
 
     assert scope.cancelled_caught
-    assert attempts(ctx.store) == []
+    (cancelled,) = attempts(ctx.store)  # the call was made: it counts, charged its whole reservation
+    assert cancelled.error == "cancelled while in flight; its whole reservation is charged"
+    assert cancelled.reserved_tokens is not None and cancelled.reserved_tokens > 0
+    assert cancelled.tokens_in + cancelled.tokens_out == cancelled.reserved_tokens
+    assert ctx.envelope.used.tokens == cancelled.reserved_tokens
 
 
 # -- refine -----------------------------------------------------------------------------------------------------------

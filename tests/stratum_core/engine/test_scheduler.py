@@ -503,19 +503,22 @@ functions:
     input: {topic: {type: string}}
     output: Out
     retries: 0
+    max_tokens: 50
 flows:
   both:
     input: {}
-    budget: {tokens: 400}
+    budget: {tokens: 600}
     steps:
       - {id: quick, function: talk, inputs: {topic: quick}}
       - {id: slow, function: talk, inputs: {topic: slow}}
 """
 
 
-async def test_running_out_of_tokens_cancels_the_calls_in_flight(engine: Engine, fake_llm: FakeLLM) -> None:
+async def test_a_provider_that_overruns_its_reservation_cancels_the_calls_in_flight(
+    engine: Engine, fake_llm: FakeLLM
+) -> None:
     def answer(body: dict[str, Any]) -> Reply:
-        if "quick" in json.dumps(body["messages"]):
+        if "quick" in json.dumps(body["messages"]):  # ignores max_tokens: far more than the call reserved
             return Reply(json={"text": "long answer"}, prompt_tokens=100, completion_tokens=900)
         return Reply(json={"text": "late"}, latency=10.0)
 
@@ -524,6 +527,12 @@ async def test_running_out_of_tokens_cancels_the_calls_in_flight(engine: Engine,
         result = await engine.run(plan(TWO_AT_ONCE), "both", {})
     assert isinstance(result.error, BudgetExceeded)
     assert result.error.dimension == "tokens"
-    assert result.error.used == 1000 and result.error.limit == 400
+    assert result.error.used == 1000 and result.error.limit == 600
+    assert [request["max_tokens"] for request in fake_llm.requests] == [50, 50]
     statuses = {s.step_id: s.status for s in engine.store.get_steps(result.run_id)}
     assert statuses == {"quick": "succeeded", "slow": "cancelled"}
+    trace = engine.store.get_trace(result.run_id)
+    assert trace is not None
+    slow = next(a for a in trace.attempts if a.step_id == "slow")
+    assert slow.reserved_tokens is not None and slow.tokens_in + slow.tokens_out == slow.reserved_tokens
+    assert trace.run.tokens_in + trace.run.tokens_out == 1000 + slow.reserved_tokens

@@ -97,7 +97,7 @@ async def fan_out(texts: list[str]) -> list[str]:
     return [results[i] for i in range(len(texts))]
 
 
-@flow(budget=Budget(tokens=200))
+@flow(budget=Budget(tokens=1000))
 async def two_calls(text: str) -> str:
     first = await classify(text)
     second = await classify(first.label)
@@ -165,7 +165,7 @@ async def test_calls_in_tasks_the_flow_starts_are_steps_of_the_same_run(engine: 
 
 
 async def test_the_flow_budget_is_shared_by_its_steps(engine: Engine, fake_llm: FakeLLM) -> None:
-    fake_llm.enqueue(Reply(json={"label": "neutral", "confidence": 0.5}, prompt_tokens=180, completion_tokens=10))
+    fake_llm.enqueue(Reply(json={"label": "neutral", "confidence": 0.5}, prompt_tokens=890, completion_tokens=10))
     with pytest.raises(BudgetExceeded) as caught:
         await two_calls("hm")
     assert caught.value.dimension == "tokens" and caught.value.step_id == "second"

@@ -23,7 +23,8 @@ from stratum_core.testing import FakeLLM
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[3]
-VOLATILE_ATTRIBUTES = {"review_id", "reviewer", "decided_at", "cost_unknown"}
+# reservations depend on the process: its prices and whether LiteLLM knows the model takes a JSON schema
+VOLATILE_ATTRIBUTES = {"review_id", "reviewer", "decided_at", "cost_unknown", "reserved_tokens", "reserved_usd"}
 
 
 def script_support(fake: FakeLLM) -> None:
@@ -108,6 +109,7 @@ async def serve_and_call(
         "STRATUM_MODEL": fake.model,
         "STRATUM_API_BASE": fake.url,
         "STRATUM_API_KEY": "test",
+        "STRATUM_PRICES": f"{fake.model}=1,2",  # the price the library's tests register: $1 / $2 per million
         "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
     }
     command = [sys.executable, "-m", "server.cli", "serve", "--plans", str(plans), "--store", str(store), "--poll", "0"]
