@@ -17,7 +17,7 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parents[1]))
 
-from vector_cases import contract_answers, expression_answers  # noqa: E402
+from vector_cases import contract_answers, expression_answers, feedback_answers  # noqa: E402
 
 
 def write(name: str, data: Any) -> None:
@@ -28,3 +28,4 @@ def write(name: str, data: Any) -> None:
 if __name__ == "__main__":
     write("expressions.json", expression_answers())
     write("contracts.json", contract_answers())
+    write("feedback.json", feedback_answers())

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from vector_cases import contract_answers, expression_answers
+from vector_cases import contract_answers, expression_answers, feedback_answers
 
 HERE = Path(__file__).parent
 
@@ -28,7 +28,11 @@ def test_python_gives_the_stored_schema_and_hash_for_every_shared_contract() -> 
     assert contract_answers() == stored("contracts.json")
 
 
-@pytest.mark.parametrize("name", ["expressions.json", "contracts.json"])
+def test_python_gives_the_stored_violations_and_retry_prompts_for_every_scripted_answer() -> None:
+    assert feedback_answers() == stored("feedback.json")
+
+
+@pytest.mark.parametrize("name", ["expressions.json", "contracts.json", "feedback.json"])
 def test_vector_files_are_written_by_the_generator(name: str) -> None:
     text = (HERE / name).read_text(encoding="utf-8")
     assert text.endswith("\n")
