@@ -1,5 +1,6 @@
-"""Test helpers for Stratum flows: a scripted OpenAI-compatible LLM server on a loopback port."""
+"""Test helpers for Stratum flows: scripted LLM servers on a loopback port (OpenAI chat API, Anthropic Messages API)."""
 
+from stratum_core.testing._fake_anthropic import FakeAnthropic
 from stratum_core.testing._fake_llm import Answer, FakeLLM, Fault, Reply, minimal_instance
 
-__all__ = ["Answer", "FakeLLM", "Fault", "Reply", "minimal_instance"]
+__all__ = ["Answer", "FakeAnthropic", "FakeLLM", "Fault", "Reply", "minimal_instance"]

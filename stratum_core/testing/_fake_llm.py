@@ -108,7 +108,7 @@ class FakeLLM:
         if self._server is not None:
             return self
         self._stopping = threading.Event()
-        server = _Server(("127.0.0.1", 0), _Handler)
+        server = _Server(("127.0.0.1", 0), self._handler_class())
         server.fake = self
         self._server = server
         self._thread = threading.Thread(
@@ -192,6 +192,14 @@ class FakeLLM:
 
     # -- serving (called from handler threads) --------------------------------------------------------------------
 
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        """The request handler: the OpenAI chat API here; a subclass may speak another provider's API."""
+        return _Handler
+
+    def _request_text(self, body: Mapping[str, Any]) -> str:
+        """The text rules match against: every message's text."""
+        return _message_text(body)
+
     def _begin(self, body: dict[str, Any]) -> None:
         with self._received:
             self.requests.append(body)
@@ -207,7 +215,7 @@ class FakeLLM:
         with self._lock:
             if self._queue:
                 return self._queue.popleft()
-            text = _message_text(body)
+            text = self._request_text(body)
             for rule in self._rules:
                 matched = rule.match in text if isinstance(rule.match, str) else rule.match(body)
                 if not matched:

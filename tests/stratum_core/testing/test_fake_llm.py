@@ -44,7 +44,7 @@ def content_of(payload: Any) -> str:
 
 
 def test_public_names_are_pinned() -> None:
-    assert stratum_core.testing.__all__ == ["Answer", "FakeLLM", "Fault", "Reply", "minimal_instance"]
+    assert stratum_core.testing.__all__ == ["Answer", "FakeAnthropic", "FakeLLM", "Fault", "Reply", "minimal_instance"]
 
 
 def test_queued_answers_are_served_in_order_before_rules(fake_llm: FakeLLM) -> None:
