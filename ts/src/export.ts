@@ -5,7 +5,7 @@
  * written.
  */
 
-import { stringify } from "yaml";
+import { Document, isScalar, isSeq, visit } from "yaml";
 
 import { DefinitionError } from "./errors.js";
 import type { CallStep, FlowDef, FlowStep } from "./flow.js";
@@ -241,5 +241,17 @@ export function exportPlan(module: Record<string, unknown>, options: { descripti
     const count = exporter.problems.length;
     throw new DefinitionError(`cannot export (${count} problem${count !== 1 ? "s" : ""}):\n${exporter.problems.join("\n")}`);
   }
-  return stringify(plan, { lineWidth: 0, aliasDuplicateObjects: false });
+  const doc = new Document(plan, { aliasDuplicateObjects: false });
+  // Small leaf mappings and lists of scalars in flow style (`{type: string}`), as plans are written by hand.
+  const short = (node: { toJSON(): unknown }): boolean => JSON.stringify(node.toJSON()).length <= 90;
+  visit(doc, {
+    Map(_, node) {
+      const leaf = node.items.every((pair) => isScalar(pair.value) || (isSeq(pair.value) && pair.value.items.every(isScalar)));
+      if (leaf && short(node)) node.flow = true;
+    },
+    Seq(_, node) {
+      if (node.items.every(isScalar) && short(node)) node.flow = true;
+    },
+  });
+  return doc.toString({ lineWidth: 0, flowCollectionPadding: false });
 }

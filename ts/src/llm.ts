@@ -142,7 +142,7 @@ export class AnthropicModel implements ModelClient {
     const errors: string[] = [];
     for (let attempt = 1; ; attempt++) {
       const left = request.deadline - performance.now();
-      const timeout = Math.max(1, Math.min(this.requestTimeout * 1000, left));
+      const timeout = Math.ceil(Math.max(1, Math.min(this.requestTimeout * 1000, left)));
       try {
         const message = await this.client.messages.create(body, { timeout, maxRetries: 0 });
         const content = message.content
