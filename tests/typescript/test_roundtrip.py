@@ -107,7 +107,7 @@ async def test_a_typescript_flow_served_as_a_plan_gives_the_same_output_and_hash
         served, trace = await serve_and_call(tmp_path, fake, plan)
 
     assert local["status"] == "ok", local["error"]
-    assert not served.is_error, served.content
+    assert not served.is_error, served.content[0]
     assert served.structured_content == local["output"]
     assert local["output"] == {
         "label": "negative",

@@ -37,6 +37,7 @@ export const classify = infer({
   ensure: ["result.confidence > 0.7"],
   retries: 2,
   model: "claude-haiku-4-5",
+  maxTokens: 400,
 });
 
 export const draft = infer({
@@ -45,6 +46,7 @@ export const draft = infer({
   input: { text: z.string(), label: z.string() },
   output: Reply,
   model: "claude-haiku-4-5",
+  maxTokens: 400,
   refine: { until: "len(result.body) < 40", feedback: "'Shorter: ' + str(len(result.body)) + ' characters'", maxIterations: 3 },
 });
 
@@ -54,6 +56,7 @@ export const check = infer({
   input: { body: z.string(), concern: z.string() },
   output: z.boolean(),
   model: "claude-haiku-4-5",
+  maxTokens: 100,
 });
 
 export const shout = compute({ name: "shout", input: { label: z.string() }, output: z.string(), expr: "label.upper() + '!'" });
