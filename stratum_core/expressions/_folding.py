@@ -1,5 +1,6 @@
-"""Constant folding at check time: every sub-expression that reads no data is evaluated once, under the sandbox's
-own bounds, when the plan is checked.
+"""Constant folding at check time: each sub-expression that reads no data is evaluated once, when it is checked.
+
+It runs under the sandbox's own bounds, so what the sandbox would refuse at run time is refused at check time.
 
 `9**9**9 > 0`, `'a' * 10**10`, `sum(range(10**12))`, `1 / 0` read nothing from the data, so they fail the same way
 on every run: the checker refuses them instead, at the position of the failing part.
@@ -21,6 +22,13 @@ if TYPE_CHECKING:
 __all__ = ["fold_constants"]
 
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+
+def _children(node: ast.AST) -> list[ast.AST]:
+    """The parts of `node` that are values (a method call's receiver, not the bound method itself)."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        return [node.func.value, *node.args, *node.keywords]
+    return list(ast.iter_child_nodes(node))
 
 
 def _reads_data(node: ast.AST) -> bool:
@@ -52,10 +60,10 @@ def fold_constants(expression: Expression, *, limits: Limits = DEFAULT_LIMITS) -
         if isinstance(node, ast.Constant | ast.Name | ast.comprehension | ast.keyword) or not isinstance(
             node, ast.expr
         ):
-            stack.extend(ast.iter_child_nodes(node))
+            stack.extend(_children(node))
             continue
         if isinstance(node, ast.GeneratorExp | ast.Slice) or _reads_data(node):
-            stack.extend(ast.iter_child_nodes(node))
+            stack.extend(_children(node))
             continue
         failure = _failure(expression, node, limits)
         if failure is not None:
@@ -77,7 +85,7 @@ def _failure(expression: Expression, node: ast.expr, limits: Limits) -> tuple[as
     except ExpressionError as error:
         if error.message.startswith("unknown name"):
             return None  # a comprehension's name used outside it: not a constant after all
-        for child in ast.iter_child_nodes(node):
+        for child in _children(node):
             if isinstance(child, ast.expr) and not isinstance(child, ast.Constant | ast.Name | ast.GeneratorExp):
                 if not _reads_data(child) and (inner := _failure(expression, child, limits)) is not None:
                     return inner

@@ -76,7 +76,10 @@ def _round(args: Sequence[Ty], keywords: dict[str, Ty]) -> Ty:
     digits = args[1] if len(args) > 1 else keywords.get("ndigits")
     if digits is not None and digits.kind not in ("integer", "boolean", "any", "null"):
         raise SignatureError(1, f"round() digits must be an integer, not {ty_text(digits)}")
-    return INTEGER if digits is None or digits.kind == "null" else NUMBER
+    kind = "integer" if digits is None or digits.kind == "null" else "number"
+    low, high = args[0].minimum, args[0].maximum
+    whole = all(bound is None or float(bound).is_integer() for bound in (low, high))
+    return Ty(kind, minimum=low, maximum=high) if whole else Ty(kind)  # rounding stays within whole bounds
 
 
 def _convert(kind: str) -> Callable[[Sequence[Ty], dict[str, Ty]], Ty]:

@@ -36,6 +36,8 @@ class CheckContext:
 
     loaded: LoadedPlan
     problems: set[Problem] = field(default_factory=set)
+    runtime_checks: set[Problem] = field(default_factory=set)
+    """What the types cannot decide and the engine checks when the plan runs (`stratum validate --strict`)."""
 
     def __post_init__(self) -> None:
         self.lines = self.loaded.text.splitlines()
@@ -62,6 +64,15 @@ class CheckContext:
         if column_offset is not None:
             line, column = self.expression_position(where, column_offset)
         self.problems.add(Problem(self.loaded.source, line, column, format_path(path), message, hint))
+
+    def runtime_check(self, path: Path, message: str, *, column_offset: int | None = None) -> None:
+        """Record a run-time check about `path`: not a problem, a warning for `stratum validate --strict`."""
+        line, column = self.loaded.source_map.value(path)
+        if column_offset is not None:
+            line, column = self.expression_position(path, column_offset)
+        self.runtime_checks.add(
+            Problem(self.loaded.source, line, column, format_path(path), f"checked at run time: {message}")
+        )
 
     def expression_position(self, path: Path, offset: int) -> tuple[int, int]:
         """The position of character `offset` of the one-line scalar at `path` (the scalar's start otherwise)."""

@@ -17,7 +17,7 @@ from stratum_core.plan._model import (
 )
 from stratum_core.plan._plan_schema import describe, did_you_mean
 from stratum_core.plan._schema import contract_schema
-from stratum_core.plan._typecheck import check_expression, function_output
+from stratum_core.plan._typecheck import check_expression, check_feed, function_output
 from stratum_core.plan._types import Ty, can_feed, from_spec, literal_ty, lookup_field, ty_text
 from stratum_core.plan._yaml import Path
 
@@ -130,7 +130,7 @@ def _check_compute(
             key=True,
         )
     if fn.expr is not None:
-        check_expression(ctx, (*path, "expr"), fn.expr, inputs, role="expr")
+        check_expression(ctx, (*path, "expr"), fn.expr, inputs, role="expr", expect=from_spec(fn.output))
     if fn.call is not None and check_imports and CALL_TARGET.fullmatch(fn.call):
         problem = call_target_problem(fn.call, base_dir=ctx.loaded.base_dir)
         if problem is not None:
@@ -163,7 +163,7 @@ def _check_human(ctx: CheckContext, fn: HumanFunction, path: Path) -> None:
             flat = False
             ctx.report(
                 output_path,
-                f"{owner} cannot be asked as a form: field '{name}' is {ty_text(from_spec(spec))}",
+                f"{owner} cannot be asked as a form: field '{name}' is {ty_text(from_spec(spec, as_field=False))}",
                 "a form has only string, number, integer, boolean and enum fields",
             )
     if fn.options is not None and flat and fields:
@@ -232,5 +232,7 @@ def _check_adaptive(ctx: CheckContext, fn: AdaptiveFunction, path: Path, inputs:
             ours = ", ".join(fn.input) or "none"
             ctx.report(where, f"'{name}' takes inputs ({theirs}), not ({ours})", "both paths take the same inputs")
         produced, wanted = function_output(ctx, name), from_spec(fn.output)
-        if not can_feed(produced, wanted):
+        if not can_feed(produced, wanted, ctx.plan.contracts):
             ctx.report(where, f"'{name}' returns {ty_text(produced)}, not {ty_text(wanted)}")
+        else:
+            check_feed(ctx, where, f"'{name}'", produced, wanted, "the adaptive function's output")

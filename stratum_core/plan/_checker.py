@@ -29,6 +29,7 @@ from stratum_core.plan._model import (
 from stratum_core.plan._typecheck import (
     check_binding,
     check_expression,
+    check_feed,
     flow_expression_scope,
     function_output,
     reference_type,
@@ -134,6 +135,8 @@ def _check_step(ctx: CheckContext, scope: FlowScope, step: Step, path: Path, nam
         items = reference_type(ctx, scope, step.for_each, (*path, "for_each"), current=step.id)
         if items.kind not in ("array", "any"):
             ctx.report((*path, "for_each"), f"for_each needs a list, but {step.for_each} is {ty_text(items)}")
+        elif items.optional:
+            ctx.report((*path, "for_each"), f"for_each needs a list, but {step.for_each} may be absent")
         item = (items.items or ANY) if items.kind == "array" else ANY
     if isinstance(step, ParallelStep):
         _check_parallel(ctx, scope, step, path, names)
@@ -237,7 +240,7 @@ def _check_parallel(ctx: CheckContext, scope: FlowScope, step: ParallelStep, pat
         ctx.report((*path, "parallel", "require"), f"require: {group.require} but the group has {count} steps")
     if group.validate_ is not None:
         output = step_output(ctx, step)
-        outputs = output if output.kind == "array" else Ty("array", items=output)
+        outputs = output if group.require != "any" else Ty("array", items=output, min_items=1, max_items=1)
         found = check_expression(
             ctx, (*path, "parallel", "validate"), group.validate_, {**names, "outputs": outputs}, role="validate"
         )
@@ -278,6 +281,11 @@ def _check_debate(ctx: CheckContext, scope: FlowScope, step: DebateStep, path: P
                     break
     for sub, text in iter_references(debate.topic):
         reference_type(ctx, scope, text, (*base, "topic", *sub), current=step.id)
+    for name in (*debate.agents, debate.synthesize):
+        taker = ctx.function(name)
+        if taker is not None and "topic" in taker.input:
+            target = ("topic", taker.input["topic"])
+            check_binding(ctx, scope, debate.topic, (*base, "topic"), current=step.id, target=target)
 
 
 def _offered_inputs(
@@ -300,8 +308,10 @@ def _check_result(ctx: CheckContext, scope: FlowScope) -> None:
                 (*scope.path, "result") if isinstance(flow.result, str) else (*scope.path, "result", index)
             )
             produced = reference_type(ctx, scope, reference, where_ref, current=None)
-            if not can_feed(produced, wanted):
+            if not can_feed(produced, wanted, ctx.plan.contracts):
                 ctx.report(where_ref, f"{reference} is {ty_text(produced)}, but the flow's output is {ty_text(wanted)}")
+            elif flow.output is not None or produced.optional:
+                check_feed(ctx, where_ref, reference, produced, wanted, "the flow's output")
         return
     if scope.steps and not scope.broken_ids:
         last_id = list(scope.steps)[-1]
@@ -309,9 +319,11 @@ def _check_result(ctx: CheckContext, scope: FlowScope) -> None:
         shown = f"the last step ('{last_id}')"
     else:
         return
-    if not can_feed(produced, wanted):
-        where: Path = (*scope.path, "result") if flow.result is not None else (*scope.path, "output")
+    where: Path = (*scope.path, "result") if flow.result is not None else (*scope.path, "output")
+    if not can_feed(produced, wanted, ctx.plan.contracts):
         ctx.report(where, f"{shown} is {ty_text(produced)}, but the flow's output is {ty_text(wanted)}")
+    elif flow.output is not None:
+        check_feed(ctx, where, shown, produced, wanted, "the flow's output")
 
 
 def _components(graph: dict[str, set[str]]) -> list[set[str]]:

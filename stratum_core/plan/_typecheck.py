@@ -13,6 +13,8 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from stratum_core.expressions import ExpressionSyntaxError, compile_expression
+from stratum_core.expressions._folding import fold_constants
+from stratum_core.expressions._inference import infer_type
 from stratum_core.plan._check_context import CheckContext, FlowScope
 from stratum_core.plan._model import (
     CallStep,
@@ -28,12 +30,13 @@ from stratum_core.plan._model import (
 )
 from stratum_core.plan._plan_schema import describe, did_you_mean
 from stratum_core.plan._schema import type_schema
-from stratum_core.plan._types import ANY, METHODS, Ty, can_feed, common, from_spec, lookup_field, record, ty_text
+from stratum_core.plan._types import ANY, METHODS, Ty, common, feed, fields_of, from_spec, lookup_field, record, ty_text
 from stratum_core.plan._yaml import Path
 
 __all__ = [
     "check_binding",
     "check_expression",
+    "check_feed",
     "flow_expression_scope",
     "function_output",
     "reference_type",
@@ -48,7 +51,8 @@ def function_output(ctx: CheckContext, name: str | None) -> Ty:
         return ANY
     ty = from_spec(fn.output)
     if isinstance(fn, InferFunction) and not fn.stable:
-        return record(value=ty, samples=Ty("array", items=ty), agreement=Ty("number"))
+        agreement = Ty("number", minimum=0, maximum=1)
+        return record(value=ty, samples=Ty("array", items=ty, min_items=1), agreement=agreement)
     return ty
 
 
@@ -68,10 +72,12 @@ def step_output(ctx: CheckContext, step: Step) -> Ty:
         require = step.parallel.require
         if require == "any":
             return branch
+        count = len(step.parallel.steps)
         if require == 0:
-            outcome = record(ok=Ty("boolean"), output=branch, error=Ty("string"))
-            return Ty("array", items=outcome)
-        return Ty("array", items=branch)
+            outcome = record(ok=Ty("boolean"), output=branch.maybe(), error=Ty("string").maybe())
+            return Ty("array", items=outcome, min_items=count, max_items=count)
+        least = count if require == "all" else int(require)
+        return Ty("array", items=branch, min_items=least, max_items=count)
     if isinstance(step, RaceStep):
         return common([_call_output(ctx, item) for item in step.race])
     if isinstance(step, ForEachStep):
@@ -91,15 +97,26 @@ def _walk(
     ctx: CheckContext, ty: Ty, parts: tuple[str | int, ...], shown: str, path: Path, offset: int | None = None
 ) -> Ty | None:
     """Follow `parts` through `ty`; report the first part that does not exist (None then)."""
+    absent = False
     for part in parts:
         if isinstance(part, str) and part in METHODS and ty.kind in ("string", "array", "object", "number", "integer"):
             return ANY
-        ty, error, candidates = lookup_field(ty, part, ctx.plan.contracts)
+        if ty.optional and offset is None:
+            absent = True
+        if isinstance(part, int) and ty.kind == "array" and offset is None and (ty.min_items or 0) <= part:
+            ctx.report(
+                path,
+                f"{shown}: the list may have fewer than {part + 1} item{'s' if part else ''} "
+                f"({ty_text(ty)} without minItems: {part + 1})",
+                f"declare minItems: {part + 1} on the list, or bind the whole list",
+            )
+            return None
+        ty, error, candidates = lookup_field(ty.present(), part, ctx.plan.contracts)
         if error is not None:
             hint = did_you_mean(str(part), candidates) if candidates else None
             ctx.report(path, f"{shown}: {error}", hint, column_offset=offset)
             return None
-    return ty
+    return ty.maybe() if absent else ty
 
 
 def reference_type(
@@ -186,17 +203,32 @@ def check_binding(
         source = reference_type(ctx, scope, value, path, current=current, item=item)
         if target is not None:
             name, spec = target
-            wanted = from_spec(spec)
-            if not can_feed(source, wanted):
-                ctx.report(path, f"{value}: {ty_text(source)} cannot feed input '{name}' ({ty_text(wanted)})")
+            check_feed(ctx, path, value, source, from_spec(spec), f"input '{name}'")
         return
     references = list(iter_references(value))
     for sub, text in references:
-        reference_type(ctx, scope, text, (*path, *sub), current=current, item=item)
+        source = reference_type(ctx, scope, text, (*path, *sub), current=current, item=item)
+        if source.optional and sub and isinstance(sub[-1], int):
+            ctx.report((*path, *sub), f"{text}: it may be absent, and a list cannot hold an absent value")
     if target is None or references:
         return
     name, spec = target
     _check_literal(ctx, value, path, name, spec)
+
+
+def check_feed(ctx: CheckContext, path: Path, shown: str, source: Ty, wanted: Ty, role: str) -> None:
+    """Report a producer of type `source` that may give a value `role` (of type `wanted`) does not accept."""
+    fit = feed(source, wanted, ctx.plan.contracts)
+    if fit.problem is not None:
+        hint = None
+        if source.optional and not wanted.optional:
+            hint = "make it optional (required: false) where it is bound, or give the field a default"
+        message = f"{shown}: {ty_text(source)} cannot feed {role} ({ty_text(wanted)})"
+        if not fit.problem.startswith(f"{ty_text(source)} is not"):
+            message += f": {fit.problem}"
+        ctx.report(path, message, hint)
+    for check in fit.checks:
+        ctx.runtime_check(path, f"{shown} feeds {role}: {check}")
 
 
 def _check_literal(ctx: CheckContext, value: Any, path: Path, name: str, spec: TypeSpec) -> None:
@@ -223,7 +255,14 @@ def flow_expression_scope(ctx: CheckContext, scope: FlowScope) -> dict[str, Ty]:
 
 
 def check_expression(
-    ctx: CheckContext, path: Path, text: str, names: Mapping[str, Ty], *, role: str
+    ctx: CheckContext,
+    path: Path,
+    text: str,
+    names: Mapping[str, Ty],
+    *,
+    role: str,
+    expect: Ty | None = None,
+    expect_role: str = "the output",
 ) -> frozenset[str] | None:
     """Parse the expression at `path` and check the names and fields it reads against `names`.
 
@@ -264,4 +303,16 @@ def check_expression(
                 ctx.report(path, message, did_you_mean(str(parts[0]), step_fields), column_offset=read.offset)
                 continue
         _walk(ctx, names[read.root], parts, f"{role}: {shown}", path, read.offset)
+    problems_before = len(ctx.problems)
+    inferred, findings = infer_type(expression, names, lambda ty: fields_of(ty, ctx.plan.contracts))
+    for finding in findings:
+        if finding.runtime:
+            ctx.runtime_check(path, f"{role}: {finding.message}", column_offset=finding.offset)
+        else:
+            ctx.report(path, f"{role}: {finding.message}", finding.hint, column_offset=finding.offset)
+    if not any(not finding.runtime for finding in findings):
+        for finding in fold_constants(expression):
+            ctx.report(path, f"{role}: {finding.message}", finding.hint, column_offset=finding.offset)
+    if expect is not None and len(ctx.problems) == problems_before:
+        check_feed(ctx, path, role, inferred, expect, expect_role)
     return frozenset(steps_read)

@@ -108,15 +108,17 @@ def test_require_zero_outputs_ok_and_error_records() -> None:
       - id: collect
         parallel:
           require: 0
-          validate: "any(o.ok for o in outputs) and outputs[0].output.label != ''"
+          validate: "any(o.ok for o in outputs) and all(o.output.label != '' for o in outputs if 'output' in o)"
           steps:
             - {id: a, function: classify, inputs: {text: $.input.text}}
       - {id: first, function: label_of, inputs: {s: "$.steps.collect.output[0].output"}}
       - {id: bad, function: label_of, inputs: {s: "$.steps.collect.output[0].value"}}
 """
     assert _problems(steps) == [
+        "flows.main.steps[1].inputs.s: $.steps.collect.output[0].output: Sentiment or None cannot feed input 's' "
+        "(Sentiment): it may be absent, and Sentiment is required",
         "flows.main.steps[2].inputs.s: $.steps.collect.output[0].value: "
-        "a record {ok, output, error} has no field 'value'"
+        "a record {ok, output, error} has no field 'value'",
     ]
 
 
@@ -128,7 +130,8 @@ def test_an_unstable_function_outputs_value_samples_and_agreement() -> None:
 """
     assert _problems(steps) == [
         "flows.main.steps[2].inputs.s: $.steps.s.output: a record {value, samples, agreement} cannot feed input 's' "
-        "(Sentiment)"
+        "(Sentiment): a record {value, samples, agreement} has field 'value', which Sentiment does not have (a record "
+        "feeds a type only with the fields it declares)"
     ]
 
 
@@ -205,5 +208,6 @@ def test_types_feed_by_kind_name_and_items() -> None:
     assert not can_feed(sentiment, Ty("contract", name="Reply"))
     assert can_feed(Ty("array", items=Ty("integer")), Ty("array", items=Ty("number")))
     assert not can_feed(Ty("array", items=Ty("string")), Ty("array", items=sentiment))
-    assert can_feed(record(a=Ty("integer"), b=Ty("string")), record(a=Ty("number")))
+    assert can_feed(record(a=Ty("integer")), record(a=Ty("number")))
+    assert not can_feed(record(a=Ty("integer"), b=Ty("string")), record(a=Ty("number")))  # the record-width rule
     assert not can_feed(record(b=Ty("string")), record(a=Ty("number")))
