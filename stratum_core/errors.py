@@ -42,6 +42,7 @@ __all__ = [
     "ExpressionError",
     "HITLTimeoutError",
     "HumanRejected",
+    "InvalidInput",
     "LLMError",
     "ParallelValidationFailed",
     "ParseFailure",
@@ -134,6 +135,33 @@ class RunError(StratumError):
 
 class ConfigurationError(RunError):
     """The engine cannot run as configured; the message says how to fix it."""
+
+
+class InvalidInput(RunError):
+    """A step's bound inputs break the called function's (or sub-flow's) input schema, found at the step boundary.
+
+    Attributes:
+        field: the input (and the path inside it) that is wrong, e.g. `score` or `ticket.priority`.
+        binding: what the step binds to that input (`$.steps.rate.output.score`, or a literal), when known.
+        violations: every schema violation found, as `input.FIELD: what is wrong` lines.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str,
+        binding: str | None,
+        violations: Sequence[str],
+        step_id: str | None = None,
+    ) -> None:
+        super().__init__(message, step_id=step_id)
+        self.field = field
+        self.binding = binding
+        self.violations = tuple(violations)
+
+    def details(self) -> dict[str, Any]:
+        return {"field": self.field, "binding": self.binding, "violations": list(self.violations)}
 
 
 class PreconditionFailed(RunError):

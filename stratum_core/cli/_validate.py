@@ -25,6 +25,11 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         "--format", choices=("text", "json"), default="text", help="text: one problem per line; json: a JSON array"
     )
     parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="also list, as warnings, every check the types cannot decide and the engine makes when the plan runs",
+    )
+    parser.add_argument(
         "--no-imports",
         action="store_true",
         help="do not import the modules of compute `call:` targets (they are imported, never called, by default)",
@@ -56,20 +61,31 @@ def _run(args: argparse.Namespace) -> int:
             print(f"stratum validate: error: {message}", file=sys.stderr)
         return EXIT_USAGE
     problems: list[Problem] = []
+    warnings: list[Problem] = []
     invalid = 0
     for file in files:
+        checks: list[Problem] = []
         try:
-            load_plan(file, check_imports=not args.no_imports)
+            load_plan(file, check_imports=not args.no_imports, runtime_checks=checks)
         except PlanError as error:
             invalid += 1
             problems.extend(error.problems)
+        warnings.extend(checks if args.strict else ())
     if args.format == "json":
-        print(json.dumps([problem.as_dict() for problem in problems], indent=2, ensure_ascii=False))
+        shown = [problem.as_dict() for problem in problems]
+        if args.strict:  # warnings only with --strict, each entry then says which it is
+            shown = [{**entry, "severity": "error"} for entry in shown]
+            shown += [{**warning.as_dict(), "severity": "warning"} for warning in warnings]
+        print(json.dumps(shown, indent=2, ensure_ascii=False))
     else:
         for problem in problems:
             print(problem)
+        for warning in warnings:
+            print(f"warning: {warning}")
     count = len(files)
     plans = f"{count} plan{'s' if count != 1 else ''}"
+    if args.strict:
+        print(f"{len(warnings)} run-time check{'s' if len(warnings) != 1 else ''} (warnings)", file=sys.stderr)
     if invalid:
         found = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
         print(f"{invalid} of {plans} invalid ({found})", file=sys.stderr)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from stratum_core.engine._values import Scope, resolve_binding
+from stratum_core.engine._values import MISSING, Scope, resolve_binding
 from stratum_core.errors import RunError
 from stratum_core.plan import DebateStep
 from stratum_core.plan._schema import canonical_json
@@ -25,7 +25,8 @@ __all__ = ["run_debate"]
 
 
 def _accepted(declared: dict[str, Any], offered: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in offered.items() if key in declared}
+    """The offered inputs the function declares; a topic bound to an absent optional input is left out."""
+    return {key: value for key, value in offered.items() if key in declared and value is not MISSING}
 
 
 async def run_debate(

@@ -10,6 +10,7 @@ from stratum_core.engine._compute import run_compute
 from stratum_core.engine._context import StepContext
 from stratum_core.engine._human import run_human
 from stratum_core.engine._infer import run_infer
+from stratum_core.engine._inputs import expression_inputs
 from stratum_core.engine._python_objects import describe, python_condition
 from stratum_core.engine._types import ReviewSink
 from stratum_core.engine._validation import schema_violations
@@ -56,7 +57,13 @@ def _check_result(fn: Function, inputs: Mapping[str, Any], result: Any, ctx: Ste
 async def call_function(
     fn: Function, inputs: Mapping[str, Any], ctx: StepContext, *, review_sink: ReviewSink | None
 ) -> Any:
-    """Run `fn` on `inputs` within `ctx` and return its output; raises the RunError that explains a failure."""
+    """Run `fn` on `inputs` within `ctx` and return its output; raises the RunError that explains a failure.
+
+    Expressions (and the model's prompt) see an optional input nobody gave as None; `call:` targets get the inputs
+    as given.
+    """
+    given = inputs
+    inputs = expression_inputs(fn.input, inputs)
     if isinstance(fn, InferFunction | ComputeFunction) and wants_agent(fn, ctx):
         ctx.attributes["backend"] = "agent"
         agent_fn = agent_function(fn)
@@ -67,7 +74,7 @@ async def call_function(
         return await run_infer(fn, inputs, ctx)
     if isinstance(fn, ComputeFunction):
         _check_given(fn.given, inputs, ctx.step_id)
-        result = await run_compute(fn, inputs, plan=ctx.plan, step_id=ctx.step_id)
+        result = await run_compute(fn, given if fn.call else inputs, plan=ctx.plan, step_id=ctx.step_id)
         _check_result(fn, inputs, result, ctx)
         return result
     if isinstance(fn, HumanFunction):

@@ -22,10 +22,11 @@ import anyio
 from stratum_core.engine._budget import Envelope, Usage
 from stratum_core.engine._context import StepContext
 from stratum_core.engine._functions import call_function
+from stratum_core.engine._inputs import checked_inputs
 from stratum_core.engine._pending import AgentTask, Pending
 from stratum_core.engine._types import EngineConfig, ReviewSink, RunObserver
 from stratum_core.engine._validation import schema_violations
-from stratum_core.engine._values import Scope, SkippedInput, resolve_binding
+from stratum_core.engine._values import MISSING, Scope, SkippedInput, resolve_binding
 from stratum_core.errors import (
     BudgetExceeded,
     ComputeError,
@@ -189,6 +190,7 @@ class FlowExecution:
         for reference in candidates:
             try:
                 output = resolve_binding(reference, self.scope, step_id=where)
+                output = None if output is MISSING else output
                 break
             except SkippedInput as skip:
                 skipped.append(skip.step_id)
@@ -264,15 +266,35 @@ class FlowExecution:
             raise
         if step.flow is not None:
             subflow = self.run.plan.flows[step.flow]
+            inputs = checked_inputs(
+                subflow.input,
+                inputs,
+                contracts=self.run.plan.contracts,
+                callee=f"flow '{step.flow}'",
+                bindings=step.inputs,
+                step_id=path,
+            )
             envelope = self.envelope.child(
                 step.budget or subflow.budget, label=f"sub-flow '{path}'", spent=self.run.spent_under(path)
             )
             child = FlowExecution(self.run, subflow, inputs, envelope, prefix=path + ".")
             return await self._tracked(path, "flow", step.flow, inputs, envelope, child.execute, {})
-        return await self.call_function_at(path, step.target, inputs, budget=step.budget)
+        return await self.call_function_at(path, step.target, inputs, budget=step.budget, bindings=step.inputs)
 
-    async def call_function_at(self, path: str, name: str, inputs: Mapping[str, Any], *, budget: Any = None) -> Any:
-        """Call function `name` on already-resolved `inputs` as the step at `path` (reused when resuming)."""
+    async def call_function_at(
+        self,
+        path: str,
+        name: str,
+        inputs: Mapping[str, Any],
+        *,
+        budget: Any = None,
+        bindings: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Call function `name` on already-resolved `inputs` as the step at `path` (reused when resuming).
+
+        The inputs are checked against the function's input schema first (`bindings`, what the step bound to each
+        input, names the culprit in the error).
+        """
         completed = self.run.completed.get(path)
         if completed is not None and completed.status == "succeeded":
             return completed.output
@@ -293,10 +315,18 @@ class FlowExecution:
         )
 
         async def call() -> Any:
+            checked = checked_inputs(
+                fn.input,
+                inputs,
+                contracts=self.run.plan.contracts,
+                callee=f"function '{name}'",
+                bindings=bindings,
+                step_id=path,
+            )
             if isinstance(fn, HumanFunction):  # a person's wait does not hold a concurrency slot
-                return await call_function(fn, inputs, ctx, review_sink=self.run.review_sink)
+                return await call_function(fn, checked, ctx, review_sink=self.run.review_sink)
             async with self.run.limiter:
-                return await call_function(fn, inputs, ctx, review_sink=self.run.review_sink)
+                return await call_function(fn, checked, ctx, review_sink=self.run.review_sink)
 
         return await self._tracked(path, fn.mode, fn.name, dict(inputs), envelope, call, ctx.attributes, ctx)
 
@@ -387,6 +417,10 @@ class FlowExecution:
     # -- groups -----------------------------------------------------------------------------------------------
 
     async def _run_group(self, step: Step, path: str, scope: Scope) -> Any:
+        for reference in _group_reads(step):
+            if reference in scope.skipped:  # the skip-cascade rule: a step that reads a skipped step is skipped
+                self._skip(path, step.kind, reads_skipped=reference)
+                raise SkippedInput(step.id)
         envelope = self.envelope.child(None, label=f"step '{path}'", spent=self.run.spent_under(path))
         attributes: dict[str, Any] = {}
         if isinstance(step, ParallelStep):
@@ -453,7 +487,11 @@ class FlowExecution:
                     step_id=path,
                 ) from error
         successes = [result[1] for _, result in results if result[0] == "ok"]
-        needed = len(branches) if require == "all" else 1 if require == "any" else int(require)
+        ran = [result for _, result in results if result[0] != "skipped"]
+        if results and not ran and len(results) == len(branches):
+            self._skip(path, step.kind, branches_skipped=True)
+            raise SkippedInput(step.id)
+        needed = len(ran) if require == "all" else 1 if require == "any" else int(require)
         if len(successes) < needed:
             raise ParallelValidationFailed(
                 f"parallel group '{path}' needs {needed} successful branch{'es' if needed != 1 else ''}, "
@@ -462,15 +500,13 @@ class FlowExecution:
                 step_id=path,
             )
         if require == 0:
-            output: Any = [
-                {"ok": True, "output": r[1]} if r[0] == "ok" else {"ok": False, "error": r[1]} for _, r in results
-            ]
+            output: Any = [_outcome(branch_path, result) for branch_path, result in results]
         elif require == "any":
             output = successes[0]
         else:
             output = successes
         if step.parallel.validate_:
-            env = scope.expression_env(outputs=output if isinstance(output, list) else [output])
+            env = scope.expression_env(outputs=[output] if require == "any" else output)
             expression = compile_expression(step.parallel.validate_)
             if not expression.evaluate(env):
                 raise ParallelValidationFailed(
@@ -526,6 +562,36 @@ class FlowExecution:
         if waiting and not (stop_after_successes and any(r[0] == "ok" for r in results.values())):
             raise Pending.merge(waiting)
         return [(path, results[path]) for path, _, _ in branches if path in results]
+
+
+def _group_reads(step: Step) -> set[str]:
+    """The ids of the steps a group's branches (or a for_each's step, or a debate's topic) read."""
+    bindings: list[Any] = []
+    if isinstance(step, ParallelStep):
+        bindings.extend(branch.inputs for branch in step.parallel.steps)
+    elif isinstance(step, RaceStep):
+        bindings.extend(branch.inputs for branch in step.race)
+    elif isinstance(step, ForEachStep):
+        bindings.extend([step.for_each, step.step.inputs])
+    elif isinstance(step, DebateStep):
+        bindings.append(step.debate.topic)
+    found: set[str] = set()
+    for binding in bindings:
+        for _, text in iter_references(binding):
+            reference = parse_reference(text)
+            if reference is not None and reference.step_id is not None:
+                found.add(reference.step_id)
+    return found
+
+
+def _outcome(path: str, result: tuple[str, Any]) -> dict[str, Any]:
+    """One branch's entry in the output of a `require: 0` group: {ok, output} or {ok, error} (error is text)."""
+    status, value = result
+    if status == "ok":
+        return {"ok": True, "output": value}
+    if status == "skipped":
+        return {"ok": False, "error": f"branch '{path}' was skipped"}
+    return {"ok": False, "error": str(value)}
 
 
 def innermost(error: BaseException) -> BaseException:

@@ -53,7 +53,9 @@ def _follow(value: Any, path: tuple[str | int, ...], reference: Reference, *, st
     for part in path:
         if isinstance(part, int) and isinstance(value, list) and -len(value) <= part < len(value):
             value = value[part]
-        elif isinstance(part, str) and isinstance(value, Mapping) and part in value:
+        elif isinstance(part, str) and isinstance(value, Mapping):
+            if part not in value:
+                return MISSING  # an optional field the producer left out: the binding that reads it is left out
             value = value[part]
         else:
             raise RunError(f"{reference.text}: no {part!r} in {_describe(value)}", step_id=step_id)
@@ -94,5 +96,9 @@ def resolve_binding(value: Any, scope: Scope, *, step_id: str) -> Any:
         resolved = {key: resolve_binding(item, scope, step_id=step_id) for key, item in value.items()}
         return {key: item for key, item in resolved.items() if item is not MISSING}
     if isinstance(value, list | tuple):
-        return [resolve_binding(item, scope, step_id=step_id) for item in value]
+        items = [resolve_binding(item, scope, step_id=step_id) for item in value]
+        if any(item is MISSING for item in items):
+            absent = next(item for item, got in zip(value, items, strict=True) if got is MISSING)
+            raise RunError(f"{absent} is absent, and a list cannot hold an absent value", step_id=step_id)
+        return items
     return value

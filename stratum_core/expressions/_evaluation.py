@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from stratum_core.errors import ExpressionError
 from stratum_core.expressions._builtins import _FUNCTIONS, _METHODS, _check_replace, _join
-from stratum_core.expressions._syntax import _BINARY_OPERATORS, _COMPARISONS, _UNARY_OPERATORS, Limits
+from stratum_core.expressions._syntax import _BINARY_OPERATORS, _COMPARISONS, _UNARY_OPERATORS, Limits, _string_key
 from stratum_core.expressions._values import _ITERABLE_TYPES, _SEQUENCE_TYPES, _a, _input_problem, _listing
 
 if TYPE_CHECKING:
@@ -252,6 +252,8 @@ class _Evaluator:
         return self._eval(node.values[-1], scope)
 
     def _compare(self, node: ast.Compare, scope: Scope) -> Any:
+        if len(node.ops) == 1 and isinstance(node.ops[0], ast.Is | ast.IsNot):
+            return self._none_test(node, scope)
         left = self._eval(node.left, scope)
         for op, right_node in zip(node.ops, node.comparators, strict=True):
             right = self._eval(right_node, scope)
@@ -261,6 +263,23 @@ class _Evaluator:
                 return False
             left = right
         return True
+
+    def _none_test(self, node: ast.Compare, scope: Scope) -> bool:
+        """`x.tag is None` / `is not None`: a field absent from its record reads as None here (an optional field)."""
+        sides = [node.left, node.comparators[0]]
+        values: list[Any] = []
+        for side in sides:
+            key = side.attr if isinstance(side, ast.Attribute) else None
+            if isinstance(side, ast.Subscript):
+                key = _string_key(side)
+            if key is not None:
+                owner = self._eval(cast(ast.Attribute | ast.Subscript, side).value, scope)
+                if type(owner) is dict:
+                    self.tick()
+                    values.append(owner.get(key))
+                    continue
+            values.append(self._eval(side, scope))  # not a record: fails (or reads) as usual
+        return bool(_COMPARISONS[type(node.ops[0])](values[0], values[1]))
 
     def _if(self, node: ast.IfExp, scope: Scope) -> Any:
         return self._eval(node.body if self._eval(node.test, scope) else node.orelse, scope)

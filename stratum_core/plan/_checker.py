@@ -44,8 +44,17 @@ _DEBATE_AGENT_INPUTS = ("topic", "round", "history", "others")
 _DEBATE_SYNTHESIZE_INPUTS = ("topic", "history", "arguments")
 
 
-def check_plan(loaded: LoadedPlan, *, check_imports: bool = True, untrusted: bool = False) -> list[Problem]:
-    """Every static problem of `loaded`, sorted; `untrusted` adds the limits of plans written by an agent."""
+def check_plan(
+    loaded: LoadedPlan,
+    *,
+    check_imports: bool = True,
+    untrusted: bool = False,
+    runtime_checks: list[Problem] | None = None,
+) -> list[Problem]:
+    """Every static problem of `loaded`, sorted; `untrusted` adds the limits of plans written by an agent.
+
+    `runtime_checks`, when given, is extended with what is left to the engine at run time (sorted).
+    """
     ctx = CheckContext(loaded)
     if untrusted:
         from stratum_core.plan._untrusted import check_untrusted
@@ -57,6 +66,8 @@ def check_plan(loaded: LoadedPlan, *, check_imports: bool = True, untrusted: boo
     for scope in scopes:
         _check_flow(ctx, scope)
     _check_subflow_cycles(ctx, scopes)
+    if runtime_checks is not None:
+        runtime_checks.extend(sorted(ctx.runtime_checks))
     return sorted(ctx.problems)
 
 

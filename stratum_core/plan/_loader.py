@@ -345,8 +345,12 @@ def load_plan_text(
     base_dir: str | FilePath | None = None,
     check_imports: bool = True,
     untrusted: bool = False,
+    runtime_checks: list[Problem] | None = None,
 ) -> Plan:
     """Load and check a plan from its text; `source` names it in problems, `base_dir` is where `call:` modules live.
+
+    `runtime_checks`, when given, receives what the checker could not decide and the engine checks when the plan runs
+    (what `stratum validate --strict` prints as warnings), located like problems.
 
     `untrusted` is for plans written by an agent or a client: `call:` targets are refused (expressions only; nothing
     is imported) and sizes are bounded (see `_untrusted.py`).
@@ -359,12 +363,25 @@ def load_plan_text(
 
         check_size(text, source=source)
         check_imports = False
-    loaded = _load(text, source=source, base_dir=base_dir, check_imports=check_imports, untrusted=untrusted)
+    loaded = _load(
+        text,
+        source=source,
+        base_dir=base_dir,
+        check_imports=check_imports,
+        untrusted=untrusted,
+        runtime_checks=runtime_checks,
+    )
     return loaded.plan.model_copy(update={"untrusted": True}) if untrusted else loaded.plan
 
 
 def _load(
-    text: str, *, source: str, base_dir: str | FilePath | None, check_imports: bool, untrusted: bool = False
+    text: str,
+    *,
+    source: str,
+    base_dir: str | FilePath | None,
+    check_imports: bool,
+    untrusted: bool = False,
+    runtime_checks: list[Problem] | None = None,
 ) -> LoadedPlan:
     parsed = parse_yaml(text, source=source)
     problems = list(parsed.problems)
@@ -404,7 +421,7 @@ def _load(
     problems.extend(builder.problems)
     from stratum_core.plan._checker import check_plan
 
-    problems.extend(check_plan(loaded, check_imports=check_imports, untrusted=untrusted))
+    problems.extend(check_plan(loaded, check_imports=check_imports, untrusted=untrusted, runtime_checks=runtime_checks))
     if problems:
         raise PlanError(problems)
     return loaded
@@ -431,7 +448,7 @@ def _read(path: FilePath, source: str) -> str:
         raise PlanError([Problem(source, line, 1, "", "the plan is not UTF-8 text")]) from None
 
 
-def load_plan(path: str | FilePath, *, check_imports: bool = True) -> Plan:
+def load_plan(path: str | FilePath, *, check_imports: bool = True, runtime_checks: list[Problem] | None = None) -> Plan:
     """Load and check the plan file at `path` (shown in problems as given); `call:` modules are looked up beside it.
 
     Raises:
@@ -440,7 +457,9 @@ def load_plan(path: str | FilePath, *, check_imports: bool = True) -> Plan:
     file = FilePath(path)
     source = str(path)
     text = _read(file, source)
-    return load_plan_text(text, source=source, base_dir=file.parent, check_imports=check_imports)
+    return load_plan_text(
+        text, source=source, base_dir=file.parent, check_imports=check_imports, runtime_checks=runtime_checks
+    )
 
 
 def find_plan_files(directory: str | FilePath, *, recursive: bool = True) -> list[FilePath]:

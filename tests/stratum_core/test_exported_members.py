@@ -54,6 +54,7 @@ PINNED = {
         "ExpressionError",
         "HITLTimeoutError",
         "HumanRejected",
+        "InvalidInput",
         "LLMError",
         "ParallelValidationFailed",
         "ParseFailure",
