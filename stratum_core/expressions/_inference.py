@@ -207,8 +207,8 @@ class _Inference:
         self.findings.append(Finding(self._positions.of(node), message, runtime=True))
 
     def unknown(self, node: ast.AST, ty: Ty, use: str) -> None:
-        """A value of unknown type used where a type matters: checked when it runs."""
-        if ty.kind == "any":
+        """Data of unknown type used where a type matters: checked when it runs (reported where it is read)."""
+        if ty.kind == "any" and _key(node) is not None:
             self.runtime(node, f"{self.source(node)} is of unknown type; {use} is checked when it runs")
 
     def require_present(self, node: ast.expr, ty: Ty, use: str) -> Ty:
@@ -410,6 +410,8 @@ class _Inference:
             ast.Mod: "%",
             ast.Pow: "**",
         }[op]
+        if op in (ast.Div, ast.FloorDiv, ast.Mod) and right.kind in NUMERIC and right.maximum == right.minimum == 0:
+            return self.problem(node.right, f"{self.source(node)}: division by zero")
         if op in (ast.Div, ast.FloorDiv, ast.Mod) and right.kind in (*NUMERIC, "any") and not _nonzero(right):
             self.runtime(
                 node.right,

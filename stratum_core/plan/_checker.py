@@ -249,6 +249,12 @@ def _check_parallel(ctx: CheckContext, scope: FlowScope, step: ParallelStep, pat
     count = len(group.steps)
     if isinstance(group.require, int) and group.require > count:
         ctx.report((*path, "parallel", "require"), f"require: {group.require} but the group has {count} steps")
+    conditional = [branch.id for branch in group.steps if branch.when is not None]
+    if isinstance(group.require, int) and group.require > count - len(conditional) and conditional:
+        ctx.runtime_check(
+            (*path, "parallel", "require"),
+            f"require: {group.require} counts branches that may be skipped by their `when` ({', '.join(conditional)})",
+        )
     if group.validate_ is not None:
         output = step_output(ctx, step)
         outputs = output if group.require != "any" else Ty("array", items=output, min_items=1, max_items=1)

@@ -30,7 +30,19 @@ from stratum_core.plan._model import (
 )
 from stratum_core.plan._plan_schema import describe, did_you_mean
 from stratum_core.plan._schema import type_schema
-from stratum_core.plan._types import ANY, METHODS, Ty, common, feed, fields_of, from_spec, lookup_field, record, ty_text
+from stratum_core.plan._types import (
+    ANY,
+    METHODS,
+    Ty,
+    can_feed,
+    common,
+    feed,
+    fields_of,
+    from_spec,
+    lookup_field,
+    record,
+    ty_text,
+)
 from stratum_core.plan._yaml import Path
 
 __all__ = [
@@ -76,7 +88,8 @@ def step_output(ctx: CheckContext, step: Step) -> Ty:
         if require == 0:
             outcome = record(ok=Ty("boolean"), output=branch.maybe(), error=Ty("string").maybe())
             return Ty("array", items=outcome, min_items=count, max_items=count)
-        least = count if require == "all" else int(require)
+        unconditional = sum(1 for branch in step.parallel.steps if branch.when is None)
+        least = unconditional if require == "all" else int(require)
         return Ty("array", items=branch, min_items=least, max_items=count)
     if isinstance(step, RaceStep):
         return common([_call_output(ctx, item) for item in step.race])
@@ -200,8 +213,9 @@ def check_binding(
 ) -> None:
     """Check one bound value: its references resolve, and it can feed input `target` (name, type) if given."""
     if isinstance(value, str) and value.startswith("$."):
+        before = len(ctx.problems)
         source = reference_type(ctx, scope, value, path, current=current, item=item)
-        if target is not None:
+        if target is not None and len(ctx.problems) == before:
             name, spec = target
             check_feed(ctx, path, value, source, from_spec(spec), f"input '{name}'")
         return
@@ -223,9 +237,12 @@ def check_feed(ctx: CheckContext, path: Path, shown: str, source: Ty, wanted: Ty
         hint = None
         if source.optional and not wanted.optional:
             hint = "make it optional (required: false) where it is bound, or give the field a default"
-        message = f"{shown}: {ty_text(source)} cannot feed {role} ({ty_text(wanted)})"
-        if not fit.problem.startswith(f"{ty_text(source)} is not"):
-            message += f": {fit.problem}"
+        if can_feed(source, wanted, ctx.plan.contracts) or source.optional:  # the kinds fit, a constraint does not
+            message = f"{shown}: cannot feed {role} ({ty_text(wanted)}): {fit.problem}"
+        else:
+            message = f"{shown}: {ty_text(source)} cannot feed {role} ({ty_text(wanted)})"
+            if "field" in fit.problem:
+                message += f": {fit.problem}"
         ctx.report(path, message, hint)
     for check in fit.checks:
         ctx.runtime_check(path, f"{shown} feeds {role}: {check}")

@@ -115,8 +115,8 @@ def test_require_zero_outputs_ok_and_error_records() -> None:
       - {id: bad, function: label_of, inputs: {s: "$.steps.collect.output[0].value"}}
 """
     assert _problems(steps) == [
-        "flows.main.steps[1].inputs.s: $.steps.collect.output[0].output: Sentiment or None cannot feed input 's' "
-        "(Sentiment): it may be absent, and Sentiment is required",
+        "flows.main.steps[1].inputs.s: $.steps.collect.output[0].output: cannot feed input 's' (Sentiment): "
+        "it may be absent, and Sentiment is required",
         "flows.main.steps[2].inputs.s: $.steps.collect.output[0].value: "
         "a record {ok, output, error} has no field 'value'",
     ]

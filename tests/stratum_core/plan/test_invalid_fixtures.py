@@ -18,6 +18,64 @@ from stratum_core.plan import load_plan
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "invalid"
 
 EXPECTED = {
+    "optional_read": snapshot(
+        [
+            "optional_read.stratum.yaml:16:12: functions.shout.expr: expr: r.tag may be absent (field 'tag' is optional) (check `r.tag is not None` or `'tag' in r` first, or use r.get('tag'))",
+            "optional_read.stratum.yaml:31:12: functions.upper.expr: expr: s may be None (a string or None), and calling .upper() needs a value (check `s is not None` first)",
+            "optional_read.stratum.yaml:37:51: flows.main.steps[1].inputs.tag: $.steps.m.output.tag: cannot feed input 'tag' (a string): it may be absent, and a string is required (make it optional (required: false) where it is bound, or give the field a default)",
+            "optional_read.stratum.yaml:38:52: flows.main.steps[2].inputs.tag: $.input.hint: cannot feed input 'tag' (a string): it may be absent, and a string is required (make it optional (required: false) where it is bound, or give the field a default)",
+        ]
+    ),
+    "unsafe_index": snapshot(
+        [
+            "unsafe_index.stratum.yaml:14:37: functions.tag.ensure[1]: ensure: result.tags[0]: result.tags may have fewer than 1 item (a list of strings without minItems: 1) (check `len(result.tags) > 0` first, or declare minItems: 1)",
+            "unsafe_index.stratum.yaml:19:12: functions.first.expr: expr: xs[0]: xs may have fewer than 1 item (a list of strings without minItems: 1) (check `len(xs) > 0` first, or declare minItems: 1)",
+            "unsafe_index.stratum.yaml:31:50: flows.main.steps[2].inputs.text: $.steps.t.output.tags[0]: the list may have fewer than 1 item (a list of strings without minItems: 1) (declare minItems: 1 on the list, or bind the whole list)",
+        ]
+    ),
+    "constraints_not_contained": snapshot(
+        [
+            "constraints_not_contained.stratum.yaml:41:25: flows.main.steps[1].inputs.level: $.steps.r.output.score: cannot feed input 'level' (an integer): an integer in 0..100 may be above the maximum of 10",
+            "constraints_not_contained.stratum.yaml:41:56: flows.main.steps[1].inputs.label: $.steps.r.output.label: cannot feed input 'label' (a string): a string in {'low', 'mid', 'high', 'unknown'} may be a value outside {'low', 'mid', 'high'}",
+            "constraints_not_contained.stratum.yaml:41:87: flows.main.steps[1].inputs.notes: $.steps.r.output.notes: cannot feed input 'notes' (a list of strings): a list of strings of 0..10 items may have more than 3 items",
+            "constraints_not_contained.stratum.yaml:41:118: flows.main.steps[1].inputs.title: $.steps.r.output.title: cannot feed input 'title' (a string): a string may have more than 20 characters",
+            "constraints_not_contained.stratum.yaml:42:46: flows.main.steps[2].inputs.level: $.steps.r.output.score: cannot feed input 'level' (an integer): an integer in 0..100 may be above the maximum of 10",
+            "constraints_not_contained.stratum.yaml:43:13: flows.main.result: $.steps.r.output.score: cannot feed the flow's output (an integer): an integer in 0..100 may be above the maximum of 10",
+        ]
+    ),
+    "expression_types": snapshot(
+        [
+            "expression_types.stratum.yaml:8:10: functions.mix.given[0]: given: unsupported operand types for +: a string and an integer (name + n) (convert with str(...), int(...) or float(...))",
+            "expression_types.stratum.yaml:9:10: functions.mix.given[1]: given: cannot compare a string with an integer (name > n) (convert with str(...), int(...) or float(...))",
+            "expression_types.stratum.yaml:10:14: functions.mix.given[2]: given: len() takes text, a list or a record, not an integer",
+            "expression_types.stratum.yaml:11:10: functions.mix.given[3]: given: text is a string, which has no method 'index' (methods of a string: capitalize, count, endswith, find, isalnum, isalpha, isdigit, islower, isspace, isupper, join, lower, lstrip, replace, rstrip, split, startswith, strip, title, upper)",
+            "expression_types.stratum.yaml:12:10: functions.mix.given[4]: given: n is an integer, which has no method 'upper' (methods of an integer: none)",
+            "expression_types.stratum.yaml:13:14: functions.mix.given[5]: given: sum() cannot add text (use ''.join(...))",
+        ]
+    ),
+    "expr_wrong_type": snapshot(
+        [
+            "expr_wrong_type.stratum.yaml:10:11: functions.size.expr: expr: an integer cannot feed the output (a string)",
+            "expr_wrong_type.stratum.yaml:15:11: functions.named.expr: expr: a record {name, score} cannot feed the output (Named): a record {name, score} has field 'score', which Named does not have (a record feeds a type only with the fields it declares)",
+        ]
+    ),
+    "record_width": snapshot(
+        [
+            "record_width.stratum.yaml:25:48: flows.main.steps[1].inputs.who: $.steps.s.output: Scored cannot feed input 'who' (Named): Scored has field 'score', which Named does not have (a record feeds a type only with the fields it declares)",
+            "record_width.stratum.yaml:26:13: flows.main.result: $.steps.s.output is Scored, but the flow's output is Named",
+        ]
+    ),
+    "constant_bombs": snapshot(
+        [
+            "constant_bombs.stratum.yaml:9:10: functions.check.ensure[0]: ensure: 9**9**9 fails whenever it runs: integer is too large: at least 1162261468 bits (limit 4096) (it reads no data, so it was evaluated when the plan was checked)",
+            "constant_bombs.stratum.yaml:10:28: functions.check.ensure[1]: ensure: 'a' * 10**10 fails whenever it runs: text is too long: 10000000000 characters (limit 100000) (it reads no data, so it was evaluated when the plan was checked)",
+            "constant_bombs.stratum.yaml:11:14: functions.check.ensure[2]: ensure: range(10**12) fails whenever it runs: range is too long: 1000000000000 items (limit 10000) (it reads no data, so it was evaluated when the plan was checked)",
+            "constant_bombs.stratum.yaml:12:32: functions.check.ensure[3]: ensure: range(10**9) fails whenever it runs: range is too long: 1000000000 items (limit 10000) (it reads no data, so it was evaluated when the plan was checked)",
+            "constant_bombs.stratum.yaml:13:18: functions.check.ensure[4]: ensure: 10**1000000 fails whenever it runs: integer is too large: at least 3000001 bits (limit 4096) (it reads no data, so it was evaluated when the plan was checked)",
+            "constant_bombs.stratum.yaml:14:24: functions.check.ensure[5]: ensure: len(result) / 0: division by zero",
+            "constant_bombs.stratum.yaml:15:30: functions.check.ensure[6]: ensure: [1, 2][5]: [1, 2] may have fewer than 6 items (a list of integers without minItems: 6) (check `len([1, 2]) > 5` first, or declare minItems: 6)",
+        ]
+    ),
     "adaptive_wrong_paths": snapshot(
         [
             "adaptive_wrong_paths.stratum.yaml:20:20: functions.sentiment.dispatch: dispatch: unknown name 'body' (dispatch sees text)",
