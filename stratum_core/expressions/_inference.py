@@ -206,7 +206,7 @@ class _Inference:
     def runtime(self, node: ast.AST, message: str) -> None:
         self.findings.append(Finding(self._positions.of(node), message, runtime=True))
 
-    def unknown(self, node: ast.AST, ty: Ty, use: str) -> None:
+    def unknown(self, node: ast.expr, ty: Ty, use: str) -> None:
         """Data of unknown type used where a type matters: checked when it runs (reported where it is read)."""
         if ty.kind == "any" and _key(node) is not None:
             self.runtime(node, f"{self.source(node)} is of unknown type; {use} is checked when it runs")

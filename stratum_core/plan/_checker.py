@@ -314,8 +314,43 @@ def _offered_inputs(
         ctx.report(where, f"'{name}' takes input '{extra[0]}', which {role} is not given", f"{role} gets {given}")
 
 
+def _may_be_skipped(scope: FlowScope) -> set[str]:
+    """The steps that a `when` (theirs, or that of a step they read) may skip."""
+    reads: dict[str, set[str]] = {}
+    skipped: set[str] = set()
+    for step_id, (_, step) in scope.steps.items():
+        found = set()
+        for _, text in _step_references(step):
+            reference = parse_reference(text)
+            if reference is not None and reference.step_id is not None:
+                found.add(reference.step_id)
+        reads[step_id] = found
+        branches = [call for _, call in _branches(step, ())]
+        if step.when is not None or (branches and all(call.when is not None for call in branches)):
+            skipped.add(step_id)
+    changed = True
+    while changed:
+        changed = False
+        for step_id, found in reads.items():
+            if step_id not in skipped and found & skipped:
+                skipped.add(step_id)
+                changed = True
+    return skipped
+
+
 def _check_result(ctx: CheckContext, scope: FlowScope) -> None:
     flow = scope.flow
+    candidates = [parse_reference(text) for text in flow.results] if flow.result is not None else []
+    if not candidates and scope.steps:
+        candidates = [parse_reference(f"$.steps.{list(scope.steps)[-1]}.output")]
+    skippable = _may_be_skipped(scope)
+    ids = [reference.step_id for reference in candidates if reference is not None and reference.root == "steps"]
+    if candidates and len(ids) == len(candidates) and all(step_id in skippable for step_id in ids):
+        where_result: Path = (*scope.path, "result") if flow.result is not None else (*scope.path, "output")
+        listed = ", ".join(f"'{step_id}'" for step_id in ids)
+        ctx.runtime_check(
+            where_result, f"the flow has no result when {listed} {'is' if len(ids) == 1 else 'are all'} skipped"
+        )
     wanted = from_spec(flow.output) if flow.output is not None else ANY
     if flow.result is not None:
         for index, reference in enumerate(flow.results):
