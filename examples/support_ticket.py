@@ -123,7 +123,7 @@ def classify(text: str) -> Sentiment:
 )
 @infer(
     intent="Draft a short, helpful reply to the ticket, addressed to the customer by name.",
-    ensure=["len(result.body) <= 600", "ticket.customer.name.split()[0] in result.body"],
+    ensure=["len(result.body) <= 600", "all(first in result.body for first in ticket.customer.name.split()[:1])"],
     budget=Budget(ms=20000),
 )
 def draft_reply(ticket: Ticket, sentiment: Sentiment) -> Reply:
