@@ -113,3 +113,46 @@ def test_the_console_script_validates_the_example_plans() -> None:
     )
     assert broken.returncode == 1
     assert broken.stdout.startswith("tests/fixtures/invalid/unknown_key.stratum.yaml:8:5: functions.classify:")
+
+
+RUNTIME_CHECKS = """\
+version: "1"
+functions:
+  guess:
+    mode: infer
+    intent: Guess a number.
+    input: {}
+    output: {type: any}
+  ratio:
+    mode: compute
+    input: {a: {type: integer}, b: {type: integer}}
+    output: {type: number}
+    expr: "a / b"
+flows:
+  main:
+    input: {a: {type: integer}}
+    steps:
+      - {id: g, function: guess, inputs: {}}
+      - {id: r, function: ratio, inputs: {a: $.input.a, b: $.steps.g.output}}
+"""
+
+
+def test_strict_lists_every_run_time_check_as_a_warning_and_the_plan_stays_valid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path, "checks.stratum.yaml", RUNTIME_CHECKS)
+    assert main(["validate", "checks.stratum.yaml"]) == 0
+    assert capsys.readouterr() == ("", "1 plan valid\n")
+    assert main(["validate", "--strict", "checks.stratum.yaml"]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [
+        "warning: checks.stratum.yaml:12:16: functions.ratio.expr: checked at run time: expr: a / b: division by b, "
+        "which may be 0, fails when it runs",
+        "warning: checks.stratum.yaml:18:60: flows.main.steps[1].inputs.b: checked at run time: $.steps.g.output "
+        "feeds input 'b': a value of unknown type must be an integer",
+    ]
+    assert err == "2 run-time checks (warnings)\n1 plan valid\n"
+    assert main(["validate", "--strict", "--format", "json", "checks.stratum.yaml"]) == 0
+    entries = json.loads(capsys.readouterr().out)
+    assert [(entry["severity"], entry["line"]) for entry in entries] == [("warning", 12), ("warning", 18)]
