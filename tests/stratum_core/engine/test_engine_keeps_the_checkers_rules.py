@@ -261,3 +261,42 @@ async def test_an_absent_optional_field_reads_as_none_where_the_checker_lets_it_
     result = await engine.run(plan(OPTIONAL), "main", {"text": "x"})
     assert result.status == "succeeded", result.error
     assert result.output == expected
+
+
+SUBFLOW = """
+version: "1"
+functions:
+  guess:
+    mode: infer
+    intent: Guess a level.
+    input: {}
+    output: {type: any}
+  echo:
+    mode: compute
+    input: {text: {type: string}}
+    output: {type: string}
+    expr: "text"
+flows:
+  leveled:
+    input: {level: {type: string, enum: [low, high]}, text: {type: string}}
+    steps:
+      - {id: e, function: echo, inputs: {text: $.input.text}}
+  main:
+    input: {}
+    steps:
+      - {id: g, function: guess, inputs: {}}
+      - {id: sub, flow: leveled, inputs: {level: $.steps.g.output, text: done}}
+"""
+
+
+async def test_a_sub_flow_call_is_checked_against_the_sub_flow_input_at_the_boundary(
+    engine: Engine, fake_llm: FakeLLM
+) -> None:
+    fake_llm.enqueue('"medium"')
+    result = await engine.run(plan(SUBFLOW), "main", {})
+    assert result.status == "failed"
+    assert isinstance(result.error, InvalidInput)
+    assert str(result.error) == snapshot(
+        "step 'sub': input 'level' (bound to $.steps.g.output) of flow 'leveled' is invalid: "
+        '"medium" is not one of ["low", "high"]'
+    )
