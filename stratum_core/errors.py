@@ -15,6 +15,8 @@ StratumError
     ├── ParallelValidationFailed  a parallel group's `require` or `validate` was not met
     ├── HITLTimeoutError          a person did not answer in time and on_timeout is `raise`
     ├── HumanRejected             a person declined or cancelled a decision
+    ├── GateKilled                a gate's decision was kill (a reference plan's `mode: gate` step)
+    ├── RoutingLimitExceeded      a flow was sent back (revise, on_fail, next) more often than it may be
     ├── ComputeError              a compute step raised; the original traceback is kept
     ├── ExpressionError           an expression failed at run time (bounds, type errors)
     ├── LLMError                  the model could not be reached, even after transport retries
@@ -40,6 +42,7 @@ __all__ = [
     "ConsensusFailure",
     "ConvergenceFailure",
     "ExpressionError",
+    "GateKilled",
     "HITLTimeoutError",
     "HumanRejected",
     "InvalidInput",
@@ -50,6 +53,7 @@ __all__ = [
     "PostconditionFailed",
     "PreconditionFailed",
     "Problem",
+    "RoutingLimitExceeded",
     "RunCancelled",
     "RunError",
     "StabilityAssertionError",
@@ -301,6 +305,29 @@ class HumanRejected(RunError):
 
     def details(self) -> dict[str, Any]:
         return {"review_id": self.review_id, "action": self.action}
+
+
+class GateKilled(RunError):
+    """A gate was decided `kill`: the run ends (after the steps its `on_kill` routes to, if any)."""
+
+    def __init__(self, message: str, *, gate: str, rationale: str | None = None, step_id: str | None = None) -> None:
+        super().__init__(message, step_id=step_id)
+        self.gate = gate
+        self.rationale = rationale
+
+    def details(self) -> dict[str, Any]:
+        return {"gate": self.gate, "rationale": self.rationale}
+
+
+class RoutingLimitExceeded(RunError):
+    """A gate's `on_revise`, an `on_fail` or a `next` would run a step more often than `limit` allows."""
+
+    def __init__(self, message: str, *, limit: int, step_id: str | None = None) -> None:
+        super().__init__(message, step_id=step_id)
+        self.limit = limit
+
+    def details(self) -> dict[str, Any]:
+        return {"limit": self.limit}
 
 
 class ComputeError(RunError):

@@ -18,7 +18,7 @@ from stratum_core.engine._context import StepContext
 from stratum_core.engine._ledger import SpendLedger, budget_state, effective_budget
 from stratum_core.engine._observers import FanOut
 from stratum_core.engine._pending import Pending
-from stratum_core.engine._scheduler import FlowExecution, RunContext, innermost
+from stratum_core.engine._scheduler import FlowExecution, RunContext, execution_class, innermost
 from stratum_core.engine._types import AgentSubmission, EngineConfig, ReviewSink, RunObserver, RunResult
 from stratum_core.engine._validation import schema_violations
 from stratum_core.errors import PostconditionFailed, RunCancelled, RunError
@@ -423,6 +423,8 @@ class Engine:
                 },
             )
         inputs = record.input if isinstance(record.input, dict) else {}
+        if make_execution is FlowExecution:
+            make_execution = execution_class(flow)
         execution = make_execution(context, flow, inputs, envelope)  # the library's Python flows bring their own
         run_id = record.run_id
 

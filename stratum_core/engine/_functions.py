@@ -11,6 +11,7 @@ from stratum_core.engine._context import StepContext
 from stratum_core.engine._human import run_human
 from stratum_core.engine._infer import run_infer
 from stratum_core.engine._inputs import expression_inputs
+from stratum_core.engine._output_checks import output_violations
 from stratum_core.engine._python_objects import describe, python_condition
 from stratum_core.engine._types import ReviewSink
 from stratum_core.engine._validation import schema_violations
@@ -45,6 +46,7 @@ def _ensure_violations(conditions: Sequence[str], env: Mapping[str, Any]) -> lis
 def _check_result(fn: Function, inputs: Mapping[str, Any], result: Any, ctx: StepContext) -> None:
     """A deterministic step's output is checked once against its type and `ensure`: no retry would change it."""
     violations = schema_violations(result, type_schema(fn.output, ctx.plan.contracts))
+    violations += output_violations(fn, result, inputs, ctx.config.project_dir) if not violations else []
     violations += _ensure_violations(fn.ensure, {**inputs, "result": result})
     if violations:
         raise PostconditionFailed(

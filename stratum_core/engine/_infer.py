@@ -21,6 +21,7 @@ from stratum_core.engine._budget import Reservation
 from stratum_core.engine._context import StepContext
 from stratum_core.engine._infer_strategies import compiled, holds, run_strategies
 from stratum_core.engine._pricing import DEFAULT_MAX_TOKENS, price_for
+from stratum_core.engine._output_checks import output_violations
 from stratum_core.engine._prompt import (
     Message,
     OutputSchema,
@@ -246,6 +247,9 @@ class _InferCall:
         if self.output.wrapped and isinstance(data, Mapping) and "value" in data:
             value = data["value"]
         violations = schema_violations(value, self.output.value_schema)
+        if violations:
+            return _Checked(violations=violations)
+        violations = output_violations(self.fn, value, self.inputs, self.ctx.config.project_dir)
         if violations:
             return _Checked(violations=violations)
         return _Checked(value=value, violations=self._ensure_violations(value))

@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from stratum_core.llm import LLMClient
     from stratum_core.store import RunStore
 
-__all__ = ["FlowExecution", "RunContext", "innermost"]
+__all__ = ["FlowExecution", "RunContext", "execution_class", "innermost"]
 
 
 @dataclass(kw_only=True)
@@ -277,7 +277,7 @@ class FlowExecution:
             envelope = self.envelope.child(
                 step.budget or subflow.budget, label=f"sub-flow '{path}'", spent=self.run.spent_under(path)
             )
-            child = FlowExecution(self.run, subflow, inputs, envelope, prefix=path + ".")
+            child = execution_class(subflow)(self.run, subflow, inputs, envelope, prefix=path + ".")
             return await self._tracked(path, "flow", step.flow, inputs, envelope, child.execute, {})
         return await self.call_function_at(path, step.target, inputs, budget=step.budget, bindings=step.inputs)
 
@@ -592,6 +592,15 @@ def _outcome(path: str, result: tuple[str, Any]) -> dict[str, Any]:
     if status == "skipped":
         return {"ok": False, "error": f"branch '{path}' was skipped"}
     return {"ok": False, "error": str(value)}
+
+
+def execution_class(flow: Flow) -> type[FlowExecution]:
+    """What runs `flow`: the DAG scheduler, or the sequential one with routing (reference plans)."""
+    if flow.sequential:
+        from stratum_core.engine._routing import SequentialFlowExecution
+
+        return SequentialFlowExecution
+    return FlowExecution
 
 
 def innermost(error: BaseException) -> BaseException:

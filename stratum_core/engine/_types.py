@@ -51,6 +51,8 @@ class EngineConfig:
             ends it sooner (`STRATUM_CALL_TIMEOUT`).
         max_retry_wait: the longest wait before a transport retry; a provider asking for more (`Retry-After`)
             fails the attempt (`STRATUM_MAX_RETRY_WAIT`).
+        project_dir: the folder that `file_exists` / `file_contains` in a reference plan's `ensure` may read
+            (default: the working directory); nothing outside it is ever read.
     """
 
     model: str | None = None
@@ -64,6 +66,7 @@ class EngineConfig:
     allow_unpriced: bool = False
     call_timeout: float = 300.0
     max_retry_wait: float = 30.0
+    project_dir: str | None = None
 
     def model_for(self, requested: str | None) -> str | None:
         """The model an infer step uses: the configured one when forced, else the function's, else the default."""

@@ -122,11 +122,11 @@ def _check_compute(
 ) -> None:
     if fn.call is not None and fn.expr is not None:
         ctx.report(path, "a compute function has 'call' or 'expr', not both", at=(*path, "expr"), key=True)
-    if fn.call is None and fn.expr is None and ctx.plan.version != "0.1":
+    if fn.call is None and fn.expr is None and ctx.plan.version not in ("0.1", "0.2", "0.3"):
         ctx.report(
             path,
             "a compute function needs 'call' or 'expr'",
-            'only version "0.1" plans leave compute functions to the calling agent',
+            "only reference plans, versions 0.1 to 0.3, leave compute functions to the calling agent",
             key=True,
         )
     if fn.expr is not None:

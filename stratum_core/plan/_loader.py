@@ -1,8 +1,9 @@
 """Load `.stratum.yaml` plans: YAML -> schema pass -> typed models -> static checks, every problem at once.
 
-Versions "1" and "0.1" normalise into the same models (`values:` becomes `enum`, `skip_if: X` becomes
-`when: "not (X)"`, a string `output:` names a contract, durations become seconds). A plan that fails any pass is
-answered with one PlanError listing everything wrong with it.
+Version "1" plans normalise into the models (`values:` becomes `enum`, `skip_if: X` becomes `when: "not (X)"`, a
+string `output:` names a contract, durations become seconds). Reference plans ("0.1", "0.2", "0.3") are checked by
+their own version's rules and translated first (`_reference_load`). A plan that fails any pass is answered with one
+PlanError listing everything wrong with it.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from stratum_core.plan._model import (
     TypeSpec,
 )
 from stratum_core.plan._plan_schema import describe, schema_problems
+from stratum_core.plan._reference_schema import REFERENCE_VERSIONS
 from stratum_core.plan._schema import content_hash
 from stratum_core.plan._yaml import Path, SourceMap, format_path, parse_yaml
 
@@ -385,8 +387,13 @@ def _load(
 ) -> LoadedPlan:
     parsed = parse_yaml(text, source=source)
     problems = list(parsed.problems)
-    problems.extend(schema_problems(parsed.data, parsed.source_map, source))
     data = parsed.data
+    if isinstance(data, dict) and data.get("version") in REFERENCE_VERSIONS:
+        from stratum_core.plan._reference_load import reference_data
+
+        data = reference_data(data, parsed.source_map, source, problems)
+    else:
+        problems.extend(schema_problems(parsed.data, parsed.source_map, source))
     if not isinstance(data, dict):
         raise PlanError(problems)
     version = data.get("version")
@@ -422,6 +429,10 @@ def _load(
     from stratum_core.plan._checker import check_plan
 
     problems.extend(check_plan(loaded, check_imports=check_imports, untrusted=untrusted, runtime_checks=runtime_checks))
+    if loaded.plan.version in REFERENCE_VERSIONS:
+        from stratum_core.plan._reference_load import finish_reference
+
+        problems.extend(finish_reference(loaded, untrusted=untrusted))
     if problems:
         raise PlanError(problems)
     return loaded

@@ -36,7 +36,10 @@ __all__ = [
     "Reference",
     "Refine",
     "Step",
+    "StepRoute",
+    "TaskDispatch",
     "TypeSpec",
+    "Workflow",
     "iter_references",
     "parse_reference",
 ]
@@ -137,6 +140,12 @@ class _FunctionBase(_Model):
     ensure: tuple[str, ...] = ()
     retries: int = Field(default=2, ge=0, le=20)
     budget: Budget | None = None
+    guardrails: tuple[str, ...] = ()
+    """Regexes (RE2 syntax, case-insensitive, multi-line) that the output's JSON must not match (reference plans)."""
+    output_schema: dict[str, JsonValue] | None = None
+    """A JSON Schema the output must also meet (a reference plan's step-level `output_schema`)."""
+    file_ensure: tuple[str, ...] = ()
+    """Postconditions that read project files (`file_exists`, `file_contains`): reference plans, trusted only."""
 
 
 class InferFunction(_FunctionBase):
@@ -213,6 +222,38 @@ class _StepBase(_Model):
     when: str | None = None
 
 
+class TaskDispatch(_Model):
+    """A reference `parallel_dispatch`: one call per task of the list `source`, at most `max_concurrent` at once."""
+
+    source: str
+    max_concurrent: int = Field(default=3, ge=1)
+    require: Literal["all", "any"] | int = "all"
+    merge: Literal["sequential_apply", "manual"] | None = None
+    isolation: Literal["worktree", "branch"] | None = None
+    intent_template: str = ""
+
+
+class StepRoute(_Model):
+    """How a step of a sequential (reference) flow routes: on failure, after success, as a gate, in iterations.
+
+    Targets are step ids of the same flow. Every jump is bounded (see docs/plan-language.md, "Reference plans").
+    """
+
+    on_fail: str | None = None
+    next: str | None = None
+    gate: bool = False
+    on_approve: str | None = None
+    on_revise: str | None = None
+    on_kill: str | None = None
+    policy: Literal["gate", "flag", "skip"] | None = None
+    policy_fallback: Literal["gate", "flag", "skip"] | None = None
+    max_iterations: int | None = Field(default=None, ge=1)
+    exit_criterion: str | None = None
+    skip_if: str | None = None
+    skip_reason: str | None = None
+    dispatch: TaskDispatch | None = None
+
+
 class CallStep(_StepBase):
     """Call a function (`function:`) or a sub-flow (`flow:`) with bound inputs."""
 
@@ -221,6 +262,7 @@ class CallStep(_StepBase):
     flow: str | None = None
     inputs: dict[str, JsonValue] = Field(default_factory=dict)
     budget: Budget | None = None
+    route: StepRoute | None = None
 
     @property
     def target(self) -> str:
@@ -291,6 +333,10 @@ class Flow(_Model):
     steps: tuple[Step, ...]
     result: str | tuple[str, ...] | None = None
     max_concurrency: int | None = Field(default=None, ge=1)
+    sequential: bool = False
+    """Run the steps one at a time in dependency order, with routing (reference plans; see `StepRoute`)."""
+    max_rounds: int | None = Field(default=None, ge=1)
+    """How often a gate may send the flow back (`on_revise`), and any step may be entered again by routing."""
 
     @property
     def results(self) -> tuple[str, ...]:
@@ -298,6 +344,15 @@ class Flow(_Model):
         if self.result is None:
             return ()
         return (self.result,) if isinstance(self.result, str) else self.result
+
+
+class Workflow(_Model):
+    """A reference plan's `workflow` block: the name, description and typed input of the tool it serves."""
+
+    name: str
+    description: str
+    input: dict[str, TypeSpec] = Field(default_factory=dict)
+    flow: str
 
 
 class Plan(_Model):
@@ -314,6 +369,7 @@ class Plan(_Model):
     functions: dict[str, Function] = Field(default_factory=dict)
     flows: dict[str, Flow] = Field(default_factory=dict)
     prices: dict[str, ModelPrice] = Field(default_factory=dict)
+    workflow: Workflow | None = None
     source: str = "<string>"
     text: str = Field(default="", repr=False)
     text_hash: str = ""

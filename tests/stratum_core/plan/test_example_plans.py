@@ -90,7 +90,7 @@ def _constructs(plan: Plan) -> set[str]:
 def test_the_example_plans_together_use_every_construct() -> None:
     used = set().union(*(_constructs(load_plan(path)) for path in PLANS))
     wanted = {
-        "version 1", "version 0.1", "enum", "optional field", "opaque field", "range", "nested contract",
+        "version 1", "version 0.2", "enum", "optional field", "opaque field", "range", "nested contract",
         "array field", "mode infer", "mode compute", "mode human", "mode adaptive", "given", "ensure", "budget",
         "context", "model", "temperature", "cache session", "cache global", "stable false", "quorum", "refine",
         "executor agent", "compute call", "compute expr", "compute by agent", "options", "timeout",
@@ -100,8 +100,8 @@ def test_the_example_plans_together_use_every_construct() -> None:
     assert wanted - used == set()
 
 
-def test_plans_written_in_0_1_use_the_reference_spellings() -> None:
+def test_the_reference_example_plan_uses_the_reference_spellings() -> None:
     text = (PLANS_DIR / "reference_v01.stratum.yaml").read_text(encoding="utf-8")
-    assert 'version: "0.1"' in text
+    assert 'version: "0.2"' in text  # skip_if exists from 0.2 on
     for spelling in ("values: [", "skip_if:", "depends_on:", "retries:", "budget:"):
         assert spelling in text

@@ -113,7 +113,7 @@ EXPECTED = {
     ),
     "compute_without_implementation": snapshot(
         [
-            "compute_without_implementation.stratum.yaml:3:3: functions.run_tests: a compute function needs 'call' or 'expr' (only version \"0.1\" plans leave compute functions to the calling agent)",
+            "compute_without_implementation.stratum.yaml:3:3: functions.run_tests: a compute function needs 'call' or 'expr' (only reference plans, versions 0.1 to 0.3, leave compute functions to the calling agent)",
             "compute_without_implementation.stratum.yaml:13:5: functions.both: a compute function has 'call' or 'expr', not both",
         ]
     ),

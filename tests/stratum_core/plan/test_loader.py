@@ -84,7 +84,7 @@ flows:
 """
 
 V01 = """\
-version: "0.1"
+version: "0.2"
 contracts:
   Out:
     v: {type: string}
@@ -160,9 +160,9 @@ def test_steps_are_normalised_from_the_key_they_have() -> None:
     assert each.step.inputs == {"text": "$.item"}
 
 
-def test_a_reference_format_0_1_plan_loads_unchanged() -> None:
+def test_a_reference_format_0_2_plan_loads_unchanged() -> None:
     plan = load_plan_text(V01)
-    assert plan.version == "0.1"
+    assert plan.version == "0.2"
     assert plan.contracts["Out"].fields["kind"].enum == ("a", "b")
     work = plan.functions["work"]
     assert isinstance(work, InferFunction)
@@ -177,10 +177,10 @@ def test_a_reference_format_0_1_plan_loads_unchanged() -> None:
 
 def test_a_compute_function_without_call_or_expr_is_an_error_in_version_1() -> None:
     with pytest.raises(PlanError) as raised:
-        load_plan_text(V01.replace('"0.1"', '"1"'), source="p.yaml")
+        load_plan_text(V01.replace('"0.2"', '"1"').replace("retries: 2", "retries: 1"), source="p.yaml")
     assert [str(p) for p in raised.value.problems] == [
         "p.yaml:19:3: functions.by_agent: a compute function needs 'call' or 'expr' "
-        '(only version "0.1" plans leave compute functions to the calling agent)'
+        "(only reference plans, versions 0.1 to 0.3, leave compute functions to the calling agent)"
     ]
 
 

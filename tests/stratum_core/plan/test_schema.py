@@ -88,13 +88,16 @@ def test_the_plan_schema_is_a_valid_draft_2020_12_schema_with_descriptions() -> 
 )
 def test_every_function_option_of_the_models_is_in_the_schema(model: type, definition: str) -> None:
     keys = set(plan_schema()["$defs"][definition]["properties"])
-    fields = {info.alias or name for name, info in model.model_fields.items()} - {"name"}
+    reference_only = {"guardrails", "output_schema", "file_ensure"}  # checks of reference plans (0.x) only
+    fields = {info.alias or name for name, info in model.model_fields.items()} - {"name", *reference_only}
     assert fields <= keys
 
 
 @pytest.mark.parametrize("path", PLANS, ids=[p.name for p in PLANS])
 def test_every_example_plan_passes_the_schema(path: Path) -> None:
     data = parse_yaml(path.read_text(encoding="utf-8")).data
+    if data["version"] != "1":
+        return  # a reference plan: its version's own schema checks it (tests/stratum_core/plan/reference)
     errors = list(Draft202012Validator(plan_schema()).iter_errors(data))
     assert errors == []
 
