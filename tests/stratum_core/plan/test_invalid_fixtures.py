@@ -323,7 +323,7 @@ EXPECTED = {
     ),
     "wrong_version": snapshot(
         [
-            'wrong_version.stratum.yaml:1:10: version: version must be "1" or "0.1", got 1 (a quoted string)',
+            'wrong_version.stratum.yaml:1:10: version: version must be "1", "0.1", "0.2" or "0.3", got 1 (a quoted string)',
         ]
     ),
     "yaml_alias_bomb": snapshot(
