@@ -17,10 +17,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from stratum_core._expressions import compile_expression
 from stratum_core.engine._guardrails import guardrail_violations
 from stratum_core.engine._validation import schema_violations
 from stratum_core.errors import ExpressionError
+from stratum_core.expressions import compile_expression
 
 __all__ = ["FILE_READ_LIMIT", "FileCheckError", "file_condition_problem", "file_violations", "output_violations"]
 

@@ -29,7 +29,6 @@ from typing import Any
 
 import anyio
 
-from stratum_core._expressions import compile_expression
 from stratum_core.engine._pending import Pending
 from stratum_core.engine._python_objects import describe
 from stratum_core.engine._scheduler import FlowExecution, _step_dependencies
@@ -41,6 +40,7 @@ from stratum_core.errors import (
     RoutingLimitExceeded,
     RunError,
 )
+from stratum_core.expressions import compile_expression
 from stratum_core.plan import CallStep, Step, StepRoute
 from stratum_core.store import StepRecord
 

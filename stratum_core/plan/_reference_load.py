@@ -76,9 +76,9 @@ def _report(loaded: LoadedPlan, path: Path, message: str, hint: str | None = Non
 
 def finish_reference(loaded: LoadedPlan, *, untrusted: bool) -> list[Problem]:
     """Checks the translation leaves to us (file checks, gate conditions, iterations), and the `workflow` block."""
-    from stratum_core._expressions import compile_expression
     from stratum_core.engine._output_checks import file_condition_problem
     from stratum_core.errors import ExpressionError
+    from stratum_core.expressions import compile_expression
 
     problems: list[Problem] = []
     plan = loaded.plan
