@@ -20,8 +20,8 @@ import anyio
 from stratum_core.engine._budget import Reservation
 from stratum_core.engine._context import StepContext
 from stratum_core.engine._infer_strategies import compiled, holds, run_strategies
-from stratum_core.engine._pricing import DEFAULT_MAX_TOKENS, price_for
 from stratum_core.engine._output_checks import output_violations
+from stratum_core.engine._pricing import DEFAULT_MAX_TOKENS, price_for
 from stratum_core.engine._prompt import (
     Message,
     OutputSchema,
