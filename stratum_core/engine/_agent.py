@@ -116,7 +116,7 @@ def agent_task(
         step_id=ctx.step_id,
         function=fn.name,
         intent=fn.intent,
-        context=fn.context,
+        context=(call.instructions,) if call.instructions else fn.context,
         inputs=call.visible,
         attachment=call.attachment,
         output_schema=call.output.schema,

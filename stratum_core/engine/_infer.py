@@ -23,9 +23,11 @@ from stratum_core.engine._infer_strategies import compiled, holds, run_strategie
 from stratum_core.engine._output_checks import output_violations
 from stratum_core.engine._pricing import DEFAULT_MAX_TOKENS, price_for
 from stratum_core.engine._prompt import (
+    Example,
     Message,
     OutputSchema,
     compile_messages,
+    learned_prompt,
     output_schema,
     prompt_hash,
     split_opaque,
@@ -162,10 +164,15 @@ class _InferCall:
     visible: dict[str, Any]
     attachment: dict[str, Any]
     ensures: tuple[tuple[str, Condition], ...]
+    instructions: str | None = None
+    examples: tuple[Example, ...] = ()
 
     @classmethod
     def prepare(cls, fn: InferFunction, inputs: Mapping[str, Any], ctx: StepContext, model: str) -> _InferCall:
         visible, attachment = split_opaque(fn.input, inputs, ctx.plan.contracts)
+        instructions, examples = learned_prompt(fn, ctx.plan.contracts)
+        if fn.learned_context is not None:
+            ctx.attributes["learned_hash"] = fn.learned_context.hash
         return cls(
             fn=fn,
             inputs=inputs,
@@ -175,6 +182,8 @@ class _InferCall:
             visible=visible,
             attachment=attachment,
             ensures=tuple((text, compiled(text, step_id=ctx.step_id)) for text in fn.ensure),
+            instructions=instructions,
+            examples=examples,
         )
 
     def cache_key(self) -> str:
@@ -187,6 +196,7 @@ class _InferCall:
                 "contract_hash": self.output.contract_hash,
                 "intent": fn.intent,
                 "context": list(fn.context),
+                "learned": fn.learned_context.hash if fn.learned_context else None,
                 "temperature": fn.temperature,
                 "stable": fn.stable,
             }
@@ -224,6 +234,8 @@ class _InferCall:
                 violations=previous,
                 feedback=feedback,
                 wrapped=self.output.wrapped,
+                instructions=self.instructions,
+                examples=self.examples,
             )
             reason = "; ".join(previous) if previous else (f"refine: {feedback}" if feedback else None)
             attempt = _Attempt(self, messages, kind=kind, retry_reason=reason)

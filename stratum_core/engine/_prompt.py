@@ -1,9 +1,10 @@
 """Compiling an infer step's prompt: messages in a fixed order, opaque data kept apart, and the schema asked for.
 
-Pure functions. The order never changes: a system message (role, intent, context, how to answer), a user message
-(the non-opaque inputs as labelled JSON, refine feedback, the previous attempt's violations), then, only when there
-is opaque data, a separate user message that carries it as one JSON attachment. Opaque values never reach the
-instruction text, so text inside them cannot pose as instructions (the prompt-injection guard).
+Pure functions. The order never changes: a system message (role, intent, context, how to answer), then the worked
+examples of a learned context (each a user message with its inputs and an assistant message with its JSON answer),
+a user message (the non-opaque inputs as labelled JSON, refine feedback, the previous attempt's violations), then,
+only when there is opaque data, a separate user message that carries it as one JSON attachment. Opaque values never
+reach the instruction text, so text inside them cannot pose as instructions (the prompt-injection guard).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ __all__ = [
     "Message",
     "OutputSchema",
     "compile_messages",
+    "learned_prompt",
     "output_schema",
     "prompt_hash",
     "split_opaque",
@@ -168,6 +170,23 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
+def _inputs_text(visible: Mapping[str, Any]) -> str:
+    return "Inputs:\n" + "\n".join(f"{name}: {_json(value)}" for name, value in visible.items())
+
+
+Example = tuple[Mapping[str, Any], Any]
+"""A worked example: the visible inputs and the answer."""
+
+
+def learned_prompt(fn: InferFunction, contracts: Mapping[str, Contract]) -> tuple[str | None, tuple[Example, ...]]:
+    """A function's learned instructions and its examples as the prompt shows them (opaque input values left out)."""
+    learned = fn.learned_context
+    if learned is None:
+        return None, ()
+    examples = tuple((split_opaque(fn.input, demo.input, contracts)[0], demo.output) for demo in learned.demos)
+    return learned.instructions.strip() or None, examples
+
+
 def compile_messages(
     *,
     intent: str,
@@ -177,14 +196,19 @@ def compile_messages(
     violations: Sequence[str] = (),
     feedback: str | None = None,
     wrapped: bool = False,
+    instructions: str | None = None,
+    examples: Sequence[Example] = (),
 ) -> tuple[Message, ...]:
     """The chat messages of one attempt, in the fixed order described in the module docstring.
 
     `violations` are the previous attempt's violations (only those: none of its prose); `feedback` is a refine
-    loop's feedback for this iteration.
+    loop's feedback for this iteration. Learned `instructions` take the place of `context`; `examples` are worked
+    examples shown before the inputs.
     """
     system = [ROLE, f"Task: {intent.strip()}"]
-    if context:
+    if instructions:
+        system.append(f"Context:\n{instructions.strip()}")
+    elif context:
         system.append("Context:\n" + "\n".join(f"- {line.strip()}" for line in context))
     if attachment:
         system.append(ATTACHMENT_NOTE)
@@ -192,7 +216,7 @@ def compile_messages(
 
     user: list[str] = []
     if visible:
-        user.append("Inputs:\n" + "\n".join(f"{name}: {_json(value)}" for name, value in visible.items()))
+        user.append(_inputs_text(visible))
     else:
         user.append(ONLY_ATTACHED_INPUTS if attachment else NO_INPUTS)
     if feedback:
@@ -200,10 +224,11 @@ def compile_messages(
     if violations:
         user.append("\n".join([FEEDBACK_HEADING, *(f"- {v}" for v in violations), FEEDBACK_CLOSING]))
 
-    messages: list[Message] = [
-        {"role": "system", "content": "\n\n".join(system)},
-        {"role": "user", "content": "\n\n".join(user)},
-    ]
+    messages: list[Message] = [{"role": "system", "content": "\n\n".join(system)}]
+    for example_inputs, answer in examples:
+        messages.append({"role": "user", "content": _inputs_text(example_inputs)})
+        messages.append({"role": "assistant", "content": _json({"value": answer} if wrapped else answer)})
+    messages.append({"role": "user", "content": "\n\n".join(user)})
     if attachment:
         messages.append({"role": "user", "content": f"{ATTACHMENT_HEADING}\n{_json(dict(attachment))}"})
     return tuple(messages)

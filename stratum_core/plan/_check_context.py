@@ -38,6 +38,7 @@ class CheckContext:
     problems: set[Problem] = field(default_factory=set)
     runtime_checks: set[Problem] = field(default_factory=set)
     """What the types cannot decide and the engine checks when the plan runs (`stratum validate --strict`)."""
+    untrusted: bool = False
 
     def __post_init__(self) -> None:
         self.lines = self.loaded.text.splitlines()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path as FilePath
 
 from stratum_core.plan._check_context import CheckContext
 from stratum_core.plan._imports import call_target_problem
+from stratum_core.plan._learned import LearnedError, function_contract_hash, load_learned
 from stratum_core.plan._model import (
     PRIMITIVE_TYPES,
     AdaptiveFunction,
@@ -90,7 +92,40 @@ def check_functions(ctx: CheckContext, *, check_imports: bool) -> None:
             _check_adaptive(ctx, fn, path, inputs)
 
 
+def _check_learned(ctx: CheckContext, fn: InferFunction, path: Path) -> None:
+    """The `learned:` file exists, reads as a learned context for this function, and fits its current contract."""
+    if fn.learned is None:
+        return
+    where = (*path, "learned")
+    if ctx.untrusted:
+        ctx.report(where, "learned context is not allowed in plans sent by a client (it reads a file)")
+        return
+    base = ctx.loaded.base_dir if ctx.loaded.base_dir is not None else FilePath.cwd()
+    file = base / fn.learned
+    try:
+        learned = load_learned(file)
+    except LearnedError as e:
+        ctx.report(where, f"{fn.learned}: {e}", "run `stratum optimize` to write it")
+        return
+    try:
+        expected = function_contract_hash(fn.input, fn.output, ctx.plan.contracts)
+    except KeyError:
+        return  # an unknown contract, reported where it is named
+    if learned.function != fn.name:
+        ctx.report(where, f"{fn.learned}: it was learned for function '{learned.function}', not '{fn.name}'")
+    elif learned.contract_hash != expected:
+        ctx.report(
+            where,
+            f"{fn.learned}: it was learned for another contract (hash {learned.contract_hash}; the function's "
+            f"input and output now hash to {expected})",
+            "run `stratum optimize` again on the changed function",
+        )
+    else:
+        ctx.loaded.learned[fn.name] = learned
+
+
 def _check_infer(ctx: CheckContext, fn: InferFunction, path: Path, with_result: dict[str, Ty]) -> None:
+    _check_learned(ctx, fn, path)
     if fn.refine is not None:
         check_expression(ctx, (*path, "refine", "until"), fn.refine.until, with_result, role="until")
         if fn.refine.feedback is not None:

@@ -55,7 +55,7 @@ def check_plan(
 
     `runtime_checks`, when given, is extended with what is left to the engine at run time (sorted).
     """
-    ctx = CheckContext(loaded)
+    ctx = CheckContext(loaded, untrusted=untrusted)
     if untrusted:
         from stratum_core.plan._untrusted import check_untrusted
 

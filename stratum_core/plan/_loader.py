@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from stratum_core.errors import PlanError, Problem
+from stratum_core.plan._learned import LearnedContext
 from stratum_core.plan._model import (
     AdaptiveFunction,
     CallStep,
@@ -88,6 +89,8 @@ class LoadedPlan:
     """Per flow, its top-level steps that built, each with its path in the document."""
     broken: set[Path] = field(default_factory=set)
     """Paths of entities (contracts, functions, flows, steps) that did not build: the checker stays quiet on them."""
+    learned: dict[str, LearnedContext] = field(default_factory=dict)
+    """Per infer function with `learned:`, the learned context the checker read and accepted."""
 
 
 def _as_tuple(value: Any) -> tuple[Any, ...]:
@@ -435,6 +438,11 @@ def _load(
         problems.extend(finish_reference(loaded, untrusted=untrusted))
     if problems:
         raise PlanError(problems)
+    if loaded.learned:
+        functions = dict(loaded.plan.functions)
+        for name, learned in loaded.learned.items():
+            functions[name] = functions[name].model_copy(update={"learned_context": learned})
+        loaded.plan = loaded.plan.model_copy(update={"functions": functions})
     return loaded
 
 

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from stratum_core.plan._learned import LearnedContext
+
 __all__ = [
     "PRIMITIVE_TYPES",
     "AdaptiveFunction",
@@ -164,6 +166,9 @@ class InferFunction(_FunctionBase):
     quorum: Quorum | None = None
     refine: Refine | None = None
     executor: Literal["server", "agent"] | None = None
+    learned: str | None = None
+    learned_context: LearnedContext | None = Field(default=None, exclude=True, repr=False)
+    """The learned-context file `learned` names, read and checked by the loader (see `_learned.py`)."""
 
 
 class ComputeFunction(_FunctionBase):
