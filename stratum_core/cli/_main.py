@@ -26,10 +26,11 @@ def _core_commands() -> list[Command]:
     # Imported here: the command modules import the engine, which `stratum --help` does not need to wait for.
     from stratum_core.cli._export import COMMAND as export
     from stratum_core.cli._install_local import COMMAND as install_local
+    from stratum_core.cli._optimize import COMMAND as optimize
     from stratum_core.cli._run import COMMANDS as run_commands
     from stratum_core.cli._validate import COMMAND as validate
 
-    return [validate, *run_commands, export, install_local]
+    return [validate, *run_commands, export, optimize, install_local]
 
 
 def build_parser(extra: Sequence[Command] = ()) -> tuple[argparse.ArgumentParser, dict[str, Command]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -251,33 +251,17 @@ class _InferCall:
 
     def check(self, content: str) -> _Checked:
         """Parse, schema-validate and `ensure`-check one answer."""
-        try:
-            data = parse_answer(content)
-        except ValueError as e:
-            return _Checked(violations=[f"parse: the answer is not valid JSON ({e})"], parsed=False)
-        value = data
-        if self.output.wrapped and isinstance(data, Mapping) and "value" in data:
-            value = data["value"]
-        violations = schema_violations(value, self.output.value_schema)
-        if violations:
-            return _Checked(violations=violations)
-        violations = output_violations(self.fn, value, self.inputs, self.ctx.config.project_dir)
-        if violations:
-            return _Checked(violations=violations)
-        return _Checked(value=value, violations=self._ensure_violations(value))
+        fn, inputs, project_dir = self.fn, self.inputs, self.ctx.config.project_dir
+        return check_answer(
+            content,
+            output=self.output,
+            inputs=inputs,
+            ensures=self.ensures,
+            output_checks=lambda value: output_violations(fn, value, inputs, project_dir),
+        )
 
     def _ensure_violations(self, value: Any) -> list[str]:
-        env = {**self.inputs, "result": value}
-        violations: list[str] = []
-        for text, expression in self.ensures:
-            try:
-                ok = bool(expression.evaluate(env))
-            except ExpressionError as e:
-                violations.append(f"ensure: {text} could not be evaluated: {e.message}")
-                continue
-            if not ok:
-                violations.append(f"ensure: {describe(expression, env)}")
-        return violations
+        return ensure_violations(value, inputs=self.inputs, ensures=self.ensures)
 
     def _exhausted(self, history: Sequence[Sequence[str]], *, parsed_any: bool) -> PostconditionFailed:
         count = len(history)
@@ -292,6 +276,51 @@ class _InferCall:
             history=history,
             step_id=self.ctx.step_id,
         )
+
+
+def check_answer(
+    content: str,
+    *,
+    output: OutputSchema,
+    inputs: Mapping[str, Any],
+    ensures: Sequence[tuple[str, Condition]],
+    output_checks: Callable[[Any], list[str]] | None = None,
+) -> _Checked:
+    """Parse, schema-validate and `ensure`-check one answer: what every attempt is judged by (and `optimize`).
+
+    `output_checks` (a reference plan's step output_schema, guardrails and file checks) run between the schema and
+    the `ensure`s.
+    """
+    try:
+        data = parse_answer(content)
+    except ValueError as e:
+        return _Checked(violations=[f"parse: the answer is not valid JSON ({e})"], parsed=False)
+    value = data
+    if output.wrapped and isinstance(data, Mapping) and "value" in data:
+        value = data["value"]
+    violations = schema_violations(value, output.value_schema)
+    if violations:
+        return _Checked(violations=violations)
+    if output_checks is not None:
+        violations = output_checks(value)
+        if violations:
+            return _Checked(violations=violations)
+    return _Checked(value=value, violations=ensure_violations(value, inputs=inputs, ensures=ensures))
+
+
+def ensure_violations(value: Any, *, inputs: Mapping[str, Any], ensures: Sequence[tuple[str, Condition]]) -> list[str]:
+    """One text per `ensure` that is false (with the actual values) or cannot be evaluated on `value`."""
+    env = {**inputs, "result": value}
+    violations: list[str] = []
+    for text, expression in ensures:
+        try:
+            ok = bool(expression.evaluate(env))
+        except ExpressionError as e:
+            violations.append(f"ensure: {text} could not be evaluated: {e.message}")
+            continue
+        if not ok:
+            violations.append(f"ensure: {describe(expression, env)}")
+    return violations
 
 
 class _Attempt:
