@@ -6,7 +6,16 @@ Import it as `stratum` (the thin public package); this package holds the impleme
 from stratum_core.library._contract import contract, contract_info
 from stratum_core.library._export import export_plan
 from stratum_core.library._flow import FlowFn, flow
-from stratum_core.library._functions import ComputeFn, InferFn, StratumFunction, compute, infer, refine
+from stratum_core.library._functions import (
+    ComputeFn,
+    InferFn,
+    Learned,
+    StratumFunction,
+    compute,
+    infer,
+    learned,
+    refine,
+)
 from stratum_core.library._primitives import await_human, debate, parallel, race
 from stratum_core.library._results import HumanDecision, Probabilistic
 from stratum_core.library._runtime import configure, engine, run
@@ -21,6 +30,7 @@ __all__ = [
     "FlowFn",
     "HumanDecision",
     "InferFn",
+    "Learned",
     "Probabilistic",
     "StepCall",
     "StratumFunction",
@@ -34,6 +44,7 @@ __all__ = [
     "export_plan",
     "flow",
     "infer",
+    "learned",
     "opaque",
     "parallel",
     "race",

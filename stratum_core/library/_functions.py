@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import ast
 import inspect
+import os
 import textwrap
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, ClassVar, Generic, Literal, ParamSpec, Protocol, TypeVar, get_args, get_origin, overload
 
 from stratum_core.engine import RunResult
@@ -35,7 +37,7 @@ from stratum_core.library._step_call import StepCall
 from stratum_core.library._types import DefinitionProblem, defining_namespace
 from stratum_core.plan import Budget, ComputeFunction, Contract, Function, InferFunction, Quorum, Refine
 
-__all__ = ["ComputeFn", "InferFn", "StratumFunction", "compute", "infer", "refine"]
+__all__ = ["ComputeFn", "InferFn", "Learned", "StratumFunction", "compute", "infer", "learned", "refine"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -195,9 +197,26 @@ class _RefineSpec:
 
 
 @dataclass(frozen=True)
+class Learned:
+    """A learned-context file for `@infer(context=learned("route.learned.yaml"))` (see `learned`)."""
+
+    path: str
+
+
+def learned(path: str | os.PathLike[str]) -> Learned:
+    """Use what `stratum optimize` learned for this function: `@infer(..., context=learned("FILE"))`.
+
+    A relative path is read beside the module that defines the function. The file is checked when the function is
+    decorated: it must have been learned for this function's name and its current input and output types.
+    """
+    return Learned(os.fspath(path))
+
+
+@dataclass(frozen=True)
 class _InferOptions:
     intent: str
     context: tuple[str, ...]
+    learned: Learned | None
     ensure: ConditionArg | Sequence[ConditionArg] | None
     given: ConditionArg | Sequence[ConditionArg] | None
     model: str | None
@@ -301,6 +320,8 @@ def _build_infer(fn: Callable[..., Any], options: _InferOptions) -> InferFn[Any,
             },
             problems,
         )
+    if definition is not None and options.learned is not None:
+        definition = _with_learned(definition, options.learned, fn, shape.contracts, problems)
     if problems or definition is None:
         raise definition_error(location, problems, prefix=f"functions.{name}")
     check_function(definition, shape.contracts, location)
@@ -317,6 +338,35 @@ def _build_infer(fn: Callable[..., Any], options: _InferOptions) -> InferFn[Any,
     return function
 
 
+def _with_learned(
+    definition: Function, learned: Learned, fn: Callable[..., Any], contracts: Any, problems: list[DefinitionProblem]
+) -> Function | None:
+    """The definition with its learned context read and checked; None (and a problem) when it cannot be used."""
+    from stratum_core.plan._learned import LearnedError, function_contract_hash, load_learned
+
+    assert isinstance(definition, InferFunction)
+    file = Path(learned.path)
+    if not file.is_absolute():
+        file = Path(inspect.getfile(fn)).parent / file
+    try:
+        context = load_learned(file)
+    except LearnedError as e:
+        problems.append(DefinitionProblem(f"{learned.path}: {e}", path="context"))
+        return None
+    expected = function_contract_hash(definition.input, definition.output, contracts)
+    if context.function != definition.name or context.contract_hash != expected:
+        problems.append(
+            DefinitionProblem(
+                f"{learned.path}: it was learned for function '{context.function}' with contract hash "
+                f"{context.contract_hash}, not for '{definition.name}' with {expected}",
+                path="context",
+                hint="run `stratum optimize` again on the changed function",
+            )
+        )
+        return None
+    return definition.model_copy(update={"learned": learned.path, "learned_context": context})
+
+
 class _InferDecorator(Protocol):
     @overload
     def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> InferFn[P, R]: ...
@@ -328,7 +378,7 @@ class _InferDecorator(Protocol):
 def infer(
     *,
     intent: str,
-    context: str | Sequence[str] = (),
+    context: str | Sequence[str] | Learned = (),
     ensure: ConditionArg | Sequence[ConditionArg] | None = None,
     given: ConditionArg | Sequence[ConditionArg] | None = None,
     model: str | None = None,
@@ -349,7 +399,7 @@ def infer(
 
     Args:
         intent: what the model is asked to do.
-        context: standing instructions, one per line.
+        context: standing instructions, one per line; or `learned("FILE")`, what `stratum optimize` learned.
         ensure: postconditions on the result (expression strings over `result` and the inputs, or callables taking
             the result); a violation is retried with the violation and the actual values.
         given: preconditions on the inputs; a false one fails at once, without calling the model.
@@ -372,7 +422,8 @@ def infer(
     """
     options = _InferOptions(
         intent=intent,
-        context=(context,) if isinstance(context, str) else tuple(context),
+        context=() if isinstance(context, Learned) else (context,) if isinstance(context, str) else tuple(context),
+        learned=context if isinstance(context, Learned) else None,
         ensure=ensure,
         given=given,
         model=model,

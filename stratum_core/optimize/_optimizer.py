@@ -158,7 +158,7 @@ def optimize_function(
                 "train_split": options.train_split,
                 "seed": options.seed,
             },
-            "scores": {"baseline": round(baseline.mean, 4), "optimized": round(optimized.mean, 4), "on": "test"},
+            "scores": {"baseline": round(baseline.mean, 4), "optimized": round(optimized.mean, 4), "split": "test"},
             "spent": {
                 "calls": spent.calls,
                 "tokens_in": spent.tokens_in,

@@ -26,8 +26,6 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
-from stratum_core.plan._schema import content_hash, type_schema
-
 __all__ = [
     "LEARNED_FORMAT",
     "MAX_LEARNED_BYTES",
@@ -71,6 +69,8 @@ class LearnedContext(BaseModel):
     @property
     def hash(self) -> str:
         """The content hash of what reaches the prompt (instructions, demos) and the contract it was learned for."""
+        from stratum_core.plan._schema import content_hash  # the schema module imports the plan model, which needs this
+
         return content_hash(
             {
                 "contract_hash": self.contract_hash,
@@ -82,6 +82,8 @@ class LearnedContext(BaseModel):
 
 def function_contract_hash(inputs: Mapping[str, Any], output: Any, contracts: Mapping[str, Any]) -> str:
     """The hash an artifact is tied to: the function's input schemas and output schema (types, not prose)."""
+    from stratum_core.plan._schema import content_hash, type_schema
+
     return content_hash(
         {
             "input": {name: type_schema(spec, contracts) for name, spec in sorted(inputs.items())},
