@@ -34,7 +34,8 @@ import { compileExpression, describeFailure, type Expression } from "./expressio
 import { type CallStep, type FlowDef, type FlowStep, type GroupStep, RefPath } from "./flow.js";
 import type { ComputeFn, Condition, Feedback, HumanFn, InferFn, StratumFunction } from "./functions.js";
 import { canonicalJson, pyJsonDumps } from "./json.js";
-import { AnthropicModel, type ModelClient, type ModelResponse } from "./llm.js";
+import type { Price } from "./budget.js";
+import { AnthropicModel, apiModel, type ModelClient, type ModelResponse } from "./llm.js";
 import { compileMessages, type Message, promptHash, splitOpaque } from "./prompt.js";
 import { type ContractSpec, type FieldSpec, type OutputSchema, outputSchema, typeSchema } from "./schema.js";
 import { type RunTrace, type StepRecord, Trace } from "./trace.js";
@@ -168,14 +169,21 @@ export interface StratumOptions {
   anthropic?: Anthropic;
   apiKey?: string;
   baseURL?: string;
-  /** Completion tokens per call when a function sets none (the Messages API requires a bound). */
+  /** Most answer tokens per call when a function sets none and the model's limit is unknown (default 4096). */
   maxTokens?: number;
   reviewSink?: ReviewSink;
   /** A JSON-lines file every trace record is appended to. */
   traceFile?: string;
   /** At most this many steps at once in a flow (default 8). */
   maxConcurrency?: number;
+  /** Dollars per token by model, beside (and over) the built-in Anthropic prices. */
+  prices?: Record<string, Price>;
+  /** Let models with no known price run under a cost budget (their cost counts as unknown); default: refused. */
+  allowUnpriced?: boolean;
 }
+
+/** The most output tokens a call asks for when neither the function nor the model's known limit says. */
+export const DEFAULT_MAX_TOKENS = 4096;
 
 export interface RunResult<T = unknown> {
   runId: string;
@@ -279,10 +287,6 @@ function mergeTokens(ctx: RunContext, response: ModelResponse): void {
   ctx.totals.costUsd += response.costUsd ?? 0;
 }
 
-function estimateTokens(messages: readonly Message[]): number {
-  return Math.ceil(messages.reduce((sum, m) => sum + [...m.content].length, 0) / 4);
-}
-
 function now(): string {
   return new Date().toISOString();
 }
@@ -296,9 +300,16 @@ export class Stratum {
   readonly trace: Trace;
   readonly client: ModelClient;
   private readonly options: StratumOptions;
+  private readonly prices: Record<string, Price>;
 
   constructor(options: StratumOptions = {}) {
     this.options = options;
+    this.prices = {};
+    for (const [model, price] of Object.entries(options.prices ?? {})) {
+      this.prices[model] = price;
+      this.prices[apiModel(model)] = price;
+      this.prices[`anthropic/${apiModel(model)}`] = price;
+    }
     this.trace = new Trace(options.traceFile);
     this.client =
       options.client ??
@@ -791,11 +802,10 @@ export class Stratum {
     const history: string[][] = [];
     let parsedAny = false;
     let previous: string[] = [];
-    const maxTokens = fn.options.maxTokens ?? this.options.maxTokens ?? 1024;
     for (let i = 0; i <= fn.retries; i++) {
       const messages = compileMessages({ intent: fn.options.intent, context: fn.context, visible, attachment, violations: previous, feedback, wrapped: spec.output.wrapped });
       const reason = previous.length ? previous.join("; ") : feedback ? `refine: ${feedback}` : null;
-      const response = await this.attempt(fn, model, messages, spec.output, maxTokens, ctx, kind, reason, (content) => checkAnswer(content, spec));
+      const response = await this.attempt(fn, model, messages, spec.output, ctx, kind, reason, (content) => checkAnswer(content, spec));
       if (!response.violations.length) return response.value;
       parsedAny = parsedAny || response.parsed;
       history.push(response.violations);
@@ -813,7 +823,6 @@ export class Stratum {
     model: string,
     messages: Message[],
     output: OutputSchema,
-    maxTokens: number,
     ctx: StepContext,
     kind: "infer" | "refine",
     retryReason: string | null,
@@ -824,10 +833,25 @@ export class Stratum {
     const number = ++ctx.attempts;
     const startedAt = now();
     const started = performance.now();
-    const promptTokens = estimateTokens(messages);
-    const price = this.client.price(model);
+    const request = {
+      model,
+      messages,
+      schema: output.schema,
+      schemaName: output.name,
+      maxTokens: fn.options.maxTokens ?? this.options.maxTokens ?? DEFAULT_MAX_TOKENS,
+      temperature: fn.options.temperature,
+      deadline: ctx.envelope.deadline,
+    };
+    ctx.envelope.checkTime(ctx.stepId);
+    const quote = await this.client.quote(request);
     const reservation = ctx.envelope.reserve(
-      { tokens: promptTokens + maxTokens, usd: price ? promptTokens * price.input + maxTokens * price.output : 0 },
+      {
+        promptTokens: quote.promptTokens,
+        wantedTokens: fn.options.maxTokens ?? quote.maxOutputTokens ?? request.maxTokens,
+        price: this.prices[model] ?? this.client.price(model),
+        model,
+        allowUnpriced: this.options.allowUnpriced ?? false,
+      },
       ctx.stepId,
     );
     const base = {
@@ -844,15 +868,7 @@ export class Stratum {
     };
     let response: ModelResponse;
     try {
-      response = await this.client.complete({
-        model,
-        messages,
-        schema: output.schema,
-        schemaName: output.name,
-        maxTokens,
-        temperature: fn.options.temperature,
-        deadline: ctx.envelope.deadline,
-      });
+      response = await this.client.complete({ ...request, maxTokens: reservation.maxTokens });
     } catch (error) {
       Envelope.settle(reservation, { tokens: 0, usd: 0 });
       let raised = error as Error;
@@ -873,6 +889,8 @@ export class Stratum {
       });
       throw raised;
     }
+    const price = this.prices[model];
+    if (price && response.costUsd === null) response = { ...response, costUsd: response.tokensIn * price.input + response.tokensOut * price.output };
     Envelope.settle(reservation, { tokens: response.tokensIn + response.tokensOut, usd: response.costUsd ?? 0 });
     ctx.tokensIn += response.tokensIn;
     ctx.tokensOut += response.tokensOut;

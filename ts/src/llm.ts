@@ -41,11 +41,26 @@ export interface ModelClient {
   complete(request: ModelRequest): Promise<ModelResponse>;
   /** Dollars per token, or undefined when the price is unknown (used to reserve a call's worst case). */
   price(model: string): Price | undefined;
+  /** Count the prompt before the call (to reserve its worst case); clients that cannot count may estimate. */
+  quote(request: ModelRequest): Promise<Quote>;
 }
 
-export interface Price {
-  input: number;
-  output: number;
+export type { Price } from "./budget.js";
+import type { Price } from "./budget.js";
+
+/** A call's prompt as counted before it is made, and the model's most output tokens (if known). */
+export interface Quote {
+  promptTokens: number;
+  /** True when a tokenizer counted it; false for the generous estimate (about 2 characters a token). */
+  exact: boolean;
+  maxOutputTokens: number | undefined;
+}
+
+/** A generous count for a prompt no tokenizer counted: about 2 characters a token (Python's `estimate_quote`). */
+export function estimatePromptTokens(messages: readonly Message[], schema?: JsonSchema): number {
+  let text = JSON.stringify(messages);
+  if (schema !== undefined) text += JSON.stringify(schema);
+  return Math.ceil(text.length / 2);
 }
 
 /** Dollars per token of current Anthropic models (list prices); pass `prices` to add or override. */
@@ -56,6 +71,16 @@ export const ANTHROPIC_PRICES: Readonly<Record<string, Price>> = Object.freeze({
   "claude-opus-4-5": { input: 5e-6, output: 25e-6 },
   "claude-opus-4-1": { input: 15e-6, output: 75e-6 },
   "claude-3-5-haiku-latest": { input: 0.8e-6, output: 4e-6 },
+});
+
+/** The most output tokens of current Anthropic models (what a call may ask for when a function sets no maxTokens). */
+export const ANTHROPIC_MAX_OUTPUT: Readonly<Record<string, number>> = Object.freeze({
+  "claude-haiku-4-5": 64_000,
+  "claude-sonnet-4-5": 64_000,
+  "claude-sonnet-4": 64_000,
+  "claude-opus-4-5": 64_000,
+  "claude-opus-4-1": 32_000,
+  "claude-3-5-haiku-latest": 8_192,
 });
 
 /** The API's model name for a plan's model string (`anthropic/claude-haiku-4-5` → `claude-haiku-4-5`). */
@@ -78,6 +103,11 @@ export interface AnthropicModelOptions {
   /** Seconds one HTTP attempt may take. */
   requestTimeout?: number;
   prices?: Record<string, Price>;
+  /**
+   * How a call's prompt is counted before it is made: "api" asks the Messages API's count_tokens endpoint (exact;
+   * the estimate is used when it fails), "estimate" counts about 2 characters a token (generous). Default "api".
+   */
+  countTokens?: "api" | "estimate";
 }
 
 function sleep(ms: number): Promise<void> {
@@ -107,6 +137,7 @@ export class AnthropicModel implements ModelClient {
   private readonly backoffMax: number;
   private readonly requestTimeout: number;
   private readonly prices: Record<string, Price>;
+  private readonly countTokens: "api" | "estimate";
 
   constructor(options: AnthropicModelOptions = {}) {
     this.client =
@@ -121,6 +152,35 @@ export class AnthropicModel implements ModelClient {
     this.backoffMax = options.backoffMax ?? 8;
     this.requestTimeout = options.requestTimeout ?? 120;
     this.prices = { ...ANTHROPIC_PRICES, ...(options.prices ?? {}) };
+    this.countTokens = options.countTokens ?? "api";
+  }
+
+  private body(request: ModelRequest): Anthropic.MessageCreateParamsNonStreaming {
+    const system = request.messages.filter((m) => m.role === "system").map((m) => m.content).join("\n\n");
+    const user = request.messages.filter((m) => m.role !== "system");
+    return {
+      model: apiModel(request.model),
+      max_tokens: request.maxTokens,
+      system,
+      messages: [{ role: "user", content: user.map((m) => ({ type: "text" as const, text: m.content })) }],
+      output_config: { format: { type: "json_schema", schema: transformJSONSchema(structuredClone(request.schema)) } },
+      // `temperature` is not sent: the Messages API of @anthropic-ai/sdk 1.x no longer takes it.
+    };
+  }
+
+  async quote(request: ModelRequest): Promise<Quote> {
+    const maxOutputTokens = ANTHROPIC_MAX_OUTPUT[apiModel(request.model)];
+    if (this.countTokens === "api") {
+      try {
+        const { max_tokens: _, ...params } = this.body(request);
+        const left = request.deadline - performance.now();
+        const counted = await this.client.messages.countTokens(params, { timeout: Math.ceil(Math.max(1, Math.min(30_000, left))), maxRetries: 0 });
+        return { promptTokens: counted.input_tokens, exact: true, maxOutputTokens };
+      } catch {
+        // an endpoint that cannot count (or a proxy without it): the generous estimate still fails closed
+      }
+    }
+    return { promptTokens: estimatePromptTokens(request.messages, request.schema), exact: false, maxOutputTokens };
   }
 
   price(model: string): Price | undefined {
@@ -129,16 +189,7 @@ export class AnthropicModel implements ModelClient {
 
   async complete(request: ModelRequest): Promise<ModelResponse> {
     const started = performance.now();
-    const system = request.messages.filter((m) => m.role === "system").map((m) => m.content).join("\n\n");
-    const user = request.messages.filter((m) => m.role !== "system");
-    const body: Anthropic.MessageCreateParamsNonStreaming = {
-      model: apiModel(request.model),
-      max_tokens: request.maxTokens,
-      system,
-      messages: [{ role: "user", content: user.map((m) => ({ type: "text" as const, text: m.content })) }],
-      output_config: { format: { type: "json_schema", schema: transformJSONSchema(structuredClone(request.schema)) } },
-      ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
-    };
+    const body = this.body(request);
     const errors: string[] = [];
     for (let attempt = 1; ; attempt++) {
       const left = request.deadline - performance.now();

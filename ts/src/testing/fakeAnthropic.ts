@@ -92,7 +92,10 @@ function isReply(answer: unknown): answer is FakeReply {
 }
 
 export class FakeAnthropic {
+  /** The bodies of `POST /v1/messages`, in arrival order. */
   readonly requests: Record<string, any>[] = [];
+  /** The bodies of `POST /v1/messages/count_tokens` (answered with about 4 characters a token). */
+  readonly countRequests: Record<string, any>[] = [];
   private readonly queue: FakeAnswer[] = [];
   private readonly rules: Rule[] = [];
   private server: Server | undefined;
@@ -138,6 +141,7 @@ export class FakeAnthropic {
     this.queue.length = 0;
     this.rules.length = 0;
     this.requests.length = 0;
+    this.countRequests.length = 0;
   }
 
   private pick(body: Record<string, any>): FakeAnswer | undefined {
@@ -162,7 +166,9 @@ export class FakeAnthropic {
     };
     const error = (status: number, type: string, message: string, headers: Record<string, string> = {}): void =>
       send(status, { type: "error", error: { type, message } }, headers);
-    if (request.method !== "POST" || !(request.url ?? "").replace(/\?.*$/, "").endsWith("/v1/messages")) {
+    const route = (request.url ?? "").replace(/\?.*$/, "");
+    const counting = route.endsWith("/v1/messages/count_tokens");
+    if (request.method !== "POST" || !(route.endsWith("/v1/messages") || counting)) {
       error(404, "not_found_error", `no route ${request.method} ${request.url}`);
       return;
     }
@@ -171,6 +177,11 @@ export class FakeAnthropic {
       body = JSON.parse(Buffer.concat(chunks).toString("utf-8"));
     } catch (e) {
       error(400, "invalid_request_error", `invalid JSON body: ${(e as Error).message}`);
+      return;
+    }
+    if (counting) {
+      this.countRequests.push(body);
+      send(200, { input_tokens: Math.max(1, Math.ceil(requestText(body).length / 4)) });
       return;
     }
     this.requests.push(body);
