@@ -132,6 +132,17 @@ test("a token budget that cannot hold the counted prompt and the answer refuses 
   assert.equal(fake.requests.length, 0);
 });
 
+test("a time budget that runs out while the model is answering stops the step with BudgetExceeded, not a hang", async () => {
+  fake.enqueue({ latencyMs: 5_000, json: { label: "positive", confidence: 0.9, reasoning: "late" } });
+  const slow = infer({ ...classify.options, name: "slow", budget: { ms: 300 } });
+  await assert.rejects(stratum().run(slow, { text: "Hm." }), (error: unknown) => {
+    assert.ok(error instanceof BudgetExceeded);
+    assert.equal(error.dimension, "ms");
+    assert.equal(error.stepId, "slow");
+    return true;
+  });
+});
+
 test("a cost budget caps the answer's max_tokens to what is left, and refuses a model with no known price", async () => {
   fake.addRule("emotional tone", { label: "positive", confidence: 0.9, reasoning: "ok" });
   const capped = infer({ ...classify.options, name: "capped", maxTokens: undefined, budget: { usd: 0.002 } });

@@ -104,3 +104,17 @@ def test_faults_use_the_anthropic_error_shape(fake: FakeAnthropic) -> None:
         {"type": "error", "error": {"type": "rate_limit_error", "message": "Rate limit reached (scripted)"}},
     )
     assert post(fake, body)[1]["error"]["type"] == "api_error"
+
+
+def test_count_tokens_is_answered_without_taking_a_scripted_answer(fake: FakeAnthropic) -> None:
+    fake.enqueue({"label": "good", "n": 2})
+    body = {"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "x" * 40}]}
+    request = urllib.request.Request(
+        f"{fake.url}/v1/messages/count_tokens",
+        data=json.dumps(body).encode(),
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert json.loads(response.read()) == {"input_tokens": 10}
+    assert fake.requests == []
+    assert post(fake, {**body, "max_tokens": 5})[1]["content"][0]["text"] == '{"label": "good", "n": 2}'

@@ -15,6 +15,8 @@ export interface FakeReply {
   json?: unknown;
   inputTokens?: number;
   outputTokens?: number;
+  /** Milliseconds to wait before answering (the answer is dropped if the client goes away or the fake stops). */
+  latencyMs?: number;
 }
 
 export interface FakeFault {
@@ -88,7 +90,7 @@ function isFault(answer: unknown): answer is FakeFault {
 }
 
 function isReply(answer: unknown): answer is FakeReply {
-  return typeof answer === "object" && answer !== null && ("content" in answer || "json" in answer || "inputTokens" in answer || "outputTokens" in answer);
+  return typeof answer === "object" && answer !== null && ["content", "json", "inputTokens", "outputTokens", "latencyMs"].some((key) => key in answer);
 }
 
 export class FakeAnthropic {
@@ -201,6 +203,16 @@ export class FakeAnthropic {
       return;
     }
     const reply: FakeReply = typeof answer === "string" ? { content: answer } : answer === undefined ? {} : isReply(answer) ? answer : { json: answer };
+    if (reply.latencyMs) {
+      const gone = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), reply.latencyMs);
+        response.on("close", () => {
+          clearTimeout(timer);
+          resolve(true);
+        });
+      });
+      if (gone || response.destroyed) return;
+    }
     const text = reply.content ?? (reply.json !== undefined ? JSON.stringify(reply.json) : JSON.stringify(minimalInstance(requestSchema(body) ?? {})));
     const inputTokens = reply.inputTokens ?? Math.max(1, Math.ceil(requestText(body).length / 4));
     const outputTokens = reply.outputTokens ?? Math.max(1, Math.ceil(text.length / 4));
