@@ -7,6 +7,7 @@ cannot tell `1.0` from `1` once parsed, so the corpus never relies on that diffe
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import Any
 
 import yaml
@@ -392,7 +393,8 @@ def feedback_answers() -> dict[str, Any]:
         call = _InferCall(
             fn=fn,
             inputs=inputs,
-            ctx=None,  # type: ignore[arg-type]  # check() reads only the function, inputs, output and ensures
+            # check() reads the function, inputs, output and ensures, and only the project folder of the context
+            ctx=SimpleNamespace(config=SimpleNamespace(project_dir=None), step_id="vectors"),  # type: ignore[arg-type]
             model="vectors",
             output=output,
             visible=visible,
