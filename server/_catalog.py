@@ -303,14 +303,28 @@ def _default_loader(path: Path, text: str) -> Plan:
 
 
 def build_catalog(entries: Mapping[str, PlanEntry]) -> Catalog:
-    """Tools for every flow of every loaded plan; name collisions skip every flow involved."""
+    """Tools for every flow of every loaded plan.
+
+    Flows of different plans that share a name are each served under a name qualified by their plan
+    (`<plan>_<flow>`, e.g. `support_triage_triage`); a name still claimed twice serves none of its claimants.
+    """
     problems: list[str] = [f"{entry.path}: not served: {entry.error}" for entry in entries.values() if entry.error]
-    claims: dict[str, list[tuple[PlanEntry, Flow]]] = {}
+    first: dict[str, list[tuple[PlanEntry, Flow]]] = {}
     for entry in sorted(entries.values(), key=lambda e: str(e.path)):
         if entry.plan is None:
             continue
         for flow in entry.plan.flows.values():
-            claims.setdefault(tool_name_for(flow.name), []).append((entry, flow))
+            first.setdefault(tool_name_for(flow.name), []).append((entry, flow))
+    claims: dict[str, list[tuple[PlanEntry, Flow]]] = {}
+    for name, owners in first.items():
+        if len(owners) == 1:
+            claims.setdefault(name, []).extend(owners)
+            continue
+        qualified = [tool_name_for(f"{entry.name}_{flow.name}") for entry, flow in owners]
+        where = ", ".join(f"{entry.path} (flow '{flow.name}') as '{q}'" for (entry, flow), q in zip(owners, qualified, strict=True))
+        problems.append(f"tool name '{name}' is claimed by several plans: served as {where}")
+        for owner, qualified_name in zip(owners, qualified, strict=True):
+            claims.setdefault(qualified_name, []).append(owner)
     tools: dict[str, FlowTool] = {}
     for name, owners in sorted(claims.items()):
         if name in RESERVED_TOOL_NAMES:

@@ -1,6 +1,6 @@
 """Resolving a compute function's `call:` target (`package.module:function`) to the callable it names.
 
-The module is looked up beside the plan file first, then on sys.path. Importing runs the module's top-level code,
+The module is looked up beside the plan file first, then in the plan's `python_path` folders, then on sys.path. Importing runs the module's top-level code,
 which the plan's owner wrote; nothing else of it runs here. The checker uses this to report a target that cannot be
 called, and the engine to call it, so both follow exactly one rule.
 """
@@ -12,7 +12,7 @@ import functools
 import importlib
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,27 +30,29 @@ class CallTargetError(Exception):
         self.hint = hint
 
 
-def resolve_call_target(target: str, *, base_dir: Path | None) -> Callable[..., Any]:
-    """The public callable `target` names; raises CallTargetError saying why it cannot be had."""
-    return _resolve(target, str(base_dir) if base_dir is not None else "")
+def resolve_call_target(target: str, *, search_path: Sequence[Path] = ()) -> Callable[..., Any]:
+    """The public callable `target` names; raises CallTargetError saying why it cannot be had.
+
+    `search_path` (the plan's folder and its `python_path` folders, absolute) is searched before sys.path.
+    """
+    return _resolve(target, tuple(str(folder) for folder in search_path))
 
 
 @functools.lru_cache(maxsize=256)
-def _resolve(target: str, base_dir: str) -> Callable[..., Any]:
+def _resolve(target: str, search_path: tuple[str, ...]) -> Callable[..., Any]:
     module_name, sep, attribute = target.partition(":")
     if not sep or not module_name or not attribute:
         raise CallTargetError(f"'{target}' is not of the form 'package.module:function'")
     with _lock:
         saved = list(sys.path)
-        if base_dir:
-            sys.path.insert(0, base_dir)
+        sys.path[:0] = search_path
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as error:
             missing = error.name or module_name
             raise CallTargetError(
                 f"cannot import '{module_name}': no module named '{missing}'",
-                "modules are looked up beside the plan file, then on sys.path",
+                "modules are looked up beside the plan file, then in its `python_path` folders, then on sys.path",
             ) from error
         except (Exception, SystemExit) as error:  # the plan owner's module failed at import: isolate it
             raise CallTargetError(f"importing '{module_name}' failed: {type(error).__name__}: {error}") from error

@@ -18,7 +18,7 @@ from stratum_core.errors import AgentStepRequired, ComputeError, ExpressionError
 from stratum_core.expressions import compile_expression
 from stratum_core.plan import ComputeFunction, Plan
 
-__all__ = ["plan_directory", "run_compute", "to_json_value"]
+__all__ = ["run_compute", "to_json_value"]
 
 
 def to_json_value(value: Any) -> Any:
@@ -35,13 +35,6 @@ def to_json_value(value: Any) -> Any:
     return value
 
 
-def plan_directory(plan: Plan) -> Path | None:
-    """The folder of the plan's file, where its `call:` modules are looked up first."""
-    if plan.source.startswith("<"):
-        return None
-    return Path(plan.source).resolve().parent
-
-
 async def run_compute(fn: ComputeFunction, inputs: Mapping[str, Any], *, plan: Plan, step_id: str) -> Any:
     """Run a compute function on `inputs` and return its (JSON) result; errors name the step."""
     if fn.expr is not None:
@@ -56,7 +49,7 @@ async def run_compute(fn: ComputeFunction, inputs: Mapping[str, Any], *, plan: P
             step_id=step_id,
         )
     try:
-        target = python_target(fn.call) or resolve_call_target(fn.call, base_dir=plan_directory(plan))
+        target = python_target(fn.call) or resolve_call_target(fn.call, search_path=plan.module_search_path())
         target = getattr(target, "__stratum_call__", target)  # a library @compute function: call what it wraps
     except CallTargetError as error:
         raise ComputeError(

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -137,7 +138,7 @@ class Engine:
             created_at=now,
             updated_at=now,
             model=self.config.model,
-            attributes={"untrusted_plan": True} if plan.untrusted else {},
+            attributes=_plan_attributes(plan),
         )
         self.store.create_run(record)
         async with self._lock(record.run_id):
@@ -232,7 +233,12 @@ class Engine:
         if plan is None:
             # A plan a client wrote is reloaded under the same limits it was first checked with.
             untrusted = bool(record.attributes.get("untrusted_plan"))
-            plan = load_plan_text(record.plan_text, source=record.plan_source, untrusted=untrusted)
+            # `call:` modules are looked up where they were when the run started, whatever the working folder now.
+            recorded = record.attributes.get("plan_dir")
+            plan_dir: str | None = recorded if isinstance(recorded, str) else None
+            if plan_dir is None and not record.plan_source.startswith("<"):
+                plan_dir = str(Path(record.plan_source).parent)  # a run recorded before plan_dir was
+            plan = load_plan_text(record.plan_text, source=record.plan_source, base_dir=plan_dir, untrusted=untrusted)
             self._plans[key] = plan
         return plan
 
@@ -527,3 +533,13 @@ class Engine:
 def _awaits_agent(step: StepRecord) -> bool:
     awaiting = step.attributes.get("awaiting")
     return step.status == "waiting" and isinstance(awaiting, list) and "agent" in awaiting
+
+
+def _plan_attributes(plan: Plan) -> dict[str, Any]:
+    """What a run records about its plan beyond the text: where its `call:` modules live, whether it is untrusted."""
+    attributes: dict[str, Any] = {}
+    if plan.base_dir is not None:
+        attributes["plan_dir"] = plan.base_dir
+    if plan.untrusted:
+        attributes["untrusted_plan"] = True
+    return attributes

@@ -6,7 +6,7 @@ Sentiment` for a contract, `{type: string}` for a primitive field, `required: fa
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import yaml
@@ -114,11 +114,14 @@ def plan_text(
     flows: Mapping[str, Flow],
     description: str | None = None,
     header: str | None = None,
+    python_path: Sequence[str] = (),
 ) -> str:
     """The YAML text of a plan (version "1") with these contracts, functions and flows."""
     data: dict[str, Any] = {"version": "1"}
     if description:
         data["description"] = description
+    if python_path:
+        data["python_path"] = list(python_path)
     if contracts:
         data["contracts"] = {name: contract_data(contract) for name, contract in contracts.items()}
     if functions:

@@ -21,6 +21,9 @@ import builtins
 import datetime
 import importlib
 import inspect
+import os
+import sys
+import sysconfig
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -691,19 +694,53 @@ def export_plan(module: ModuleType | str, attr: str | None = None, *, source: st
     header = (
         f"# Exported from the Python module {module.__name__} by `stratum export`; edit the module, then export again."
     )
+    base_dir = Path(source).parent if not source.startswith("<") else None
     text = plan_text(
         contracts=collector.contracts,
         functions=collector.functions,
         flows=collector.flows,
         description=_description(module),
         header=header,
+        python_path=_python_path(collector.functions, base_dir or Path.cwd()),
     )
-    base_dir = Path(source).parent if not source.startswith("<") else None
     try:
         load_plan_text(text, source=source, base_dir=base_dir, check_imports=True)
     except PlanError as error:
         raise PlanError([_relocate(problem, collector.locations) for problem in error.problems]) from None
     return text
+
+
+def _python_path(functions: Mapping[str, Function], plan_dir: Path) -> list[str]:
+    """The folders, relative to `plan_dir`, from which the modules of the `call:` targets were imported.
+
+    Recorded in the plan so that it finds them wherever it is loaded from (`stratum serve`, `stratum resume`, another
+    working folder); the plan's own folder and installed packages need no entry.
+    """
+    here = plan_dir.resolve()
+    installed = {Path(p).resolve() for p in (sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"])}
+    found: list[str] = []
+    for fn in functions.values():
+        if not isinstance(fn, ComputeFunction) or fn.call is None:
+            continue
+        root = _import_root(fn.call.partition(":")[0])
+        if root is None or root == here or root in installed:
+            continue
+        entry = Path(os.path.relpath(root, here)).as_posix()
+        if entry not in found:
+            found.append(entry)
+    return found
+
+
+def _import_root(module_name: str) -> Path | None:
+    """The sys.path folder that the top-level package of `module_name` was imported from, if it was."""
+    top = sys.modules.get(module_name.split(".")[0])
+    if top is None:
+        return None
+    locations = list(getattr(top, "__path__", None) or [])  # a package (regular or namespace): its folder
+    if locations:
+        return Path(locations[0]).resolve().parent
+    file = getattr(top, "__file__", None)
+    return Path(file).resolve().parent if file else None
 
 
 def _relocate(problem: Problem, locations: Mapping[str, Location]) -> Problem:

@@ -167,7 +167,7 @@ def _check_compute(
     if fn.expr is not None:
         check_expression(ctx, (*path, "expr"), fn.expr, inputs, role="expr", expect=from_spec(fn.output))
     if fn.call is not None and check_imports and CALL_TARGET.fullmatch(fn.call):
-        problem = call_target_problem(fn.call, base_dir=ctx.loaded.base_dir)
+        problem = call_target_problem(fn.call, search_path=ctx.plan.module_search_path())
         if problem is not None:
             ctx.report((*path, "call"), problem[0], problem[1])
 

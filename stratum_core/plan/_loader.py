@@ -400,9 +400,16 @@ def _load(
     if not isinstance(data, dict):
         raise PlanError(problems)
     version = data.get("version")
+    folder = str(FilePath(base_dir).resolve()) if base_dir is not None else None
+    python_path = data.get("python_path")
+    python_path = tuple(python_path) if isinstance(python_path, list) else ()
     loaded = LoadedPlan(
         plan=Plan(
-            version=str(version) if isinstance(version, str) else "1", source=source, text_hash=content_hash(text)
+            version=str(version) if isinstance(version, str) else "1",
+            source=source,
+            text_hash=content_hash(text),
+            base_dir=folder,
+            python_path=python_path,
         ),
         data=data,
         source_map=parsed.source_map,
@@ -427,6 +434,8 @@ def _load(
         source=source,
         text=text,
         text_hash=loaded.plan.text_hash,
+        base_dir=folder,
+        python_path=python_path,
     )
     problems.extend(builder.problems)
     from stratum_core.plan._checker import check_plan

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
@@ -366,10 +367,14 @@ class Plan(_Model):
     `source` is the file it came from ('<string>' for text); `text` is the plan as written (kept so that a run can
     be resumed in another process on exactly the plan it started with) and `text_hash` its content hash.
     `untrusted` marks a plan written by a client (loaded with the limits of `untrusted=True`).
+    `base_dir` is the absolute folder of the plan's file (None for text), where `call:` modules are looked up first,
+    then in `python_path` (folders as written in the plan, relative to `base_dir`).
     """
 
     version: str
     description: str | None = None
+    python_path: tuple[str, ...] = ()
+    base_dir: str | None = None
     contracts: dict[str, Contract] = Field(default_factory=dict)
     functions: dict[str, Function] = Field(default_factory=dict)
     flows: dict[str, Flow] = Field(default_factory=dict)
@@ -379,6 +384,13 @@ class Plan(_Model):
     text: str = Field(default="", repr=False)
     text_hash: str = ""
     untrusted: bool = False
+
+    def module_search_path(self) -> tuple[FilePath, ...]:
+        """Absolute folders searched, in order, for `call:` modules before sys.path."""
+        base = FilePath(self.base_dir) if self.base_dir is not None else None
+        folders = [base] if base is not None else []
+        folders.extend(((base or FilePath.cwd()) / entry).resolve() for entry in self.python_path)
+        return tuple(dict.fromkeys(folders))
 
 
 _ROOTS = ("input", "steps", "item")

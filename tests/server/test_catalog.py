@@ -100,14 +100,27 @@ def test_descriptions_are_cut_to_claude_codes_limit(tmp_path: Path) -> None:
     assert description is not None and len(description) == DESCRIPTION_LIMIT and description.endswith("…")
 
 
-def test_a_tool_name_claimed_by_two_plans_serves_neither_and_names_both_files(tmp_path: Path) -> None:
+def test_a_flow_name_two_plans_share_is_served_for_each_under_its_plans_name(tmp_path: Path) -> None:
     first = write_plan(tmp_path, "first", {"shared": "one", "only_first": "a"})
     second = write_plan(tmp_path, "second", {"shared": "two"})
     folder = PlanFolder(tmp_path)
     folder.scan()
-    assert set(folder.catalog.tools) == {"only_first"}
+    tools = folder.catalog.tools
+    assert set(tools) == {"only_first", "first_shared", "second_shared"}
+    assert (tools["first_shared"].path, tools["second_shared"].path) == (first, second)
+    assert tools["first_shared"].flow.name == tools["second_shared"].flow.name == "shared"
     [problem] = [p for p in folder.catalog.problems if "shared" in p]
-    assert str(first) in problem and str(second) in problem
+    assert f"{first} (flow 'shared') as 'first_shared'" in problem and str(second) in problem
+
+
+def test_a_qualified_name_that_still_clashes_serves_none_of_its_claimants(tmp_path: Path) -> None:
+    write_plan(tmp_path, "a", {"b_c": "one"})
+    write_plan(tmp_path, "a_b", {"c": "two"})
+    write_plan(tmp_path, "x", {"c": "three", "a_b_c": "four"})
+    folder = PlanFolder(tmp_path)
+    folder.scan()
+    assert set(folder.catalog.tools) == {"b_c", "x_c"}
+    assert any("none of them is served" in p and "a_b_c" in p for p in folder.catalog.problems)
 
 
 def test_a_flow_may_not_take_the_resume_tools_name(tmp_path: Path) -> None:
