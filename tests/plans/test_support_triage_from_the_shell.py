@@ -96,3 +96,28 @@ def test_support_triage_pauses_in_one_folder_and_delivers_after_an_answer_from_a
         run = runs.get_run(review.run_id)
         assert run is not None and run.status == "succeeded"
         assert run.output == delivery
+
+
+def test_stratum_resume_from_another_folder_finishes_the_run_with_its_call_steps(
+    tmp_path: Path, fake_llm: FakeLLM
+) -> None:
+    fake_llm.add_rule(lambda body: True, REPLY)
+    shutil.copytree(ROOT / "plans", tmp_path / "plans", ignore=shutil.ignore_patterns("__pycache__"))
+    store = tmp_path / "runs.db"
+    started = stratum(
+        "run", "plans/support_triage.stratum.yaml", "triage", "--input", json.dumps(TICKET), "--force-model",
+        "--store", str(store), cwd=tmp_path, llm=fake_llm,
+    )  # fmt: skip
+    assert started.returncode == 3, started.stderr
+    with SQLiteRunStore(store) as runs:
+        (review,) = runs.list_reviews(status="pending")
+    recorded = stratum(
+        "review", "answer", review.review_id, "--value", '{"decision": "send"}', "--no-resume", "--store", str(store),
+        cwd=Path("/"), llm=fake_llm,
+    )  # fmt: skip
+    assert recorded.returncode == 0, recorded.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    resumed = stratum("resume", review.run_id, "--store", str(store), cwd=elsewhere, llm=fake_llm)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["sent"] is True
