@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from stratum_core.engine._pending import Pending
 from stratum_core.engine._values import MISSING, Scope, resolve_binding
 from stratum_core.errors import RunError
 from stratum_core.plan import DebateStep
@@ -44,9 +45,15 @@ async def run_debate(
         rounds = round_number
         arguments: dict[str, Any] = {}
         failures: list[RunError] = []
+        waiting: list[Pending] = []
 
         async def argue(
-            agent: str, number: int, arguments: dict[str, Any], failures: list[RunError], last: dict[str, Any]
+            agent: str,
+            number: int,
+            arguments: dict[str, Any],
+            failures: list[RunError],
+            waiting: list[Pending],
+            last: dict[str, Any],
         ) -> None:
             fn = plan.functions[agent]
             offered = {
@@ -61,12 +68,16 @@ async def run_debate(
                 )
             except RunError as error:
                 failures.append(error)
+            except Pending as pause:  # an agent done by the calling agent (or a person): the round waits for all
+                waiting.append(pause)
 
         async with anyio.create_task_group() as group:
             for agent in debate.agents:
-                group.start_soon(argue, agent, round_number, arguments, failures, latest)
+                group.start_soon(argue, agent, round_number, arguments, failures, waiting, latest)
         if failures:
             raise failures[0]
+        if waiting:
+            raise Pending.merge(waiting)
         latest = {agent: arguments[agent] for agent in debate.agents}
         history.extend({"agent": agent, "round": round_number, "argument": latest[agent]} for agent in debate.agents)
         if debate.converge_on is not None:

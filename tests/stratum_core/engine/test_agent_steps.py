@@ -136,3 +136,50 @@ async def test_an_engine_keeps_no_lock_for_runs_nobody_is_advancing(engine: Engi
     paused = await engine.run(plan(), "decide", {"proposal": "p"}, agent=True)
     await engine.submit_agent_output(paused.run_id, "pro", {"text": "x", "score": 0.9})
     assert engine._locks == {}
+
+
+DEBATE_PLAN = """
+version: "1"
+contracts:
+  Argument:
+    position: {type: string, enum: [merge, hold]}
+    point: {type: string}
+functions:
+  optimist:
+    mode: infer
+    intent: Argue for merging.
+    input: {topic: {type: string}, round: {type: integer}}
+    output: Argument
+    executor: agent
+  critic:
+    mode: infer
+    intent: Argue against merging.
+    input: {topic: {type: string}, others: {type: object}}
+    output: Argument
+    executor: agent
+flows:
+  argue:
+    input: {topic: {type: string}}
+    steps:
+      - id: debate
+        debate: {agents: [optimist, critic], topic: $.input.topic, rounds: 2, converge_on: position}
+"""
+
+
+async def test_a_debate_between_agent_steps_hands_out_every_agent_of_a_round_and_goes_on_with_their_reports() -> None:
+    engine = Engine(store=MemoryRunStore(), config=EngineConfig())
+    debate = load_plan_text(DEBATE_PLAN, source="debate.stratum.yaml")
+    paused = await engine.run(debate, "argue", {"topic": "merge the diff?"}, agent=True)
+    assert paused.status == "paused", paused.error
+    assert sorted(task.step_id for task in paused.agent_tasks) == ["debate.critic[1]", "debate.optimist[1]"]
+    first = await engine.submit_agent_output(paused.run_id, "debate.optimist[1]", {"position": "merge", "point": "ok"})
+    assert first.result is not None and [t.step_id for t in first.result.agent_tasks] == ["debate.critic[1]"]
+    second = await engine.submit_agent_output(paused.run_id, "debate.critic[1]", {"position": "hold", "point": "no"})
+    assert second.result is not None and second.result.status == "paused"
+    assert sorted(t.step_id for t in second.result.agent_tasks) == ["debate.critic[2]", "debate.optimist[2]"]
+    critic = by_step(second.result.agent_tasks)["debate.critic[2]"]
+    assert critic.inputs["others"] == {"optimist": {"position": "merge", "point": "ok"}}
+    await engine.submit_agent_output(paused.run_id, "debate.optimist[2]", {"position": "hold", "point": "fair"})
+    done = await engine.submit_agent_output(paused.run_id, "debate.critic[2]", {"position": "hold", "point": "still"})
+    assert done.result is not None and done.result.status == "succeeded", done.result
+    assert done.result.output["converged"] is True and done.result.output["rounds"] == 2
