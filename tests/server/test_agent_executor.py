@@ -11,7 +11,7 @@ import mcp.types as types
 import pytest
 from agent_helpers import AGENT_PLANS, STEP_DONE, ScriptedAgent, meta_of, status_of, tasks_of
 from mcp import Client
-from server_helpers import answer_with, links_of, make_server, text_of
+from server_helpers import REPO_PLANS, answer_with, links_of, make_server, text_of
 
 from server import RESUME_TOOL, ServerConfig, StratumServer
 from server.cli import main
@@ -230,3 +230,47 @@ async def test_very_long_inputs_are_cut_in_the_hand_out_and_left_to_the_trace(ag
     assert task["inputs"] is None and task["inputs_cut"] is True and task["attachment"] == {"note": "n"}
     [step] = trace["steps"]
     assert step["input"]["proposal"] == proposal
+
+
+def _review_step_answer(task: dict[str, Any]) -> Any:
+    """What a careful agent reports for each step of plans/code_review.stratum.yaml."""
+    step, inputs = task["step_id"], task["inputs"]
+    if step.startswith("reviews."):
+        return {"focus": inputs["focus"], "findings": [], "verdict": "approve", "summary": "Nothing to flag."}
+    if step.startswith("per_file"):
+        return {"path": inputs["file"], "risk": "low", "notes": "A print statement."}
+    if step.startswith("severity"):
+        return {"level": "low", "reason": "A print statement."}
+    if step.startswith("debate."):
+        return {"position": "merge", "argument": "It is harmless."}
+    if step.startswith("summary."):
+        return {"text": "Adds a print statement."}
+    return {"decision": "approve", "summary": "Harmless.", "blocking": []}
+
+
+async def test_with_no_key_the_code_review_plan_runs_to_its_report_debate_and_all() -> None:
+    """The showcase plan on the no-key path: every infer step (debate agents too) is handed to the agent."""
+    server = make_server(REPO_PLANS)
+    handed: list[list[str]] = []
+    try:
+        async with Client(server, mode="legacy") as client:
+            result = await client.call_tool(
+                "review_code", {"code": "--- a/x.py\n+++ b/x.py\n+print(1)\n", "files": ["x.py"]}
+            )
+            for _ in range(60):
+                tasks = tasks_of(result)
+                if status_of(result) != "paused" or not tasks:
+                    break
+                handed.append(sorted(task["step_id"] for task in tasks))
+                task = tasks[0]
+                result = await client.call_tool(
+                    STEP_DONE,
+                    {"run_id": task["run_id"], "step_id": task["step_id"], "output": _review_step_answer(task)},
+                )
+    finally:
+        server.close()
+    assert not result.is_error, text_of(result)
+    assert result.structured_content is not None and "markdown" in result.structured_content
+    together = {"debate.critic[1]", "debate.optimist[1]"}
+    assert any(together <= set(hand_out) for hand_out in handed)  # both agents of a round are handed out at once
+    assert any("debate.judge" in hand_out for hand_out in handed)
