@@ -753,10 +753,12 @@ def build_server(
                 allow_unpriced=config.allow_unpriced,
                 call_timeout=config.call_timeout,
                 max_retry_wait=config.max_retry_wait,
+                force_model=config.force_model,
             ),
             observers=observers,
         )
-    logger.info("infer steps: %s", INFER_VIA_DESCRIPTIONS[infer_via])
+    forced = f" ({config.model} for every step, whatever the plan names)" if config.force_model and config.model else ""
+    logger.info("infer steps: %s%s", INFER_VIA_DESCRIPTIONS[infer_via], forced)
     folder = PlanFolder(config.plans_dir, loader=loader)
     folder.scan()
     if not config.plans_dir.is_dir():

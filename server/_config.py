@@ -57,6 +57,7 @@ class ServerConfig:
         call_timeout: seconds one model call may take, retries and waits included, when no time budget ends it
             sooner (`STRATUM_CALL_TIMEOUT`).
         max_retry_wait: the longest wait before a transport retry (`STRATUM_MAX_RETRY_WAIT`).
+        force_model: `model` does every infer step, whatever model the plan's functions name.
     """
 
     plans_dir: Path = DEFAULT_PLANS_DIR
@@ -76,6 +77,7 @@ class ServerConfig:
     allow_unpriced: bool = False
     call_timeout: float = 300.0
     max_retry_wait: float = 30.0
+    force_model: bool = False
 
     @property
     def resolved_infer_via(self) -> InferVia:
@@ -86,7 +88,9 @@ class ServerConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, /, **overrides: object) -> ServerConfig:
-        """Read the STRATUM_* variables: PLANS, STORE, MODEL, API_BASE, API_KEY, TOKEN, INFER_VIA, MODELS, and budgets.
+        """Read the STRATUM_* variables: PLANS, STORE, MODEL, API_BASE, API_KEY, TOKEN, INFER_VIA, MODELS, budgets.
+
+        FORCE_MODEL names a model for every infer step (as `--force-model MODEL`).
 
         The budget ones are those the engine reads: PRICES, ALLOW_UNPRICED, CALL_TIMEOUT, MAX_RETRY_WAIT. Explicit
         overrides that are not None win over the environment. A malformed value raises ValueError.
@@ -109,6 +113,8 @@ class ServerConfig:
         ):
             if env.get(name):
                 values[key] = env[name]
+        if env.get("STRATUM_FORCE_MODEL"):  # a model name: that model for every step
+            values.update(model=env["STRATUM_FORCE_MODEL"], force_model=True)
         if env.get("STRATUM_INFER_VIA"):
             values["infer_via"] = parse_infer_via(env["STRATUM_INFER_VIA"], what="STRATUM_INFER_VIA")
         values.update({key: value for key, value in overrides.items() if value is not None})

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from stratum_core.cli import Command
+from stratum_core.cli._model_options import add_force_model_option, model_choice
 
 __all__ = ["COMMAND"]
 
@@ -38,6 +39,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     answer.add_argument("--store", metavar="FILE", help=store_help)
     answer.add_argument("--model", metavar="M", help="LiteLLM model for infer steps (default: $STRATUM_MODEL)")
     answer.add_argument("--api-base", metavar="URL", help="OpenAI-compatible base URL (default: $STRATUM_API_BASE)")
+    add_force_model_option(answer)
 
 
 def _store_path(args: argparse.Namespace) -> Path:
@@ -131,7 +133,9 @@ def _answer(args: argparse.Namespace) -> int:
         run = store.get_run(review.run_id)
         if args.no_resume or run is None or run.status != "paused":
             return 0
-        engine = Engine(store=store, config=EngineConfig.from_env(model=args.model, api_base=args.api_base))
+        model, forced = model_choice(args)
+        config = EngineConfig.from_env(model=model, api_base=args.api_base, force_model=forced)
+        engine = Engine(store=store, config=config)
         result = anyio.run(lambda: engine.resume(review.run_id))
         print(f"run {result.run_id}: {result.status}")
         if result.status == "succeeded":

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stratum_core.cli import Command
+from stratum_core.cli._model_options import add_force_model_option, model_choice
 from stratum_core.observability import add_otel_option
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--model", metavar="M", help="LiteLLM model for infer steps (default: $STRATUM_MODEL)")
     parser.add_argument("--api-base", metavar="URL", help="OpenAI-compatible base URL (default: $STRATUM_API_BASE)")
+    add_force_model_option(parser)
     parser.add_argument(
         "--models",
         metavar="FILE",
@@ -79,9 +81,11 @@ def _run(args: argparse.Namespace) -> int:
     from stratum_core.errors import StratumError
 
     store: Path | None = None
+    model, forced = model_choice(args)
     overrides: dict[str, object] = {
         "plans_dir": Path(args.plans) if args.plans else None,
-        "model": args.model,
+        "model": model,
+        "force_model": forced,
         "api_base": args.api_base,
         "token": args.token,
         "poll_interval": args.poll,

@@ -15,6 +15,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from stratum_core.cli._main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Command
+from stratum_core.cli._model_options import add_force_model_option, model_choice
 from stratum_core.cli._runs import configure_runs, run_runs
 from stratum_core.engine import Engine, EngineConfig, RunObserver, RunResult
 from stratum_core.errors import PlanError, StratumError
@@ -37,9 +38,7 @@ def open_store(path: str | None) -> RunStore:
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="LiteLLM model for infer steps (default: $STRATUM_MODEL)")
     parser.add_argument("--api-base", help="base URL of an OpenAI-compatible server (default: $STRATUM_API_BASE)")
-    parser.add_argument(
-        "--force-model", action="store_true", help="use --model for every infer step, whatever the plan names"
-    )
+    add_force_model_option(parser)
     parser.add_argument("--store", help=f"run store file (default: $STRATUM_STORE or {DEFAULT_STORE})")
     parser.add_argument(
         "--models",
@@ -112,10 +111,11 @@ async def _execute(args: argparse.Namespace, console: Console, resume: bool) -> 
     from stratum_core.cli._console_review import ConsoleReviewSink
 
     store = open_store(args.store)
+    model, forced = model_choice(args)
     config = EngineConfig.from_env(
-        model=args.model,
+        model=model,
         api_base=args.api_base,
-        force_model=args.force_model or None,
+        force_model=forced,
         output_profiles=load_models_file(args.models) if args.models else None,
     )
     if config.model is None:  # nothing configured: the embedded local model, when it is installed

@@ -78,8 +78,9 @@ class EngineConfig:
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> EngineConfig:
         """Read the STRATUM_* variables; explicit overrides that are not None win.
 
-        MODEL, API_BASE, API_KEY, MODELS (the models file), PRICES (`MODEL=IN,OUT;...`), ALLOW_UNPRICED, CALL_TIMEOUT
-        and MAX_RETRY_WAIT. A bad models file raises ConfigurationError, another malformed value ValueError.
+        MODEL, API_BASE, API_KEY, MODELS (the models file), PRICES (`MODEL=IN,OUT;...`), ALLOW_UNPRICED, CALL_TIMEOUT,
+        MAX_RETRY_WAIT and FORCE_MODEL (a model for every step). A bad models file raises ConfigurationError, another
+        malformed value ValueError.
         """
         env = os.environ if env is None else env
         values: dict[str, Any] = {
@@ -92,6 +93,8 @@ class EngineConfig:
 
             values["output_profiles"] = load_models_file(env["STRATUM_MODELS"])
         values.update(budget_settings(env))
+        if env.get("STRATUM_FORCE_MODEL"):
+            values.update(model=env["STRATUM_FORCE_MODEL"], force_model=True)
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
 

@@ -166,3 +166,19 @@ def test_runs_lists_and_shows_traces_as_json(
     (step,) = trace["steps"]
     assert [len(a["violations"]) for a in step["attempts"]] == [1, 0]
     assert run_cli("runs", "show", "nope", "--store", store) == 1
+
+
+def test_force_model_with_a_model_name_runs_every_step_on_it(
+    tmp_path: Path, fake_llm: FakeLLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pinned = tmp_path / "pinned.stratum.yaml"
+    pinned.write_text(
+        PLAN.replace("    retries: 1\n", "    retries: 1\n    model: anthropic/claude-3-5-haiku-latest\n", 1)
+    )
+    fake_llm.enqueue({"label": "neutral", "confidence": 0.8})
+    code = run_cli(
+        "run", str(pinned), "triage", "--input", '{"text": "ok"}', "--api-base", fake_llm.url,
+        "--store", str(tmp_path / "runs.db"), "--force-model", fake_llm.model,
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    assert [request["model"] for request in fake_llm.requests] == ["fake-llm"]
