@@ -65,20 +65,32 @@ class BearerToken:
             headers = dict(scope.get("headers") or [])
             given = headers.get(b"authorization", b"")
             if not hmac.compare_digest(given, self._expected):
-                body = json.dumps({"error": "unauthorized", "error_description": "a bearer token is required"})
+                error, description = _token_problem(given)
+                body = json.dumps({"error": error, "error_description": description})
+                challenge = f'Bearer realm="stratum", error="{error}", error_description="{description}"'
                 await send(
                     {
                         "type": "http.response.start",
                         "status": 401,
                         "headers": [
                             (b"content-type", b"application/json"),
-                            (b"www-authenticate", b'Bearer realm="stratum"'),
+                            (b"www-authenticate", challenge.encode()),
                         ],
                     }
                 )
                 await send({"type": "http.response.body", "body": body.encode()})
                 return
         await self.app(scope, receive, send)
+
+
+def _token_problem(given: bytes) -> tuple[str, str]:
+    """The RFC 6750 error code and a plain description of what is wrong with the Authorization header."""
+    if not given:
+        return "invalid_request", "a bearer token is required (send the header 'Authorization: Bearer <token>')"
+    scheme, _, token = given.partition(b" ")
+    if scheme.lower() != b"bearer" or not token.strip():
+        return "invalid_request", "the Authorization header must be 'Bearer <token>'"
+    return "invalid_token", "the bearer token is wrong (it is not the one the server was started with)"
 
 
 def _bind(host: str, port: int) -> socket.socket:
