@@ -321,7 +321,8 @@ def build_catalog(entries: Mapping[str, PlanEntry]) -> Catalog:
             claims.setdefault(name, []).extend(owners)
             continue
         qualified = [tool_name_for(f"{entry.name}_{flow.name}") for entry, flow in owners]
-        where = ", ".join(f"{entry.path} (flow '{flow.name}') as '{q}'" for (entry, flow), q in zip(owners, qualified, strict=True))
+        pairs = zip(owners, qualified, strict=True)
+        where = ", ".join(f"{entry.path} (flow '{flow.name}') as '{q}'" for (entry, flow), q in pairs)
         problems.append(f"tool name '{name}' is claimed by several plans: served as {where}")
         for owner, qualified_name in zip(owners, qualified, strict=True):
             claims.setdefault(qualified_name, []).append(owner)

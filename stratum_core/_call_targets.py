@@ -1,8 +1,8 @@
 """Resolving a compute function's `call:` target (`package.module:function`) to the callable it names.
 
-The module is looked up beside the plan file first, then in the plan's `python_path` folders, then on sys.path. Importing runs the module's top-level code,
-which the plan's owner wrote; nothing else of it runs here. The checker uses this to report a target that cannot be
-called, and the engine to call it, so both follow exactly one rule.
+The module is looked up beside the plan file first, then in the plan's `python_path` folders, then on sys.path.
+Importing runs the module's top-level code, which the plan's owner wrote; nothing else of it runs here. The checker
+uses this to report a target that cannot be called, and the engine to call it, so both follow exactly one rule.
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ import functools
 import inspect
 import traceback
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
