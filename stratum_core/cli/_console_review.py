@@ -5,10 +5,13 @@ from __future__ import annotations
 import getpass
 import json
 import sys
+import threading
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-import anyio.to_thread
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
 from rich.console import Console
 from rich.panel import Panel
 from rich.progress import Progress
@@ -49,10 +52,40 @@ class ConsoleReviewSink:
         self.live = live  # a live progress display, paused while the person answers
 
     async def ask(self, request: ReviewRequest) -> ReviewAnswer | None:
-        """Show the question and its context, then read each field; an empty required answer declines."""
+        """Show the question and its context, then read each field; an empty required answer declines.
+
+        The form is read in a daemon thread: when the step times out (or the run is cancelled) the question is
+        abandoned, and the process can end without anyone pressing Enter.
+        """
         if not self.stdin.isatty():
             return None
-        return await anyio.to_thread.run_sync(self._ask_blocking, request, abandon_on_cancel=True)
+        done = anyio.Event()
+        outcome: list[ReviewAnswer | BaseException] = []
+        token = anyio.lowlevel.current_token()
+
+        def read() -> None:
+            try:
+                outcome.append(self._ask_blocking(request))
+            except BaseException as error:  # handed to the waiting task, which raises it
+                outcome.append(error)
+            try:
+                anyio.from_thread.run_sync(done.set, token=token)
+            except RuntimeError:  # the event loop is gone: nobody waits for this answer any more
+                pass
+
+        threading.Thread(target=read, name=f"stratum review {request.review_id}", daemon=True).start()
+        try:
+            await done.wait()
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                self.console.print(f"\n[yellow]no answer to {request.question!r} in time[/]")
+                if self.live is not None:
+                    self.live.start()
+            raise
+        result = outcome[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
     def _ask_blocking(self, request: ReviewRequest) -> ReviewAnswer:
         if self.live is None:
