@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shlex
+import shutil
 import sys
 import warnings
 from collections.abc import Sequence
@@ -17,7 +20,7 @@ from stratum_core.observability import add_otel_option
 if TYPE_CHECKING:
     from stratum_core.observability import OTelExporter
 
-__all__ = ["COMMAND", "READY_PREFIX"]
+__all__ = ["COMMAND", "READY_PREFIX", "terminal_help"]
 
 READY_PREFIX = "stratum: listening on "
 _MEMORY = ":memory:"
@@ -114,6 +117,7 @@ def _run(args: argparse.Namespace) -> int:
     from stratum_core.observability import otel_observers
 
     exporters: Sequence[OTelExporter] = []
+    interrupted = False
     try:
         # The exporters read traces from the store the server writes: open it once, for both.
         shared_store = open_store(config.store_path)
@@ -125,6 +129,10 @@ def _run(args: argparse.Namespace) -> int:
 
     def ready(url: str) -> None:
         print(f"{READY_PREFIX}{url}", file=sys.stderr, flush=True)
+
+    at_terminal = config.http_host is None and sys.stdin.isatty()
+    if at_terminal:
+        print(terminal_help(config.plans_dir, len(server.folder.catalog.tools)), file=sys.stderr, flush=True)
 
     async def main() -> None:
         if config.http_host is None:
@@ -139,7 +147,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         anyio.run(main)
     except KeyboardInterrupt:
-        pass
+        if at_terminal:
+            interrupted = True
     except OSError as e:  # the port is taken, ...
         print(f"stratum serve: {e}", file=sys.stderr)
         return 1
@@ -147,7 +156,36 @@ def _run(args: argparse.Namespace) -> int:
         for exporter in exporters:
             exporter.shutdown()
         server.close()
+    if interrupted:
+        # The SDK's stdio transport reads stdin in a worker thread that only a line of input would release; at a
+        # terminal nobody sends one, so end the process here rather than wait for Enter.
+        print("stratum serve: stopped", file=sys.stderr, flush=True)
+        os._exit(0)
     return 0
+
+
+def terminal_help(plans: Path, tools: int) -> str:
+    """What `stratum serve` says when started at a terminal: it is for MCP clients, and how to connect one."""
+    command = shlex.join([_this_command(), "serve", "--plans", str(plans.resolve())])
+    return "\n".join(
+        [
+            "stratum serve speaks MCP (JSON-RPC) on stdin and stdout: an MCP client starts it and talks to it; there",
+            "is nothing to type here. To use it:",
+            f"  Claude Code:    claude mcp add stratum -- {command}",
+            f"  MCP Inspector:  npx @modelcontextprotocol/inspector {command}",
+            "  Over HTTP:      stratum serve --http 127.0.0.1:8765   (clients connect to http://127.0.0.1:8765/mcp)",
+            f"Serving {tools} flow tool(s) from {plans} on this terminal anyway; press Ctrl-C to stop.",
+        ]
+    )
+
+
+def _this_command() -> str:
+    """The absolute path of the `stratum` being run (what a client's configuration should name)."""
+    argv0 = Path(sys.argv[0])
+    if argv0.name == "stratum" and argv0.exists():
+        return os.path.abspath(argv0)
+    found = shutil.which("stratum")
+    return os.path.abspath(found) if found else "stratum"
 
 
 COMMAND = Command(
