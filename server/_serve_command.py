@@ -131,8 +131,6 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{READY_PREFIX}{url}", file=sys.stderr, flush=True)
 
     at_terminal = config.http_host is None and sys.stdin.isatty()
-    if at_terminal:
-        print(terminal_help(config.plans_dir, len(server.folder.catalog.tools)), file=sys.stderr, flush=True)
 
     async def main() -> None:
         if config.http_host is None:
@@ -145,6 +143,8 @@ def _run(args: argparse.Namespace) -> int:
             await serve_http(server, host=config.http_host, port=config.http_port, token=config.token, on_ready=ready)
 
     try:
+        if at_terminal:
+            print(terminal_help(config.plans_dir, len(server.folder.catalog.tools)), file=sys.stderr, flush=True)
         anyio.run(main)
     except KeyboardInterrupt:
         if at_terminal:
