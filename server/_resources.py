@@ -22,6 +22,7 @@ from server._catalog import Catalog
 from server._results import run_uri
 from stratum_core.observability import render_timeline_svg
 from stratum_core.store import RunRecord, RunStatus, RunStore, StoreError
+from stratum_core.store._records import iso_time
 
 __all__ = ["RESOURCE_NOT_FOUND", "RUNS_URI", "Resources"]
 
@@ -57,6 +58,11 @@ def _summary(run: RunRecord) -> dict[str, Any]:
             "model",
         },
     )
+    for key in ("created_at", "updated_at", "finished_at"):
+        data[f"{key}_iso"] = iso_time(data[key]) if data[key] is not None else None
+    if run.cost_unknown:  # as the trace and `stratum runs` say it: no price for some model, so no total
+        data["cost_usd"] = None
+    data["cost_unknown"] = run.cost_unknown
     data["uri"] = run_uri(run.run_id)
     if run.error:
         data["error"] = {key: run.error.get(key) for key in ("type", "step_id", "message")}

@@ -14,6 +14,7 @@ import json
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import get_args
 
@@ -23,7 +24,7 @@ from rich.table import Table
 from stratum_core.cli._main import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from stratum_core.observability import Summary, parse_time, render_timeline_svg, summarize
 from stratum_core.observability._summary import describe_period
-from stratum_core.store import RunRecord, RunStatus, RunStore, StoreError
+from stratum_core.store import RunRecord, RunStatus, RunStore, StoreError, Trace
 
 __all__ = ["configure_runs", "run_runs"]
 
@@ -118,7 +119,10 @@ def _show(args: argparse.Namespace, store: RunStore) -> int:
     if args.format == "json":
         print(json.dumps(trace.to_json_dict(), indent=2, ensure_ascii=False))
     else:
-        _console().print(_summary_table(trace))
+        console = _console()
+        console.print(_summary_table(trace))
+        for line in run_details(trace):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
     if args.svg is not None:
         try:
             Path(args.svg).write_text(render_timeline_svg(trace), encoding="utf-8")
@@ -135,12 +139,13 @@ def _list(args: argparse.Namespace, store: RunStore, since: float | None, until:
         print(json.dumps([run.model_dump(mode="json", exclude={"plan_text"}) for run in page.runs], indent=2))
         return EXIT_OK
     table = Table(title="recent runs" if since is None and until is None else f"runs {describe_period(since, until)}")
-    for column in ("run", "flow", "status", "tokens", "cost $", "ms", "error"):
-        table.add_column(column)
+    for column in ("run", "started", "flow", "status", "tokens", "cost $", "ms", "error"):
+        table.add_column(column, no_wrap=column in ("run", "started"))
     for run in page.runs:
         error = run.error or {}
         table.add_row(
             run.run_id,
+            local_time(run.created_at),
             run.flow,
             run.status,
             str(run.tokens_in + run.tokens_out),
@@ -150,6 +155,53 @@ def _list(args: argparse.Namespace, store: RunStore, since: float | None, until:
         )
     _console().print(table)
     return EXIT_OK
+
+
+def local_time(epoch: float | None) -> str:
+    """An epoch time as the local date and time to the second (what a person compares with their clock)."""
+    if epoch is None:
+        return ""
+    return datetime.fromtimestamp(epoch).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+_SHOWN_ELSEWHERE = {"type", "message", "step_id", "traceback", "history", "violations"}
+
+
+def run_details(trace: Trace) -> list[str]:
+    """What `stratum runs show` prints under the step table: when and how the run ended, its error, violations."""
+    run = trace.run
+    cost = "unknown" if run.cost_unknown else f"${run.cost_usd:.6f}"
+    took = f", took {_ms(run.duration_ms)}" if run.duration_ms is not None else ""
+    lines = [
+        f"started {local_time(run.created_at)}{took}; {run.tokens_in + run.tokens_out:,} tokens, cost {cost}",
+    ]
+    error = run.error or {}
+    if error:
+        where = f" at step '{error['step_id']}'" if error.get("step_id") else ""
+        lines.append(f"{run.status}: {error.get('type', 'error')}{where}: {error.get('message', '')}")
+        lines.extend(f"  {key}: {_plain(value)}" for key, value in error.items() if key not in _SHOWN_ELSEWHERE)
+        violations = error.get("violations")
+        rejected_any = any(attempt.violations for attempt in trace.attempts)
+        if isinstance(violations, list) and violations and not rejected_any:  # else listed with the attempts
+            lines.append("  violations (last attempt):")
+            lines.extend(f"    - {violation}" for violation in violations)
+    rejected = [attempt for attempt in trace.attempts if attempt.violations or attempt.error]
+    if rejected:
+        lines.append("attempts that were rejected or failed:")
+        for attempt in rejected:
+            problems = [*attempt.violations, *([attempt.error] if attempt.error else [])]
+            lines.append(f"  {attempt.step_id} #{attempt.number}: " + "; ".join(problems))
+    pending = [review for review in trace.reviews if review.status == "pending"]
+    lines.extend(
+        f"waiting for a person: {review.question!r} (review {review.review_id}; "
+        f"answer with `stratum review answer {review.review_id} --value JSON`)"
+        for review in pending
+    )
+    return lines
+
+
+def _plain(value: object) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def _all_runs(

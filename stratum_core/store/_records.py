@@ -24,6 +24,7 @@ __all__ = [
     "StepRecord",
     "StepStatus",
     "Trace",
+    "iso_time",
     "new_id",
     "now",
 ]
@@ -184,7 +185,8 @@ class RunPage(_Record):
     next_cursor: str | None = None
 
 
-def _iso(epoch: float) -> str:
+def iso_time(epoch: float) -> str:
+    """An epoch time as ISO 8601 in UTC, to the millisecond."""
     return datetime.fromtimestamp(epoch, tz=UTC).isoformat(timespec="milliseconds")
 
 
@@ -195,7 +197,7 @@ def _readable(record: BaseModel, *, exclude: set[str] | None = None) -> dict[str
     for key, value in data.items():
         out[key] = value
         if (key.endswith("_at") or key == "deadline") and value is not None:
-            out[f"{key}_iso"] = _iso(value)
+            out[f"{key}_iso"] = iso_time(value)
     return out
 
 
@@ -210,16 +212,21 @@ class Trace(_Record):
     def to_json_dict(self, *, include_plan_text: bool = False) -> dict[str, Any]:
         """The shape a person reads: run fields, then steps with their attempts and reviews nested inside.
 
-        Times appear as epoch seconds and as ISO 8601 (`*_iso`); each attempt carries its OpenTelemetry attributes
+        Times appear as epoch seconds and as ISO 8601 (`*_iso`); a cost that is not known (a model without a
+        price) is null, with `cost_unknown` (runs) or `attributes.cost_unknown` (steps) saying so; each attempt carries its OpenTelemetry attributes
         under `otel`. Attempts or reviews whose step has no record go under `unattached_attempts` /
         `unattached_reviews`, so nothing recorded is hidden. A step's attempt counter shows as `attempt_count`, since
         `attempts` holds the records. The plan text is left out unless asked for.
         """
         out = _readable(self.run, exclude=None if include_plan_text else {"plan_text"})
+        if self.run.cost_unknown:  # some model had no price: there is no total to tell (as the CLI says)
+            out["cost_usd"] = None
         step_ids = {step.step_id for step in self.steps}
         steps: list[dict[str, Any]] = []
         for step in self.steps:
             entry = _readable(step)
+            if step.attributes.get("cost_unknown"):
+                entry["cost_usd"] = None
             entry["attempt_count"] = entry.pop("attempts")
             attempts = sorted((a for a in self.attempts if a.step_id == step.step_id), key=lambda a: a.number)
             entry["attempts"] = [{**_readable(a), "otel": a.otel_attributes()} for a in attempts]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import mcp.types as types
@@ -132,3 +133,33 @@ async def test_a_run_timeline_is_an_svg_resource_with_a_bar_per_step(server: Str
     svg = ET.fromstring(contents.text)
     assert svg.tag.endswith("svg")
     assert run_id in contents.text
+
+
+async def test_the_runs_index_gives_iso_times_and_an_unknown_cost_as_null(tmp_path: Any, fake_llm: Any) -> None:
+    """A model without a price (the test LLM has none): the index and the trace say null, as the CLI says unknown."""
+    from server_helpers import make_server
+
+    fake_llm.reset()
+    fake_llm.enqueue({"label": "happy"})
+    (tmp_path / "mood.stratum.yaml").write_text(
+        'version: "1"\ncontracts:\n  Mood:\n    label: {type: string}\nfunctions:\n  mood:\n    mode: infer\n'
+        "    intent: Say the mood.\n    input: {text: {type: string}}\n    output: Mood\nflows:\n  mood:\n"
+        "    input: {text: {type: string}}\n    steps: [{id: mood, function: mood, inputs: {text: $.input.text}}]\n",
+        encoding="utf-8",
+    )
+    server = make_server(tmp_path, model=fake_llm.model, api_base=fake_llm.url, api_key="test")
+    try:
+        async with Client(server, mode="legacy") as client:
+            result = await client.call_tool("mood", {"text": "sunny"})
+            assert not result.is_error, result.content
+            index = await read_json(client, "stratum://runs")
+            trace = await read_json(client, index["runs"][0]["uri"])
+    finally:
+        server.close()
+    [run] = index["runs"]
+    assert run["created_at_iso"].startswith(datetime.fromtimestamp(run["created_at"], tz=UTC).strftime("%Y-%m-%dT%H"))
+    assert run["finished_at_iso"] is not None
+    assert (run["cost_usd"], run["cost_unknown"]) == (None, True)
+    assert (trace["cost_usd"], trace["cost_unknown"]) == (None, True)
+    [step] = trace["steps"]
+    assert step["cost_usd"] is None and step["tokens_in"] > 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import xml.etree.ElementTree as ET
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -161,3 +162,48 @@ def test_show_writes_the_runs_timeline_as_svg(
 
     assert main(["runs", "show", "recent-ok", "--store", database, "--svg", "-"]) == 0
     assert ET.fromstring(capsys.readouterr().out).get("data-run-id") == "recent-ok"
+
+
+def test_the_run_list_says_when_each_run_started_in_local_time(
+    database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["runs", "--store", database]) == 0
+    out = capsys.readouterr().out
+    assert "started" in out
+    with SQLiteRunStore(database) as store:
+        run = store.get_run("recent-ok")
+    assert run is not None
+    shown = datetime.fromtimestamp(run.created_at).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    assert shown in out
+
+
+def test_show_of_a_failed_run_prints_its_error_and_the_rejected_attempts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "runs.db"
+    violation = "ensure: result.confidence > 0.7 (actual: result.confidence = 0.42)"
+    with SQLiteRunStore(path) as store:
+        store.create_run(
+            RunRecord(
+                run_id="bad",
+                flow="triage",
+                status="failed",
+                plan_hash="h",
+                plan_text="",
+                input={},
+                error={
+                    "type": "PostconditionFailed",
+                    "message": f"still not met after 2 attempts: {violation}",
+                    "step_id": "classify",
+                    "violations": [violation],
+                    "history": [[violation], [violation]],
+                },
+            )
+        )
+        store.upsert_step(StepRecord(run_id="bad", step_id="classify", kind="infer", status="failed", attempts=2))
+        for number in (1, 2):
+            store.add_attempt(AttemptRecord(run_id="bad", step_id="classify", number=number, violations=[violation]))
+    assert main(["runs", "show", "bad", "--store", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"failed: PostconditionFailed at step 'classify': still not met after 2 attempts: {violation}" in out
+    assert f"classify #1: {violation}" in out and f"classify #2: {violation}" in out
