@@ -213,10 +213,10 @@ class Trace(_Record):
         """The shape a person reads: run fields, then steps with their attempts and reviews nested inside.
 
         Times appear as epoch seconds and as ISO 8601 (`*_iso`); a cost that is not known (a model without a
-        price) is null, with `cost_unknown` (runs) or `attributes.cost_unknown` (steps) saying so; each attempt carries its OpenTelemetry attributes
-        under `otel`. Attempts or reviews whose step has no record go under `unattached_attempts` /
-        `unattached_reviews`, so nothing recorded is hidden. A step's attempt counter shows as `attempt_count`, since
-        `attempts` holds the records. The plan text is left out unless asked for.
+        price) is null, with `cost_unknown` (runs) or `attributes.cost_unknown` (steps) saying so; each attempt
+        carries its OpenTelemetry attributes under `otel`. Attempts or reviews whose step has no record go under
+        `unattached_attempts` / `unattached_reviews`, so nothing recorded is hidden. A step's attempt counter shows
+        as `attempt_count`, since `attempts` holds the records. The plan text is left out unless asked for.
         """
         out = _readable(self.run, exclude=None if include_plan_text else {"plan_text"})
         if self.run.cost_unknown:  # some model had no price: there is no total to tell (as the CLI says)
