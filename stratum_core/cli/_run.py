@@ -54,22 +54,46 @@ def _read_input(text: str) -> Any:
     return json.loads(text)
 
 
+_COLOURS = {"succeeded": "green", "skipped": "dim", "waiting": "yellow", "blocked": "yellow"}
+
+
 class _ProgressObserver(RunObserver):
-    def __init__(self, progress: Progress) -> None:
+    """The live display of `stratum run`: a row per step, nested ones too, each ending in its final state.
+
+    When the console is not a terminal (output piped or logged), no live display is drawn: each step that ends is
+    printed as one line, so a log holds no spinner frames.
+    """
+
+    def __init__(self, progress: Progress, console: Console) -> None:
         self.progress = progress
+        self.console = console
+        self.live = console.is_terminal
         self.tasks: dict[str, Any] = {}
+        self.kinds: dict[str, str] = {}
 
     async def step_started(self, run_id: str, step_id: str, kind: str) -> None:
-        self.tasks[step_id] = self.progress.add_task(f"{step_id} ({kind})", total=None)
+        self.kinds[step_id] = kind
+        if self.live:
+            self.tasks[step_id] = self.progress.add_task(f"{step_id} ({kind})", total=None)
+
+    async def step_ended(self, run_id: str, step_id: str, status: str) -> None:
+        if "." in step_id or "[" in step_id:  # nested: top-level steps end in step_finished, with the count
+            self._show(step_id, status, "")
 
     async def step_finished(self, run_id: str, step_id: str, status: str, done: int, total: int) -> None:
+        self._show(step_id, status, f" ({done}/{total})")
+
+    def _show(self, step_id: str, status: str, count: str) -> None:
+        colour = _COLOURS.get(status, "red")
+        kind = self.kinds.get(step_id)
+        label = f"{step_id}{f' ({kind})' if kind else ''}: [{colour}]{status}[/]{count}"
+        if not self.live:
+            self.console.print(label, highlight=False)
+            return
         task = self.tasks.get(step_id)
-        colour = {"succeeded": "green", "skipped": "dim", "waiting": "yellow"}.get(status, "red")
-        if task is None:
-            task = self.progress.add_task("", total=1)
-        self.progress.update(
-            task, description=f"[{colour}]{step_id}: {status}[/] ({done}/{total})", total=1, completed=1
-        )
+        if task is None:  # skipped or blocked: it never started
+            task = self.tasks[step_id] = self.progress.add_task("", total=1)
+        self.progress.update(task, description=label, total=1, completed=1)
 
 
 def _summary_table(trace: Trace) -> Table:
@@ -125,11 +149,16 @@ async def _execute(args: argparse.Namespace, console: Console, resume: bool) -> 
     exporters = otel_observers(args, store)
     try:
         with Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=False
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+            disable=not console.is_terminal,  # piped: one line per step instead (see _ProgressObserver)
         ) as progress:
-            sink = ConsoleReviewSink(console, live=progress)
+            sink = ConsoleReviewSink(console, live=progress if console.is_terminal else None)
             engine = Engine(store=store, config=config, review_sink=sink, observers=exporters)
-            result = await _run_or_resume(args, engine, _ProgressObserver(progress), resume)
+            result = await _run_or_resume(args, engine, _ProgressObserver(progress, console), resume)
     finally:
         for exporter in exporters:
             exporter.shutdown()
@@ -148,6 +177,8 @@ async def _run_or_resume(args: argparse.Namespace, engine: Engine, observer: Run
 
 def _run(args: argparse.Namespace, *, resume: bool = False) -> int:
     console = Console(stderr=True)
+    if not console.is_terminal:  # a log: wide enough that the summary table keeps step ids whole
+        console = Console(stderr=True, width=160)
     try:
         return anyio.run(_execute, args, console, resume)
     except PlanError as error:

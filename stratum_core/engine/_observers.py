@@ -44,6 +44,15 @@ class FanOut(RunObserver):
             except Exception:
                 self._failed(observer)
 
+    async def step_ended(self, run_id: str, step_id: str, status: str) -> None:
+        for observer in self.observers:
+            try:
+                await observer.step_ended(run_id, step_id, status)
+            except anyio.get_cancelled_exc_class():
+                raise
+            except Exception:
+                self._failed(observer)
+
     async def log(self, run_id: str, level: str, message: str) -> None:
         for observer in self.observers:
             try:

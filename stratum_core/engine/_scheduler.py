@@ -224,7 +224,7 @@ class FlowExecution:
         if step.when:
             for read in compile_expression(step.when).reads:
                 if read.root == "steps" and read.fields and read.fields[0] in scope.skipped:
-                    self._skip(path, step.kind, when=step.when, reads_skipped=read.fields[0])
+                    await self._skip(path, step, when=step.when, reads_skipped=read.fields[0])
                     raise SkippedInput(step.id)
             env = scope.expression_env()
             try:
@@ -233,7 +233,7 @@ class FlowExecution:
                 error.step_id = path
                 raise
             if not run_it:
-                self._skip(path, step.kind, when=step.when)
+                await self._skip(path, step, when=step.when)
                 raise SkippedInput(step.id)
         if isinstance(step, CallStep):
             return await self._run_call(step, path, scope)
@@ -242,14 +242,20 @@ class FlowExecution:
     def _record(self, record: StepRecord) -> None:
         self.run.store.upsert_step(record)
 
-    def _skip(self, path: str, kind: str, **why: Any) -> None:
+    async def _skip(self, path: str, step: Step | CallStep, **why: Any) -> None:
         """Record that the step at `path` did not run, and why (its `when`, or the skipped step it reads)."""
         now = time.time()
+        function: str | None = None
+        kind: str = step.kind
+        if isinstance(step, CallStep):  # the kind it would have run as, as a step that ran is recorded
+            function = step.flow or step.target
+            kind = "flow" if step.flow is not None else self.run.plan.functions[step.target].mode
         self._record(
             StepRecord(
                 run_id=self.run.run_id,
                 step_id=path,
                 kind=kind,
+                function=function,
                 status="skipped",
                 started_at=now,
                 finished_at=now,
@@ -257,12 +263,13 @@ class FlowExecution:
                 attributes=why,
             )
         )
+        await self.run.observer.step_ended(self.run.run_id, path, "skipped")
 
     async def _run_call(self, step: CallStep, path: str, scope: Scope) -> Any:
         try:
             inputs = resolve_binding(step.inputs, scope, step_id=path)
         except SkippedInput as skipped:
-            self._skip(path, step.kind, reads_skipped=skipped.step_id)
+            await self._skip(path, step, reads_skipped=skipped.step_id)
             raise
         if step.flow is not None:
             subflow = self.run.plan.flows[step.flow]
@@ -388,19 +395,24 @@ class FlowExecution:
                 raise envelope.timeout_error(step_id=path)
         except Pending as pause:
             finish("waiting", attributes_extra={"awaiting": [_awaiting(item) for item in pause.items]})
+            await self.run.observer.step_ended(self.run.run_id, path, "waiting")
             raise
         except RunError as error:
             if error.step_id is None:
                 error.step_id = path
             finish("failed", error=error.to_dict())
+            await self.run.observer.step_ended(self.run.run_id, path, "failed")
             raise
         except anyio.get_cancelled_exc_class():
             if anyio.current_time() >= envelope.deadline:  # an enclosing scope with the same deadline caught it
                 timeout = envelope.timeout_error(step_id=path)
                 finish("failed", error=timeout.to_dict())
+                with anyio.CancelScope(shield=True):
+                    await self.run.observer.step_ended(self.run.run_id, path, "failed")
                 raise timeout from None
             with anyio.CancelScope(shield=True):
                 finish("cancelled", error=RunCancelled("cancelled", step_id=path).to_dict())
+                await self.run.observer.step_ended(self.run.run_id, path, "cancelled")
             raise
         except SkippedInput:
             raise
@@ -410,8 +422,10 @@ class FlowExecution:
                 f"internal error: {type(cause).__name__}: {cause}", traceback=traceback.format_exc(), step_id=path
             )
             finish("failed", error=failure.to_dict())
+            await self.run.observer.step_ended(self.run.run_id, path, "failed")
             raise failure from error
         finish("succeeded", output=output)
+        await self.run.observer.step_ended(self.run.run_id, path, "succeeded")
         return output
 
     # -- groups -----------------------------------------------------------------------------------------------

@@ -186,6 +186,13 @@ class RunObserver:
     async def step_finished(self, run_id: str, step_id: str, status: str, done: int, total: int) -> None:
         """A step ended (succeeded, failed, skipped); `done` of `total` top-level steps are finished."""
 
+    async def step_ended(self, run_id: str, step_id: str, status: str) -> None:
+        """Any step ended, nested ones too (`reviews.security`, `files[2]`).
+
+        `status` is succeeded, failed, skipped, waiting or cancelled. Top-level steps are also told with
+        `step_finished`, which counts them.
+        """
+
     async def log(self, run_id: str, level: str, message: str) -> None:
         """A log line about the run."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -182,3 +183,86 @@ def test_force_model_with_a_model_name_runs_every_step_on_it(
     )  # fmt: skip
     assert code == 0, capsys.readouterr().err
     assert [request["model"] for request in fake_llm.requests] == ["fake-llm"]
+
+
+GROUP_PLAN = """
+version: "1"
+contracts:
+  Note:
+    text: {type: string}
+functions:
+  note:
+    mode: infer
+    intent: Write a note.
+    input: {topic: {type: string}}
+    output: Note
+  shout:
+    mode: compute
+    input: {text: {type: string}}
+    output: {type: string}
+    expr: "text.upper()"
+flows:
+  notes:
+    input: {topic: {type: string}}
+    steps:
+      - id: reviews
+        parallel:
+          steps:
+            - {id: first, function: note, inputs: {topic: $.input.topic}}
+            - {id: second, function: note, inputs: {topic: $.input.topic}}
+      - id: never
+        function: shout
+        when: "len(input.topic) > 100"
+        inputs: {text: $.input.topic}
+    result: $.steps.reviews.output
+"""
+SPINNER_FRAMES = set("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏")
+
+
+def test_with_output_piped_each_step_is_one_line_and_no_spinner_frame_is_printed(
+    tmp_path: Path, fake_llm: FakeLLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = tmp_path / "notes.stratum.yaml"
+    plan.write_text(GROUP_PLAN, encoding="utf-8")
+    fake_llm.add_rule(lambda body: True, {"text": "ok"})
+    code = run_cli(
+        "run", str(plan), "notes", "--input", '{"topic": "tea"}', "--model", fake_llm.model, "--api-base",
+        fake_llm.url, "--store", str(tmp_path / "runs.db"),
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert not SPINNER_FRAMES & set(err), err
+    lines = err.splitlines()
+    assert "reviews.first (infer): succeeded" in lines and "reviews.second (infer): succeeded" in lines
+    assert {"reviews (parallel): succeeded (1/2)", "reviews (parallel): succeeded (2/2)"} & set(lines)
+    assert {"never: skipped (1/2)", "never: skipped (2/2)"} & set(lines)
+
+
+async def test_at_a_terminal_every_row_nested_ones_too_ends_in_its_final_state(fake_llm: FakeLLM) -> None:
+    from io import StringIO
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from stratum_core.cli._run import _ProgressObserver
+    from stratum_core.engine import Engine, EngineConfig
+    from stratum_core.plan import load_plan_text
+    from stratum_core.store import MemoryRunStore
+
+    fake_llm.add_rule(lambda body: True, {"text": "ok"})
+    console = Console(file=StringIO(), force_terminal=True, width=100)
+    engine = Engine(store=MemoryRunStore(), config=EngineConfig(model=fake_llm.model, api_base=fake_llm.url))
+    with Progress(console=console) as progress:
+        observer = _ProgressObserver(progress, console)
+        result = await engine.run(load_plan_text(GROUP_PLAN), "notes", {"topic": "tea"}, observer=observer)
+    assert result.status == "succeeded", result.error
+    rows = {re.sub(r" \(\d/2\)$", "", task.description): task.finished for task in progress.tasks}
+    assert rows == {
+        "reviews.first (infer): [green]succeeded[/]": True,
+        "reviews.second (infer): [green]succeeded[/]": True,
+        "reviews (parallel): [green]succeeded[/]": True,
+        "never: [dim]skipped[/]": True,
+    }
+    trace = engine.store.get_trace(result.run_id)
+    assert trace is not None
+    assert {step.step_id: step.kind for step in trace.steps}["never"] == "compute"  # its real kind, not 'call'
