@@ -52,7 +52,9 @@ def _resolve(target: str, search_path: tuple[str, ...]) -> Callable[..., Any]:
             missing = error.name or module_name
             raise CallTargetError(
                 f"cannot import '{module_name}': no module named '{missing}'",
-                "modules are looked up beside the plan file, then in its `python_path` folders, then on sys.path",
+                "modules are looked up beside the plan file, then in its `python_path` folders, then on sys.path"
+                if len(search_path) > 1
+                else "modules are looked up beside the plan file, then on sys.path",
             ) from error
         except (Exception, SystemExit) as error:  # the plan owner's module failed at import: isolate it
             raise CallTargetError(f"importing '{module_name}' failed: {type(error).__name__}: {error}") from error

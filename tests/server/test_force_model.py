@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -41,6 +40,7 @@ def test_the_force_model_variable_sets_the_model_and_forces_it() -> None:
 
 async def test_a_served_plan_that_pins_a_model_runs_on_the_forced_one(tmp_path: Path, fake_llm: FakeLLM) -> None:
     (tmp_path / "mood.stratum.yaml").write_text(PLAN, encoding="utf-8")
+    fake_llm.reset()
     fake_llm.enqueue({"label": "happy"})
     env = server_env()  # no STRATUM_MODEL: only the flag names a model
     env["STRATUM_API_KEY"] = "test"
@@ -57,4 +57,4 @@ async def test_a_served_plan_that_pins_a_model_runs_on_the_forced_one(tmp_path: 
         result = await client.call_tool("mood", {"text": "sunny"})
     assert not result.is_error, result.content
     assert result.structured_content == {"label": "happy"}
-    assert [json.loads(json.dumps(r))["model"] for r in fake_llm.requests] == ["fake-llm"]
+    assert {request["model"] for request in fake_llm.requests} == {"fake-llm"}
