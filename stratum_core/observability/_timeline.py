@@ -2,7 +2,8 @@
 
 One row per step (a step, then the steps nested in it, indented; siblings in start order), a bar per step on a
 shared time axis, so parallel branches stand side by side in time. Inside a bar, a segment per LLM attempt (failed
-ones in another colour) and a tick where a retry began; a hatched span where the run waited for a person. Tokens,
+ones in another colour) and a tick where a retry began (the samples of a quorum side by side are not retries); a
+hatched span where the run waited for a person. Tokens,
 cost and attempts per step on the right; flow, run id, status and totals in the title; a legend at the bottom.
 
 Every element a reader (or a test) may look for carries a class: `step-bar` (with `data-step`), `attempt`,
@@ -11,6 +12,7 @@ Every element a reader (or a test) may look for carries a class: `step-bar` (wit
 
 from __future__ import annotations
 
+import math
 import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
@@ -44,6 +46,7 @@ _STATUS_COLOURS = {
 _ATTEMPT_OK = "#1f5c3d"
 _ATTEMPT_FAILED = "#f28e2b"
 _RETRY = "#a4161a"
+_GROUP = "#57606a"
 _WAIT_STROKE = "#c98a00"
 _TEXT = "#1f2328"
 _MUTED = "#656d76"
@@ -104,9 +107,23 @@ def _tick_label(seconds: float, step: float) -> str:
     return f"{_fmt_num(seconds / 86400)} d"
 
 
-def _cost(value: float, unknown: bool) -> str:
-    text = f"${value:.4f}" if value >= 0.0001 or value == 0 else f"${value:.6f}"
-    return f"≥{text} (some unpriced)" if unknown else text
+def _money(value: float) -> str:
+    """Dollars with two significant digits below a cent ('$0.00042'), cents above ('$1.50'), '$0' for nothing."""
+    if value <= 0:
+        return "$0"
+    if value < 0.000001:
+        return "<$0.000001"
+    decimals = min(max(2, 1 - math.floor(math.log10(value))), 6)
+    return f"${value:.{decimals}f}"
+
+
+def _cost(value: float, unknown: bool, *, short: bool = False) -> str:
+    """A cost as people read it: unknown when a model had no price (at least what the priced calls cost)."""
+    if unknown and value <= 0:
+        return "cost unknown" if short else "cost unknown (no price for the model)"
+    if unknown:
+        return f"≥{_money(value)}" if short else f"≥{_money(value)} (some calls unpriced)"
+    return _money(value)
 
 
 def _fit(text: str, width: float) -> str:
@@ -196,7 +213,7 @@ def _step_stats(node: StepNode) -> str:
     if step.tokens_in or step.tokens_out:
         parts.append(f"{step.tokens_in + step.tokens_out:,} tok")
     if step.cost_usd or step.attributes.get("cost_unknown"):
-        parts.append(_cost(step.cost_usd, bool(step.attributes.get("cost_unknown"))).split(" ")[0])
+        parts.append(_cost(step.cost_usd, bool(step.attributes.get("cost_unknown")), short=True))
     if step.attributes.get("cache_hit"):
         parts.append("cache hit")
     decision = step.attributes.get("decision")
@@ -298,20 +315,29 @@ def _row(svg: _Svg, layout: _Layout, node: StepNode, y: float, index: int, run_e
     colour = _STATUS_COLOURS.get(step.status, _STATUS_COLOURS["running"])
     x, width = layout.bar(node.start, node.end)
     is_group = step.kind in _GROUP_KINDS
-    if is_group:  # a group is a bracket over the rows of its steps
+    if is_group:  # a group is a bracket over the rows of its steps: a thin bar with end ticks, in slate
         bar = svg.add(
             group,
             "rect",
             x=x,
-            y=y + 6,
+            y=y + 9,
             width=width,
-            height=6.0,
-            rx=2.0,
-            fill=colour,
-            opacity=0.55,
+            height=4.0,
+            fill=_GROUP,
             class_="step-bar group",
             data_step=step.step_id,
         )
+        for end_x in (x, x + width):
+            svg.add(group, "line", x1=end_x, y1=y + 6, x2=end_x, y2=y + 18, stroke=_GROUP, stroke_width=2.0)
+        svg.add(
+            group,
+            "circle",
+            cx=round(x + width, 2),
+            cy=y + 11,
+            r=3.5,
+            fill=colour,
+            class_="group-status",
+        )  # how the group ended, in the status colours
     else:
         bar = svg.add(
             group,
@@ -322,7 +348,7 @@ def _row(svg: _Svg, layout: _Layout, node: StepNode, y: float, index: int, run_e
             height=float(_BAR_H),
             rx=3.0,
             fill=colour,
-            opacity=0.45 if node.attempts else 0.85,
+            opacity=0.85,
             class_="step-bar",
             data_step=step.step_id,
         )
@@ -391,13 +417,14 @@ def _row(svg: _Svg, layout: _Layout, node: StepNode, y: float, index: int, run_e
         )
         why = "; ".join(attempt.violations) or attempt.error or "accepted"
         tokens = f"{attempt.tokens_in} in / {attempt.tokens_out} out tokens"
+        what = {"quorum": "quorum sample", "sample": "sample"}.get(attempt.kind, "attempt")
         svg.add(
             segment,
             "title",
-            f"attempt {attempt.number} ({attempt.model}, {tokens}, "
+            f"{what} {attempt.number} ({attempt.model}, {tokens}, "
             f"{_duration((attempt.duration_ms or 0) / 1000)}): {why}",
         )
-        if attempt.number > 1 or attempt.retry_reason:
+        if attempt.retry_reason:  # asked again with feedback; the samples of a quorum run side by side instead
             mark = svg.add(
                 group,
                 "line",
@@ -417,7 +444,7 @@ def _row(svg: _Svg, layout: _Layout, node: StepNode, y: float, index: int, run_e
             )
 
     duration = _duration(node.end - node.start)
-    end_x = x + width
+    end_x = x + width + (4 if is_group else 0)  # clear of a group's status dot
     if end_x + 6 + len(duration) * 5.6 <= layout.x1:
         svg.add(group, "text", duration, x=round(end_x + 4, 2), y=y + 17, font_size=10, fill=_MUTED, class_="duration")
     stats = _step_stats(node)
@@ -439,7 +466,7 @@ _LEGEND = (
     ("failed", "rect", _STATUS_COLOURS["failed"]),
     ("cancelled", "rect", _STATUS_COLOURS["cancelled"]),
     ("skipped", "rect", _STATUS_COLOURS["skipped"]),
-    ("group of steps", "group", _STATUS_COLOURS["succeeded"]),
+    ("group of steps", "group", _GROUP),
     ("LLM attempt", "rect", _ATTEMPT_OK),
     ("failed attempt", "rect", _ATTEMPT_FAILED),
     ("retry", "tick", _RETRY),
@@ -458,7 +485,9 @@ def _legend(svg: _Svg, top: float, width: float) -> float:
         if shape == "rect":
             svg.add(legend, "rect", x=x, y=y, width=14.0, height=10.0, rx=2.0, fill=colour)
         elif shape == "group":
-            svg.add(legend, "rect", x=x, y=y + 2, width=14.0, height=6.0, rx=2.0, fill=colour, opacity=0.55)
+            svg.add(legend, "rect", x=x, y=y + 3, width=14.0, height=4.0, fill=colour)
+            for end_x in (x, x + 14):
+                svg.add(legend, "line", x1=end_x, y1=y, x2=end_x, y2=y + 10, stroke=colour, stroke_width=2.0)
         elif shape == "tick":
             svg.add(legend, "line", x1=x + 7, y1=y - 2, x2=x + 7, y2=y + 12, stroke=colour, stroke_width=2.0)
         else:

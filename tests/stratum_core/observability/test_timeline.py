@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -155,3 +156,93 @@ def test_a_run_with_no_steps_still_renders() -> None:
     root = ET.fromstring(render_timeline_svg(Trace(run=run, steps=[], attempts=[], reviews=[])))
     assert bars(root) == {}
     assert "no steps recorded" in texts(root) and "ConfigurationError" in texts(root)
+
+
+def _quorum_trace(*, cost: float, unknown: bool) -> Trace:
+    from stratum_core.store import AttemptRecord, StepRecord
+
+    t0 = 1_700_000_000.0
+    run = RunRecord(
+        run_id="q",
+        flow="rate",
+        status="succeeded",
+        plan_hash="h",
+        plan_text="",
+        input={},
+        created_at=t0,
+        finished_at=t0 + 2,
+        duration_ms=2000,
+        cost_usd=cost,
+        cost_unknown=unknown,
+    )
+    step = StepRecord(
+        run_id="q",
+        step_id="severity",
+        kind="infer",
+        status="succeeded",
+        started_at=t0,
+        finished_at=t0 + 2,
+        attempts=4,
+        cost_usd=cost,
+        attributes={"cost_unknown": True} if unknown else {},
+    )
+    samples = [
+        AttemptRecord(run_id="q", step_id="severity", number=n, kind="quorum", started_at=t0, duration_ms=900)
+        for n in (1, 2, 3)
+    ]
+    retried = AttemptRecord(
+        run_id="q",
+        step_id="severity",
+        number=4,
+        kind="quorum",
+        started_at=t0 + 1,
+        duration_ms=900,
+        retry_reason="ensure: result.level != ''",
+    )
+    return Trace(run=run, steps=[step], attempts=[*samples, retried], reviews=[])
+
+
+def test_the_samples_of_a_quorum_are_not_drawn_as_retries_but_a_retry_within_one_is() -> None:
+    root = ET.fromstring(render_timeline_svg(_quorum_trace(cost=0.0, unknown=False)))
+    assert len(elements(root, "rect", "attempt")) == 4
+    assert [mark.get("data-attempt") for mark in elements(root, "line", "retry-mark")] == ["4"]
+    titles = [title.text or "" for title in root.iter(f"{NS}title")]
+    assert any(title.startswith("quorum sample 2 ") for title in titles)
+
+
+@pytest.mark.parametrize(
+    ("cost", "unknown", "header", "stats"),
+    [
+        (0.0, True, "cost unknown (no price for the model)", "cost unknown"),
+        (0.00042, False, "$0.00042", "$0.00042"),
+        (0.0000004, False, "<$0.000001", "<$0.000001"),
+        (0.0123, True, "≥$0.012 (some calls unpriced)", "≥$0.012"),
+        (1.5, False, "$1.50", "$1.50"),
+    ],
+    ids=["unknown", "tiny", "below-a-millionth", "partly-unknown", "dollars"],
+)
+def test_costs_are_shown_readably_tiny_and_unknown_ones_too(
+    cost: float, unknown: bool, header: str, stats: str
+) -> None:
+    root = ET.fromstring(render_timeline_svg(_quorum_trace(cost=cost, unknown=unknown)))
+    subtitle = texts(root)
+    assert header in subtitle
+    assert re.search(r"\$0\.0+(?![0-9])", subtitle) is None  # never a run of zeros that says nothing
+    (stat,) = elements(row(root, "severity"), "text", "stats")
+    assert stats in "".join(stat.itertext())
+
+
+def test_group_bars_have_their_own_colour_the_legend_shows_and_steps_keep_the_status_colours(
+    example_trace: Trace,
+) -> None:
+    from stratum_core.observability._timeline import _STATUS_COLOURS
+
+    root = ET.fromstring(render_timeline_svg(example_trace))
+    drawn = bars(root)
+    group_fill = drawn["reviews"].get("fill")
+    assert group_fill not in _STATUS_COLOURS.values()
+    assert {drawn[s].get("fill") for s in drawn if s != "reviews"} <= set(_STATUS_COLOURS.values())
+    legend = elements(root, "g", "legend")[0]
+    swatches = [(e.get("fill"), e.get("opacity")) for e in legend.iter(f"{NS}rect")]
+    assert (group_fill, None) in swatches
+    assert all(drawn[s].get("opacity") in (None, "0.85") for s in drawn if s != "reviews")
