@@ -3,7 +3,7 @@
 One row per step (a step, then the steps nested in it, indented; siblings in start order), a bar per step on a
 shared time axis, so parallel branches stand side by side in time. Inside a bar, a segment per LLM attempt (failed
 ones in another colour) and a tick where a retry began (the samples of a quorum side by side are not retries); a
-hatched span where the run waited for a person. Tokens,
+hatched span where the run waited for a person. Groups are slate brackets with a dot in their status colour. Tokens,
 cost and attempts per step on the right; flow, run id, status and totals in the title; a legend at the bottom.
 
 Every element a reader (or a test) may look for carries a class: `step-bar` (with `data-step`), `attempt`,
