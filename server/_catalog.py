@@ -45,6 +45,7 @@ __all__ = [
     "PlanEntry",
     "PlanFolder",
     "argument_errors",
+    "flow_title",
     "tool_name_for",
 ]
 
@@ -237,6 +238,14 @@ def _asks_people(plan: Plan, flow: Flow) -> bool:
     return any(isinstance(plan.functions.get(name), HumanFunction) for name in _reachable_functions(plan, flow))
 
 
+def flow_title(flow: Flow) -> str:
+    """A flow's title for people: its `title:`, else its name in words ('review_code' -> 'Review code')."""
+    if flow.title:
+        return flow.title
+    words = re.sub(r"[_\-.\s]+", " ", flow.name).strip() or flow.name
+    return words[:1].upper() + words[1:]
+
+
 def _description(plan: Plan, flow: Flow, path: Path) -> str:
     text = flow.description or flow.title or plan.description or f"Run the flow '{flow.name}'."
     text = text.strip()
@@ -271,7 +280,7 @@ def build_tool(name: str, plan_name: str, path: Path, plan: Plan, flow: Flow) ->
     """The tool serving `flow` of `plan` under `name`."""
     input_schema = fields_schema(flow.input, plan.contracts)
     output_schema, wraps = _output_schema(plan, flow)
-    title = flow.title
+    title = flow_title(flow)
     tool = types.Tool(
         name=name,
         title=title,

@@ -172,3 +172,17 @@ def test_argument_errors_give_one_line_per_offending_field() -> None:
         {"type": "object", "properties": {"a": {"type": "object", "properties": {"b": {"type": "integer"}}}}}
     )
     assert argument_errors(nested, {"a": {"b": "x"}}) == ["a.b: 'x' is not of type 'integer'"]
+
+
+def test_a_flow_without_a_title_gets_one_from_its_name_and_a_written_one_wins(tmp_path: Path) -> None:
+    write_plan(tmp_path, "titles", {"review_code": "Review a diff.", "plain": "p"})
+    folder = PlanFolder(tmp_path)
+    folder.scan()
+    tools = folder.catalog.tools
+    assert tools["review_code"].tool.title == "Review code"
+    assert tools["review_code"].tool.annotations is not None
+    assert tools["review_code"].tool.annotations.title == "Review code"
+    assert tools["plain"].tool.title == "Plain"
+    repo = PlanFolder(REPO_PLANS)
+    repo.scan()
+    assert all(tool.tool.title for tool in repo.catalog.tools.values())
