@@ -43,6 +43,7 @@ from server._adhoc import (
 )
 from server._agent_steps import STEP_DONE_INPUT, STEP_DONE_TOOL, STEP_DONE_TOOL_DEF
 from server._catalog import FlowTool, PlanFolder, PlanLoader, argument_errors
+from server._completions import Completions
 from server._config import INFER_VIA_DESCRIPTIONS, ServerConfig
 from server._elicitation import (
     REVIEW_INPUT_KEY,
@@ -58,6 +59,7 @@ from server._elicitation import (
     reviewer_of,
 )
 from server._hub import LOG_LEVELS, Hub
+from server._prompts import Prompts
 from server._resources import Resources
 from server._results import (
     error_result,
@@ -262,6 +264,8 @@ class StratumServer(Server[Any]):
         self.folder = folder
         self.hub = Hub()
         self.resources = Resources(store)
+        self.prompts = Prompts(store)
+        self.completions = Completions(store, self.prompts)
         self.executors = Executors(config.resolved_infer_via)
         self._reload_lock = anyio.Lock()
         with warnings.catch_warnings():
@@ -281,6 +285,9 @@ class StratumServer(Server[Any]):
                 on_unsubscribe_resource=self._unsubscribe,
                 on_subscriptions_listen=ListenHandler(self.hub.bus),
                 on_set_logging_level=self._set_level,
+                on_list_prompts=self._list_prompts,
+                on_get_prompt=self._get_prompt,
+                on_completion=self._complete,
             )
         security = RequestStateSecurity(keys=[state_key], ttl=config.review_ttl)
         self.middleware.append(RequestStateBoundary(security, default_audience=config.name))
@@ -294,8 +301,10 @@ class StratumServer(Server[Any]):
         experimental_capabilities: dict[str, dict[str, Any]] | None = None,
         extensions: dict[str, dict[str, Any]] | None = None,
     ) -> InitializationOptions:
-        """Advertise `listChanged` for tools and resources on every transport (HTTP calls this with no arguments)."""
-        options = notification_options or NotificationOptions(tools_changed=True, resources_changed=True)
+        """Advertise `listChanged` for tools, resources and prompts on every transport (HTTP calls this with none)."""
+        options = notification_options or NotificationOptions(
+            tools_changed=True, resources_changed=True, prompts_changed=True
+        )
         return super().create_initialization_options(options, experimental_capabilities, extensions)
 
     async def reload(self) -> bool:
@@ -306,6 +315,7 @@ class StratumServer(Server[Any]):
             logger.info("plans changed: serving %d tool(s)", len(self.folder.catalog.tools))
             await self.hub.tools_changed()
             await self.hub.resources_changed()
+            await self.hub.prompts_changed()
         return changed
 
     async def watch_plans(self) -> None:
@@ -345,6 +355,23 @@ class StratumServer(Server[Any]):
         except Exception:
             logger.exception("%s failed", ctx.method)
             raise MCPError(code=types.INTERNAL_ERROR, message="Internal error (see the server log)") from None
+
+    # -- prompts and completions (server/_prompts.py, server/_completions.py) ------------------------------------------
+
+    async def _list_prompts(
+        self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListPromptsResult:
+        return self.prompts.list(self.folder.catalog)
+
+    async def _get_prompt(
+        self, ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams
+    ) -> types.GetPromptResult:
+        return await anyio.to_thread.run_sync(self.prompts.get, self.folder.catalog, params.name, params.arguments)
+
+    async def _complete(
+        self, ctx: ServerRequestContext[Any, Any], params: types.CompleteRequestParams
+    ) -> types.CompleteResult:
+        return await anyio.to_thread.run_sync(self.completions.complete, self.folder.catalog, params)
 
     # -- tools ---------------------------------------------------------------------------------------------------------
 

@@ -17,7 +17,13 @@ import mcp.types as types
 from mcp.server.connection import Connection
 from mcp.server.session import ServerSession
 from mcp.server.subscriptions import InMemorySubscriptionBus
-from mcp.shared.subscriptions import ResourcesListChanged, ResourceUpdated, ServerEvent, ToolsListChanged
+from mcp.shared.subscriptions import (
+    PromptsListChanged,
+    ResourcesListChanged,
+    ResourceUpdated,
+    ServerEvent,
+    ToolsListChanged,
+)
 from mcp.types.version import MODERN_PROTOCOL_VERSIONS
 
 __all__ = ["LOG_LEVELS", "Hub", "connection_of"]
@@ -120,6 +126,11 @@ class Hub:
         """Announce a changed tool list to every client."""
         await self._each("send_tool_list_changed")
         await self._publish(ToolsListChanged())
+
+    async def prompts_changed(self) -> None:
+        """Announce a changed prompt list (a prompt per flow) to every client."""
+        await self._each("send_prompt_list_changed")
+        await self._publish(PromptsListChanged())
 
     async def resources_changed(self) -> None:
         """Announce a changed resource list (new runs, changed plans) to every client."""

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,9 +34,18 @@ def _core_commands() -> list[Command]:
     return [validate, *run_commands, export, optimize, install_local]
 
 
+def version() -> str:
+    """The installed version of the `stratum` distribution ('unknown' when it is not installed)."""
+    try:
+        return importlib.metadata.version("stratum")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser(extra: Sequence[Command] = ()) -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     """The argument parser for `stratum`, with the core commands and `extra` ones."""
     parser = argparse.ArgumentParser(prog="stratum", description="Typed, checked, budgeted LLM flows.")
+    parser.add_argument("--version", action="version", version=f"stratum {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands: dict[str, Command] = {}
     for command in [*_core_commands(), *extra]:

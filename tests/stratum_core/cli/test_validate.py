@@ -156,3 +156,10 @@ def test_strict_lists_every_run_time_check_as_a_warning_and_the_plan_stays_valid
     assert main(["validate", "--strict", "--format", "json", "checks.stratum.yaml"]) == 0
     entries = json.loads(capsys.readouterr().out)
     assert [(entry["severity"], entry["line"]) for entry in entries] == [("warning", 12), ("warning", 18)]
+
+
+def test_stratum_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.metadata
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"stratum {importlib.metadata.version('stratum')}\n"
