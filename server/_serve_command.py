@@ -157,10 +157,7 @@ def _run(args: argparse.Namespace) -> int:
             exporter.shutdown()
         server.close()
     if interrupted:
-        # The SDK's stdio transport reads stdin in a worker thread that only a line of input would release; at a
-        # terminal nobody sends one, so end the process here rather than wait for Enter.
         print("stratum serve: stopped", file=sys.stderr, flush=True)
-        os._exit(0)
     return 0
 
 

@@ -13,12 +13,13 @@ import json
 import logging
 import socket
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, cast
 
 from mcp.server.stdio import stdio_server
 from mcp.server.transport_security import TransportSecuritySettings
 
 from server._app import StratumServer
+from server._stdin import claimed_stdin
 
 __all__ = ["BearerToken", "serve_http", "serve_stdio", "transport_security"]
 
@@ -35,9 +36,13 @@ _LOCAL_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
 
 
 async def serve_stdio(server: StratumServer) -> None:
-    """Serve one client over stdin/stdout until it closes stdin; plans are watched meanwhile."""
-    async with server.running(), stdio_server() as (read_stream, write_stream):
-        await server.run(read_stream, write_stream, server.create_initialization_options())
+    """Serve one client over stdin/stdout until it closes stdin or the process is interrupted.
+
+    Plans are watched meanwhile. Stdin is read by a daemon thread, so an interrupted server never waits for a line.
+    """
+    with claimed_stdin() as lines:
+        async with server.running(), stdio_server(stdin=cast(Any, lines)) as (read_stream, write_stream):
+            await server.run(read_stream, write_stream, server.create_initialization_options())
 
 
 def transport_security(host: str) -> TransportSecuritySettings:

@@ -3,6 +3,7 @@ Ctrl-C stops it (a real process whose stdin is a pseudo-terminal)."""
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import signal
@@ -39,6 +40,10 @@ def test_serve_at_a_terminal_explains_itself_and_stops_on_the_first_ctrl_c() -> 
             said.append(line)
             if "press Ctrl-C to stop" in line:
                 break
+        # Someone types at the terminal (here: a ping); once it is answered, stdin is being read for the next line.
+        os.write(leader, b'{"jsonrpc": "2.0", "id": 1, "method": "ping"}\n')
+        assert process.stdout is not None
+        pong = json.loads(process.stdout.readline())
         process.send_signal(signal.SIGINT)  # once
         rest, tail = process.communicate()
         said.append(tail)
@@ -51,4 +56,6 @@ def test_serve_at_a_terminal_explains_itself_and_stops_on_the_first_ctrl_c() -> 
     assert "an MCP client starts it" in text
     assert f"claude mcp add stratum -- {stratum} serve --plans {TEST_PLANS.resolve()}" in text
     assert "stratum serve --http 127.0.0.1:8765" in text
-    assert rest == ""  # stdout carries only the protocol: nothing was written to it
+    assert pong == {"jsonrpc": "2.0", "id": 1, "result": {}}
+    assert all(json.loads(line) for line in rest.splitlines())  # stdout carries only the protocol
+    assert "stratum serve: stopped" in text

@@ -1,0 +1,81 @@
+"""Standard input for the stdio transport, read in a daemon thread.
+
+The SDK reads stdin in an anyio worker thread, which nothing can interrupt: a server told to stop (Ctrl-C at a
+terminal, SIGINT from a client that keeps stdin open) waits for one more line before it can exit. Here the lines
+are read by a daemon thread and handed to the event loop; stopping abandons the read, and the process ends.
+
+As the SDK does, file descriptor 0 is pointed at the null device while serving (so code run by a step cannot read the
+protocol's input) and restored afterwards; the protocol is read from a private duplicate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import BinaryIO
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+__all__ = ["DaemonLines", "claimed_stdin"]
+
+
+class DaemonLines:
+    """The lines of a binary stream as text (UTF-8, bad bytes replaced), read by a daemon thread, until EOF."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self._send: MemoryObjectSendStream[str]
+        self._receive: MemoryObjectReceiveStream[str]
+        self._send, self._receive = anyio.create_memory_object_stream[str](1)
+        self.started = False
+        self.finished = threading.Event()
+
+    def _read(self, token: anyio.lowlevel.EventLoopToken) -> None:
+        try:
+            while True:
+                line = self._raw.readline()
+                if not line:
+                    break
+                anyio.from_thread.run(self._send.send, line.decode("utf-8", errors="replace"), token=token)
+            with contextlib.suppress(Exception):
+                anyio.from_thread.run_sync(self._send.close, token=token)
+        except Exception:  # the event loop ended or the stream is closed: nobody reads these lines any more
+            pass
+        finally:
+            self.finished.set()
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self
+
+    async def __anext__(self) -> str:
+        if not self.started:
+            self.started = True
+            token = anyio.lowlevel.current_token()
+            threading.Thread(target=self._read, args=(token,), name="stratum stdin", daemon=True).start()
+        try:
+            return await self._receive.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+
+@contextlib.contextmanager
+def claimed_stdin() -> Iterator[DaemonLines]:
+    """Stdin's lines for the protocol, with fd 0 on the null device meanwhile (restored on exit)."""
+    private = os.dup(0)
+    null = os.open(os.devnull, os.O_RDONLY)
+    try:
+        os.dup2(null, 0)
+    finally:
+        os.close(null)
+    lines = DaemonLines(os.fdopen(private, "rb", closefd=False))
+    try:
+        yield lines
+    finally:
+        os.dup2(private, 0)
+        if lines.finished.is_set() or not lines.started:  # else the daemon thread may still block on it
+            os.close(private)
