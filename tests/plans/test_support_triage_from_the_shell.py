@@ -51,6 +51,7 @@ def stratum(*args: str, cwd: Path, llm: FakeLLM) -> subprocess.CompletedProcess[
         "STRATUM_MODEL": llm.model,
         "STRATUM_API_BASE": llm.url,
         "STRATUM_API_KEY": "test",
+        "STRATUM_PRICES": f"{llm.model}=0.1,0.4",  # the plan has cost budgets: the test LLM needs a price
     }
     env.pop("PYTHONPATH", None)
     return subprocess.run(

@@ -135,12 +135,20 @@ async def test_a_run_timeline_is_an_svg_resource_with_a_bar_per_step(server: Str
     assert run_id in contents.text
 
 
-async def test_the_runs_index_gives_iso_times_and_an_unknown_cost_as_null(tmp_path: Any, fake_llm: Any) -> None:
-    """A model without a price (the test LLM has none): the index and the trace say null, as the CLI says unknown."""
+async def test_the_runs_index_gives_iso_times_and_an_unknown_cost_as_null(tmp_path: Any) -> None:
+    """A model without a price: the index and the trace say null, as the CLI says unknown."""
+    import uuid
+
+    from stratum_core.testing import FakeLLM
+
+    with FakeLLM(model_name=f"unpriced-{uuid.uuid4().hex[:8]}") as fake_llm:
+        fake_llm.enqueue({"label": "happy"})
+        await _run_mood_and_read(tmp_path, fake_llm)
+
+
+async def _run_mood_and_read(tmp_path: Any, fake_llm: Any) -> None:
     from server_helpers import make_server
 
-    fake_llm.reset()
-    fake_llm.enqueue({"label": "happy"})
     (tmp_path / "mood.stratum.yaml").write_text(
         'version: "1"\ncontracts:\n  Mood:\n    label: {type: string}\nfunctions:\n  mood:\n    mode: infer\n'
         "    intent: Say the mood.\n    input: {text: {type: string}}\n    output: Mood\nflows:\n  mood:\n"
