@@ -201,14 +201,14 @@ class SequentialFlowExecution(FlowExecution):
     async def _log(self, message: str) -> None:
         await self.run.observer.log(self.run.run_id, "info", message)
 
-    def _when_allows(self, step: Step, path: str) -> None:
+    async def _when_allows(self, step: Step, path: str) -> None:
         """Raise SkippedInput when the step's `when` is false or reads a skipped step (as `run_step` does)."""
         if not step.when:
             return
         expression = compile_expression(step.when)
         for read in expression.reads:
             if read.root == "steps" and read.fields and read.fields[0] in self.scope.skipped:
-                self._skip(path, step.kind, when=step.when, reads_skipped=read.fields[0])
+                await self._skip(path, step, when=step.when, reads_skipped=read.fields[0])
                 raise SkippedInput(step.id)
         try:
             allowed = bool(expression.evaluate(self.scope.expression_env()))
@@ -216,7 +216,7 @@ class SequentialFlowExecution(FlowExecution):
             error.step_id = path
             raise
         if not allowed:
-            self._skip(path, step.kind, when=step.when)
+            await self._skip(path, step, when=step.when)
             raise SkippedInput(step.id)
 
     async def _run(self, step: Step, path: str, route: StepRoute | None) -> Any:
@@ -277,11 +277,11 @@ class SequentialFlowExecution(FlowExecution):
             if completed.status == "skipped":
                 raise SkippedInput(step.id)
             return completed.output
-        self._when_allows(step, path)
+        await self._when_allows(step, path)
         try:
             inputs = resolve_binding(step.inputs, self.scope, step_id=path)
         except SkippedInput as skipped:
-            self._skip(path, step.kind, reads_skipped=skipped.step_id)
+            await self._skip(path, step, reads_skipped=skipped.step_id)
             raise
         name = step.target
         criterion = compile_expression(route.exit_criterion) if route.exit_criterion else None
@@ -326,11 +326,11 @@ class SequentialFlowExecution(FlowExecution):
             if completed.status == "skipped":
                 raise SkippedInput(step.id)
             return completed.output
-        self._when_allows(step, path)
+        await self._when_allows(step, path)
         try:
             tasks = resolve_binding(dispatch.source, self.scope, step_id=path)
         except SkippedInput as skipped:
-            self._skip(path, step.kind, reads_skipped=skipped.step_id)
+            await self._skip(path, step, reads_skipped=skipped.step_id)
             raise
         if isinstance(tasks, Mapping) and isinstance(tasks.get("tasks"), list):
             tasks = tasks["tasks"]  # a decompose step's TaskGraph

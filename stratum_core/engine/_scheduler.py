@@ -249,7 +249,8 @@ class FlowExecution:
         kind: str = step.kind
         if isinstance(step, CallStep):  # the kind it would have run as, as a step that ran is recorded
             function = step.flow or step.target
-            kind = "flow" if step.flow is not None else self.run.plan.functions[step.target].mode
+            target = self.run.plan.functions.get(step.target)
+            kind = "flow" if step.flow is not None else target.mode if target is not None else step.kind
         self._record(
             StepRecord(
                 run_id=self.run.run_id,
@@ -433,7 +434,7 @@ class FlowExecution:
     async def _run_group(self, step: Step, path: str, scope: Scope) -> Any:
         for reference in _group_reads(step):
             if reference in scope.skipped:  # the skip-cascade rule: a step that reads a skipped step is skipped
-                self._skip(path, step.kind, reads_skipped=reference)
+                await self._skip(path, step, reads_skipped=reference)
                 raise SkippedInput(step.id)
         envelope = self.envelope.child(None, label=f"step '{path}'", spent=self.run.spent_under(path))
         attributes: dict[str, Any] = {}
@@ -503,7 +504,7 @@ class FlowExecution:
         successes = [result[1] for _, result in results if result[0] == "ok"]
         ran = [result for _, result in results if result[0] != "skipped"]
         if results and not ran and len(results) == len(branches):
-            self._skip(path, step.kind, branches_skipped=True)
+            await self._skip(path, step, branches_skipped=True)
             raise SkippedInput(step.id)
         needed = len(ran) if require == "all" else 1 if require == "any" else int(require)
         if len(successes) < needed:
