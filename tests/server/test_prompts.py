@@ -18,7 +18,7 @@ version: "1"
 functions:
   pick:
     mode: compute
-    input: {size: {type: string}, loud: {type: boolean}}
+    input: {size: {type: string}, loud: {type: boolean, required: false}}
     output: {type: string}
     expr: "size"
 flows:
