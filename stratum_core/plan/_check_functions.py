@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
 from pathlib import Path as FilePath
 
 from stratum_core.plan._check_context import CheckContext
@@ -12,6 +13,7 @@ from stratum_core.plan._model import (
     PRIMITIVE_TYPES,
     AdaptiveFunction,
     ComputeFunction,
+    Contract,
     Function,
     HumanFunction,
     InferFunction,
@@ -26,6 +28,8 @@ from stratum_core.plan._yaml import Path
 __all__ = ["check_contracts", "check_functions", "check_type_names"]
 
 _FORM_TYPES = frozenset({"string", "number", "integer", "boolean"})
+MAX_CONTRACT_DEPTH = 32
+"""Longest chain of contracts nested in one another's fields."""
 CALL_TARGET = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
 
@@ -54,15 +58,74 @@ def check_type_names(ctx: CheckContext, spec: TypeSpec | None, path: Path) -> No
         check_type_names(ctx, child, (*path, "properties", name))
 
 
+def _named_types(spec: TypeSpec) -> Iterator[str]:
+    """The type names used in `spec`, its items and properties, at any depth."""
+    stack = [spec]
+    while stack:
+        item = stack.pop()
+        if item.type is not None and item.type not in PRIMITIVE_TYPES:
+            yield item.type
+        if item.items is not None:
+            stack.append(item.items)
+        stack.extend((item.properties or {}).values())
+
+
+def _too_deep_contracts(contracts: Mapping[str, Contract]) -> dict[str, list[str]]:
+    """Contracts from which a chain of nested contracts (a cycle followed once) is longer than MAX_CONTRACT_DEPTH.
+
+    Each maps to the chain found, for the message. Found without recursion: a chain of thousands is refused, not a
+    RecursionError.
+    """
+    uses = {
+        name: sorted({used for spec in contract.fields.values() for used in _named_types(spec) if used in contracts})
+        for name, contract in contracts.items()
+    }
+    longest: dict[str, list[str]] = {}  # the longest chain starting at each finished contract
+    for root in uses:
+        if root in longest:
+            continue
+        stack: list[tuple[str, int]] = [(root, 0)]
+        on_path: set[str] = {root}
+        while stack:
+            name, index = stack[-1]
+            children = uses[name]
+            if index < len(children):
+                stack[-1] = (name, index + 1)
+                child = children[index]
+                if child not in longest and child not in on_path:
+                    stack.append((child, 0))
+                    on_path.add(child)
+                continue
+            stack.pop()
+            on_path.discard(name)
+            best = max((longest[child] for child in children if child in longest), key=len, default=[])
+            longest[name] = [name, *best[:MAX_CONTRACT_DEPTH]]
+    return {name: chain for name, chain in longest.items() if len(chain) > MAX_CONTRACT_DEPTH}
+
+
 def check_contracts(ctx: CheckContext) -> None:
-    """Contract names, their fields' types, and that each compiles to JSON Schema."""
+    """Contract names, their fields' types, their nesting, and that each compiles to JSON Schema."""
     for name, contract in ctx.plan.contracts.items():
         path: Path = ("contracts", name)
         if name in PRIMITIVE_TYPES:
             ctx.report(path, f"'{name}' is a built-in type and cannot name a contract", key=True)
         for field_name, spec in contract.fields.items():
             check_type_names(ctx, spec, (*path, field_name))
+    too_deep = _too_deep_contracts(ctx.plan.contracts)
+    inner = {chain[1] for chain in too_deep.values()}  # reported through the contract that uses it
+    heads = [name for name in too_deep if name not in inner] or list(too_deep)[:1]
+    for name in heads:
+        chain = too_deep[name]
+        shown = " -> ".join(chain[:4]) + " -> ..."
+        ctx.report(
+            ("contracts", name),
+            f"contracts nest more than {MAX_CONTRACT_DEPTH} levels deep from here ({shown})",
+            "flatten the nesting",
+            key=True,
+        )
     for name in ctx.plan.contracts:
+        if too_deep:
+            break  # compiling would recurse through the whole chain
         try:
             contract_schema(name, ctx.plan.contracts)
         except KeyError:

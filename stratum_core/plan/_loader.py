@@ -368,14 +368,19 @@ def load_plan_text(
 
         check_size(text, source=source)
         check_imports = False
-    loaded = _load(
-        text,
-        source=source,
-        base_dir=base_dir,
-        check_imports=check_imports,
-        untrusted=untrusted,
-        runtime_checks=runtime_checks,
-    )
+    try:
+        loaded = _load(
+            text,
+            source=source,
+            base_dir=base_dir,
+            check_imports=check_imports,
+            untrusted=untrusted,
+            runtime_checks=runtime_checks,
+        )
+    except RecursionError:  # the passes bound nesting where they know it; this is the last line of defence
+        raise PlanError(
+            [Problem(source, 1, 1, "", "the plan is nested too deeply to check", "flatten its nesting")]
+        ) from None
     return loaded.plan.model_copy(update={"untrusted": True}) if untrusted else loaded.plan
 
 
@@ -388,7 +393,12 @@ def _load(
     untrusted: bool = False,
     runtime_checks: list[Problem] | None = None,
 ) -> LoadedPlan:
-    parsed = parse_yaml(text, source=source)
+    if untrusted:
+        from stratum_core.plan._untrusted import MAX_EXPANDED_CHARS
+
+        parsed = parse_yaml(text, source=source, max_expanded_chars=MAX_EXPANDED_CHARS)
+    else:
+        parsed = parse_yaml(text, source=source)
     problems = list(parsed.problems)
     data = parsed.data
     if isinstance(data, dict) and data.get("version") in REFERENCE_VERSIONS:

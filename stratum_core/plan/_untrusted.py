@@ -10,9 +10,10 @@ from stratum_core.errors import PlanError, Problem
 from stratum_core.plan._check_context import CheckContext
 from stratum_core.plan._model import ComputeFunction, DebateStep, ForEachStep, InferFunction, ParallelStep, RaceStep
 
-__all__ = ["MAX_FLOWS", "MAX_FUNCTIONS", "MAX_STEPS", "MAX_TEXT", "check_size", "check_untrusted"]
+__all__ = ["MAX_EXPANDED_CHARS", "MAX_FLOWS", "MAX_FUNCTIONS", "MAX_STEPS", "MAX_TEXT", "check_size", "check_untrusted"]
 
 MAX_TEXT = 64_000
+MAX_EXPANDED_CHARS = 1_000_000  # characters once YAML aliases are expanded
 MAX_FUNCTIONS = 50
 MAX_FLOWS = 10
 MAX_STEPS = 100

@@ -8,6 +8,7 @@ node has a 1-based line and column for error messages. Only PlanError ever leave
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
@@ -16,7 +17,17 @@ import yaml
 
 from stratum_core.errors import PlanError, Problem
 
-__all__ = ["MAX_DEPTH", "MAX_NODES", "MAX_TEXT_CHARS", "Parsed", "Path", "SourceMap", "format_path", "parse_yaml"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_EXPANDED_CHARS",
+    "MAX_NODES",
+    "MAX_TEXT_CHARS",
+    "Parsed",
+    "Path",
+    "SourceMap",
+    "format_path",
+    "parse_yaml",
+]
 
 Path: TypeAlias = tuple[str | int, ...]
 
@@ -24,6 +35,8 @@ MAX_TEXT_CHARS = 2_000_000
 """A plan larger than this is refused before parsing."""
 MAX_NODES = 250_000
 """Nodes after alias expansion: the bound that defeats 'billion laughs' documents."""
+MAX_EXPANDED_CHARS = 8_000_000
+"""Characters of scalars (keys and values, each at least 8) after alias expansion: bounds memory, not just nodes."""
 MAX_DEPTH = 64
 """Deepest nesting of mappings and sequences a plan may use."""
 
@@ -103,6 +116,7 @@ class _Anchor:
     log_start: int
     log_end: int = 0
     size: int = 0
+    chars: int = 0
     complete: bool = False
 
 
@@ -113,8 +127,10 @@ def _mark(mark: Any) -> tuple[int, int]:
 
 
 class _Builder:
-    def __init__(self, text: str, source: str) -> None:
+    def __init__(self, text: str, source: str, max_chars: int) -> None:
         self.source = source
+        self.max_chars = max_chars
+        self.chars = 0
         self.loader = _Loader(text)
         self.map = SourceMap()
         self.problems: list[Problem] = []
@@ -141,11 +157,19 @@ class _Builder:
     def stop(self, position: tuple[int, int], path: Path, message: str, hint: str | None = None) -> _Stop:
         return _Stop(self.problem(position, path, message, hint))
 
-    def count(self, amount: int, position: tuple[int, int], path: Path) -> None:
+    def count(self, amount: int, position: tuple[int, int], path: Path, *, chars: int = 0) -> None:
         self.nodes += amount
+        self.chars += chars
         if self.nodes > MAX_NODES:
             raise self.stop(
                 position, path, f"the document is too large (more than {MAX_NODES} values after expanding aliases)"
+            )
+        if self.chars > self.max_chars:
+            raise self.stop(
+                position,
+                path,
+                f"the document is too large (more than {self.max_chars} characters after expanding aliases)",
+                "an alias repeats all of its anchor's text",
             )
 
     def events(self) -> Iterator[Any]:
@@ -178,7 +202,7 @@ class _Builder:
         self.count(1, position, path)
         anchor_name: str | None = event.anchor
         anchor: _Anchor | None = None
-        start = self.nodes
+        start, start_chars = self.nodes, self.chars
         if anchor_name is not None:
             anchor = _Anchor(None, path, len(self.log))
             self.anchors[anchor_name] = anchor
@@ -194,6 +218,7 @@ class _Builder:
         if anchor is not None:
             anchor.value = value
             anchor.size = self.nodes - start + 1
+            anchor.chars = self.chars - start_chars
             anchor.log_end = len(self.log)
             anchor.complete = True
         return value
@@ -204,7 +229,7 @@ class _Builder:
             raise self.stop(position, path, f"unknown alias '*{event.anchor}'")
         if not anchor.complete:
             raise self.stop(position, path, f"alias '*{event.anchor}' refers to a node that contains it")
-        self.count(anchor.size, position, path)
+        self.count(anchor.size, position, path, chars=anchor.chars)
         self.place(path, position)
         # Errors inside an alias point at the anchored text.
         self.reroot(anchor.log_start, anchor.log_end, anchor.root, path)
@@ -216,6 +241,7 @@ class _Builder:
             raise self.stop(position, path, f"nesting is too deep (more than {MAX_DEPTH} levels)")
 
     def scalar(self, event: Any, position: tuple[int, int], path: Path) -> Any:
+        self.count(0, position, path, chars=max(len(event.value), _MIN_CHARS))
         self.map.styles[path] = event.style
         tag = event.tag
         if tag == "!":
@@ -227,12 +253,19 @@ class _Builder:
             return str(event.value)
         if tag == _NULL:
             return None
-        if tag == _BOOL:
-            return self.loader.construct_yaml_bool(node)
-        if tag == _INT:
-            return self.loader.construct_yaml_int(node)
-        if tag == _FLOAT:
-            return self.loader.construct_yaml_float(node)
+        constructor = {
+            _BOOL: self.loader.construct_yaml_bool,
+            _INT: self.loader.construct_yaml_int,
+            _FLOAT: self.loader.construct_yaml_float,
+        }.get(tag)
+        if constructor is not None:
+            try:
+                return constructor(node)
+            except (LookupError, ValueError, TypeError, OverflowError):  # an explicit tag on a value it cannot take
+                kind = tag.rsplit(":", 1)[-1]
+                raise self.stop(
+                    position, path, f"{event.value!r} is not a valid !!{kind} value", "remove the tag or fix the value"
+                ) from None
         if tag == _MERGE:
             return _MergeKey()
         raise self.stop(position, path, f"unsupported YAML tag '{tag}'", "plans use plain YAML values only")
@@ -324,15 +357,24 @@ class _MergeKey:
     """The YAML merge key `<<`."""
 
 
-def parse_yaml(text: str, *, source: str = "<string>") -> Parsed:
+def parse_yaml(text: str, *, source: str = "<string>", max_expanded_chars: int = MAX_EXPANDED_CHARS) -> Parsed:
     """Parse one YAML document into plain values and their positions.
+
+    `max_expanded_chars` bounds the characters of all scalars once aliases are expanded (an untrusted plan gets a
+    smaller bound).
 
     Raises:
         PlanError: the text is not YAML we accept (syntax, size, depth, aliases, tags, several documents).
     """
     if len(text) > MAX_TEXT_CHARS:
         raise PlanError([Problem(source, 1, 1, "", f"the plan is too large (more than {MAX_TEXT_CHARS} characters)")])
-    builder = _Builder(text, source)
+    surrogate = _SURROGATE.search(text)
+    if surrogate is not None:
+        line, column = _position(text, surrogate.start())
+        raise PlanError(
+            [Problem(source, line, column, "", "the plan holds a lone surrogate character, which is not valid text")]
+        )
+    builder = _Builder(text, source, max_expanded_chars)
     try:
         data = builder.load()
     except _Stop as stop:
@@ -354,10 +396,19 @@ def parse_yaml(text: str, *, source: str = "<string>") -> Parsed:
     return Parsed(data, builder.map, builder.problems)
 
 
+_MIN_CHARS = 8  # what a scalar costs at least, however short: a value of a list or dict is not free
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _reader_position(text: str, error: yaml.YAMLError) -> tuple[int, int]:
     position = getattr(error, "position", None)
     if not isinstance(position, int):
         return (1, 1)
+    return _position(text, position)
+
+
+def _position(text: str, position: int) -> tuple[int, int]:
+    """1-based (line, column) of the character at index `position`."""
     before = text[:position]
     line = before.count("\n") + 1
     return (line, position - (before.rfind("\n") + 1) + 1)
