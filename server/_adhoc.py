@@ -64,6 +64,7 @@ VALIDATE_OUTPUT: dict[str, Any] = {
         "valid": {"type": "boolean"},
         "problems": {"type": "array", "items": _PROBLEM},
         "flows": {"type": "array", "items": {"type": "string"}, "description": "The plan's flows, when it is valid."},
+        "more": {"type": "integer", "description": "Problems found beyond those listed, when there were too many."},
     },
     "required": ["valid", "problems", "flows"],
 }
@@ -142,17 +143,20 @@ def validation_report(text: str) -> dict[str, Any]:
     try:
         plan = load_agent_plan(text)
     except PlanError as e:
-        return {"valid": False, "problems": [_problem(p) for p in e.problems], "flows": []}
+        report: dict[str, Any] = {"valid": False, "problems": [_problem(p) for p in e.problems], "flows": []}
+        return {**report, "more": e.more} if e.more else report
     return {"valid": True, "problems": [], "flows": sorted(plan.flows)}
 
 
 def problems_text(error: PlanError) -> str:
     """The problems of a refused plan, one `line:column: path: message (hint)` per line."""
-    count = len(error.problems)
+    count = len(error.problems) + error.more
     lines = [f"The plan is not valid ({count} problem{'s' if count != 1 else ''}):"]
     for problem in error.problems:
         where = f"{problem.line}:{problem.column}: " + (f"{problem.path}: " if problem.path else "")
         lines.append(where + problem.message + (f" ({problem.hint})" if problem.hint else ""))
+    if error.more:
+        lines.append(f"... and {error.more} more problems")
     return "\n".join(lines)
 
 

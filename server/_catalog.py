@@ -20,6 +20,7 @@ from typing import Any
 import mcp.types as types
 from jsonschema import Draft202012Validator, ValidationError
 
+from stratum_core._capped import first_errors, more_line
 from stratum_core.errors import PlanError
 from stratum_core.plan import (
     AdaptiveFunction,
@@ -57,6 +58,7 @@ RESERVED_TOOL_NAMES = frozenset({"stratum_resume", "stratum_step_done", "stratum
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _INVALID_CHARS = re.compile(r"[^a-zA-Z0-9_-]+")
 _MESSAGE_LIMIT = 300
+ARGUMENT_ERRORS_SHOWN = 20
 
 PlanLoader = Callable[[Path, str], Plan]
 """Turns a plan file (its path and text) into a Plan, raising PlanError when it is not a valid plan."""
@@ -101,11 +103,19 @@ def _error_line(error: ValidationError) -> str:
 
 
 def argument_errors(validator: Draft202012Validator, arguments: Any) -> list[str]:
-    """One line per offending field of `arguments`, sorted by field path (empty when the arguments are valid)."""
+    """One line per offending field of `arguments`, sorted by field path (empty when the arguments are valid).
+
+    At most ARGUMENT_ERRORS_SHOWN lines, then `... and K more`: a huge bad value is not answered line by line.
+    """
+    first, more = first_errors(validator.iter_errors(arguments), shown=ARGUMENT_ERRORS_SHOWN)
     lines: set[str] = set()
-    for error in validator.iter_errors(arguments):
+    for error in first:
         lines.update(_error_line(error).split("; "))
-    return sorted(lines)
+    shown = sorted(lines)
+    if len(shown) > ARGUMENT_ERRORS_SHOWN:  # one error may name many unknown fields
+        more += len(shown) - ARGUMENT_ERRORS_SHOWN
+        shown = shown[:ARGUMENT_ERRORS_SHOWN]
+    return [*shown, more_line(more)] if more else shown
 
 
 @dataclass(frozen=True)

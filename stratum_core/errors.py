@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = [
     "AgentStepRequired",
@@ -97,13 +97,21 @@ class Problem:
 
 
 class PlanError(StratumError):
-    """A plan is not valid; `problems` lists everything wrong with it, sorted."""
+    """A plan is not valid; `problems` lists what is wrong with it, sorted.
+
+    At most MAX_PROBLEMS problems are kept (the first in the text); `more` counts the others.
+    """
+
+    MAX_PROBLEMS: ClassVar[int] = 500
 
     def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems: tuple[Problem, ...] = tuple(sorted(problems))
-        count = len(self.problems)
+        ordered = sorted(problems)
+        self.problems: tuple[Problem, ...] = tuple(ordered[: self.MAX_PROBLEMS])
+        self.more = len(ordered) - len(self.problems)
+        count = len(ordered)
         head = f"{count} problem{'s' if count != 1 else ''} in plan"
-        super().__init__("\n".join([head, *(str(p) for p in self.problems)]))
+        tail = [f"... and {self.more} more problems"] if self.more else []
+        super().__init__("\n".join([head, *(str(p) for p in self.problems), *tail]))
 
 
 class RunError(StratumError):

@@ -62,7 +62,7 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     problems: list[Problem] = []
     warnings: list[Problem] = []
-    invalid = 0
+    invalid = more = 0
     for file in files:
         checks: list[Problem] = []
         try:
@@ -70,6 +70,7 @@ def _run(args: argparse.Namespace) -> int:
         except PlanError as error:
             invalid += 1
             problems.extend(error.problems)
+            more += error.more
         warnings.extend(checks if args.strict else ())
     if args.format == "json":
         shown = [problem.as_dict() for problem in problems]
@@ -80,6 +81,8 @@ def _run(args: argparse.Namespace) -> int:
     else:
         for problem in problems:
             print(problem)
+        if more:
+            print(f"... and {more} more problems")
         for warning in warnings:
             print(f"warning: {warning}")
     count = len(files)
@@ -87,7 +90,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.strict:
         print(f"{len(warnings)} run-time check{'s' if len(warnings) != 1 else ''} (warnings)", file=sys.stderr)
     if invalid:
-        found = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+        total = len(problems) + more
+        found = f"{total} problem{'s' if total != 1 else ''}"
         print(f"{invalid} of {plans} invalid ({found})", file=sys.stderr)
         return EXIT_FAILED
     print(f"{plans} valid", file=sys.stderr)

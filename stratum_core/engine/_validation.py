@@ -10,6 +10,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from stratum_core._capped import first_errors, more_line
 from stratum_core.plan._schema import canonical_json
 
 __all__ = ["schema_violations"]
@@ -78,7 +79,12 @@ def _validator_for(schema: Mapping[str, Any]) -> Draft202012Validator:
 
 
 def schema_violations(value: Any, schema: Mapping[str, Any], *, root: str = "result") -> list[str]:
-    """Every way `value` breaks `schema`, as `schema: result.field: what is wrong` lines (at most 10)."""
+    """How `value` breaks `schema`, as `schema: result.field: what is wrong` lines.
+
+    At most 10 lines, then `schema: ... and K more`: the rest are counted, not built into messages.
+    """
     validator = _validator_for(schema)
-    errors = sorted(validator.iter_errors(value), key=lambda e: (list(map(str, e.absolute_path)), str(e.validator)))
-    return [f"schema: {_where(error, root)}: {_message(error)}" for error in errors[:_MAX_VIOLATIONS]]
+    first, more = first_errors(validator.iter_errors(value), shown=_MAX_VIOLATIONS)
+    errors = sorted(first, key=lambda e: (list(map(str, e.absolute_path)), str(e.validator)))
+    lines = [f"schema: {_where(error, root)}: {_message(error)}" for error in errors]
+    return [*lines, f"schema: {more_line(more)}"] if more else lines

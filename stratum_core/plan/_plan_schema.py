@@ -16,6 +16,7 @@ from typing import Any
 from jsonschema import Draft202012Validator, ValidationError
 from jsonschema.exceptions import best_match
 
+from stratum_core._capped import first_errors, more_line
 from stratum_core.errors import Problem
 from stratum_core.plan._yaml import Path, SourceMap, format_path
 
@@ -30,6 +31,8 @@ _TYPE_WORDS = {
     "array": "a list",
     "null": "null",
 }
+MAX_SCHEMA_PROBLEMS = 200
+"""Schema errors of one plan turned into problems; the rest are counted in one line."""
 _STEP_KEYS = ("function", "flow", "parallel", "race", "for_each", "debate")
 
 
@@ -238,6 +241,12 @@ def _mode_keys() -> dict[str, frozenset[str]]:
 def schema_problems(data: Any, source_map: SourceMap, source: str) -> list[Problem]:
     """Every way `data` breaks the plan schema, as located problems."""
     translator = _Translator(source, source_map)
-    for error in _validator().iter_errors(data):
+    first, more = first_errors(_validator().iter_errors(data), shown=MAX_SCHEMA_PROBLEMS)
+    for error in first:
         translator.translate(error)
-    return sorted(translator.problems.values())
+    problems = sorted(translator.problems.values())
+    if more:
+        problems.append(
+            Problem(source, 1, 1, "", f"{more_line(more)} problems with the plan's structure", "fix these first")
+        )
+    return problems

@@ -186,3 +186,13 @@ def test_a_flow_without_a_title_gets_one_from_its_name_and_a_written_one_wins(tm
     repo = PlanFolder(REPO_PLANS)
     repo.scan()
     assert all(tool.tool.title for tool in repo.catalog.tools.values())
+
+
+def test_argument_errors_show_the_first_twenty_then_count_the_rest() -> None:
+    items = Draft202012Validator({"type": "array", "items": {"type": "integer"}})
+    lines = argument_errors(items, ["x"] * 100)
+    assert len(lines) == 21 and lines[-1] == "... and 80 more"
+    assert argument_errors(items, ["x"] * 5_000)[-1] == "... and more than 1000 more"
+    many_fields = Draft202012Validator({"type": "object", "properties": {}, "additionalProperties": False})
+    lines = argument_errors(many_fields, {f"f{i:03}": 1 for i in range(50)})
+    assert len(lines) == 21 and lines[-1] == "... and 30 more"

@@ -281,3 +281,13 @@ flows:
 """
     with pytest.raises(PlanError):
         load_plan_text(text)
+
+
+def test_a_plan_with_thousands_of_shape_errors_lists_the_first_200_and_counts_the_rest() -> None:
+    functions = "".join(f"  f{i}: {{mode: infer, intent: 1, retries: x}}\n" for i in range(2_000))
+    with pytest.raises(PlanError) as caught:
+        load_plan_text(f'version: "1"\nfunctions:\n{functions}flows: {{}}\n', source="p.yaml")
+    problems = caught.value.problems
+    assert len(problems) == 500 and caught.value.more > 1_000
+    assert str(caught.value).endswith(f"... and {caught.value.more} more problems")
+    assert str(problems[0]).startswith("p.yaml:1:1: ... and more than 1000 more problems with the plan's structure")
