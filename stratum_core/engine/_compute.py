@@ -15,6 +15,7 @@ from stratum_core._call_targets import CallTargetError, resolve_call_target
 from stratum_core.engine._python_objects import python_target
 from stratum_core.errors import AgentStepRequired, ComputeError, ExpressionError
 from stratum_core.expressions import compile_expression
+from stratum_core.expressions._budget import is_small, off_loop
 from stratum_core.plan import ComputeFunction, Plan
 
 __all__ = ["run_compute", "to_json_value"]
@@ -38,7 +39,7 @@ async def run_compute(fn: ComputeFunction, inputs: Mapping[str, Any], *, plan: P
     """Run a compute function on `inputs` and return its (JSON) result; errors name the step."""
     if fn.expr is not None:
         try:
-            return compile_expression(fn.expr).evaluate(inputs)
+            return await off_loop(compile_expression(fn.expr).evaluate_json, inputs, inline=is_small(inputs))
         except ExpressionError as error:
             error.step_id = step_id
             raise

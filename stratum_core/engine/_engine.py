@@ -23,6 +23,7 @@ from stratum_core.engine._scheduler import FlowExecution, RunContext, execution_
 from stratum_core.engine._types import AgentSubmission, EngineConfig, ReviewSink, RunObserver, RunResult
 from stratum_core.engine._validation import schema_violations
 from stratum_core.errors import PostconditionFailed, RunCancelled, RunError
+from stratum_core.expressions._budget import expression_budget, is_small, off_loop
 from stratum_core.llm._protocol import QuotingClient
 from stratum_core.plan import Budget, Flow, InferFunction, Plan
 from stratum_core.plan._schema import content_hash, fields_schema
@@ -121,7 +122,7 @@ class Engine:
         Failures are returned (status 'failed', `error` set), not raised; cancelling the calling task cancels the
         run, records it as cancelled, and re-raises the cancellation. Invalid inputs raise ValueError.
         """
-        errors = self.input_errors(plan, flow, inputs)
+        errors = await off_loop(self.input_errors, plan, flow, inputs, inline=is_small(inputs))
         if errors:
             raise ValueError(f"invalid input for flow {flow!r}: " + "; ".join(errors))
         defaults = {name: spec.default for name, spec in plan.flows[flow].input.items() if spec.default is not None}
@@ -274,7 +275,7 @@ class Engine:
         Raises StoreError when the run or the step is unknown or the step is not waiting for the agent.
         """
         async with self._lock(run_id):
-            submission = self._check_submission(run_id, step_id, output)
+            submission = await self._check_submission(run_id, step_id, output)
             if not submission.accepted and submission.result is None:
                 return submission
             if submission.result is not None:  # out of retries: the run has failed
@@ -282,7 +283,7 @@ class Engine:
             result = await self._resume(run_id, observer=observer, review_sink=review_sink, agent=True)
             return AgentSubmission(accepted=True, violations=(), retries_left=0, result=result)
 
-    def _check_submission(self, run_id: str, step_id: str, output: Any) -> AgentSubmission:
+    async def _check_submission(self, run_id: str, step_id: str, output: Any) -> AgentSubmission:
         from stratum_core.engine._agent import check_agent_output
 
         record = self.store.get_run(run_id)
@@ -315,7 +316,10 @@ class Engine:
         )
         inputs = step.input if isinstance(step.input, dict) else {}
         started = time.time()
-        value, violations, raw = check_agent_output(agent_fn, inputs, ctx, output)
+        with expression_budget():  # the report is untrusted input: checked off the event loop when it is large
+            value, violations, raw = await off_loop(
+                check_agent_output, agent_fn, inputs, ctx, output, inline=is_small(output)
+            )
         task = agent_task(agent_fn, inputs, ctx)
         ctx.record_attempt(
             AttemptRecord(
@@ -457,7 +461,8 @@ class Engine:
                 totals["attributes"] = {**latest.attributes, "budget": budget}
             self.store.update_run(run_id, status=status, updated_at=time.time(), **totals, **fields)
 
-        result = await self._outcome(execution, record, finish)
+        with expression_budget():  # all the expressions this advance of the run evaluates, together
+            result = await self._outcome(execution, record, finish)
         with anyio.CancelScope(shield=True):
             await context.observer.run_finished(run_id, result.status)
         return result

@@ -32,7 +32,7 @@ from stratum_core.engine._prompt import (
     prompt_hash,
     split_opaque,
 )
-from stratum_core.engine._python_objects import Condition, describe
+from stratum_core.engine._python_objects import Condition, violation_of
 from stratum_core.engine._validation import schema_violations
 from stratum_core.errors import (
     ConfigurationError,
@@ -43,6 +43,7 @@ from stratum_core.errors import (
     PreconditionFailed,
     RunError,
 )
+from stratum_core.expressions._budget import is_small, off_loop
 from stratum_core.llm import LLMRequest, LLMResponse
 from stratum_core.llm._local import is_local
 from stratum_core.llm._protocol import QuotingClient, estimate_quote
@@ -53,6 +54,7 @@ from stratum_core.store._records import now
 
 __all__ = ["parse_answer", "run_infer"]
 
+_INLINE_CHARS = 20_000  # a longer answer is checked in a worker thread (schemas cannot be checked a slice at a time)
 _FENCE = re.compile(r"^```[A-Za-z0-9_-]*[ \t]*\n?(.*?)\n?[ \t]*```$", re.DOTALL)
 
 
@@ -63,7 +65,9 @@ async def run_infer(fn: InferFunction, inputs: Mapping[str, Any], ctx: StepConte
     Probabilistic dict `{"value", "samples", "agreement"}` for `stable: false`. Errors are RunErrors naming the
     step, except a missing model, which is a ConfigurationError saying how to set one.
     """
-    _check_given(fn, inputs, ctx.step_id)
+    failure = await off_loop(_given_failure, fn, inputs, ctx.step_id, inline=is_small(inputs))
+    if failure is not None:
+        raise failure
     model = ctx.config.model_for(fn.model)
     if not model:
         raise ConfigurationError(
@@ -79,7 +83,7 @@ async def run_infer(fn: InferFunction, inputs: Mapping[str, Any], ctx: StepConte
     key = call.cache_key() if fn.cache != "none" else None
     if key is not None:
         cached = _cache_get(ctx, fn, key)
-        hit = cached is not None and call.accepts(cached)
+        hit = cached is not None and await off_loop(call.accepts, cached, inline=is_small(cached))
         ctx.attributes["cache_hit"] = hit
         if hit:
             return cached
@@ -94,13 +98,18 @@ async def run_infer(fn: InferFunction, inputs: Mapping[str, Any], ctx: StepConte
     return output
 
 
-def _check_given(fn: InferFunction, inputs: Mapping[str, Any], step_id: str) -> None:
+def _given_failure(fn: InferFunction, inputs: Mapping[str, Any], step_id: str) -> PreconditionFailed | None:
     env = dict(inputs)
     for text in fn.given:
         expression = compiled(text, step_id=step_id)
-        if not holds(expression, env, step_id=step_id):
-            actual = describe(expression, env)
-            raise PreconditionFailed(f"given: {actual}", condition=text, actual=actual, step_id=step_id)
+        try:
+            actual = violation_of(expression, env)
+        except ExpressionError as e:
+            e.step_id = e.step_id or step_id
+            raise
+        if actual is not None:
+            return PreconditionFailed(f"given: {actual}", condition=text, actual=actual, step_id=step_id)
+    return None
 
 
 def _cache_get(ctx: StepContext, fn: InferFunction, key: str) -> Any:
@@ -240,7 +249,7 @@ class _InferCall:
             reason = "; ".join(previous) if previous else (f"refine: {feedback}" if feedback else None)
             attempt = _Attempt(self, messages, kind=kind, retry_reason=reason)
             response = await attempt.call(seed=seed)
-            checked = self.check(response.content)
+            checked = await off_loop(self.check, response.content, inline=len(response.content) < _INLINE_CHARS)
             attempt.record(response=response, violations=checked.violations)
             if not checked.violations:
                 return checked.value
@@ -314,12 +323,12 @@ def ensure_violations(value: Any, *, inputs: Mapping[str, Any], ensures: Sequenc
     violations: list[str] = []
     for text, expression in ensures:
         try:
-            ok = bool(expression.evaluate(env))
+            violation = violation_of(expression, env)
         except ExpressionError as e:
             violations.append(f"ensure: {text} could not be evaluated: {e.message}")
             continue
-        if not ok:
-            violations.append(f"ensure: {describe(expression, env)}")
+        if violation is not None:
+            violations.append(f"ensure: {violation}")
     return violations
 
 

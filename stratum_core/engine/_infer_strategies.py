@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import anyio
 
 from stratum_core.engine._context import StepContext
-from stratum_core.engine._python_objects import Condition, describe, python_condition
+from stratum_core.engine._python_objects import Condition, python_condition, violation_of
 from stratum_core.errors import (
     ConsensusFailure,
     ConvergenceFailure,
@@ -24,6 +24,7 @@ from stratum_core.errors import (
     StabilityAssertionError,
 )
 from stratum_core.expressions import Expression, ExpressionSyntaxError, compile_expression
+from stratum_core.expressions._budget import is_small, off_loop
 from stratum_core.plan import InferFunction, Quorum, Refine
 from stratum_core.plan._schema import canonical_json
 
@@ -107,17 +108,14 @@ async def _refine(
         ctx.attributes["iterations"] = iteration
         result = await one(feedback, kind, seed)
         env = {**inputs, "result": result}
-        if holds(until, env, step_id=ctx.step_id):
+        try:
+            violation, feedback = await off_loop(_refine_check, until, feedback_expression, env, inline=is_small(env))
+        except ExpressionError as e:
+            e.step_id = e.step_id or ctx.step_id
+            raise
+        if violation is None:
             return result
-        last = describe(until, env)
-        feedback = f"until: {last}"
-        if feedback_expression is not None:
-            try:
-                value = feedback_expression.evaluate(env)
-            except ExpressionError as e:
-                e.step_id = e.step_id or ctx.step_id
-                raise
-            feedback = value if isinstance(value, str) else canonical_json(value)
+        last = violation
     count = spec.max_iterations
     raise ConvergenceFailure(
         f"refine did not converge in {count} iteration{'s' if count != 1 else ''}: until {last}",
@@ -125,6 +123,15 @@ async def _refine(
         condition=spec.until,
         step_id=ctx.step_id,
     )
+
+
+def _refine_check(until: Condition, feedback: Condition | None, env: Mapping[str, Any]) -> tuple[str | None, str]:
+    """(None when `until` holds, else why not; the feedback for the next iteration)."""
+    violation = violation_of(until, env)
+    if violation is None or feedback is None:
+        return violation, f"until: {violation}"
+    value = feedback.evaluate(env)
+    return violation, value if isinstance(value, str) else canonical_json(value)
 
 
 async def _quorum(spec: Quorum, ctx: StepContext, answer: Answer, *, feedback: str | None, seed: int | None) -> Any:

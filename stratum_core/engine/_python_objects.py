@@ -65,6 +65,13 @@ def describe(condition: Condition, env: Mapping[str, Any]) -> str:
     return describe_failure(condition, env)
 
 
+def violation_of(condition: Condition, env: Mapping[str, Any]) -> str | None:
+    """None when the condition holds on `env`, else why not (an expression is evaluated once for both)."""
+    if isinstance(condition, PythonCondition):
+        return None if condition.check(env) else condition.explain(env)
+    return condition.violation(env)
+
+
 def _token(kind: str, text: str) -> str:
     label = " ".join(text.split())
     return f"{TOKEN_PREFIX}{kind}{next(_numbers)}: {label[:120]}"

@@ -37,6 +37,7 @@ from stratum_core.errors import (
     RunError,
 )
 from stratum_core.expressions import compile_expression
+from stratum_core.expressions._budget import off_loop
 from stratum_core.plan import (
     CallStep,
     DebateStep,
@@ -228,7 +229,7 @@ class FlowExecution:
                     raise SkippedInput(step.id)
             env = scope.expression_env()
             try:
-                run_it = bool(compile_expression(step.when).evaluate(env))
+                run_it = bool(await off_loop(compile_expression(step.when).evaluate, env))
             except ExpressionError as error:
                 error.step_id = path
                 raise
@@ -523,7 +524,7 @@ class FlowExecution:
         if step.parallel.validate_:
             env = scope.expression_env(outputs=[output] if require == "any" else output)
             expression = compile_expression(step.parallel.validate_)
-            if not expression.evaluate(env):
+            if not await off_loop(expression.evaluate, env):
                 raise ParallelValidationFailed(
                     f"validate: {step.parallel.validate_} is false for group '{path}'", step_id=path
                 )

@@ -58,6 +58,7 @@ def _optional(args: list[Any], keywords: dict[str, Any], index: int, name: str, 
 def _extreme(pick: Callable[..., Any]) -> Implementation:
     def implementation(ev: _Evaluator, args: list[Any], keywords: dict[str, Any]) -> Any:
         items = ev.collect(args[0]) if len(args) == 1 else args
+        ev.work(ev.reach_all(items), f"{pick.__name__}()")
         if "default" in keywords:
             if len(args) != 1:
                 raise TypeError("default= needs a single iterable argument")
@@ -90,6 +91,7 @@ def _round(ev: _Evaluator, args: list[Any], keywords: dict[str, Any]) -> Any:
 def _sorted(ev: _Evaluator, args: list[Any], keywords: dict[str, Any]) -> Any:
     items = ev.collect(args[0])
     ev.charge(len(items))
+    ev.sorting(items, "sorted()")
     return sorted(items, reverse=keywords.get("reverse", False))
 
 
@@ -144,12 +146,18 @@ def _dict(ev: _Evaluator, args: list[Any], keywords: dict[str, Any]) -> Any:
     if type(args[0]) is dict:
         ev.charge(len(args[0]))
         return dict(args[0])
-    result: dict[Any, Any] = {}
+    pairs: list[tuple[Any, Any]] = []
     for pair in ev.collect(args[0]):
         if type(pair) not in (list, tuple) or len(pair) != 2:
             raise TypeError("dict() takes (key, value) pairs")
-        result[pair[0]] = pair[1]
-    return result
+        pairs.append((pair[0], pair[1]))
+    return ev.make_dict(pairs)
+
+
+def _set(ev: _Evaluator, args: list[Any], keywords: dict[str, Any]) -> Any:
+    items = ev.collect(args[0]) if args else []
+    ev.hashing(items, "set()")
+    return set(items)
 
 
 def _range(ev: _Evaluator, args: list[Any], keywords: dict[str, Any]) -> Any:
@@ -192,6 +200,21 @@ def _check_replace(ev: _Evaluator, text: str, args: list[Any]) -> None:
         ev.require_length(length, "text")
 
 
+def _check_split(ev: _Evaluator, text: str, args: list[Any]) -> None:
+    """Refuse a split() into more than max_sequence parts, before building them."""
+    separator = args[0] if args else None
+    limit = args[1] if len(args) > 1 and type(args[1]) is int and args[1] >= 0 else None
+    if type(separator) is str and separator:
+        parts = text.count(separator) + 1
+    else:  # on whitespace: at most one part per two characters
+        parts = (len(text) + 1) // 2
+        if parts > ev.limits.max_sequence and limit is None:
+            parts = len(text.split())
+    if limit is not None:
+        parts = min(parts, limit + 1)
+    ev.require_length(parts, "list")
+
+
 _FUNCTIONS: dict[str, _Function] = {
     "abs": _Function(lambda ev, args, kw: abs(args[0]), 1, 1),
     "all": _Function(lambda ev, args, kw: all(ev.iterate(args[0])), 1, 1, takes_iterables=True),
@@ -208,7 +231,7 @@ _FUNCTIONS: dict[str, _Function] = {
     "range": _Function(_range, 1, 3),
     "reversed": _Function(lambda ev, args, kw: ev.collect(args[0])[::-1], 1, 1),
     "round": _Function(_round, 1, 2, frozenset({"ndigits"})),
-    "set": _Function(lambda ev, args, kw: set(ev.collect(args[0]) if args else ()), 0, 1, takes_iterables=True),
+    "set": _Function(_set, 0, 1, takes_iterables=True),
     "sorted": _Function(_sorted, 1, 1, frozenset({"reverse"}), takes_iterables=True),
     "str": _Function(_str, 0, 1),
     "sum": _Function(_sum, 1, 2, frozenset({"start"}), takes_iterables=True),

@@ -3,11 +3,20 @@
 Nothing reaches eval, exec or compile. Each evaluation is bounded in steps, wall time, nesting, and the size of the
 strings, collections and integers it builds. Values copied or trimmed from the inputs (slices, `strip()`, `split()`,
 `sorted(x)`) may be as large as those inputs; their size is charged to the step budget instead.
+
+Sizes count what is reachable, not what is stored: `[[0] * 10000] * 10000` holds 10,000 references to one list, but
+reaches 10^8 values, and comparing, hashing, sorting or printing it visits each of them. Every value built is
+measured that way (`reach`, memoised per object, so shared parts are measured once and counted each time they are
+reachable) and refused past `Limits.max_reach`; every call into C that walks nested values (comparisons, `in`,
+hashing, sorting, `min`/`max`, `count`/`index`) is first charged its worst case (`work`), so no single C call runs
+longer than the steps left. Evaluations also share the budget of their run and the slice of the event loop they may
+use (see `_budget`).
 """
 
 from __future__ import annotations
 
 import ast
+import math
 import reprlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -15,7 +24,8 @@ from types import GeneratorType
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from stratum_core.errors import ExpressionError
-from stratum_core.expressions._builtins import _FUNCTIONS, _METHODS, _check_replace, _join
+from stratum_core.expressions._budget import SliceExhausted, current_budget, current_slice
+from stratum_core.expressions._builtins import _FUNCTIONS, _METHODS, _check_replace, _check_split, _join
 from stratum_core.expressions._syntax import _BINARY_OPERATORS, _COMPARISONS, _UNARY_OPERATORS, Limits, _string_key
 from stratum_core.expressions._values import _ITERABLE_TYPES, _SEQUENCE_TYPES, _a, _input_problem, _listing
 
@@ -24,6 +34,9 @@ if TYPE_CHECKING:
 
 _ITEMS_PER_STEP = 64  # characters or items copied per step charged
 _CLOCK_EVERY = 128  # steps between two looks at the clock
+_VALUES_PER_STEP = 16  # values a call into C may visit per step charged (comparing, hashing, sorting)
+_CHARS_PER_VALUE = 64  # characters of text that count as one value when sizes are measured
+_CONTAINERS = (list, tuple, dict, set)
 
 Scope = dict[str, Any]
 
@@ -48,22 +61,32 @@ def _python_failure(exc: Exception, source: str) -> str:
 class _Evaluator:
     """One evaluation of one expression: holds the step count and the clock, so it is never shared or reused."""
 
-    def __init__(self, expression: Expression, env: Mapping[str, Any], limits: Limits) -> None:
+    def __init__(self, expression: Expression, env: Mapping[str, Any], limits: Limits, *, record: bool = False) -> None:
         self._expression = expression
         self._env = env
         self.limits = limits
         self._inputs: dict[str, Any] = {}
         self._steps = 0
         self._next_clock = _CLOCK_EVERY
-        self._deadline = time.perf_counter() + limits.max_seconds
+        self._started = time.perf_counter()
+        self._deadline = self._started + limits.max_seconds
+        self._budget = current_budget()
+        self._slice = current_slice()
+        self._reach: dict[int, tuple[Any, int]] = {}  # id -> (the value, kept alive; its reach)
+        self._top: Scope = {}
+        self.recorded: dict[int, Any] | None = {} if record else None
+        """Values of the operands of top-level `and` clauses and comparisons, by node id (for explanations)."""
 
     def run(self, node: ast.expr) -> Any:
         try:
-            return self._eval(node, {})
+            return self._eval(node, self._top)
         except RecursionError as exc:
             raise self.fail("expression is nested too deeply to evaluate") from exc
         except MemoryError as exc:
             raise self.fail("evaluation ran out of memory") from exc
+        finally:
+            if self._budget is not None:
+                self._budget.seconds += time.perf_counter() - self._started
 
     def fail(self, message: str) -> ExpressionError:
         return ExpressionError(message, expression=self._expression.text)
@@ -75,12 +98,109 @@ class _Evaluator:
 
     def tick(self, cost: int = 1) -> None:
         self._steps += cost
+        if self._slice is not None and self._steps > self._slice.max_steps:
+            raise SliceExhausted
         if self._steps > self.limits.max_steps:
             raise self.fail(f"evaluation took too many steps (limit {self.limits.max_steps})")
+        budget = self._budget
+        if budget is not None:
+            budget.steps += cost
+            if budget.steps > budget.max_steps:
+                raise self.fail(f"the run's expressions took too many steps in total (limit {budget.max_steps})")
         if self._steps >= self._next_clock:
             self._next_clock = self._steps + _CLOCK_EVERY
-            if time.perf_counter() > self._deadline:
+            now = time.perf_counter()
+            if self._slice is not None and now > self._slice.deadline:
+                raise SliceExhausted
+            if now > self._deadline:
                 raise self.fail(f"evaluation took too long (limit {self.limits.max_seconds} s)")
+            if budget is not None and budget.seconds + (now - self._started) > budget.max_seconds:
+                raise self.fail(f"the run's expressions took too long in total (limit {budget.max_seconds} s)")
+
+    def work(self, values: int, what: str) -> None:
+        """Charge, before making it, a call into C that may visit `values` values; refuse it past the steps left."""
+        cost = values // _VALUES_PER_STEP
+        if cost <= 0:
+            return
+        if self._slice is not None and self._steps + cost > self._slice.max_steps:
+            raise SliceExhausted
+        if self._steps + cost > self.limits.max_steps:
+            raise self.fail(
+                f"{what} would take too much work: it may visit {values} values "
+                f"(limit {self.limits.max_steps * _VALUES_PER_STEP} per evaluation)"
+            )
+        self.tick(cost)
+
+    def reach(self, value: Any) -> int:
+        """How many values `value` reaches, counting a shared part each time it is reachable (text: per 64 chars).
+
+        Memoised per object, so measuring a value built from measured parts costs only its own length.
+        """
+        kind = type(value)
+        if kind is str:
+            return 1 + len(value) // _CHARS_PER_VALUE
+        if kind not in _CONTAINERS:
+            return 1
+        known = self._reach.get(id(value))
+        if known is not None and known[0] is value:
+            return known[1]
+        stack = [value]
+        while stack:
+            item = stack[-1]
+            seen = self._reach.get(id(item))
+            if seen is not None and seen[0] is item:  # pushed twice: shared by two parents
+                stack.pop()
+                continue
+            children = [*item.keys(), *item.values()] if type(item) is dict else item
+            pending = [
+                child
+                for child in children
+                if type(child) in _CONTAINERS and (self._reach.get(id(child)) or (None,))[0] is not child
+            ]
+            if pending:
+                stack.extend(pending)
+                continue
+            stack.pop()
+            self.charge(len(children))
+            total = 1 + sum(self.reach(child) for child in children)
+            self._reach[id(item)] = (item, total)
+        return self._reach[id(value)][1]
+
+    def reach_all(self, values: Iterable[Any]) -> int:
+        return sum(self.reach(value) for value in values)
+
+    def require_reach(self, reach: int, kind: str) -> None:
+        """Refuse, before building it, a value whose expanded size would pass `max_reach`."""
+        if reach > self.limits.max_reach:
+            raise self.fail(
+                f"{kind} is too large: it would reach {reach} values (limit {self.limits.max_reach}; "
+                "a part repeated by reference counts each time)"
+            )
+
+    def hashing(self, keys: Iterable[Any], what: str) -> None:
+        """Charge hashing `keys` (a tuple hashes all it holds)."""
+        self.work(sum(self.reach(key) for key in keys if type(key) is tuple), what)
+
+    def comparing(self, left: Any, right: Any, what: str) -> None:
+        """Charge comparing two values: at worst both are walked together until the smaller one ends."""
+        if type(left) in _CONTAINERS and type(right) in _CONTAINERS:
+            self.work(min(self.reach(left), self.reach(right)), what)
+
+    def searching(self, needle: Any, haystack: Any, what: str) -> None:
+        """Charge `needle in haystack` (and list.count/index): each item compared with the needle."""
+        kind = type(haystack)
+        if kind in (list, tuple):
+            if type(needle) in _CONTAINERS:
+                self.work(min(self.reach(haystack), len(haystack) * self.reach(needle)), what)
+            else:
+                self.work(len(haystack), what)
+        elif kind in (dict, set):
+            self.work(2 * self.reach(needle), what)
+
+    def sorting(self, items: list[Any], what: str) -> None:
+        """Charge sorting `items`: each takes part in about log2(n) comparisons, each bounded by its own size."""
+        if len(items) > 1:
+            self.work(self.reach_all(items) * 2 * math.ceil(math.log2(len(items)) + 1), what)
 
     def charge(self, size: int) -> None:
         """Count copying `size` characters or items against the step budget."""
@@ -104,6 +224,8 @@ class _Evaluator:
         if kind is str or kind in _SEQUENCE_TYPES:
             self.require_length(len(value), "text" if kind is str else kind.__name__)
             self.charge(len(value))
+            if kind is not str:
+                self.require_reach(self.reach(value), kind.__name__)
         elif kind is int:
             self.require_bits(value.bit_length())
         elif kind is complex:
@@ -174,6 +296,7 @@ class _Evaluator:
         raise self.fail(message)
 
     def field(self, record: dict[Any, Any], key: Any, owner: ast.expr) -> Any:
+        self.hashing((key,), f"looking up a key in {self.source(owner)}")
         try:
             return record[key]
         except KeyError:
@@ -206,12 +329,22 @@ class _Evaluator:
         return value[key]
 
     def _literal(self, node: ast.List | ast.Tuple | ast.Set, scope: Scope) -> Any:
-        build = {ast.List: list, ast.Tuple: tuple, ast.Set: set}[type(node)]
-        return self.produced(build(self._eval(item, scope) for item in node.elts))
+        items = [self._eval(item, scope) for item in node.elts]
+        if isinstance(node, ast.Set):
+            self.hashing(items, "building a set")
+            return self.produced(set(items))
+        self.require_reach(1 + self.reach_all(items), "tuple" if isinstance(node, ast.Tuple) else "list")
+        return self.produced(tuple(items) if isinstance(node, ast.Tuple) else items)
 
     def _dict(self, node: ast.Dict, scope: Scope) -> Any:
         pairs = zip(cast(list[ast.expr], node.keys), node.values, strict=True)
-        return self.produced({self._eval(key, scope): self._eval(value, scope) for key, value in pairs})
+        return self.make_dict([(self._eval(key, scope), self._eval(value, scope)) for key, value in pairs])
+
+    def make_dict(self, pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+        """A dict from (key, value) pairs, its keys' hashing charged and its size checked before it is built."""
+        self.hashing((key for key, _ in pairs), "building a dict")
+        self.require_reach(1 + sum(self.reach(key) + self.reach(value) for key, value in pairs), "dict")
+        return cast(dict[Any, Any], self.produced(dict(pairs)))
 
     def _unary(self, node: ast.UnaryOp, scope: Scope) -> Any:
         return self.produced(_UNARY_OPERATORS[type(node.op)](self._eval(node.operand, scope)))
@@ -225,6 +358,8 @@ class _Evaluator:
         sequences = (str, list, tuple)
         if op is ast.Add and type(left) in sequences and type(left) is type(right):
             self.require_length(len(left) + len(right), "text" if type(left) is str else type(left).__name__)
+            if type(left) is not str:
+                self.require_reach(self.reach(left) + self.reach(right) - 1, type(left).__name__)
         elif op is ast.Mult:
             self._check_product(left, right)
         elif op is ast.Pow and type(left) in (int, bool) and type(right) in (int, bool) and right > 0 and abs(left) > 1:
@@ -242,23 +377,35 @@ class _Evaluator:
             if type(sequence) in (str, list, tuple) and type(count) in integers:
                 kind = "text" if type(sequence) is str else type(sequence).__name__
                 self.require_length(len(sequence) * max(count, 0), kind)
+                if kind != "text":
+                    self.require_reach(1 + (self.reach(sequence) - 1) * max(count, 0), kind)
+
+    def _remember(self, node: ast.expr, value: Any, scope: Scope) -> Any:
+        if self.recorded is not None and scope is self._top:
+            self.recorded[id(node)] = value
+        return value
 
     def _bool_op(self, node: ast.BoolOp, scope: Scope) -> Any:
         stop_when = isinstance(node.op, ast.Or)
         for part in node.values[:-1]:
-            value = self._eval(part, scope)
+            value = self._remember(part, self._eval(part, scope), scope)
             if bool(value) is stop_when:
                 return value
-        return self._eval(node.values[-1], scope)
+        return self._remember(node.values[-1], self._eval(node.values[-1], scope), scope)
 
     def _compare(self, node: ast.Compare, scope: Scope) -> Any:
         if len(node.ops) == 1 and isinstance(node.ops[0], ast.Is | ast.IsNot):
             return self._none_test(node, scope)
-        left = self._eval(node.left, scope)
+        left = self._remember(node.left, self._eval(node.left, scope), scope)
         for op, right_node in zip(node.ops, node.comparators, strict=True):
-            right = self._eval(right_node, scope)
-            if isinstance(op, ast.In | ast.NotIn) and type(right) in _ITERABLE_TYPES:
-                self.charge(len(right))
+            right = self._remember(right_node, self._eval(right_node, scope), scope)
+            if isinstance(op, ast.In | ast.NotIn):
+                if type(right) is str:
+                    self.charge(len(right))
+                else:
+                    self.searching(left, right, f"testing {self.source(node)}")
+            elif not isinstance(op, ast.Is | ast.IsNot):
+                self.comparing(left, right, f"comparing {self.source(node)}")
             if not _COMPARISONS[type(op)](left, right):
                 return False
             left = right
@@ -312,6 +459,12 @@ class _Evaluator:
             return _join(self, receiver, args)
         if name == "replace":
             _check_replace(self, receiver, args)
+        elif name == "split":
+            _check_split(self, receiver, args)
+        elif name in ("count", "index") and kind is not str and args:
+            self.searching(args[0], receiver, f"{self.source(owner)}.{name}()")
+        elif name == "get" and args:
+            self.hashing(args[:1], f"{self.source(owner)}.get()")
         result = getattr(receiver, name)(*args)
         if name in ("keys", "values", "items"):
             result = list(result)
@@ -349,10 +502,14 @@ class _Evaluator:
         scopes = self._scopes(node.generators, scope)
         if isinstance(node, ast.DictComp):
             pairs = ((self._eval(node.key, inner), self._eval(node.value, inner)) for inner in scopes)
-            return self.produced(dict(self.bounded(pairs, "dict")))
+            return self.make_dict(self.bounded(pairs, "dict"))
         kind = "set" if isinstance(node, ast.SetComp) else "list"
         items = self.bounded((self._eval(node.elt, inner) for inner in scopes), kind)
-        return self.produced(set(items) if kind == "set" else items)
+        if kind == "set":
+            self.hashing(items, "building a set")
+            return self.produced(set(items))
+        self.require_reach(1 + self.reach_all(items), kind)
+        return self.produced(items)
 
     _HANDLERS: ClassVar[dict[type[ast.AST], Callable[[_Evaluator, Any, Scope], Any]]] = {
         ast.Constant: _constant,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ast
-import functools
+import math
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +22,7 @@ from stratum_core.expressions._syntax import (
     _parse,
     _Positions,
 )
+from stratum_core.expressions._values import _a
 
 
 class Expression:
@@ -41,6 +44,27 @@ class Expression:
         """The expression's value with its free names bound by `env`; raises ExpressionError on any failure."""
         return _Evaluator(self, env, limits).run(self._tree.body)
 
+    def evaluate_json(self, env: Mapping[str, Any], *, limits: Limits = DEFAULT_LIMITS) -> Any:
+        """The expression's value as a JSON value (what a compute `expr` returns): tuples become lists.
+
+        Raises:
+            ExpressionError: the evaluation failed, or the value is not JSON (a set, a range, a dict with keys that
+                are not text, a number that is not finite).
+        """
+        evaluator = _Evaluator(self, env, limits)
+        return _as_json(evaluator, evaluator.run(self._tree.body))
+
+    def violation(self, env: Mapping[str, Any], *, limits: Limits = DEFAULT_LIMITS) -> str | None:
+        """None when the condition holds on `env`; else why not, with the values it read (see `describe_failure`).
+
+        One evaluation: the explanation shows the values computed on the way, never evaluates anything again.
+        Raises ExpressionError when the condition cannot be evaluated.
+        """
+        evaluator = _Evaluator(self, env, limits, record=True)
+        if evaluator.run(self._tree.body):
+            return None
+        return _explain(self, env, evaluator.recorded or {})
+
     def __repr__(self) -> str:
         return f"Expression({self.text!r})"
 
@@ -54,12 +78,35 @@ def compile_expression(text: str, *, limits: Limits = DEFAULT_LIMITS) -> Express
         raise ExpressionSyntaxError(
             f"an expression must be text, not {type(text).__name__}", expression=str(text), offset=0
         )
-    return _compile_cached(text, limits)
+    key = (text, limits)
+    with _cache_lock:
+        cached = _cache.get(key)
+        if cached is not None:
+            _cache.move_to_end(key)
+            return cached
+    compiled = _compile(text, limits)
+    global _cached_chars
+    with _cache_lock:
+        if key not in _cache:
+            _cache[key] = compiled
+            _cached_chars += len(text)
+        while _cached_chars > CACHE_MAX_CHARS or len(_cache) > CACHE_MAX_ENTRIES:
+            (old, _), _ = _cache.popitem(last=False)
+            _cached_chars -= len(old)
+    return compiled
 
 
-@functools.lru_cache(maxsize=4096)
-def _compile_cached(text: str, limits: Limits) -> Expression:
-    return _compile(text, limits)
+CACHE_MAX_CHARS = 500_000
+"""Characters of expression text the compiled-expression cache holds (a compiled tree takes ~100 bytes a char)."""
+CACHE_MAX_ENTRIES = 4_096
+_cache: OrderedDict[tuple[str, Limits], Expression] = OrderedDict()
+_cache_lock = threading.Lock()
+_cached_chars = 0
+
+
+def cached_expression_chars() -> int:
+    """Characters of expression text the compiled-expression cache holds now."""
+    return _cached_chars
 
 
 def _compile(text: str, limits: Limits) -> Expression:
@@ -87,34 +134,46 @@ def _compile(text: str, limits: Limits) -> Expression:
 def describe_failure(expr: Expression, env: Mapping[str, Any]) -> str:
     """Explain a falsy condition with the values it read, e.g. `x.a > 1 (actual: x.a = 0)`.
 
-    For an `and` chain only the first false clause is shown: that is the one to fix.
+    For an `and` chain only the first false clause is shown: that is the one to fix. The condition is evaluated
+    once, its operands' values recorded on the way (`Expression.violation` does this without a first evaluation).
     """
+    evaluator = _Evaluator(expr, env, DEFAULT_LIMITS, record=True)
+    try:
+        evaluator.run(expr._tree.body)
+    except ExpressionError as exc:
+        clause = expr._tree.body
+        if isinstance(clause, ast.BoolOp) and isinstance(
+            clause.op, ast.And
+        ):  # the clause that raised: the first not done
+            recorded = evaluator.recorded or {}
+            clause = next((part for part in clause.values if id(part) not in recorded), clause)
+        text = expr.text.strip() if clause is expr._tree.body else _segment(expr, clause)
+        return f"{text} (error: {exc.message})"
+    return _explain(expr, env, evaluator.recorded or {})
+
+
+def _explain(expr: Expression, env: Mapping[str, Any], recorded: Mapping[int, Any]) -> str:
     clause = expr._tree.body
     if isinstance(clause, ast.BoolOp) and isinstance(clause.op, ast.And):
         for part in clause.values:
-            try:
-                holds = _Evaluator(expr, env, DEFAULT_LIMITS).run(part)
-            except ExpressionError as exc:
-                return f"{_segment(expr, part)} (error: {exc.message})"
-            if not holds:
+            if id(part) in recorded and not recorded[id(part)]:
                 clause = part
                 break
     text = expr.text.strip() if clause is expr._tree.body else _segment(expr, clause)
-    actual = ", ".join(f"{name} = {_SHORT.repr(value)}" for name, value in _actual_values(expr, clause, env))
+    actual = ", ".join(f"{name} = {_SHORT.repr(value)}" for name, value in _actual_values(expr, clause, env, recorded))
     return f"{text} (actual: {actual})" if actual else text
 
 
-def _actual_values(expr: Expression, clause: ast.expr, env: Mapping[str, Any]) -> list[tuple[str, Any]]:
-    """The values worth showing for a false clause: a comparison's operands, or else the fields it reads."""
+def _actual_values(
+    expr: Expression, clause: ast.expr, env: Mapping[str, Any], recorded: Mapping[int, Any]
+) -> list[tuple[str, Any]]:
+    """The values worth showing for a false clause: a comparison's operands (those computed), else its fields."""
     shown: dict[str, Any] = {}
     if isinstance(clause, ast.Compare):
         for operand in (clause.left, *clause.comparators):
-            if not any(isinstance(part, ast.Name) for part in ast.walk(operand)):
+            if id(operand) not in recorded or not any(isinstance(part, ast.Name) for part in ast.walk(operand)):
                 continue
-            try:
-                shown.setdefault(_segment(expr, operand), _Evaluator(expr, env, DEFAULT_LIMITS).run(operand))
-            except ExpressionError:
-                continue
+            shown.setdefault(_segment(expr, operand), recorded[id(operand)])
         if shown:
             return list(shown.items())
     positions = _Positions(expr._code, expr._lead)
@@ -135,3 +194,40 @@ def _read_field(env: Mapping[str, Any], read: FieldRead) -> Any:
             return _MISSING
         value = value[name]
     return value
+
+
+def _as_json(evaluator: _Evaluator, value: Any) -> Any:
+    """`value` as JSON (tuples as lists), or an ExpressionError naming what is not JSON and where."""
+    converted: dict[int, tuple[Any, Any]] = {}  # id -> (the value, its JSON form): a shared part converts once
+
+    def convert(item: Any, where: str) -> Any:
+        kind = type(item)
+        if item is None or kind in (str, bool, int):
+            return item
+        if kind is float:
+            if not math.isfinite(item):
+                raise evaluator.fail(f"the result is not a JSON value: {where} is {item!r}")
+            return item
+        known = converted.get(id(item))
+        if known is not None and known[0] is item:
+            return known[1]
+        evaluator.charge(len(item) if kind in (list, tuple, dict) else 0)
+        if kind in (list, tuple):
+            result: Any = [convert(part, f"{where}[{index}]") for index, part in enumerate(item)]
+        elif kind is dict:
+            for key in item:
+                if type(key) is not str:
+                    raise evaluator.fail(
+                        f"the result is not a JSON value: {where} has the key {_SHORT.repr(key)}, and JSON keys are "
+                        "text (use str(...) for the keys)"
+                    )
+            result = {key: convert(part, f"{where}[{key!r}]") for key, part in item.items()}
+        else:
+            hint = {"set": "use sorted(...) for a list", "range": "use list(...)"}.get(kind.__name__)
+            raise evaluator.fail(
+                f"the result is not a JSON value: {where} is {_a(item)}" + (f" ({hint})" if hint else "")
+            )
+        converted[id(item)] = (item, result)
+        return result
+
+    return convert(value, "the result")

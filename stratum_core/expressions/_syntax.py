@@ -48,6 +48,8 @@ class Limits:
     max_sequence: int = 10_000
     max_int_bits: int = 4_096
     max_depth: int = 64
+    max_reach: int = 1_000_000
+    """Values reachable from one value the expression builds, a part shared by reference counted each time."""
 
 
 DEFAULT_LIMITS = Limits()
