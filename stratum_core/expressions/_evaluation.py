@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import GeneratorType
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-from stratum_core.errors import ExpressionError
+from stratum_core.errors import BudgetExceeded, ExpressionError
 from stratum_core.expressions._budget import SliceExhausted, current_budget, current_slice
 from stratum_core.expressions._builtins import _FUNCTIONS, _METHODS, _check_replace, _check_split, _join
 from stratum_core.expressions._syntax import _BINARY_OPERATORS, _COMPARISONS, _UNARY_OPERATORS, Limits, _string_key
@@ -106,7 +106,12 @@ class _Evaluator:
         if budget is not None:
             budget.steps += cost
             if budget.steps > budget.max_steps:
-                raise self.fail(f"the run's expressions took too many steps in total (limit {budget.max_steps})")
+                raise BudgetExceeded(
+                    f"the run's expressions took too many steps in total (limit {budget.max_steps})",
+                    dimension="expression_steps",
+                    limit=budget.max_steps,
+                    used=budget.steps,
+                )
         if self._steps >= self._next_clock:
             self._next_clock = self._steps + _CLOCK_EVERY
             now = time.perf_counter()
@@ -115,7 +120,12 @@ class _Evaluator:
             if now > self._deadline:
                 raise self.fail(f"evaluation took too long (limit {self.limits.max_seconds} s)")
             if budget is not None and budget.seconds + (now - self._started) > budget.max_seconds:
-                raise self.fail(f"the run's expressions took too long in total (limit {budget.max_seconds} s)")
+                raise BudgetExceeded(
+                    f"the run's expressions took too long in total (limit {budget.max_seconds} s)",
+                    dimension="expression_seconds",
+                    limit=budget.max_seconds,
+                    used=budget.seconds + (now - self._started),
+                )
 
     def work(self, values: int, what: str) -> None:
         """Charge, before making it, a call into C that may visit `values` values; refuse it past the steps left."""
@@ -141,37 +151,48 @@ class _Evaluator:
             return 1 + len(value) // _CHARS_PER_VALUE
         if kind not in _CONTAINERS:
             return 1
-        known = self._reach.get(id(value))
+        memo = self._reach
+        known = memo.get(id(value))
         if known is not None and known[0] is value:
             return known[1]
         stack = [value]
         while stack:
             item = stack[-1]
-            seen = self._reach.get(id(item))
+            seen = memo.get(id(item))
             if seen is not None and seen[0] is item:  # pushed twice: shared by two parents
                 stack.pop()
                 continue
             children = [*item.keys(), *item.values()] if type(item) is dict else item
-            pending = [
-                child
-                for child in children
-                if type(child) in _CONTAINERS and (self._reach.get(id(child)) or (None,))[0] is not child
-            ]
+            self.charge(len(children))
+            total, pending = 1, []
+            for child in children:
+                child_kind = type(child)
+                if child_kind is str:
+                    total += 1 + len(child) // _CHARS_PER_VALUE
+                elif child_kind in _CONTAINERS:
+                    known = memo.get(id(child))
+                    if known is not None and known[0] is child:
+                        total += known[1]
+                    else:
+                        pending.append(child)
+                else:
+                    total += 1
             if pending:
                 stack.extend(pending)
                 continue
             stack.pop()
-            self.charge(len(children))
-            total = 1 + sum(self.reach(child) for child in children)
-            self._reach[id(item)] = (item, total)
-        return self._reach[id(value)][1]
+            memo[id(item)] = (item, total)
+        return memo[id(value)][1]
 
     def reach_all(self, values: Iterable[Any]) -> int:
         return sum(self.reach(value) for value in values)
 
     def require_reach(self, reach: int, kind: str) -> None:
-        """Refuse, before building it, a value whose expanded size would pass `max_reach`."""
-        if reach > self.limits.max_reach:
+        """Refuse, before building it, a value whose expanded size would pass `max_reach`.
+
+        A value may reach as much as twice the inputs read so far: rearranging large inputs is not growth.
+        """
+        if reach > self.limits.max_reach and reach > 2 * self.reach_all(self._inputs.values()):
             raise self.fail(
                 f"{kind} is too large: it would reach {reach} values (limit {self.limits.max_reach}; "
                 "a part repeated by reference counts each time)"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -7,8 +8,9 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from inline_snapshot import snapshot
 
-from stratum_core.errors import ExpressionError
+from stratum_core.errors import BudgetExceeded, ExpressionError
 from stratum_core.expressions import (
     DEFAULT_LIMITS,
     ExpressionSyntaxError,
@@ -17,7 +19,9 @@ from stratum_core.expressions import (
     compile_expression,
     describe_failure,
 )
-from tests.fixtures.sandbox_corpus import ESCAPES
+from stratum_core.expressions._budget import expression_budget, off_loop
+from stratum_core.expressions._expression import CACHE_MAX_CHARS, cached_expression_chars
+from tests.fixtures.sandbox_corpus import ESCAPES, NON_JSON, SHARED_INPUT_ENV, SHARED_INPUTS, TUPLES
 
 
 def make_env() -> dict[str, Any]:
@@ -297,3 +301,85 @@ def test_any_text_is_evaluated_or_refused_with_an_expression_error(text: str) ->
         compile_expression(text).evaluate(env)
     except (ExpressionSyntaxError, ExpressionError):
         pass
+
+
+# --- hostile shapes: shared references, work in C, growth, results, budgets above one evaluation ------------------
+
+PATIENT = Limits(max_seconds=30.0)  # these refusals are by count, not by the clock of a busy machine
+
+
+@pytest.mark.parametrize(("text", "words"), SHARED_INPUTS, ids=[text for text, _ in SHARED_INPUTS])
+def test_operations_on_inputs_sharing_references_are_refused_before_the_call_into_c(text: str, words: str) -> None:
+    with pytest.raises(ExpressionError) as caught:
+        compile_expression(text).evaluate(SHARED_INPUT_ENV, limits=PATIENT)
+    assert words in caught.value.message, caught.value.message
+
+
+def test_a_value_built_from_shared_parts_is_measured_by_what_it_reaches() -> None:
+    with pytest.raises(ExpressionError) as caught:
+        evaluate("[[0] * 10**4] * 10**4")
+    assert caught.value.message == snapshot(
+        "list is too large: it would reach 100010001 values (limit 1000000; a part repeated by reference counts "
+        "each time)"
+    )
+    assert len(evaluate("[[0] * 900] * 1000")) == 1000  # just under the bound: built, and comparing it is allowed
+    assert evaluate("[[0] * 900] * 1000 == [[0] * 900] * 1000") is True
+
+
+@pytest.mark.parametrize(("text", "message"), NON_JSON, ids=[text for text, _ in NON_JSON])
+def test_a_result_that_is_not_json_is_a_clear_error(text: str, message: str) -> None:
+    with pytest.raises(ExpressionError) as caught:
+        compile_expression(text).evaluate_json(make_env())
+    assert caught.value.message.startswith(message), caught.value.message
+
+
+@pytest.mark.parametrize(("text", "expected"), TUPLES, ids=[text for text, _ in TUPLES])
+def test_tuples_in_a_result_become_lists(text: str, expected: object) -> None:
+    assert compile_expression(text).evaluate_json(make_env()) == expected
+
+
+def test_a_false_chained_comparison_is_explained_from_the_values_computed_once() -> None:
+    text = "result.label == 'x' < " + " < ".join(["str(sum(range(9999)))"] * 184)
+    expression = compile_expression(text)
+    with expression_budget() as budget:
+        assert expression.evaluate(make_env()) is False
+        one_evaluation = budget.steps
+        violation = expression.violation(make_env())
+        described = describe_failure(expression, make_env())
+    assert violation == described == f"{text} (actual: result.label = 'a')"
+    assert budget.steps == 3 * one_evaluation  # each explanation evaluated it once: no operand again
+
+
+def test_the_expressions_of_a_run_share_one_budget() -> None:
+    slow = compile_expression("len([i for i in range(3000)])")
+    with expression_budget(max_steps=50_000), pytest.raises(BudgetExceeded) as caught:
+        for _ in range(1_000):
+            slow.evaluate({}, limits=PATIENT)
+    assert caught.value.dimension == "expression_steps"
+    assert str(caught.value) == snapshot("the run's expressions took too many steps in total (limit 50000)")
+    assert slow.evaluate({}, limits=PATIENT) == 3000  # outside the budget, one evaluation has only its own limits
+
+
+async def test_an_evaluation_longer_than_its_slice_of_the_event_loop_moves_to_a_worker_thread() -> None:
+    loop_thread = threading.get_ident()
+    threads: list[int] = []
+
+    def evaluate_and_note(text: str) -> Any:
+        threads.append(threading.get_ident())
+        return compile_expression(text).evaluate({}, limits=PATIENT)
+
+    assert await off_loop(evaluate_and_note, "1 + 1") == 2
+    assert threads == [loop_thread]  # short: done in its slice, on the loop
+    threads.clear()
+    assert await off_loop(evaluate_and_note, "len([i for i in range(3000)])") == 3000
+    assert threads[0] == loop_thread and threads[1:] != [] and loop_thread not in threads[1:]
+    threads.clear()
+    assert await off_loop(evaluate_and_note, "1 + 1", inline=False) == 2
+    assert loop_thread not in threads
+
+
+def test_the_compiled_expression_cache_is_bounded_in_characters() -> None:
+    for number in range(200):
+        compile_expression(f"[{number}, " + ", ".join(["text"] * 1_600) + "]")  # ~10,000 characters each
+    assert cached_expression_chars() <= CACHE_MAX_CHARS
+    assert compile_expression("1 + 1") is compile_expression("1 + 1")  # short ones are still cached
