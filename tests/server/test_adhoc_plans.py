@@ -15,7 +15,7 @@ from server_helpers import answer_with, links_of, make_server, text_of
 
 from server import StratumServer
 from stratum_core.plan._untrusted import MAX_TEXT
-from tests.fixtures.sandbox_corpus import ESCAPES, escape_plan
+from tests.fixtures.sandbox_corpus import ESCAPES, HOSTILE_PLANS, NON_JSON, TUPLES, escape_plan
 
 COMPUTE = """\
 version: "1"
@@ -175,6 +175,47 @@ async def test_sandbox_escapes_fail_through_stratum_run(
         assert text.startswith("Flow 'go' failed: ExpressionError at step 's'"), text
         [run] = agent_server.store.list_runs().runs
         assert run.status == "failed" and run.error is not None and run.error["type"] == "ExpressionError"
+
+
+@pytest.mark.parametrize(("expression", "message"), NON_JSON, ids=[text for text, _ in NON_JSON])
+async def test_a_compute_expr_that_returns_no_json_value_fails_with_an_expression_error(
+    agent_server: StratumServer, expression: str, message: str
+) -> None:
+    async with Client(agent_server, mode="auto") as client:
+        result = await client.call_tool(
+            "stratum_run", {"plan": escape_plan(expression), "input": {"text": "hello", "items": [1, 2, 3]}}
+        )
+    assert result.is_error
+    assert text_of(result).startswith("Flow 'go' failed: ExpressionError at step 's'"), text_of(result)
+    assert message in text_of(result)
+    [run] = agent_server.store.list_runs().runs
+    assert run.status == "failed" and run.error is not None and run.error["type"] == "ExpressionError"
+
+
+@pytest.mark.parametrize(("expression", "output"), TUPLES, ids=[text for text, _ in TUPLES])
+async def test_a_compute_expr_returning_tuples_answers_lists(
+    agent_server: StratumServer, expression: str, output: object
+) -> None:
+    async with Client(agent_server, mode="auto") as client:
+        result = await client.call_tool(
+            "stratum_run", {"plan": escape_plan(expression), "input": {"text": "hello", "items": [1, 2, 3]}}
+        )
+    assert not result.is_error, text_of(result)
+    assert result.structured_content is not None and result.structured_content["output"] == output
+
+
+@pytest.mark.parametrize(
+    ("name", "plan", "arguments", "words"), HOSTILE_PLANS, ids=[name for name, *_ in HOSTILE_PLANS]
+)
+async def test_hostile_plans_end_in_a_bounded_refusal(
+    agent_server: StratumServer, name: str, plan: str, arguments: dict[str, Any], words: str
+) -> None:
+    async with Client(agent_server, mode="auto") as client:
+        result = await client.call_tool("stratum_run", {"plan": plan, "input": arguments})
+    assert result.is_error
+    assert words in text_of(result), text_of(result)
+    [run] = agent_server.store.list_runs().runs
+    assert run.status == "failed"
 
 
 async def test_tools_of_the_server_are_listed_with_schemas(agent_server: StratumServer) -> None:
