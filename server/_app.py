@@ -59,6 +59,7 @@ from server._elicitation import (
     reviewer_of,
 )
 from server._hub import LOG_LEVELS, Hub
+from server._limits import json_size, too_large
 from server._prompts import Prompts
 from server._resources import Resources
 from server._results import (
@@ -393,6 +394,9 @@ class StratumServer(Server[Any]):
         tool = self.folder.catalog.tools.get(params.name)
         if tool is None and params.name not in _TOOL_INPUTS:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {params.name}")
+        too_large = self._too_large(params)
+        if too_large is not None:
+            return error_result(too_large)
         try:
             if tool is not None:
                 return await self._flow_tool(ctx, params, tool)
@@ -414,6 +418,19 @@ class StratumServer(Server[Any]):
         except Exception:
             logger.exception("tool %s failed", params.name)
             return error_result(f"Internal error while running '{params.name}' (see the server log).")
+
+    def _too_large(self, params: types.CallToolRequestParams) -> str | None:
+        """Why a call's arguments are refused for their size (an agent's report has its own limit), or None."""
+        if params.name == STEP_DONE_TOOL:
+            limit, what, setting = self.config.max_report_bytes, "The reported output", "max_report_bytes"
+        else:
+            limit, what, setting = (
+                self.config.max_argument_bytes,
+                f"The arguments of '{params.name}'",
+                "max_argument_bytes",
+            )
+        size = json_size(params.arguments or {}, limit)
+        return too_large(what, limit, setting) if size > limit else None
 
     async def _flow_tool(
         self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams, tool: FlowTool
@@ -496,6 +513,15 @@ class StratumServer(Server[Any]):
         return failure_result(result.run_id, flow, _error_dict(result.error, result.status))
 
     def _success(self, run_id: str, flow: str, output: Any, tool: Shape) -> types.CallToolResult:
+        limit = self.config.max_result_bytes
+        size = json_size(output, limit)
+        if size > limit:
+            message = too_large(f"The output of the run of '{flow}'", limit, "max_result_bytes")
+            return error_result(
+                f"{message}. The run succeeded; its output is in the trace, {run_uri(run_id)}.",
+                run_id=run_id,
+                flow=flow,
+            )
         if tool is None:
             structured = {"run_id": run_id, "flow": flow, "status": "succeeded", "output": output}
             return success_result(run_id, flow, structured, output)

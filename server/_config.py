@@ -17,6 +17,7 @@ __all__ = [
     "ServerConfig",
     "parse_infer_via",
     "parse_listen_address",
+    "parse_size",
 ]
 
 InferVia = Literal["server", "agent", "sampling"]
@@ -58,6 +59,11 @@ class ServerConfig:
             sooner (`STRATUM_CALL_TIMEOUT`).
         max_retry_wait: the longest wait before a transport retry (`STRATUM_MAX_RETRY_WAIT`).
         force_model: `model` does every infer step, whatever model the plan's functions name.
+        max_argument_bytes: the largest arguments a tool call may carry, as JSON (a flow's input, a `stratum_run`
+            plan with its input, a review's answer).
+        max_report_bytes: the largest output an agent may report with `stratum_step_done`, as JSON.
+        max_result_bytes: the largest flow output the server answers with, as JSON (larger: read the trace).
+        max_message_bytes: the largest message a client may send: a stdio line, an HTTP request body.
     """
 
     plans_dir: Path = DEFAULT_PLANS_DIR
@@ -78,6 +84,10 @@ class ServerConfig:
     call_timeout: float = 300.0
     max_retry_wait: float = 30.0
     force_model: bool = False
+    max_argument_bytes: int = 1_000_000
+    max_report_bytes: int = 1_000_000
+    max_result_bytes: int = 4_000_000
+    max_message_bytes: int = 4_000_000
 
     @property
     def resolved_infer_via(self) -> InferVia:
@@ -88,12 +98,13 @@ class ServerConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, /, **overrides: object) -> ServerConfig:
-        """Read the STRATUM_* variables: PLANS, STORE, MODEL, API_BASE, API_KEY, TOKEN, INFER_VIA, MODELS, budgets.
+        """Read the STRATUM_* variables: PLANS, STORE, MODEL, API_BASE, API_KEY, TOKEN, INFER_VIA, MODELS, and limits.
 
         FORCE_MODEL names a model for every infer step (as `--force-model MODEL`).
 
-        The budget ones are those the engine reads: PRICES, ALLOW_UNPRICED, CALL_TIMEOUT, MAX_RETRY_WAIT. Explicit
-        overrides that are not None win over the environment. A malformed value raises ValueError.
+        The budget ones are those the engine reads: PRICES, ALLOW_UNPRICED, CALL_TIMEOUT, MAX_RETRY_WAIT; the sizes
+        are MAX_ARGUMENT_BYTES, MAX_REPORT_BYTES, MAX_RESULT_BYTES and MAX_MESSAGE_BYTES. Explicit overrides that
+        are not None win over the environment. A malformed value raises ValueError.
         """
         from stratum_core.engine._types import budget_settings
 
@@ -115,6 +126,10 @@ class ServerConfig:
                 values[key] = env[name]
         if env.get("STRATUM_FORCE_MODEL"):  # a model name: that model for every step
             values.update(model=env["STRATUM_FORCE_MODEL"], force_model=True)
+        for key in ("max_argument_bytes", "max_report_bytes", "max_result_bytes", "max_message_bytes"):
+            name = f"STRATUM_{key.upper()}"
+            if env.get(name):
+                values[key] = parse_size(env[name], what=name)
         if env.get("STRATUM_INFER_VIA"):
             values["infer_via"] = parse_infer_via(env["STRATUM_INFER_VIA"], what="STRATUM_INFER_VIA")
         values.update({key: value for key, value in overrides.items() if value is not None})
@@ -128,6 +143,16 @@ def parse_infer_via(text: str, *, what: str = "--infer-via") -> InferVia:
         if choice == value:
             return choice
     raise ValueError(f"{what} must be one of {', '.join(INFER_VIA_CHOICES)}, not {text!r}")
+
+
+def parse_size(text: str, *, what: str) -> int:
+    """A positive number of bytes: `1000000`, `1_000_000`, `512k`, `4M` (k and M are 1000 and 1000000)."""
+    value = text.strip().replace("_", "")
+    scale = {"k": 1_000, "m": 1_000_000}.get(value[-1:].lower(), 1)
+    digits = value[:-1] if scale > 1 else value
+    if not digits.isdigit() or int(digits) <= 0:
+        raise ValueError(f"{what} must be a positive number of bytes (e.g. 1000000 or 4M), not {text!r}")
+    return int(digits) * scale
 
 
 def parse_listen_address(text: str) -> tuple[str, int]:

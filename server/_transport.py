@@ -19,6 +19,7 @@ from mcp.server.stdio import stdio_server
 from mcp.server.transport_security import TransportSecuritySettings
 
 from server._app import StratumServer
+from server._limits import BodyLimit
 from server._stdin import claimed_stdin
 
 __all__ = ["BearerToken", "serve_http", "serve_stdio", "transport_security"]
@@ -123,6 +124,7 @@ async def serve_http(
     import uvicorn
 
     app: ASGIApp = server.streamable_http_app(host=host, transport_security=transport_security(host))
+    app = BodyLimit(app, server.config.max_message_bytes)
     if token:
         app = BearerToken(app, token)
     elif host not in ("127.0.0.1", "localhost", "::1"):

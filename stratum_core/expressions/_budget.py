@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
+from anyio.lowlevel import RunVar
 
 __all__ = [
     "RUN_MAX_SECONDS",
@@ -49,10 +50,12 @@ SLICE_STEPS = 2_000
 """Steps an evaluation may take on the event loop before it moves to a worker thread."""
 SLICE_SECONDS = 0.002
 """Seconds an evaluation may take on the event loop before it moves to a worker thread."""
+WORKER_THREADS = 4
+"""Evaluations and checks that run in worker threads at once (more wait for a thread)."""
 SMALL_VALUES = 2_000
 """Values (text: per 64 characters) a value may hold and still be checked against a schema on the event loop."""
 
-_LIMITER: anyio.CapacityLimiter | None = None
+_LIMITER: RunVar[anyio.CapacityLimiter] = RunVar("stratum_expression_limiter")  # one per event loop
 
 
 @dataclass
@@ -116,10 +119,12 @@ def _without_slice(fn: Callable[..., T], *args: Any) -> T:
 
 
 def _limiter() -> anyio.CapacityLimiter:
-    global _LIMITER
-    if _LIMITER is None:
-        _LIMITER = anyio.CapacityLimiter(4)
-    return _LIMITER
+    try:
+        return _LIMITER.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(WORKER_THREADS)
+        _LIMITER.set(limiter)
+        return limiter
 
 
 def is_small(value: Any, *, limit: int = SMALL_VALUES) -> bool:
