@@ -27,6 +27,7 @@ from stratum_core.expressions._budget import expression_budget, is_small, off_lo
 from stratum_core.llm._protocol import QuotingClient
 from stratum_core.plan import Budget, Flow, InferFunction, Plan
 from stratum_core.plan._schema import content_hash, fields_schema
+from stratum_core.plan._untrusted import MAX_FAN_OUT, MAX_RUN_STEPS
 from stratum_core.store import AttemptRecord, MemoryRunStore, RunRecord, StepRecord, StoreError
 
 if TYPE_CHECKING:
@@ -409,6 +410,8 @@ class Engine:
             previous_violations=previous_violations,
             agent_available=agent,
             spent_under=ledger.spent_under,
+            max_steps=MAX_RUN_STEPS if plan.untrusted else None,
+            max_fan_out=MAX_FAN_OUT if plan.untrusted else None,
         )
         state = budget_state(record)
         elapsed_before = float(state.get("ms_used", 0.0))

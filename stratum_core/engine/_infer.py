@@ -69,6 +69,13 @@ async def run_infer(fn: InferFunction, inputs: Mapping[str, Any], ctx: StepConte
     if failure is not None:
         raise failure
     model = ctx.config.model_for(fn.model)
+    if ctx.plan.untrusted and model and model not in ctx.config.configured_models:
+        allowed = ", ".join(sorted(ctx.config.configured_models)) or "none"
+        raise ConfigurationError(
+            f"the model '{model}' is not one of the server's configured models ({allowed}), the only ones a plan "
+            "sent by a client may use: leave `model:` out to use the server's default",
+            step_id=ctx.step_id,
+        )
     if not model:
         raise ConfigurationError(
             f"no model configured for infer step '{ctx.step_id}': pass --model or set STRATUM_MODEL "

@@ -79,6 +79,20 @@ class RunContext:
     agent_available: bool = False
     previous_violations: dict[str, tuple[str, ...]] = field(default_factory=dict)
     spent_under: Callable[[str], Usage] = lambda path: Usage()
+    max_steps: int | None = None
+    """Steps one advance of the run may start (an untrusted plan's bound); None: no bound."""
+    max_fan_out: int | None = None
+    """Items one for_each may run over (an untrusted plan's bound); None: no bound."""
+    steps_started: int = 0
+
+    def start_step(self, path: str) -> None:
+        """Count a step about to start; refuse it past `max_steps`."""
+        self.steps_started += 1
+        if self.max_steps is not None and self.steps_started > self.max_steps:
+            raise RunError(
+                f"the run would start more than {self.max_steps} steps, the limit for a plan sent by a client",
+                step_id=path,
+            )
 
 
 def _step_dependencies(step: Step) -> set[str]:
@@ -351,6 +365,7 @@ class FlowExecution:
         ctx: StepContext | None = None,
     ) -> Any:
         """Run `work` as the step at `path`: record it running, then succeeded, failed, waiting or cancelled."""
+        self.run.start_step(path)
         started = time.time()
         base = {
             "run_id": self.run.run_id,
@@ -464,6 +479,13 @@ class FlowExecution:
                 items = resolve_binding(step.for_each, scope, step_id=path)
                 if not isinstance(items, list):
                     raise RunError(f"for_each: {step.for_each} is not a list", step_id=path)
+                fan_out = self.run.max_fan_out
+                if fan_out is not None and len(items) > fan_out:
+                    raise RunError(
+                        f"for_each: {step.for_each} has {len(items)} items, and a plan sent by a client may run a "
+                        f"step over at most {fan_out}",
+                        step_id=path,
+                    )
                 template = step.step
                 each = [
                     (f"{path}[{i}]", template.model_copy(update={"id": f"{step.id}[{i}]"}), scope.with_item(item))

@@ -74,6 +74,14 @@ class EngineConfig:
             return self.model
         return requested or self.model
 
+    @property
+    def configured_models(self) -> frozenset[str]:
+        """The models this engine was given: the default model and those of the models file.
+
+        A plan sent by a client (untrusted) may name only these: it cannot have the server call any model it likes.
+        """
+        return frozenset(model for model in (self.model, *self.output_profiles) if model)
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> EngineConfig:
         """Read the STRATUM_* variables; explicit overrides that are not None win.

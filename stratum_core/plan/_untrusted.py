@@ -6,11 +6,33 @@ is bounded so that it cannot ask the server for unbounded work.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+
 from stratum_core.errors import PlanError, Problem
 from stratum_core.plan._check_context import CheckContext
-from stratum_core.plan._model import ComputeFunction, DebateStep, ForEachStep, InferFunction, ParallelStep, RaceStep
+from stratum_core.plan._model import (
+    CallStep,
+    ComputeFunction,
+    DebateStep,
+    Flow,
+    ForEachStep,
+    InferFunction,
+    ParallelStep,
+    RaceStep,
+)
 
-__all__ = ["MAX_EXPANDED_CHARS", "MAX_FLOWS", "MAX_FUNCTIONS", "MAX_STEPS", "MAX_TEXT", "check_size", "check_untrusted"]
+__all__ = [
+    "MAX_EXPANDED_CHARS",
+    "MAX_FAN_OUT",
+    "MAX_FLOWS",
+    "MAX_FUNCTIONS",
+    "MAX_NESTING",
+    "MAX_RUN_STEPS",
+    "MAX_STEPS",
+    "MAX_TEXT",
+    "check_size",
+    "check_untrusted",
+]
 
 MAX_TEXT = 64_000
 MAX_EXPANDED_CHARS = 1_000_000  # characters once YAML aliases are expanded
@@ -18,6 +40,9 @@ MAX_FUNCTIONS = 50
 MAX_FLOWS = 10
 MAX_STEPS = 100
 MAX_CALLS_PER_STEP = 10  # quorum n, samples, refine iterations, debate rounds x agents, retries
+MAX_RUN_STEPS = 1_000  # steps one advance of a run may start, sub-flows and for_each items included
+MAX_FAN_OUT = 100  # items one for_each may run over
+MAX_NESTING = 3  # flows calling flows: a flow, a sub-flow, and its sub-flow
 
 
 def check_size(text: str, *, source: str) -> None:
@@ -44,6 +69,37 @@ def _step_count(step: object) -> int:
     if isinstance(step, ForEachStep | DebateStep):
         return 2
     return 1
+
+
+def _called_flows(step: object) -> Iterator[str]:
+    """The flows a step calls: itself, its branches, or the step of its for_each."""
+    if isinstance(step, ParallelStep):
+        calls: list[object] = list(step.parallel.steps)
+    elif isinstance(step, RaceStep):
+        calls = list(step.race)
+    elif isinstance(step, ForEachStep):
+        calls = [step.step]
+    else:
+        calls = [step]
+    for call in calls:
+        if isinstance(call, CallStep) and call.flow is not None:
+            yield call.flow
+
+
+def _deepest_chain(flows: Mapping[str, Flow], start: str) -> list[str]:
+    """The longest chain of flows calling flows from `start` (a cycle, reported elsewhere, is followed once)."""
+    best: list[str] = [start]
+    stack: list[list[str]] = [[start]]
+    while stack:
+        chain = stack.pop()
+        if len(chain) > len(best):
+            best = chain
+        if len(chain) > MAX_NESTING + 1:
+            continue  # long enough to refuse
+        flow = flows.get(chain[-1])
+        called = {name for step in (flow.steps if flow is not None else ()) for name in _called_flows(step)}
+        stack.extend([*chain, name] for name in sorted(called) if name not in chain)
+    return best
 
 
 def check_untrusted(ctx: CheckContext) -> None:
@@ -73,6 +129,14 @@ def check_untrusted(ctx: CheckContext) -> None:
             ctx.report(
                 ("flows", name, "steps"),
                 f"a plan sent by a client may have at most {MAX_STEPS} steps in a flow; this one has {steps}",
+                key=True,
+            )
+        chain = _deepest_chain(plan.flows, name)
+        if len(chain) > MAX_NESTING:
+            ctx.report(
+                ("flows", name),
+                f"a plan sent by a client may nest flows at most {MAX_NESTING} deep; this one calls "
+                f"{' -> '.join(chain[: MAX_NESTING + 1])}",
                 key=True,
             )
         for index, step in enumerate(flow.steps):

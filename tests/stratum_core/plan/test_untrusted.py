@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import pytest
+from inline_snapshot import snapshot
 
 from stratum_core.engine import Engine
 from stratum_core.errors import ExpressionError, PlanError
@@ -109,3 +110,88 @@ flows:
     assert other._plan_of(run).untrusted  # ...under the limits it was first checked with
     resumed = await other.resume(paused.run_id, review_sink=Yes())
     assert resumed.output == {"ok": True}
+
+
+FAN_OUT = """
+version: "1"
+functions:
+  numbers:
+    mode: compute
+    input: {n: {type: integer}}
+    output: {type: array, items: {type: integer}}
+    expr: "list(range(n))"
+  one: {mode: compute, input: {x: {type: integer}}, output: {type: integer}, expr: "x"}
+flows:
+  inner:
+    input: {n: {type: integer}}
+    steps:
+      - {id: made, function: numbers, inputs: {n: $.input.n}}
+      - {id: each, for_each: $.steps.made.output, step: {function: one, inputs: {x: $.item}}}
+  go:
+    input: {n: {type: integer}}
+    steps:
+      - {id: made, function: numbers, inputs: {n: $.input.n}}
+      - {id: each, for_each: $.steps.made.output, step: {flow: inner, inputs: {n: $.input.n}}}
+"""
+
+
+async def test_a_for_each_over_a_computed_list_is_bounded_in_fan_out() -> None:
+    plan = load_plan_text(FAN_OUT, untrusted=True)
+    result = await Engine().run(plan, "go", {"n": 300})
+    assert result.status == "failed" and result.error is not None
+    assert result.error.message == snapshot(
+        "for_each: $.steps.made.output has 300 items, and a plan sent by a client may run a step over at most 100"
+    )
+    assert (await Engine().run(load_plan_text(FAN_OUT), "go", {"n": 30})).status == "succeeded"  # trusted: no bound
+
+
+async def test_an_untrusted_run_is_bounded_in_total_steps() -> None:
+    plan = load_plan_text(FAN_OUT, untrusted=True)
+    engine = Engine()
+    result = await engine.run(plan, "go", {"n": 90})  # 1 + 1 + 90 sub-flows x (1 + 1 + 90): 8,282 steps
+    assert result.status == "failed" and result.error is not None
+    assert "the run would start more than 1000 steps, the limit for a plan sent by a client" in str(result.error)
+    steps = engine.store.get_steps(result.run_id)
+    assert len(steps) <= 1_000
+
+
+def test_flows_nested_too_deep_are_refused_in_an_untrusted_plan() -> None:
+    flows = (
+        "".join(f"  f{i}:\n    input: {{}}\n    steps: [{{id: s, flow: f{i + 1}, inputs: {{}}}}]\n" for i in range(4))
+        + "  f4:\n    input: {}\n    steps: [{id: s, function: one, inputs: {}}]\n"
+    )
+    one = '  one: {mode: compute, input: {}, output: {type: integer}, expr: "1"}\n'
+    text = f'version: "1"\nfunctions:\n{one}flows:\n{flows}'
+    with pytest.raises(PlanError) as caught:
+        load_plan_text(text, untrusted=True)
+    assert [problem.message for problem in caught.value.problems] == snapshot(
+        [
+            "a plan sent by a client may nest flows at most 3 deep; this one calls f0 -> f1 -> f2 -> f3",
+            "a plan sent by a client may nest flows at most 3 deep; this one calls f1 -> f2 -> f3 -> f4",
+        ]
+    )
+    assert load_plan_text(text).flows.keys() == {"f0", "f1", "f2", "f3", "f4"}  # trusted: any depth
+
+
+UNLISTED_MODEL = """
+version: "1"
+functions:
+  ask: {mode: infer, intent: Say hi., input: {}, output: {type: string}, model: openai/o1-pro}
+flows:
+  go:
+    input: {}
+    steps: [{id: s, function: ask, inputs: {}}]
+"""
+
+
+async def test_an_untrusted_plan_may_name_only_the_servers_models() -> None:
+    from stratum_core.engine import EngineConfig
+
+    engine = Engine(config=EngineConfig(model="openai/gpt-4.1-mini"))
+    result = await engine.run(load_plan_text(UNLISTED_MODEL, untrusted=True), "go", {})
+    assert result.status == "failed" and result.error is not None
+    assert result.error.message == snapshot(
+        "the model 'openai/o1-pro' is not one of the server's configured models (openai/gpt-4.1-mini), the only "
+        "ones a plan sent by a client may use: leave `model:` out to use the server's default"
+    )
+    assert engine.store.get_trace(result.run_id).attempts == []  # type: ignore[union-attr]  # no call was made
