@@ -29,11 +29,15 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also list, as warnings, every check the types cannot decide and the engine makes when the plan runs",
     )
-    parser.add_argument(
-        "--no-imports",
+    calls = parser.add_mutually_exclusive_group()
+    calls.add_argument(
+        "--import",
+        dest="import_modules",
         action="store_true",
-        help="do not import the modules of compute `call:` targets (they are imported, never called, by default)",
+        help="import the modules of compute `call:` targets to check them (runs their top-level code); by default "
+        "each module is found and its source read, without running any of it",
     )
+    calls.add_argument("--no-imports", action="store_true", help="do not check compute `call:` targets at all")
 
 
 def _collect(paths: list[str]) -> tuple[list[Path], list[str]]:
@@ -66,7 +70,11 @@ def _run(args: argparse.Namespace) -> int:
     for file in files:
         checks: list[Problem] = []
         try:
-            load_plan(file, check_imports=not args.no_imports, runtime_checks=checks)
+            load_plan(
+                file,
+                check_imports=False if args.no_imports else True if args.import_modules else "static",
+                runtime_checks=checks,
+            )
         except PlanError as error:
             invalid += 1
             problems.extend(error.problems)

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path as FilePath
 
 from stratum_core.plan._check_context import CheckContext
-from stratum_core.plan._imports import call_target_problem
+from stratum_core.plan._imports import CallChecks, call_target_problem
 from stratum_core.plan._learned import LearnedError, function_contract_hash, load_learned
 from stratum_core.plan._model import (
     PRIMITIVE_TYPES,
@@ -132,7 +132,7 @@ def check_contracts(ctx: CheckContext) -> None:
             continue  # an unknown contract inside it, reported above
 
 
-def check_functions(ctx: CheckContext, *, check_imports: bool) -> None:
+def check_functions(ctx: CheckContext, *, check_imports: CallChecks) -> None:
     """Every function: its types, expressions, and the rules of its mode."""
     for name, fn in ctx.plan.functions.items():
         path: Path = ("functions", name)
@@ -216,7 +216,7 @@ def _check_infer(ctx: CheckContext, fn: InferFunction, path: Path, with_result: 
 
 
 def _check_compute(
-    ctx: CheckContext, fn: ComputeFunction, path: Path, inputs: dict[str, Ty], *, check_imports: bool
+    ctx: CheckContext, fn: ComputeFunction, path: Path, inputs: dict[str, Ty], *, check_imports: CallChecks
 ) -> None:
     if fn.call is not None and fn.expr is not None:
         ctx.report(path, "a compute function has 'call' or 'expr', not both", at=(*path, "expr"), key=True)
@@ -230,7 +230,9 @@ def _check_compute(
     if fn.expr is not None:
         check_expression(ctx, (*path, "expr"), fn.expr, inputs, role="expr", expect=from_spec(fn.output))
     if fn.call is not None and check_imports and CALL_TARGET.fullmatch(fn.call):
-        problem = call_target_problem(fn.call, search_path=ctx.plan.module_search_path())
+        problem = call_target_problem(
+            fn.call, search_path=ctx.plan.module_search_path(), statically=check_imports == "static"
+        )
         if problem is not None:
             ctx.report((*path, "call"), problem[0], problem[1])
 

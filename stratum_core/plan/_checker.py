@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from stratum_core.errors import Problem
 from stratum_core.plan._check_context import CheckContext, FlowScope
 from stratum_core.plan._check_functions import check_contracts, check_functions, check_type_names
+from stratum_core.plan._imports import CallChecks
 from stratum_core.plan._loader import LoadedPlan
 from stratum_core.plan._model import (
     CallStep,
@@ -47,7 +48,7 @@ _DEBATE_SYNTHESIZE_INPUTS = ("topic", "history", "arguments")
 def check_plan(
     loaded: LoadedPlan,
     *,
-    check_imports: bool = True,
+    check_imports: CallChecks = True,
     untrusted: bool = False,
     runtime_checks: list[Problem] | None = None,
 ) -> list[Problem]:

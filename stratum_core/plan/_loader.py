@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from stratum_core.errors import PlanError, Problem
+from stratum_core.plan._imports import CallChecks
 from stratum_core.plan._learned import LearnedContext
 from stratum_core.plan._model import (
     AdaptiveFunction,
@@ -348,7 +349,7 @@ def load_plan_text(
     *,
     source: str = "<string>",
     base_dir: str | FilePath | None = None,
-    check_imports: bool = True,
+    check_imports: CallChecks = True,
     untrusted: bool = False,
     runtime_checks: list[Problem] | None = None,
 ) -> Plan:
@@ -357,6 +358,8 @@ def load_plan_text(
     `runtime_checks`, when given, receives what the checker could not decide and the engine checks when the plan runs
     (what `stratum validate --strict` prints as warnings), located like problems.
 
+    `check_imports` says how `call:` targets are checked: True imports their modules (their top-level code runs),
+    "static" finds each module and the name in its source without running anything, False skips them.
     `untrusted` is for plans written by an agent or a client: `call:` targets are refused (expressions only; nothing
     is imported) and sizes are bounded (see `_untrusted.py`).
 
@@ -389,7 +392,7 @@ def _load(
     *,
     source: str,
     base_dir: str | FilePath | None,
-    check_imports: bool,
+    check_imports: CallChecks,
     untrusted: bool = False,
     runtime_checks: list[Problem] | None = None,
 ) -> LoadedPlan:
@@ -486,7 +489,9 @@ def _read(path: FilePath, source: str) -> str:
         raise PlanError([Problem(source, line, 1, "", "the plan is not UTF-8 text")]) from None
 
 
-def load_plan(path: str | FilePath, *, check_imports: bool = True, runtime_checks: list[Problem] | None = None) -> Plan:
+def load_plan(
+    path: str | FilePath, *, check_imports: CallChecks = True, runtime_checks: list[Problem] | None = None
+) -> Plan:
     """Load and check the plan file at `path` (shown in problems as given); `call:` modules are looked up beside it.
 
     Raises:
@@ -509,7 +514,7 @@ def find_plan_files(directory: str | FilePath, *, recursive: bool = True) -> lis
 
 
 def load_plans(
-    directory: str | FilePath, *, recursive: bool = False, check_imports: bool = True
+    directory: str | FilePath, *, recursive: bool = False, check_imports: CallChecks = True
 ) -> tuple[list[Plan], list[PlanError]]:
     """Load every plan in `directory`: the plans that loaded, and one PlanError per plan that did not.
 

@@ -163,3 +163,50 @@ def test_stratum_version_prints_the_installed_version(capsys: pytest.CaptureFixt
 
     assert main(["--version"]) == 0
     assert capsys.readouterr().out == f"stratum {importlib.metadata.version('stratum')}\n"
+
+
+SIDE_EFFECT = """
+import pathlib
+
+pathlib.Path(__file__).with_name("imported.txt").write_text("module code ran")
+
+
+def shout(text):
+    return text.upper()
+
+
+class Tools:
+    def trim(self, text):
+        return text.strip()
+"""
+
+
+def test_call_targets_are_checked_without_running_module_code_unless_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "side_tools.py").write_text(SIDE_EFFECT, encoding="utf-8")
+    good = _write(tmp_path, "good.stratum.yaml", GOOD.replace('expr: "x + 1"', "call: side_tools:shout"))
+    typo = _write(tmp_path, "typo.stratum.yaml", GOOD.replace('expr: "x + 1"', "call: side_tools:shuot"))
+    method = _write(tmp_path, "method.stratum.yaml", GOOD.replace('expr: "x + 1"', "call: side_tools:Tools.trm"))
+    missing = _write(tmp_path, "missing.stratum.yaml", GOOD.replace('expr: "x + 1"', "call: no_such_module:f"))
+    assert main(["validate", str(good)]) == 0
+    assert main(["validate", str(typo)]) == 1
+    assert main(["validate", str(method)]) == 1
+    assert main(["validate", str(missing)]) == 1
+    assert not (tmp_path / "imported.txt").exists()  # nothing of the module ran
+    out = capsys.readouterr().out
+    assert "'side_tools' has no attribute 'shuot' (read from" in out and "did you mean 'shout'?" in out
+    assert "'side_tools:Tools' has no attribute 'trm'" in out
+    assert "cannot find the module 'no_such_module'" in out
+    assert main(["validate", "--import", str(good)]) == 0
+    assert (tmp_path / "imported.txt").read_text(encoding="utf-8") == "module code ran"
+
+
+def test_a_module_inside_a_package_is_found_without_running_the_packages_init(tmp_path: Path) -> None:
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("raise SystemExit('the package ran')\n", encoding="utf-8")
+    (package / "tools.py").write_text("def f(x):\n    return x\n", encoding="utf-8")
+    plan = _write(tmp_path, "p.stratum.yaml", GOOD.replace('expr: "x + 1"', "call: pkg.tools:f"))
+    assert main(["validate", str(plan)]) == 0
+    assert main(["validate", "--import", str(plan)]) == 1  # importing runs the package's __init__, which fails
