@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +48,7 @@ from stratum_core.llm import LLMRequest, LLMResponse
 from stratum_core.llm._local import is_local
 from stratum_core.llm._protocol import QuotingClient, estimate_quote
 from stratum_core.plan import InferFunction
+from stratum_core.plan._check_opaque import opaque_paths
 from stratum_core.plan._schema import content_hash
 from stratum_core.store import AttemptRecord
 from stratum_core.store._records import now
@@ -182,6 +183,8 @@ class _InferCall:
     ensures: tuple[tuple[str, Condition], ...]
     instructions: str | None = None
     examples: tuple[Example, ...] = ()
+    hidden: frozenset[tuple[str, ...]] = frozenset()
+    """Opaque field paths of the inputs and the result: named in violations, never shown."""
 
     @classmethod
     def prepare(cls, fn: InferFunction, inputs: Mapping[str, Any], ctx: StepContext, model: str) -> _InferCall:
@@ -200,6 +203,7 @@ class _InferCall:
             ensures=tuple((text, compiled(text, step_id=ctx.step_id)) for text in fn.ensure),
             instructions=instructions,
             examples=examples,
+            hidden=opaque_paths({**fn.input, "result": fn.output}, ctx.plan.contracts),
         )
 
     def cache_key(self) -> str:
@@ -274,10 +278,11 @@ class _InferCall:
             inputs=inputs,
             ensures=self.ensures,
             output_checks=lambda value: output_violations(fn, value, inputs, project_dir),
+            hidden=self.hidden,
         )
 
     def _ensure_violations(self, value: Any) -> list[str]:
-        return ensure_violations(value, inputs=self.inputs, ensures=self.ensures)
+        return ensure_violations(value, inputs=self.inputs, ensures=self.ensures, hidden=self.hidden)
 
     def _exhausted(self, history: Sequence[Sequence[str]], *, parsed_any: bool) -> PostconditionFailed:
         count = len(history)
@@ -301,11 +306,12 @@ def check_answer(
     inputs: Mapping[str, Any],
     ensures: Sequence[tuple[str, Condition]],
     output_checks: Callable[[Any], list[str]] | None = None,
+    hidden: Collection[Sequence[str]] = (),
 ) -> _Checked:
     """Parse, schema-validate and `ensure`-check one answer: what every attempt is judged by (and `optimize`).
 
     `output_checks` (a reference plan's step output_schema, guardrails and file checks) run between the schema and
-    the `ensure`s.
+    the `ensure`s. Values under `hidden` (opaque) field paths are named in violations, never shown.
     """
     try:
         data = parse_answer(content)
@@ -314,23 +320,29 @@ def check_answer(
     value = data
     if output.wrapped and isinstance(data, Mapping) and "value" in data:
         value = data["value"]
-    violations = schema_violations(value, output.value_schema)
+    violations = schema_violations(value, output.value_schema, hidden=hidden)
     if violations:
         return _Checked(violations=violations)
     if output_checks is not None:
         violations = output_checks(value)
         if violations:
             return _Checked(violations=violations)
-    return _Checked(value=value, violations=ensure_violations(value, inputs=inputs, ensures=ensures))
+    return _Checked(value=value, violations=ensure_violations(value, inputs=inputs, ensures=ensures, hidden=hidden))
 
 
-def ensure_violations(value: Any, *, inputs: Mapping[str, Any], ensures: Sequence[tuple[str, Condition]]) -> list[str]:
+def ensure_violations(
+    value: Any,
+    *,
+    inputs: Mapping[str, Any],
+    ensures: Sequence[tuple[str, Condition]],
+    hidden: Collection[Sequence[str]] = (),
+) -> list[str]:
     """One text per `ensure` that is false (with the actual values) or cannot be evaluated on `value`."""
     env = {**inputs, "result": value}
     violations: list[str] = []
     for text, expression in ensures:
         try:
-            violation = violation_of(expression, env)
+            violation = violation_of(expression, env, hidden=hidden)
         except ExpressionError as e:
             violations.append(f"ensure: {text} could not be evaluated: {e.message}")
             continue

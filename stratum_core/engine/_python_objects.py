@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -65,11 +65,14 @@ def describe(condition: Condition, env: Mapping[str, Any]) -> str:
     return describe_failure(condition, env)
 
 
-def violation_of(condition: Condition, env: Mapping[str, Any]) -> str | None:
-    """None when the condition holds on `env`, else why not (an expression is evaluated once for both)."""
+def violation_of(condition: Condition, env: Mapping[str, Any], *, hidden: Collection[Sequence[str]] = ()) -> str | None:
+    """None when the condition holds on `env`, else why not (an expression is evaluated once for both).
+
+    Values read from `hidden` (opaque) field paths are named, not shown.
+    """
     if isinstance(condition, PythonCondition):
         return None if condition.check(env) else condition.explain(env)
-    return condition.violation(env)
+    return condition.violation(env, hidden=hidden)
 
 
 def _token(kind: str, text: str) -> str:

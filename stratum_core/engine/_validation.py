@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -63,6 +63,22 @@ def _message(error: ValidationError) -> str:
     return error.message
 
 
+def _rule(error: ValidationError) -> str:
+    """What rule an opaque value breaks, without the value."""
+    return f"does not meet '{error.validator}' (the field is opaque: its value is not shown)"
+
+
+def _is_hidden(path: Sequence[str], hidden: Collection[Sequence[str]]) -> bool:
+    """True when `path` lies inside (or holds) a hidden path."""
+    for secret in hidden:
+        common = min(len(path), len(secret))
+        if all(
+            secret[i] == "*" or secret[i] == path[i] or (path[i].isdigit() and secret[i] == "*") for i in range(common)
+        ):
+            return True
+    return False
+
+
 _by_identity: dict[int, tuple[Mapping[str, Any], Draft202012Validator]] = {}
 
 
@@ -78,13 +94,20 @@ def _validator_for(schema: Mapping[str, Any]) -> Draft202012Validator:
     return validator
 
 
-def schema_violations(value: Any, schema: Mapping[str, Any], *, root: str = "result") -> list[str]:
+def schema_violations(
+    value: Any, schema: Mapping[str, Any], *, root: str = "result", hidden: Collection[Sequence[str]] = ()
+) -> list[str]:
     """How `value` breaks `schema`, as `schema: result.field: what is wrong` lines.
 
-    At most 10 lines, then `schema: ... and K more`: the rest are counted, not built into messages.
+    At most 10 lines, then `schema: ... and K more`: the rest are counted, not built into messages. Under a
+    `hidden` path (opaque fields, rooted at `root`; "*" for any list item) a line names the rule, not the value.
     """
     validator = _validator_for(schema)
     first, more = first_errors(validator.iter_errors(value), shown=_MAX_VIOLATIONS)
     errors = sorted(first, key=lambda e: (list(map(str, e.absolute_path)), str(e.validator)))
-    lines = [f"schema: {_where(error, root)}: {_message(error)}" for error in errors]
+    lines = [
+        f"schema: {_where(error, root)}: "
+        + (_rule(error) if _is_hidden((root, *map(str, error.absolute_path)), hidden) else _message(error))
+        for error in errors
+    ]
     return [*lines, f"schema: {more_line(more)}"] if more else lines

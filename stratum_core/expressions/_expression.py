@@ -6,7 +6,7 @@ import ast
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from stratum_core.errors import ExpressionError
@@ -54,16 +54,19 @@ class Expression:
         evaluator = _Evaluator(self, env, limits)
         return _as_json(evaluator, evaluator.run(self._tree.body))
 
-    def violation(self, env: Mapping[str, Any], *, limits: Limits = DEFAULT_LIMITS) -> str | None:
+    def violation(
+        self, env: Mapping[str, Any], *, limits: Limits = DEFAULT_LIMITS, hidden: Collection[Sequence[str]] = ()
+    ) -> str | None:
         """None when the condition holds on `env`; else why not, with the values it read (see `describe_failure`).
 
-        One evaluation: the explanation shows the values computed on the way, never evaluates anything again.
-        Raises ExpressionError when the condition cannot be evaluated.
+        One evaluation: the explanation shows the values computed on the way, never evaluates anything again. A
+        value that reads a `hidden` field path (opaque data: `("ticket", "note")`, `"*"` for any list item) is
+        named, never shown. Raises ExpressionError when the condition cannot be evaluated.
         """
         evaluator = _Evaluator(self, env, limits, record=True)
         if evaluator.run(self._tree.body):
             return None
-        return _explain(self, env, evaluator.recorded or {})
+        return _explain(self, env, evaluator.recorded or {}, hidden)
 
     def __repr__(self) -> str:
         return f"Expression({self.text!r})"
@@ -152,7 +155,9 @@ def describe_failure(expr: Expression, env: Mapping[str, Any]) -> str:
     return _explain(expr, env, evaluator.recorded or {})
 
 
-def _explain(expr: Expression, env: Mapping[str, Any], recorded: Mapping[int, Any]) -> str:
+def _explain(
+    expr: Expression, env: Mapping[str, Any], recorded: Mapping[int, Any], hidden: Collection[Sequence[str]] = ()
+) -> str:
     clause = expr._tree.body
     if isinstance(clause, ast.BoolOp) and isinstance(clause.op, ast.And):
         for part in clause.values:
@@ -160,12 +165,41 @@ def _explain(expr: Expression, env: Mapping[str, Any], recorded: Mapping[int, An
                 clause = part
                 break
     text = expr.text.strip() if clause is expr._tree.body else _segment(expr, clause)
-    actual = ", ".join(f"{name} = {_SHORT.repr(value)}" for name, value in _actual_values(expr, clause, env, recorded))
+    shown = _actual_values(expr, clause, env, recorded, hidden)
+    actual = ", ".join(f"{name} = {value if value is _HIDDEN else _SHORT.repr(value)}" for name, value in shown)
     return f"{text} (actual: {actual})" if actual else text
 
 
+class _Hidden:
+    def __str__(self) -> str:
+        return "<opaque, not shown>"
+
+
+_HIDDEN: Any = _Hidden()
+
+
+def _overlaps(read: FieldRead, hidden: Collection[Sequence[str]]) -> bool:
+    """True when `read` reads a hidden path, or something that holds one ("*" stands for any list item)."""
+    path = (read.root, *read.fields)
+    for secret in hidden:
+        common = min(len(path), len(secret))
+        if all(secret[i] in ("*", path[i]) for i in range(common)):
+            return True
+    return False
+
+
+def _reads_within(expr: Expression, node: ast.expr) -> list[FieldRead]:
+    positions = _Positions(expr._code, expr._lead)
+    start, end = positions.of(node), positions.index(node.end_lineno or 1, node.end_col_offset or 0)
+    return [read for read in expr.reads if start <= read.offset < end]
+
+
 def _actual_values(
-    expr: Expression, clause: ast.expr, env: Mapping[str, Any], recorded: Mapping[int, Any]
+    expr: Expression,
+    clause: ast.expr,
+    env: Mapping[str, Any],
+    recorded: Mapping[int, Any],
+    hidden: Collection[Sequence[str]] = (),
 ) -> list[tuple[str, Any]]:
     """The values worth showing for a false clause: a comparison's operands (those computed), else its fields."""
     shown: dict[str, Any] = {}
@@ -173,14 +207,13 @@ def _actual_values(
         for operand in (clause.left, *clause.comparators):
             if id(operand) not in recorded or not any(isinstance(part, ast.Name) for part in ast.walk(operand)):
                 continue
-            shown.setdefault(_segment(expr, operand), recorded[id(operand)])
+            secret = hidden and any(_overlaps(read, hidden) for read in _reads_within(expr, operand))
+            shown.setdefault(_segment(expr, operand), _HIDDEN if secret else recorded[id(operand)])
         if shown:
             return list(shown.items())
-    positions = _Positions(expr._code, expr._lead)
-    start, end = positions.of(clause), positions.index(clause.end_lineno or 1, clause.end_col_offset or 0)
-    for read in expr.reads:
-        if start <= read.offset < end and (value := _read_field(env, read)) is not _MISSING:
-            shown.setdefault(str(read), value)
+    for read in _reads_within(expr, clause):
+        if (value := _read_field(env, read)) is not _MISSING:
+            shown.setdefault(str(read), _HIDDEN if hidden and _overlaps(read, hidden) else value)
     return list(shown.items())
 
 

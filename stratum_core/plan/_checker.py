@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from stratum_core.errors import Problem
 from stratum_core.plan._check_context import CheckContext, FlowScope
 from stratum_core.plan._check_functions import check_contracts, check_functions, check_type_names
+from stratum_core.plan._check_opaque import check_opaque_bindings
 from stratum_core.plan._imports import CallChecks
 from stratum_core.plan._loader import LoadedPlan
 from stratum_core.plan._model import (
@@ -67,6 +68,7 @@ def check_plan(
     for scope in scopes:
         _check_flow(ctx, scope)
     _check_subflow_cycles(ctx, scopes)
+    check_opaque_bindings(ctx)
     if runtime_checks is not None:
         runtime_checks.extend(sorted(ctx.runtime_checks))
     return sorted(ctx.problems)

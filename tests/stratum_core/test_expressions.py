@@ -129,7 +129,7 @@ def test_a_compiled_expression_is_reusable_from_many_threads() -> None:
     expr = compile_expression("sum(x * factor for x in items)")
 
     def run(factor: int) -> Any:
-        return expr.evaluate({"items": list(range(100)), "factor": factor})
+        return expr.evaluate({"items": list(range(100)), "factor": factor}, limits=Limits(max_seconds=30.0))
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(run, range(40)))
