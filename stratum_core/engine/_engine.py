@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 import uuid
@@ -202,7 +203,7 @@ class Engine:
             record = self.store.update_run(
                 run_id, attributes={**record.attributes, "budget": {**state, "override": raised}}
             )
-        plan = self._plan_of(record)
+        plan = await self._plan_of(record)
         trace = self.store.get_trace(run_id)
         steps = trace.steps if trace is not None else []
         completed = {s.step_id: s for s in steps if s.status in ("succeeded", "skipped")}
@@ -227,7 +228,7 @@ class Engine:
             spent=spent_attempts,
         )
 
-    def _plan_of(self, record: RunRecord) -> Plan:
+    async def _plan_of(self, record: RunRecord) -> Plan:
         from stratum_core.plan import load_plan_text
 
         key = (record.plan_source, record.plan_hash)
@@ -240,7 +241,10 @@ class Engine:
             plan_dir: str | None = recorded if isinstance(recorded, str) else None
             if plan_dir is None and not record.plan_source.startswith("<"):
                 plan_dir = str(Path(record.plan_source).parent)  # a run recorded before plan_dir was
-            plan = load_plan_text(record.plan_text, source=record.plan_source, base_dir=plan_dir, untrusted=untrusted)
+            load = functools.partial(
+                load_plan_text, record.plan_text, source=record.plan_source, base_dir=plan_dir, untrusted=untrusted
+            )
+            plan = await anyio.to_thread.run_sync(load)  # checking a plan is work: not on the event loop
             self._plans[key] = plan
         return plan
 
@@ -297,7 +301,7 @@ class Engine:
                 f"step {step_id!r} of run {run_id} is not waiting for the agent "
                 f"(waiting: {', '.join(waiting) or 'none'})"
             )
-        plan = self._plan_of(record)
+        plan = await self._plan_of(record)
         agent_fn = agent_function_of(plan.functions[str(step.function)], plan)
         if agent_fn is None:
             raise StoreError(f"step {step_id!r} is not an agent step")

@@ -16,7 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from stratum_core.errors import PlanError, Problem
+from stratum_core.errors import BudgetExceeded, PlanError, Problem
+from stratum_core.expressions._budget import expression_budget
 from stratum_core.plan._imports import CallChecks
 from stratum_core.plan._learned import LearnedContext
 from stratum_core.plan._model import (
@@ -53,6 +54,10 @@ __all__ = [
 ]
 
 PLAN_SUFFIXES = (".stratum.yaml", ".stratum.yml")
+CHECK_MAX_STEPS = 1_000_000
+"""Steps the checker may spend evaluating a plan's constant expressions, all of them together."""
+CHECK_MAX_SECONDS = 1.0
+"""Seconds the checker may spend evaluating a plan's constant expressions, all of them together."""
 
 _FUNCTIONS: dict[str, type[BaseModel]] = {
     "infer": InferFunction,
@@ -372,18 +377,28 @@ def load_plan_text(
         check_size(text, source=source)
         check_imports = False
     try:
-        loaded = _load(
-            text,
-            source=source,
-            base_dir=base_dir,
-            check_imports=check_imports,
-            untrusted=untrusted,
-            runtime_checks=runtime_checks,
-        )
+        with expression_budget(max_steps=CHECK_MAX_STEPS, max_seconds=CHECK_MAX_SECONDS):
+            loaded = _load(
+                text,
+                source=source,
+                base_dir=base_dir,
+                check_imports=check_imports,
+                untrusted=untrusted,
+                runtime_checks=runtime_checks,
+            )
     except RecursionError:  # the passes bound nesting where they know it; this is the last line of defence
         raise PlanError(
             [Problem(source, 1, 1, "", "the plan is nested too deeply to check", "flatten its nesting")]
         ) from None
+    except BudgetExceeded as exceeded:  # constant expressions are evaluated when checked: bounded in total
+        what = (
+            f"too many steps in total (limit {CHECK_MAX_STEPS})"
+            if exceeded.dimension == "expression_steps"
+            else f"too long in total (limit {CHECK_MAX_SECONDS} s)"
+        )
+        message = f"checking the plan's constant expressions took {what}"
+        hint = "the plan has too many or too costly expressions that read no data"
+        raise PlanError([Problem(source, 1, 1, "", message, hint)]) from None
     return loaded.plan.model_copy(update={"untrusted": True}) if untrusted else loaded.plan
 
 

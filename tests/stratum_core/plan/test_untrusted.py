@@ -195,3 +195,14 @@ async def test_an_untrusted_plan_may_name_only_the_servers_models() -> None:
         "ones a plan sent by a client may use: leave `model:` out to use the server's default"
     )
     assert engine.store.get_trace(result.run_id).attempts == []  # type: ignore[union-attr]  # no call was made
+
+
+def test_checking_a_plans_constant_expressions_is_bounded_in_total() -> None:
+    from tests.fixtures.sandbox_corpus import HOSTILE_PLANS
+
+    [plan] = [text for name, text, _, _ in HOSTILE_PLANS if name.startswith("1,150 constant")]
+    with pytest.raises(PlanError) as caught:
+        load_plan_text(plan)
+    [problem] = caught.value.problems
+    assert problem.message.startswith("checking the plan's constant expressions took too")
+    assert problem.hint == "the plan has too many or too costly expressions that read no data"
