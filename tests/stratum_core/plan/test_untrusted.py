@@ -107,7 +107,7 @@ flows:
             return ReviewAnswer(action="accept", value={"ok": True})
 
     other = Engine(store=store)  # as another process would: the plan is reloaded from the stored text
-    assert other._plan_of(run).untrusted  # ...under the limits it was first checked with
+    assert (await other._plan_of(run)).untrusted  # ...under the limits it was first checked with
     resumed = await other.resume(paused.run_id, review_sink=Yes())
     assert resumed.output == {"ok": True}
 
