@@ -13,6 +13,7 @@ import importlib.metadata
 import json
 import logging
 import os
+import time
 import warnings
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -42,11 +43,13 @@ from server._adhoc import (
     validation_report,
 )
 from server._agent_steps import STEP_DONE_INPUT, STEP_DONE_TOOL, STEP_DONE_TOOL_DEF
-from server._catalog import FlowTool, PlanFolder, PlanLoader, argument_errors
+from server._approval_card import CARD_URI, card_meta, card_resource, read_card
+from server._catalog import FlowTool, PlanFolder, PlanLoader, argument_errors, asks_people
 from server._completions import Completions
 from server._config import INFER_VIA_DESCRIPTIONS, ServerConfig
 from server._elicitation import (
     REVIEW_INPUT_KEY,
+    InvalidAnswers,
     PauseSink,
     PushSink,
     client_can_elicit,
@@ -58,6 +61,7 @@ from server._elicitation import (
     request_from_record,
     reviewer_of,
 )
+from server._handles import AWAIT_TOOL, CANCEL_TOOL, HANDLE_TOOL_INPUTS, HANDLE_TOOLS, STATUS_TOOL, with_handle
 from server._hub import LOG_LEVELS, Hub
 from server._limits import json_size, too_large
 from server._prompts import Prompts
@@ -67,16 +71,28 @@ from server._results import (
     failure_result,
     paused_result,
     rejected_result,
+    review_view,
     run_uri,
+    running_result,
     success_result,
 )
+from server._runs import ActiveRun, Follower, Job, RunManager
 from server._sampling import SAMPLING_MODEL, CallerModel, Executors, sampling_through
-from stratum_core.engine import Engine, EngineConfig, ReviewSink, RunObserver, RunResult
-from stratum_core.errors import PlanError, RunError, StratumError
+from server._tasks import TASKS_EXTENSION, TaskMethods, client_wants_tasks
+from stratum_core.engine import Engine, EngineConfig, ReviewAnswer, ReviewSink, RunObserver, RunResult
+from stratum_core.errors import PlanError, RunCancelled, RunError, StratumError
 from stratum_core.llm import LLMClient
 from stratum_core.llm._models_file import load_models_file
 from stratum_core.plan import Plan
-from stratum_core.store import MemoryRunStore, ReviewAction, RunRecord, RunStore, SQLiteRunStore, StoreError
+from stratum_core.store import (
+    MemoryRunStore,
+    ReviewAction,
+    ReviewRecord,
+    RunRecord,
+    RunStore,
+    SQLiteRunStore,
+    StoreError,
+)
 from stratum_core.store._records import new_id
 
 __all__ = ["RESUME_TOOL", "StratumServer", "build_server"]
@@ -139,17 +155,27 @@ _RESUME_TOOL_DEF = types.Tool(
     ),
 )
 
+ToolAnswer = types.CallToolResult | types.InputRequiredResult | dict[str, Any]
+"""What a tool call answers: a result, a request for a person's input (2026-07-28), or a task (tasks extension)."""
+
 Shape = FlowTool | None
 """How a successful run is shaped: by its flow tool, or (None) as stratum_resume's `{run_id, flow, status, output}`."""
 ShapeOf = Callable[[RunRecord], Shape]
 
 _TOOL_INPUTS: dict[str, Mapping[str, Any]] = {
+    **HANDLE_TOOL_INPUTS,
     RESUME_TOOL: _RESUME_INPUT,
     STEP_DONE_TOOL: STEP_DONE_INPUT,
     VALIDATE_TOOL: VALIDATE_TOOL_DEF.input_schema,
     RUN_TOOL: RUN_TOOL_DEF.input_schema,
 }
-_BUILTIN_TOOLS = [_RESUME_TOOL_DEF, STEP_DONE_TOOL_DEF, VALIDATE_TOOL_DEF, RUN_TOOL_DEF]
+_BUILTIN_TOOLS = [
+    _RESUME_TOOL_DEF.model_copy(update={"meta": card_meta()}),
+    STEP_DONE_TOOL_DEF,
+    VALIDATE_TOOL_DEF,
+    RUN_TOOL_DEF,
+    *(tool.model_copy(update={"meta": card_meta()}) if tool.name == AWAIT_TOOL else tool for tool in HANDLE_TOOLS),
+]
 _BUILTIN_VALIDATORS = {name: Draft202012Validator(schema) for name, schema in _TOOL_INPUTS.items()}
 
 
@@ -220,6 +246,14 @@ class _CallObserver(RunObserver):
             logger.debug("log notification dropped", exc_info=True)
 
 
+@asynccontextmanager
+async def _lifespan(server: Server[Any]) -> AsyncIterator[dict[str, Any]]:
+    """While the server serves (a stdio connection, the HTTP app, an in-process client): hold the background runs."""
+    assert isinstance(server, StratumServer)
+    async with server.runs.serving(resume=server.picked_up_job):
+        yield {}
+
+
 def _state_key(config: ServerConfig) -> bytes:
     """The key that seals `request_state`: STRATUM_STATE_KEY, else a key file beside the store, else a fresh one.
 
@@ -268,7 +302,10 @@ class StratumServer(Server[Any]):
         self.prompts = Prompts(store)
         self.completions = Completions(store, self.prompts)
         self.executors = Executors(config.resolved_infer_via)
+        self.invalid_answers = InvalidAnswers()
+        self.runs = RunManager(engine, store, on_change=self._run_changed)
         self._reload_lock = anyio.Lock()
+        self._listed: tuple[object, list[types.Tool]] | None = None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", MCPDeprecationWarning)  # logging/setLevel: deprecated, still answered
             super().__init__(
@@ -278,7 +315,6 @@ class StratumServer(Server[Any]):
                 instructions=INSTRUCTIONS,
                 get_tool_input_schema=self._input_schema,
                 on_list_tools=self._list_tools,
-                on_call_tool=self._call_tool,
                 on_list_resources=self._list_resources,
                 on_list_resource_templates=self._list_templates,
                 on_read_resource=self._read_resource,
@@ -289,7 +325,12 @@ class StratumServer(Server[Any]):
                 on_list_prompts=self._list_prompts,
                 on_get_prompt=self._get_prompt,
                 on_completion=self._complete,
+                lifespan=_lifespan,
             )
+        self.add_request_handler("tools/call", types.CallToolRequestParams, self._call_tool)
+        self.tasks = TaskMethods(self)
+        self.tasks.install()
+        self.extensions[TASKS_EXTENSION] = {}
         security = RequestStateSecurity(keys=[state_key], ttl=config.review_ttl)
         self.middleware.append(RequestStateBoundary(security, default_audience=config.name))
         self.middleware.append(self._guard)
@@ -385,12 +426,20 @@ class StratumServer(Server[Any]):
     async def _list_tools(
         self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        tools = [tool.tool for _, tool in sorted(self.folder.catalog.tools.items())]
-        return types.ListToolsResult(tools=[*tools, *_BUILTIN_TOOLS])
+        catalog = self.folder.catalog
+        if self._listed is None or self._listed[0] is not catalog:
+            self._listed = (catalog, [self._advertised(tool) for _, tool in sorted(catalog.tools.items())])
+        return types.ListToolsResult(tools=[*self._listed[1], *_BUILTIN_TOOLS])
 
-    async def _call_tool(
-        self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
-    ) -> types.CallToolResult | types.InputRequiredResult:
+    @staticmethod
+    def _advertised(tool: FlowTool) -> types.Tool:
+        """A flow tool as listed: its output may also be a run handle; a flow that asks people shows the card."""
+        update: dict[str, Any] = {"output_schema": with_handle(tool.output_schema)}
+        if asks_people(tool.plan, tool.flow):
+            update["meta"] = {**(tool.tool.meta or {}), **card_meta()}
+        return tool.tool.model_copy(update=update)
+
+    async def _call_tool(self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> ToolAnswer:
         tool = self.folder.catalog.tools.get(params.name)
         if tool is None and params.name not in _TOOL_INPUTS:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {params.name}")
@@ -409,6 +458,12 @@ class StratumServer(Server[Any]):
                 return await self._run_tool(ctx, params)
             if params.name == VALIDATE_TOOL:
                 return await self._validate_tool(params)
+            if params.name == STATUS_TOOL:
+                return self._status_tool(str((params.arguments or {})["run_id"]))
+            if params.name == AWAIT_TOOL:
+                return await self._await_tool(ctx, params)
+            if params.name == CANCEL_TOOL:
+                return await self._cancel_tool(str((params.arguments or {})["run_id"]))
             return await self._resume_tool(ctx, params)
         except MCPError:
             raise
@@ -434,7 +489,7 @@ class StratumServer(Server[Any]):
 
     async def _flow_tool(
         self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams, tool: FlowTool
-    ) -> types.CallToolResult | types.InputRequiredResult:
+    ) -> ToolAnswer:
         arguments = params.arguments or {}
         errors = tool.argument_errors(arguments)
         if errors:
@@ -442,30 +497,82 @@ class StratumServer(Server[Any]):
         shape: Shape = tool
         if _is_modern(ctx) and params.request_state is not None:
             return await self._continue(ctx, params, tool.flow.name, lambda run: shape)
-        result = await self._start(ctx, tool.plan, tool.flow.name, arguments)
-        return self._answer(ctx, result, tool.flow.name, shape)
+        return await self._launch(ctx, tool.plan, tool.flow.name, arguments, shape)
 
-    async def _start(
-        self, ctx: ServerRequestContext[Any, Any], plan: Plan, flow: str, arguments: Mapping[str, Any]
-    ) -> RunResult:
-        """Run a flow for this call: the caller is an agent (it can do agent steps), with this call's executor."""
+    # -- runs: started in the background, followed for a bounded time ---------------------------------------------
+
+    async def _launch(
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        plan: Plan,
+        flow: str,
+        arguments: Mapping[str, Any],
+        shape: Shape,
+    ) -> ToolAnswer:
+        """Start a run for this call (the caller is an agent: it can do agent steps) and follow it."""
         run_id = new_id()
         engine, sampler = self._executor(ctx)
-        await self.hub.runs_changed()
-        try:
+
+        async def job(observer: RunObserver, sink: ReviewSink) -> RunResult:
             with sampling_through(sampler):
                 return await engine.run(
-                    plan,
-                    flow,
-                    arguments,
-                    observer=_CallObserver(self, ctx),
-                    review_sink=self._sink(ctx),
-                    run_id=run_id,
-                    agent=True,
+                    plan, flow, arguments, observer=observer, review_sink=sink, run_id=run_id, agent=True
                 )
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self.hub.resource_updated(run_uri(run_id))
+
+        await self.hub.runs_changed()
+        active = await self.runs.start(run_id, job)
+        return await self._follow(ctx, active, flow, shape, owner=True)
+
+    def picked_up_job(self, run: RunRecord) -> Job | None:
+        """How a run put down by an earlier server goes on when this one starts (no call follows it yet)."""
+
+        async def job(observer: RunObserver, sink: ReviewSink) -> RunResult:
+            return await self.engine.resume(run.run_id, observer=observer, review_sink=sink, agent=True)
+
+        return job
+
+    async def _run_changed(self, run_id: str) -> None:
+        await self.hub.resource_updated(run_uri(run_id))
+
+    def _follower(self, ctx: ServerRequestContext[Any, Any]) -> Follower:
+        """This call as a follower of a run: its progress token, and push elicitation when its client has it."""
+        ask = None
+        if not _is_modern(ctx) and client_can_elicit(ctx.session):
+            ask = PushSink(ctx.session, ctx.request_id, self.invalid_answers).ask
+        return Follower(observer=_CallObserver(self, ctx), ask=ask)
+
+    async def _follow(
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        active: ActiveRun,
+        flow: str,
+        shape: Shape,
+        *,
+        owner: bool = False,
+        wait: float | None = None,
+        prefix: str | None = None,
+    ) -> ToolAnswer:
+        """Follow a run for this call's time; answer its outcome, a task (tasks clients) or a handle."""
+        tasks = client_wants_tasks(ctx)
+        limit = self.config.wait if wait is None else min(wait, self.config.wait)
+        if tasks:
+            limit = min(limit, self.config.task_wait)
+        settled = await self.runs.follow(active, self._follower(ctx), wait=limit, owner=owner)
+        if not settled:
+            if tasks:
+                return self.tasks.created(active.run_id)
+            return running_result(active.run_id, flow, self.tasks.progress(active.run_id), waited=limit)
+        if active.error is not None:
+            raise active.error
+        result = active.result
+        if result is None:  # cancelled or put down: read what was recorded
+            run = self.store.get_run(active.run_id)
+            if run is None:
+                return error_result(f"The run {active.run_id} was not recorded.")
+            return self._stored_answer(ctx, run, shape)
+        if tasks and result.status == "paused" and result.review is not None and not result.agent_tasks:
+            return self.tasks.created(active.run_id)
+        return self._answer(ctx, result, flow, shape, prefix=prefix)
 
     def _executor(self, ctx: ServerRequestContext[Any, Any]) -> tuple[Engine, LLMClient | None]:
         """The engine for this call, and the sampling client its infer steps ask (None: not sampling)."""
@@ -480,8 +587,12 @@ class StratumServer(Server[Any]):
 
     def _sink(self, ctx: ServerRequestContext[Any, Any]) -> ReviewSink:
         if not _is_modern(ctx) and client_can_elicit(ctx.session):
-            return PushSink(ctx.session, ctx.request_id)
+            return PushSink(ctx.session, ctx.request_id, self.invalid_answers)
         return PauseSink()
+
+    def _can_ask(self, ctx: ServerRequestContext[Any, Any], review_id: str) -> bool:
+        """Whether a 2026-07-28 call may ask this decision through the client's form."""
+        return _is_modern(ctx) and client_can_elicit(ctx.session) and not self.invalid_answers.exhausted(review_id)
 
     def _answer(
         self,
@@ -494,19 +605,28 @@ class StratumServer(Server[Any]):
     ) -> types.CallToolResult | types.InputRequiredResult:
         if result.status == "paused":
             review = result.review
-            if review is not None and _is_modern(ctx) and client_can_elicit(ctx.session):
+            if review is not None and self._can_ask(ctx, review.review_id):
                 form = form_for(review)
                 return types.InputRequiredResult(
-                    input_requests={REVIEW_INPUT_KEY: form.elicit_request()},
+                    input_requests={
+                        REVIEW_INPUT_KEY: form.elicit_request(prefix=self.invalid_answers.prefix(review.review_id))
+                    },
                     request_state=encode_state(result.run_id, review.review_id),
                 )
-            reason = (
-                "the client did not take the question"
-                if client_can_elicit(ctx.session)
-                else "this client cannot show elicitation forms"
-            )
+            if review is not None and self.invalid_answers.exhausted(review.review_id):
+                reason = self.invalid_answers.gave_up(review.review_id)
+            elif client_can_elicit(ctx.session):
+                reason = "the client did not take the question"
+            else:
+                reason = "this client cannot show elicitation forms"
             return paused_result(
-                result.run_id, flow, review, reason=reason, agent_tasks=result.agent_tasks, prefix=prefix
+                result.run_id,
+                flow,
+                review,
+                reason=reason,
+                agent_tasks=result.agent_tasks,
+                prefix=prefix,
+                progress=self.tasks.progress(result.run_id),
             )
         if result.status == "succeeded":
             return self._success(result.run_id, flow, result.output, shape)
@@ -538,33 +658,202 @@ class StratumServer(Server[Any]):
                 )
         return success_result(run_id, flow, structured, output)
 
-    def _stored_answer(self, run: RunRecord, shape: Shape) -> types.CallToolResult:
-        """The outcome of a run that already ended (answered elsewhere and resumed there)."""
+    def finished_result(self, run: RunRecord) -> types.CallToolResult:
+        """The result of a finished run, exactly as its flow's tool answered (or would have) when it ended."""
+        shape = self._shape_of(run)
+        if run.status == "succeeded":
+            return self._success(run.run_id, run.flow, run.output, shape)
+        return failure_result(run.run_id, run.flow, dict(run.error or {"type": "RunError"}))
+
+    def _stored_answer(
+        self, ctx: ServerRequestContext[Any, Any], run: RunRecord, shape: Shape
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        """The answer for a run from its record: its outcome, the decision it waits for, or where it is."""
         if run.status == "succeeded":
             return self._success(run.run_id, run.flow, run.output, shape)
         if run.status in ("failed", "cancelled"):
             return failure_result(run.run_id, run.flow, dict(run.error or {"type": "RunError"}))
-        return error_result(
-            f"The run {run.run_id} is {run.status}: it is being continued elsewhere; read its trace.",
+        if run.status == "paused":
+            return self._answer(ctx, self._paused(run), run.flow, shape)
+        return running_result(run.run_id, run.flow, self.tasks.progress(run.run_id), waited=0)
+
+    def _paused(self, run: RunRecord) -> RunResult:
+        """A paused run's result as the engine would give it: the decision it waits for, if any."""
+        pending = self.store.list_reviews(status="pending", run_id=run.run_id)
+        return RunResult(
             run_id=run.run_id,
-            flow=run.flow,
+            status="paused",
+            pending=tuple(request_from_record(review) for review in pending[:1]),
         )
 
     async def _resume_run(
-        self, ctx: ServerRequestContext[Any, Any], run: RunRecord, shape: Shape
-    ) -> types.CallToolResult | types.InputRequiredResult:
-        if run.status != "paused":
-            return self._stored_answer(run, shape)
-        engine, sampler = self._executor(ctx)
+        self, ctx: ServerRequestContext[Any, Any], run: RunRecord, shape: Shape, *, wait: float | None = None
+    ) -> ToolAnswer:
+        """Go on with a run (an answer was recorded, or it was put down) and follow it; a finished one is answered."""
+        active = self.runs.get(run.run_id)
+        if active is None:
+            if run.status != "paused" or self._paused(run).review is not None or self._awaits_agent(run):
+                return self._stored_answer(ctx, run, shape)
+            engine, sampler = self._executor(ctx)
+
+            async def job(observer: RunObserver, sink: ReviewSink) -> RunResult:
+                with sampling_through(sampler):
+                    return await engine.resume(run.run_id, observer=observer, review_sink=sink, agent=True)
+
+            try:
+                active = await self.runs.start(run.run_id, job)
+            except StoreError:  # another call of this process started it a moment ago
+                active = self.runs.get(run.run_id)
+                if active is None:
+                    return self._stored_answer(ctx, self.store.get_run(run.run_id) or run, shape)
+        return await self._follow(ctx, active, run.flow, shape, wait=wait)
+
+    def _awaits_agent(self, run: RunRecord) -> bool:
+        return any(
+            step.status == "waiting" and "agent" in (step.attributes.get("awaiting") or [])  # type: ignore[operator]
+            for step in self.store.get_steps(run.run_id)
+        )
+
+    def _record_answer(self, review: ReviewRecord, answer: Any) -> None:
+        """Record a person's answer (`ReviewAnswer`); one that lost a race to another answer is logged."""
         try:
-            with sampling_through(sampler):
-                result = await engine.resume(
-                    run.run_id, observer=_CallObserver(self, ctx), review_sink=self._sink(ctx), agent=True
-                )
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self.hub.resource_updated(run_uri(run.run_id))
-        return self._answer(ctx, result, run.flow, shape)
+            self.store.answer_review(
+                review.review_id,
+                action=answer.action,
+                value=dict(answer.value) if answer.value is not None else None,
+                reviewer=answer.reviewer,
+                rationale=answer.rationale,
+            )
+        except StoreError:
+            logger.info("review %s was answered elsewhere first", review.review_id)
+
+    def _answer_without_asking(self, result: RunResult, run: RunRecord) -> types.CallToolResult:
+        """A paused run's handle result, for a path that does not ask the person itself (tasks after the bound)."""
+        review = result.review
+        reason = (
+            self.invalid_answers.gave_up(review.review_id)
+            if review is not None and self.invalid_answers.exhausted(review.review_id)
+            else "answer it with stratum_resume"
+        )
+        return paused_result(
+            run.run_id,
+            run.flow,
+            review,
+            reason=reason,
+            agent_tasks=result.agent_tasks,
+            progress=self.tasks.progress(run.run_id),
+        )
+
+    async def go_on(self, run: RunRecord) -> ActiveRun | None:
+        """Resume a paused run in the background (its decision was answered, or it was put down); no call follows."""
+        active = self.runs.get(run.run_id)
+        if active is not None or run.status != "paused":
+            return active
+        if self._paused(run).review is not None or self._awaits_agent(run):
+            return None
+        if "interrupted" in run.attributes:
+            attributes = {key: value for key, value in run.attributes.items() if key != "interrupted"}
+            self.store.update_run(run.run_id, attributes=attributes)
+        job = self.picked_up_job(run)
+        assert job is not None
+        try:
+            return await self.runs.start(run.run_id, job)
+        except StoreError:
+            return self.runs.get(run.run_id)
+
+    async def cancel_run(self, run_id: str) -> RunRecord | None:
+        """Cancel a run: stop it if this process advances it, else close a paused one; None if there is no such run.
+
+        A run recorded as running that no call of this process advances (another process, or a crash) is left as
+        it is (StoreError).
+        """
+        run = self.store.get_run(run_id)
+        if run is None:
+            return None
+        if await self.runs.cancel(run_id):
+            return self.store.get_run(run_id)
+        if run.status == "running":
+            raise StoreError(f"run {run_id} is not advanced by this server process (it may run in another one)")
+        if run.status == "paused":
+            for review in self.store.list_reviews(status="pending", run_id=run_id):
+                try:
+                    self.store.close_review(review.review_id, status="cancelled")
+                except StoreError:
+                    logger.info("review %s was answered while the run was cancelled", review.review_id)
+            error = RunCancelled("the run was cancelled", run_id=run_id)
+            now = time.time()
+            run = self.store.update_run(run_id, status="cancelled", error=error.to_dict(), finished_at=now)
+            await self.hub.resource_updated(run_uri(run_id))
+        return run
+
+    # -- the handle tools ----------------------------------------------------------------------------------------
+
+    def _status_tool(self, run_id: str) -> types.CallToolResult:
+        run = self.store.get_run(run_id)
+        if run is None:
+            return error_result(f"No run with id '{run_id}' (stratum://runs lists the recent ones).")
+        status: str = "running" if self.runs.get(run_id) is not None else run.status
+        data: dict[str, Any] = {"run_id": run_id, "flow": run.flow, "status": status}
+        data["progress"] = self.tasks.progress(run_id)
+        if status == "paused":
+            pending = self.store.list_reviews(status="pending", run_id=run_id)
+            if pending:
+                data["waiting_for"] = "person"
+                data["review"] = review_view(request_from_record(pending[0]))
+            elif self._awaits_agent(run):
+                data["waiting_for"] = "agent"
+            elif "interrupted" in run.attributes:
+                data["interrupted"] = run.attributes["interrupted"]
+        elif run.status == "succeeded":
+            data["output"] = run.output
+        elif run.status in ("failed", "cancelled") and run.error:
+            data["error"] = {key: run.error.get(key) for key in ("type", "step_id", "message")}
+        data["trace"] = run_uri(run_id)
+        return types.CallToolResult(
+            content=[types.TextContent(type="text", text=json.dumps(data, ensure_ascii=False, default=str))],
+            structured_content=data,
+            is_error=False,
+            _meta={"stratum/run_id": run_id, "stratum/status": status},
+        )
+
+    async def _await_tool(self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> ToolAnswer:
+        arguments = params.arguments or {}
+        if _is_modern(ctx) and params.request_state is not None:  # the person answered the form this call showed
+            return await self._continue(ctx, params, None, self._shape_of)
+        run_id = str(arguments["run_id"])
+        run = self.store.get_run(run_id)
+        if run is None:
+            return error_result(f"No run with id '{run_id}' (stratum://runs lists the recent ones).")
+        wait = min(float(arguments.get("timeout", self.config.wait)), self.config.wait)
+        shape = self._shape_of(run)
+        active = self.runs.get(run_id)
+        if active is not None:
+            return await self._follow(ctx, active, run.flow, shape, wait=wait)
+        review = self._paused(run).review if run.status == "paused" else None
+        if review is not None and wait > 0 and not _is_modern(ctx) and client_can_elicit(ctx.session):
+            answer = None
+            with anyio.move_on_after(wait):
+                answer = await PushSink(ctx.session, ctx.request_id, self.invalid_answers).ask(review)
+            record = self.store.get_review(review.review_id)
+            if answer is not None and record is not None:
+                self._record_answer(record, answer)
+                run = self.store.get_run(run_id) or run
+        return await self._resume_run(ctx, run, shape, wait=wait)
+
+    async def _cancel_tool(self, run_id: str) -> types.CallToolResult:
+        try:
+            run = await self.cancel_run(run_id)
+        except StoreError as e:
+            return error_result(f"Cannot cancel: {e}.", run_id=run_id)
+        if run is None:
+            return error_result(f"No run with id '{run_id}' (stratum://runs lists the recent ones).")
+        data = {"run_id": run_id, "flow": run.flow, "status": run.status}
+        return types.CallToolResult(
+            content=[types.TextContent(type="text", text=f"The run {run_id} of '{run.flow}' is {run.status}.")],
+            structured_content=data,
+            is_error=False,
+            _meta={"stratum/run_id": run_id, "stratum/status": run.status},
+        )
 
     async def _continue(
         self,
@@ -572,7 +861,7 @@ class StratumServer(Server[Any]):
         params: types.CallToolRequestParams,
         flow: str | None,
         shape_of: ShapeOf,
-    ) -> types.CallToolResult | types.InputRequiredResult:
+    ) -> ToolAnswer:
         """Round 2+ of a 2026-07-28 call: record the person's answer, then resume the run from its checkpoint."""
         assert params.request_state is not None
         decoded = decode_state(params.request_state)
@@ -584,30 +873,31 @@ class StratumServer(Server[Any]):
         if review is None or run is None or review.run_id != run_id or (flow is not None and run.flow != flow):
             raise MCPError(code=types.INVALID_PARAMS, message=_INVALID_STATE)
         if review.status == "pending":
-            form = form_for(request_from_record(review))
+            request = request_from_record(review)
+            form = form_for(request)
             response = (params.input_responses or {}).get(REVIEW_INPUT_KEY)
             elicited = self._elicit_result(response)
             if elicited is None:
                 return types.InputRequiredResult(
-                    input_requests={REVIEW_INPUT_KEY: form.elicit_request()}, request_state=params.request_state
+                    input_requests={
+                        REVIEW_INPUT_KEY: form.elicit_request(prefix=self.invalid_answers.prefix(review_id))
+                    },
+                    request_state=params.request_state,
                 )
             answer = form.answer(elicited, reviewer=reviewer_of(ctx.session))
             if isinstance(answer, str):
-                prefix = f"That answer was not accepted ({answer}). Please answer again.\n\n"
+                self.invalid_answers.add(review_id, answer)
+                if self.invalid_answers.exhausted(review_id):
+                    logger.info("review %s: %s", review_id, self.invalid_answers.gave_up(review_id))
+                    paused = RunResult(run_id=run_id, status="paused", pending=(request,))
+                    return self._answer(ctx, paused, run.flow, shape_of(run))
                 return types.InputRequiredResult(
-                    input_requests={REVIEW_INPUT_KEY: form.elicit_request(prefix=prefix)},
+                    input_requests={
+                        REVIEW_INPUT_KEY: form.elicit_request(prefix=self.invalid_answers.prefix(review_id))
+                    },
                     request_state=params.request_state,
                 )
-            try:
-                self.store.answer_review(
-                    review_id,
-                    action=answer.action,
-                    value=dict(answer.value) if answer.value is not None else None,
-                    reviewer=answer.reviewer,
-                    rationale=answer.rationale,
-                )
-            except StoreError:
-                logger.info("review %s was answered elsewhere first", review_id)
+            self._record_answer(review, answer)
             run = self.store.get_run(run_id) or run
         return await self._resume_run(ctx, run, shape_of(run))
 
@@ -626,7 +916,7 @@ class StratumServer(Server[Any]):
 
     async def _resume_tool(
         self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
-    ) -> types.CallToolResult | types.InputRequiredResult:
+    ) -> ToolAnswer:
         arguments = params.arguments or {}
         if _is_modern(ctx) and params.request_state is not None:
             return await self._continue(ctx, params, None, lambda run: None)
@@ -648,16 +938,15 @@ class StratumServer(Server[Any]):
                 problems = argument_errors(Draft202012Validator(schema), value)
                 if problems:
                     return error_result("The answer does not match the decision schema:\n" + "\n".join(problems))
-            try:
-                self.store.answer_review(
-                    review_id,
+            self._record_answer(
+                review,
+                ReviewAnswer(
                     action=_ACTIONS[action],
                     value=value,
                     reviewer=arguments.get("reviewer") or reviewer_of(ctx.session),
                     rationale=arguments.get("rationale"),
-                )
-            except StoreError:
-                logger.info("review %s was answered elsewhere first", review_id)
+                ),
+            )
             run = self.store.get_run(review.run_id) or run
         elif review.status != "answered":
             return error_result(f"Review '{review_id}' is {review.status}; the run is {run.status}.", run_id=run.run_id)
@@ -665,7 +954,7 @@ class StratumServer(Server[Any]):
 
     async def _step_done_tool(
         self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
-    ) -> types.CallToolResult | types.InputRequiredResult:
+    ) -> ToolAnswer:
         """An agent reports a step: check it; answer the violations, or the run's next pause, output or failure."""
         arguments = params.arguments or {}
         if _is_modern(ctx) and params.request_state is not None:  # a person answered a step met after this one
@@ -708,9 +997,7 @@ class StratumServer(Server[Any]):
             is_error=False,
         )
 
-    async def _run_tool(
-        self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
-    ) -> types.CallToolResult | types.InputRequiredResult:
+    async def _run_tool(self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> ToolAnswer:
         """Run a flow of a plan the agent wrote, loaded as untrusted text."""
         arguments = params.arguments or {}
         if _is_modern(ctx) and params.request_state is not None:
@@ -723,15 +1010,17 @@ class StratumServer(Server[Any]):
         if isinstance(chosen, str):
             return error_result(chosen)
         flow, inputs = chosen
-        result = await self._start(ctx, plan, flow, inputs)
-        return self._answer(ctx, result, flow, None)
+        return await self._launch(ctx, plan, flow, inputs, None)
 
     # -- resources -----------------------------------------------------------------------------------------------------
 
     async def _list_resources(
         self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListResourcesResult:
-        return self.resources.list(self.folder.catalog, params.cursor if params is not None else None)
+        listed = self.resources.list(self.folder.catalog, params.cursor if params is not None else None)
+        if params is None or not params.cursor:
+            listed.resources.insert(0, card_resource())
+        return listed
 
     async def _list_templates(
         self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
@@ -741,6 +1030,8 @@ class StratumServer(Server[Any]):
     async def _read_resource(
         self, ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult:
+        if str(params.uri) == CARD_URI:
+            return read_card()
         return self.resources.read(self.folder.catalog, str(params.uri))
 
     async def _subscribe(

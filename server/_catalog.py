@@ -47,6 +47,7 @@ __all__ = [
     "PlanFolder",
     "argument_errors",
     "flow_title",
+    "asks_people",
     "tool_name_for",
 ]
 
@@ -54,7 +55,17 @@ logger = logging.getLogger("stratum.server")
 
 PLAN_SUFFIXES = (".stratum.yaml", ".stratum.yml")
 DESCRIPTION_LIMIT = 2048
-RESERVED_TOOL_NAMES = frozenset({"stratum_resume", "stratum_step_done", "stratum_validate", "stratum_run"})
+RESERVED_TOOL_NAMES = frozenset(
+    {
+        "stratum_resume",
+        "stratum_step_done",
+        "stratum_validate",
+        "stratum_run",
+        "stratum_status",
+        "stratum_await",
+        "stratum_cancel",
+    }
+)
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _INVALID_CHARS = re.compile(r"[^a-zA-Z0-9_-]+")
 _MESSAGE_LIMIT = 300
@@ -244,7 +255,8 @@ def _annotations(plan: Plan, flow: Flow, title: str | None) -> types.ToolAnnotat
     )
 
 
-def _asks_people(plan: Plan, flow: Flow) -> bool:
+def asks_people(plan: Plan, flow: Flow) -> bool:
+    """Whether a run of `flow` may ask a person (a human function is reachable from it)."""
     return any(isinstance(plan.functions.get(name), HumanFunction) for name in _reachable_functions(plan, flow))
 
 
@@ -260,7 +272,7 @@ def _description(plan: Plan, flow: Flow, path: Path) -> str:
     text = flow.description or flow.title or plan.description or f"Run the flow '{flow.name}'."
     text = text.strip()
     extra = f"\n\n(Stratum flow '{flow.name}' of {path.name}; each call is recorded as a run: stratum://runs/{{run_id}}"
-    if _asks_people(plan, flow):
+    if asks_people(plan, flow):
         extra += "; it may ask a person to decide, and pause until they answer"
     return _cut(text + extra + ".)", DESCRIPTION_LIMIT)
 

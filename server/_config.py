@@ -48,6 +48,12 @@ class ServerConfig:
         token: a bearer token every HTTP request must carry; None accepts any local request.
         poll_interval: seconds between two scans of `plans_dir` for changes (0 disables hot reload).
         review_ttl: seconds a 2026-07-28 client may take to answer an elicitation before its sealed state expires.
+        wait: seconds a tool call follows its run (including a person answering its form) before it answers with
+            a run handle and the run goes on in the server; below clients' own limits (Claude Code backgrounds a
+            call after about 2 minutes).
+        task_wait: seconds a flow call from a client with the MCP tasks extension waits before it answers with a
+            task (a run that finishes first is answered with its result).
+        task_poll_interval: the polling interval suggested to tasks clients, in seconds.
         name: the server name announced to clients.
         infer_via: who does infer steps without an `executor` (see `InferVia`); None: the server's model when one
             is configured, else the calling agent.
@@ -76,6 +82,9 @@ class ServerConfig:
     token: str | None = None
     poll_interval: float = 1.0
     review_ttl: float = 24 * 3600.0
+    wait: float = 100.0
+    task_wait: float = 1.0
+    task_poll_interval: float = 2.0
     name: str = "stratum"
     infer_via: InferVia | None = None
     models_file: Path | None = None

@@ -9,6 +9,11 @@ The engine hands a `ReviewRequest` (a flat decision form) to a `ReviewSink`:
 
 Answers: accept gives the form's content (validated; enum labels mapped back to the option values), decline and
 cancel are passed on as such; the engine fails the step with HumanRejected for both and records the action.
+
+An answer that does not fit the decision contract is treated the same way in both eras (and through tasks): the
+person is told what is wrong and asked again, at most `MAX_INVALID_ANSWERS` times in all (`InvalidAnswers` counts
+them per review); then the run stays paused with the review open, to be answered through the approval card, the
+`stratum_resume` tool or `stratum review`. No choice the person did not make is ever recorded.
 """
 
 from __future__ import annotations
@@ -29,8 +34,10 @@ from stratum_core.engine import ReviewAnswer, ReviewRequest
 from stratum_core.store import ReviewRecord
 
 __all__ = [
+    "MAX_INVALID_ANSWERS",
     "REVIEW_INPUT_KEY",
     "Form",
+    "InvalidAnswers",
     "PauseSink",
     "PushSink",
     "client_can_elicit",
@@ -50,7 +57,52 @@ _FORM_KEYS = ("title", "description", "default", "minimum", "maximum", "minLengt
 _FORMATS = ("date", "date-time", "email", "uri")
 _ELICITABLE = types.ClientCapabilities(elicitation=types.ElicitationCapability())
 _MESSAGE_LIMIT = 4000
-_MAX_ASKS = 3
+MAX_INVALID_ANSWERS = 3
+_REMEMBERED_REVIEWS = 10_000
+
+
+class InvalidAnswers:
+    """The answers to each review that did not fit its decision contract, in this process (a bounded memory)."""
+
+    def __init__(self) -> None:
+        self._problems: dict[str, list[str]] = {}
+
+    def add(self, review_id: str, problem: str) -> int:
+        """Note one more invalid answer; returns how many there were."""
+        problems = self._problems.pop(review_id, [])
+        problems.append(problem)
+        self._problems[review_id] = problems
+        while len(self._problems) > _REMEMBERED_REVIEWS:
+            del self._problems[next(iter(self._problems))]
+        return len(problems)
+
+    def count(self, review_id: str) -> int:
+        """How many invalid answers this review had."""
+        return len(self._problems.get(review_id, ()))
+
+    def last(self, review_id: str) -> str | None:
+        """What was wrong with the last invalid answer."""
+        problems = self._problems.get(review_id)
+        return problems[-1] if problems else None
+
+    def exhausted(self, review_id: str) -> bool:
+        """Whether this review was answered wrongly too often to be asked again through a form."""
+        return self.count(review_id) >= MAX_INVALID_ANSWERS
+
+    def prefix(self, review_id: str) -> str:
+        """The paragraph that tells the person what was wrong with their last answer (empty if nothing was)."""
+        last = self.last(review_id)
+        if last is None:
+            return ""
+        left = MAX_INVALID_ANSWERS - self.count(review_id)
+        return f"That answer was not accepted ({last}). Please answer again ({left} tries left).\n\n"
+
+    def gave_up(self, review_id: str) -> str:
+        """Why the form is not asked again."""
+        return (
+            f"{self.count(review_id)} answers did not fit the decision (last: {self.last(review_id)}); "
+            "nothing was recorded and the review is still open"
+        )
 
 
 @dataclass(frozen=True)
@@ -191,19 +243,22 @@ class PauseSink:
 class PushSink:
     """Asks through `elicitation/create` on the tool call's own stream (handshake era only).
 
-    An answer that does not fit the form is asked again (three times at most, then it counts as cancel); a client
-    that fails the request pauses the run instead of failing it.
+    An answer that does not fit the form is asked again, up to `MAX_INVALID_ANSWERS` invalid answers in all; then,
+    like a client that fails the request, the run pauses with the review open (nothing is recorded for it).
     """
 
-    def __init__(self, session: ServerSession, request_id: types.RequestId | None) -> None:
+    def __init__(
+        self, session: ServerSession, request_id: types.RequestId | None, invalid: InvalidAnswers | None = None
+    ) -> None:
         self._session = session
         self._request_id = request_id
+        self._invalid = invalid if invalid is not None else InvalidAnswers()
 
     async def ask(self, request: ReviewRequest) -> ReviewAnswer | None:
         form = form_for(request)
-        prefix = ""
         reviewer = reviewer_of(self._session)
-        for _ in range(_MAX_ASKS):
+        while not self._invalid.exhausted(request.review_id):
+            prefix = self._invalid.prefix(request.review_id)
             try:
                 result = await self._session.elicit_form(
                     prefix + form.message, form.schema, related_request_id=self._request_id
@@ -214,8 +269,9 @@ class PushSink:
             answer = form.answer(result, reviewer=reviewer)
             if isinstance(answer, ReviewAnswer):
                 return answer
-            prefix = f"That answer was not accepted ({answer}). Please answer again.\n\n"
-        return ReviewAnswer(action="cancel", reviewer=reviewer, rationale="no acceptable answer after 3 tries")
+            self._invalid.add(request.review_id, answer)
+        logger.info("review %s: %s", request.review_id, self._invalid.gave_up(request.review_id))
+        return None
 
 
 def encode_state(run_id: str, review_id: str) -> str:

@@ -3,13 +3,15 @@
 - succeeded: `structuredContent` (the flow output, as `{"result": value}` when it is not an object), the same JSON
   as text, and a link to the run's trace.
 - failed: `isError`, with the error type, the step, the violated condition and the run id, plus the trace link.
-- paused (a person must decide and this client cannot be asked, or steps are handed to the calling agent):
-  `isError` too, because the flow's output does not exist yet and a tool with an output schema may not answer
-  without it (the SDK client refuses a non-error result without valid structured content); the text starts with
-  "PAUSED (not failed)" and says what to do next: the agent steps to do and the `stratum_step_done` call that
-  reports each, and/or how to answer the person's decision (`stratum_resume` or `stratum review answer`).
-  `_meta` carries `stratum/status: paused`, `stratum/agent_tasks` (the handed-out steps as JSON) and
-  `stratum/review_id`.
+- paused (a person must decide and this client cannot be asked, or steps are handed to the calling agent) and
+  running (the call's time is up; the run goes on in the server): NOT `isError` (a pause is not a failure, and
+  generic clients report error results as failures). The structured content is a run handle,
+  `{"stratum_run": {"run_id", "flow", "status", "progress", "review"?, "agent_tasks"?, "next"}}`, which every flow
+  tool's output schema admits besides the flow's output (see `_handles.py`). The text starts with
+  "PAUSED (not failed)" or "RUNNING" and says what to do next: the agent steps to do and the `stratum_step_done`
+  call that reports each, how to answer the person's decision (`stratum_resume` or `stratum review answer`), or
+  how to wait for the result (`stratum_await`). `_meta` carries `stratum/status: paused|running`,
+  `stratum/agent_tasks` (the handed-out steps as JSON) and `stratum/review_id`.
 - rejected (an agent's report broke the step's contract): `isError`, "REJECTED (not failed)", the violations and
   the reports left; `_meta` `stratum/status: rejected`, `stratum/violations`, `stratum/retries_left`.
 
@@ -29,17 +31,21 @@ from server._agent_steps import AGENT_TASKS_META_KEY, agent_task_meta, agent_tas
 from stratum_core.engine import AgentTask, ReviewRequest
 
 __all__ = [
+    "HANDLE_KEY",
     "RUN_ID_META_KEY",
     "STATUS_META_KEY",
     "error_result",
     "failure_result",
     "paused_result",
     "rejected_result",
+    "review_view",
     "run_link",
     "run_uri",
+    "running_result",
     "success_result",
 ]
 
+HANDLE_KEY = "stratum_run"
 RUN_ID_META_KEY = "stratum/run_id"
 STATUS_META_KEY = "stratum/status"
 _DETAIL_LIMIT = 4000
@@ -107,6 +113,49 @@ def failure_result(run_id: str, flow: str, error: Mapping[str, Any]) -> types.Ca
     )
 
 
+def review_view(review: ReviewRequest) -> dict[str, Any]:
+    """What a person (or the approval card) is shown of a decision: question, decision schema, options, context."""
+    view: dict[str, Any] = {
+        "review_id": review.review_id,
+        "step_id": review.step_id,
+        "question": review.question,
+        "schema": dict(review.schema),
+        "context": dict(review.context),
+    }
+    if review.options:
+        view["options"] = list(review.options)
+    if review.deadline is not None:
+        view["deadline"] = review.deadline
+    return view
+
+
+def _handle(run_id: str, flow: str, status: str, **fields: Any) -> dict[str, Any]:
+    return {HANDLE_KEY: {"run_id": run_id, "flow": flow, "status": status, **fields}}
+
+
+def running_result(run_id: str, flow: str, progress: Mapping[str, Any], *, waited: float) -> types.CallToolResult:
+    """A run still going when the call's time is up: a handle to follow it with (not an error)."""
+    done, total = progress.get("steps_done"), progress.get("steps_total")
+    where = f"{done}/{total} steps done" if total else "started"
+    running = progress.get("running") or []
+    if running:
+        where += f"; running: {', '.join(map(str, running))}"
+    next_text = (
+        f'call stratum_await with {{"run_id": "{run_id}"}} to wait for its result (or stratum_status to look, '
+        "stratum_cancel to stop it)"
+    )
+    text = (
+        f"RUNNING (not failed): flow '{flow}' is still running after {waited:g} s ({where}); it goes on in the "
+        f"server. To get its result, {next_text}.\nrun_id: {run_id} (the trace is the resource {run_uri(run_id)})"
+    )
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=text), run_link(run_id, flow)],
+        structured_content=_handle(run_id, flow, "running", progress=dict(progress), next=next_text),
+        is_error=False,
+        _meta={RUN_ID_META_KEY: run_id, STATUS_META_KEY: "running"},
+    )
+
+
 def paused_result(
     run_id: str,
     flow: str,
@@ -115,10 +164,12 @@ def paused_result(
     reason: str,
     agent_tasks: Sequence[AgentTask] = (),
     prefix: str | None = None,
+    progress: Mapping[str, Any] | None = None,
 ) -> types.CallToolResult:
     """A paused run: the steps handed to the calling agent, and/or the decision it waits for and how to answer it.
 
-    `prefix` is a first paragraph (e.g. "Accepted: ..." when a report moved the run on to its next steps).
+    Not an error: the structured content is the run's handle. `prefix` is a first paragraph (e.g. "Accepted: ..."
+    when a report moved the run on to its next steps).
     """
     paragraphs = [prefix] if prefix else []
     if agent_tasks:
@@ -148,12 +199,26 @@ def paused_result(
     paragraphs.append("\n".join(lines))
     meta: dict[str, Any] = {RUN_ID_META_KEY: run_id, STATUS_META_KEY: "paused"}
     if review is not None:
+        next_text = lines[-2]
+    elif agent_tasks:
+        next_text = "do each step in agent_tasks and report it with stratum_step_done"
+    else:
+        next_text = f'call stratum_await with {{"run_id": "{run_id}"}} to continue it and wait for its result'
+    handle: dict[str, Any] = {"next": next_text}
+    if progress is not None:
+        handle["progress"] = dict(progress)
+    if review is not None:
         meta["stratum/review_id"] = review.review_id
+        handle["review"] = review_view(review)
+        handle["waiting_for"] = "person"
     if agent_tasks:
         meta[AGENT_TASKS_META_KEY] = [agent_task_meta(task) for task in agent_tasks]
+        handle["agent_tasks"] = meta[AGENT_TASKS_META_KEY]
+        handle.setdefault("waiting_for", "agent")
     return types.CallToolResult(
         content=[types.TextContent(type="text", text="\n\n".join(paragraphs)), run_link(run_id, flow)],
-        is_error=True,
+        structured_content=_handle(run_id, flow, "paused", **handle),
+        is_error=False,
         _meta=meta,
     )
 

@@ -61,6 +61,21 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--token", metavar="T", help="bearer token HTTP clients must send (default: $STRATUM_TOKEN)")
     parser.add_argument(
+        "--wait",
+        metavar="SECONDS",
+        type=float,
+        help="how long a tool call follows its run (a person answering its form included) before it answers with a "
+        "run handle (stratum_await/status/cancel) and the run goes on in the server (default: 100, below clients' "
+        "own time limits)",
+    )
+    parser.add_argument(
+        "--task-wait",
+        metavar="SECONDS",
+        type=float,
+        help="how long a flow call from a client with the MCP tasks extension waits for the result before it "
+        "answers with a task (default: 1)",
+    )
+    parser.add_argument(
         "--poll", metavar="SECONDS", type=float, default=1.0, help="seconds between plan-folder scans; 0: no reload"
     )
     parser.add_argument(
@@ -94,6 +109,8 @@ def _run(args: argparse.Namespace) -> int:
         "poll_interval": args.poll,
         "infer_via": args.infer_via,
         "models_file": Path(args.models) if args.models else None,
+        "wait": args.wait,
+        "task_wait": args.task_wait,
     }
     if args.store and args.store != _MEMORY:
         store = Path(args.store)

@@ -78,6 +78,15 @@ class Engine:
         self._plans: dict[tuple[str, str], Plan] = {}
         self._input_schemas: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._locks: dict[str, _RunLock] = {}
+        self._interrupting: dict[str, str] = {}
+
+    def interrupt(self, run_id: str, reason: str) -> None:
+        """Mark a run so that cancelling it now records it as interrupted, not cancelled (e.g. a server shutting down).
+
+        The run is recorded as paused with `attributes["interrupted"] = reason`; resuming it later (in any process)
+        continues from its checkpoint. Call it just before cancelling the task that runs the run.
+        """
+        self._interrupting[run_id] = reason
 
     def _llm_client(self) -> LLMClient:
         if self._llm is None:
@@ -491,6 +500,12 @@ class Engine:
             )
             return RunResult(run_id=run_id, status="failed", error=error)
         except anyio.get_cancelled_exc_class():
+            reason = self._interrupting.pop(run_id, None)
+            if reason is not None:  # not the run's end: it is put down, to be resumed later
+                with anyio.CancelScope(shield=True):
+                    finish("paused", attributes={**record.attributes, "interrupted": reason})
+                    await execution.run.observer.run_finished(run_id, "paused")
+                raise
             with anyio.CancelScope(shield=True):
                 cancelled = RunCancelled("the run was cancelled", run_id=run_id)
                 finish("cancelled", error=cancelled.to_dict(), finished_at=time.time())
