@@ -100,6 +100,8 @@ __all__ = ["RESUME_TOOL", "StratumServer", "build_server"]
 logger = logging.getLogger("stratum.server")
 
 RESUME_TOOL = "stratum_resume"
+MAX_AWAIT = 3600.0
+"""The longest a `stratum_await` call waits, whatever timeout it asks for (without one: `--wait`)."""
 _ACTIONS: dict[str, ReviewAction] = {"accept": "accept", "decline": "decline", "cancel": "cancel"}
 _INVALID_STATE = "Invalid or expired requestState"
 
@@ -554,7 +556,7 @@ class StratumServer(Server[Any]):
     ) -> ToolAnswer:
         """Follow a run for this call's time; answer its outcome, a task (tasks clients) or a handle."""
         tasks = client_wants_tasks(ctx)
-        limit = self.config.wait if wait is None else min(wait, self.config.wait)
+        limit = self.config.wait if wait is None else wait
         if tasks:
             limit = min(limit, self.config.task_wait)
         settled = await self.runs.follow(active, self._follower(ctx), wait=limit, owner=owner)
@@ -824,7 +826,7 @@ class StratumServer(Server[Any]):
         run = self.store.get_run(run_id)
         if run is None:
             return error_result(f"No run with id '{run_id}' (stratum://runs lists the recent ones).")
-        wait = min(float(arguments.get("timeout", self.config.wait)), self.config.wait)
+        wait = min(float(arguments.get("timeout", self.config.wait)), MAX_AWAIT)
         shape = self._shape_of(run)
         active = self.runs.get(run_id)
         if active is not None:
@@ -1019,7 +1021,7 @@ class StratumServer(Server[Any]):
     ) -> types.ListResourcesResult:
         listed = self.resources.list(self.folder.catalog, params.cursor if params is not None else None)
         if params is None or not params.cursor:
-            listed.resources.insert(0, card_resource())
+            listed.resources.insert(1, card_resource())
         return listed
 
     async def _list_templates(

@@ -112,7 +112,7 @@ HANDLE_TOOL_INPUTS: dict[str, dict[str, Any]] = {
             "timeout": {
                 "type": "number",
                 "minimum": 0,
-                "description": "Seconds to wait at most (capped by the server's --wait); 0 only looks.",
+                "description": "Seconds to wait at most (default: the server's --wait; at most 3600); 0 only looks.",
             },
         },
         "required": ["run_id"],

@@ -61,7 +61,7 @@ async def test_the_readme_server_needs_no_key_an_infer_step_is_handed_to_the_age
         tools = {tool.name for tool in (await client.list_tools()).tools}
         result = await client.call_tool("explain_then_mood", {"text": "sunny day"})
     assert STEP_DONE in tools
-    assert result.is_error and status_of(result) == "paused"  # a pause, never a ConfigurationError
+    assert not result.is_error and status_of(result) == "paused"  # a pause (not an error), never a ConfigurationError
     text = text_of(result)
     assert text.startswith("PAUSED (not failed): flow 'explain_then_mood' waits for you to do step 'explain'")
     assert "Task: Explain in one sentence what the text is about." in text

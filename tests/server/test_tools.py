@@ -11,6 +11,7 @@ from server_helpers import TEST_PLANS, links_of, make_server, text_of
 
 from server import RESUME_TOOL, StratumServer
 from server._catalog import RESERVED_TOOL_NAMES
+from server._handles import HANDLE_SCHEMA, with_handle
 from stratum_core.testing import FakeLLM, Reply
 
 
@@ -21,10 +22,12 @@ async def test_every_flow_is_listed_with_its_schemas(server: StratumServer, mode
     assert set(tools) == {*catalog, *RESERVED_TOOL_NAMES} and RESUME_TOOL in RESERVED_TOOL_NAMES
     for name, tool in catalog.items():
         assert tools[name].input_schema == tool.input_schema
-        assert tools[name].output_schema == tool.output_schema
+        assert tools[name].output_schema == with_handle(tool.output_schema)
         assert tools[name].description == tool.tool.description
     assert tools["echo"].input_schema["properties"] == {"text": {"type": "string"}}
-    assert tools["echo"].output_schema is not None and tools["echo"].output_schema["required"] == ["text", "length"]
+    echo_output = tools["echo"].output_schema
+    assert echo_output is not None and echo_output["anyOf"][0]["required"] == ["text", "length"]
+    assert echo_output["anyOf"][1] == HANDLE_SCHEMA  # a flow's output, or the handle of a run not finished yet
 
 
 async def test_the_handshake_announces_list_changed_logging_and_subscriptions(server: StratumServer) -> None:

@@ -24,6 +24,7 @@ from server_helpers import TEST_PLANS, HttpServer, links_of, serve_command, serv
 
 from server import RESUME_TOOL
 from server._catalog import RESERVED_TOOL_NAMES, PlanFolder
+from server._handles import with_handle
 from stratum_core.testing import FakeLLM
 
 pytestmark = pytest.mark.slow
@@ -90,7 +91,9 @@ async def exercise(client: Client, inbox: Inbox, mode: str) -> None:
     tools = {tool.name: tool for tool in (await client.list_tools()).tools}
     assert set(tools) == {*folder.catalog.tools, *RESERVED_TOOL_NAMES}
     for name, tool in folder.catalog.tools.items():
-        assert tools[name].input_schema == tool.input_schema and tools[name].output_schema == tool.output_schema
+        assert tools[name].input_schema == tool.input_schema and tools[name].output_schema == with_handle(
+            tool.output_schema
+        )
 
     echo = await client.call_tool("echo", {"text": "wire"})
     assert echo.structured_content == {"text": "wire", "length": 4} and json.loads(text_of(echo)) == {
