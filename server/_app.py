@@ -553,9 +553,13 @@ class StratumServer(Server[Any]):
         owner: bool = False,
         wait: float | None = None,
         prefix: str | None = None,
+        task_ok: bool = True,
     ) -> ToolAnswer:
-        """Follow a run for this call's time; answer its outcome, a task (tasks clients) or a handle."""
-        tasks = client_wants_tasks(ctx)
+        """Follow a run for this call's time; answer its outcome, a task (tasks clients) or a handle.
+
+        `task_ok` is False for `stratum_await`: a call made to wait answers the handle again, never a task.
+        """
+        tasks = task_ok and client_wants_tasks(ctx)
         limit = self.config.wait if wait is None else wait
         if tasks:
             limit = min(limit, self.config.task_wait)
@@ -689,7 +693,13 @@ class StratumServer(Server[Any]):
         )
 
     async def _resume_run(
-        self, ctx: ServerRequestContext[Any, Any], run: RunRecord, shape: Shape, *, wait: float | None = None
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        run: RunRecord,
+        shape: Shape,
+        *,
+        wait: float | None = None,
+        task_ok: bool = True,
     ) -> ToolAnswer:
         """Go on with a run (an answer was recorded, or it was put down) and follow it; a finished one is answered."""
         active = self.runs.get(run.run_id)
@@ -708,7 +718,7 @@ class StratumServer(Server[Any]):
                 active = self.runs.get(run.run_id)
                 if active is None:
                     return self._stored_answer(ctx, self.store.get_run(run.run_id) or run, shape)
-        return await self._follow(ctx, active, run.flow, shape, wait=wait)
+        return await self._follow(ctx, active, run.flow, shape, wait=wait, task_ok=task_ok)
 
     def _awaits_agent(self, run: RunRecord) -> bool:
         return any(
@@ -830,7 +840,7 @@ class StratumServer(Server[Any]):
         shape = self._shape_of(run)
         active = self.runs.get(run_id)
         if active is not None:
-            return await self._follow(ctx, active, run.flow, shape, wait=wait)
+            return await self._follow(ctx, active, run.flow, shape, wait=wait, task_ok=False)
         review = self._paused(run).review if run.status == "paused" else None
         if review is not None and wait > 0 and not _is_modern(ctx) and client_can_elicit(ctx.session):
             answer = None
@@ -840,7 +850,7 @@ class StratumServer(Server[Any]):
             if answer is not None and record is not None:
                 self._record_answer(record, answer)
                 run = self.store.get_run(run_id) or run
-        return await self._resume_run(ctx, run, shape, wait=wait)
+        return await self._resume_run(ctx, run, shape, wait=wait, task_ok=False)
 
     async def _cancel_tool(self, run_id: str) -> types.CallToolResult:
         try:

@@ -7,6 +7,7 @@ import logging
 import os
 import shlex
 import shutil
+import signal
 import sys
 import warnings
 from collections.abc import Sequence
@@ -149,7 +150,7 @@ def _run(args: argparse.Namespace) -> int:
 
     at_terminal = config.http_host is None and sys.stdin.isatty()
 
-    async def main() -> None:
+    async def serve() -> None:
         if config.http_host is None:
             from server._transport import serve_stdio
 
@@ -158,6 +159,20 @@ def _run(args: argparse.Namespace) -> int:
             from server._transport import serve_http
 
             await serve_http(server, host=config.http_host, port=config.http_port, token=config.token, on_ready=ready)
+
+    async def main() -> None:
+        """Serve until the client leaves or SIGTERM arrives; either way runs still going are put down, recorded."""
+        async with anyio.create_task_group() as group:
+
+            async def stop_on_sigterm() -> None:
+                with anyio.open_signal_receiver(signal.SIGTERM) as signals:
+                    async for _ in signals:
+                        group.cancel_scope.cancel()
+                        return
+
+            group.start_soon(stop_on_sigterm)
+            await serve()
+            group.cancel_scope.cancel()
 
     try:
         if at_terminal:

@@ -11,10 +11,11 @@ import anyio
 import mcp.types as types
 import pytest
 from mcp import Client
-from server_helpers import HERE, make_server, text_of
+from server_helpers import HERE, make_server, serve_command, server_env, stdio_params, text_of
 from tasks_client import CreateTaskResult, TasksExtension, call_for_task, cancel_task, get_task, update_task
 
 from server import RESUME_TOOL, StratumServer
+from stratum_core.store import SQLiteRunStore
 from stratum_core.testing import FakeLLM, Reply
 
 LONG_PLANS = HERE / "long_plans"
@@ -289,3 +290,25 @@ async def test_invalid_answers_are_asked_again_within_a_bound_in_both_eras_and_n
     )
     assert not fixed.is_error and fixed.structured_content is not None
     assert fixed.structured_content["output"] == {"title": "Rain tomorrow", "approved": True, "priority": 1}
+
+
+async def test_over_stdio_a_long_run_survives_a_server_restart(
+    tmp_path: Path, gate: Gate, fake_llm: FakeLLM, mode: str
+) -> None:
+    store = tmp_path / "runs.db"
+    params = stdio_params(serve_command(LONG_PLANS, store, "--wait", "0.3", "--poll", "0"), server_env(fake_llm))
+    extensions = [TasksExtension()] if mode == "auto" else []
+    async with Client(params, mode=mode) as client:
+        run_id = handle_of(await client.call_tool("summarize_long", {"text": "it will rain"}))["run_id"]
+        assert await anyio.to_thread.run_sync(lambda: fake_llm.wait_for_requests(1, timeout=60))  # in its model call
+    with SQLiteRunStore(store) as runs:  # the server stopped: the run was put down, not cancelled
+        put_down = runs.get_run(run_id)
+    assert put_down is not None and put_down.status == "paused" and "interrupted" in put_down.attributes
+    gate.open()
+    async with Client(params, mode=mode, extensions=extensions) as client:  # a new server picks it up
+        done = await client.call_tool("stratum_await", {"run_id": run_id, "timeout": 60})
+        task = await get_task(client, run_id) if mode == "auto" else None
+    assert not done.is_error, text_of(done)
+    assert done.structured_content == SUMMARY  # what the direct call answers (see the first test)
+    if task is not None:
+        assert task["status"] == "completed" and task["result"]["structuredContent"] == SUMMARY
