@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The MCP Inspector CLI (npm @modelcontextprotocol/inspector 2.12.0, Node 22) spawns `stratum serve` over stdio,
-# lists the tools, and calls one flow; exits non-zero if either fails or answers something unexpected.
+# lists the tools, calls one flow, and calls a flow that pauses for a person (a pause is not an error: exit 0);
+# exits non-zero if any fails or answers something unexpected.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_node22.sh
@@ -25,4 +26,16 @@ assert result["structuredContent"] == {"text": "inspector", "length": 9}, result
 assert json.loads(result["content"][0]["text"]) == result["structuredContent"], result
 assert result["content"][1]["uri"].startswith("stratum://runs/"), result
 print("tools/call echo:", json.dumps(result["structuredContent"]))
+PY
+
+paused="$("$inspector" --cli "${serve[@]}" --method tools/call --tool-name approve_text --tool-arg text=later)"
+.venv/bin/python - "$paused" <<'PY'
+import json, sys
+result = json.loads(sys.argv[1])
+assert result.get("isError") is False, result
+handle = result["structuredContent"]["stratum_run"]
+assert handle["status"] == "paused" and handle["waiting_for"] == "person", result
+assert handle["review"]["question"] == "Approve this text?", result
+assert result["content"][0]["text"].startswith("PAUSED (not failed)"), result
+print("tools/call approve_text (pauses for a person):", handle["status"], handle["review"]["review_id"])
 PY

@@ -114,6 +114,8 @@ stratum_step_done(run_id, step_id, output); the server checks it and answers wha
 flow's output.
 Some flows ask a person to decide: your client shows a form. A client that cannot gets a PAUSED result with a \
 review_id: ask the person, then call stratum_resume with the review_id and their answer.
+A long flow answers RUNNING with a run_id when it is not done in time: it goes on in the server; call \
+stratum_await(run_id) for its result, stratum_status to look, stratum_cancel to stop it.
 stratum_validate and stratum_run check and run a plan you write (YAML; expressions only, no Python calls).
 Resources: stratum://runs (recent runs), stratum://runs/{run_id} (a run's trace), stratum://plans/{name} (plan text), \
 stratum://contracts/{plan}/{contract} (JSON Schema)."""
