@@ -10,9 +10,9 @@ import mcp.types as types
 import pytest
 from mcp import Client
 from server_helpers import HERE, make_server
-from stratum_core.testing import FakeLLM, Reply
 
 from server._approval_card import APP_MIME_TYPE, CARD_URI
+from stratum_core.testing import FakeLLM, Reply
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = [
