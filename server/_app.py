@@ -216,14 +216,16 @@ def _level(level: str) -> types.LoggingLevel:
 class _CallObserver(RunObserver):
     """Progress per finished step, resource updates for subscribers, and log messages, for one tool call."""
 
-    def __init__(self, server: StratumServer, ctx: ServerRequestContext[Any, Any]) -> None:
+    def __init__(self, server: StratumServer, ctx: ServerRequestContext[Any, Any], *, publish: bool = True) -> None:
         self._server = server
         self._session = ctx.session
         self._request_id = ctx.request_id
         self._done = -1.0
+        self._publish = publish  # False when the run manager announces the run's changes itself
 
     async def step_started(self, run_id: str, step_id: str, kind: str) -> None:
-        await self._server.hub.resource_updated(run_uri(run_id))
+        if self._publish:
+            await self._server.hub.resource_updated(run_uri(run_id))
         await self._log(run_id, "debug", f"step '{step_id}' ({kind}) started")
 
     async def step_finished(self, run_id: str, step_id: str, status: str, done: int, total: int) -> None:
@@ -233,7 +235,8 @@ class _CallObserver(RunObserver):
                 await self._session.report_progress(done, total, f"step '{step_id}' {status} ({done}/{total})")
             except Exception:
                 logger.debug("progress notification dropped", exc_info=True)
-        await self._server.hub.resource_updated(run_uri(run_id))
+        if self._publish:
+            await self._server.hub.resource_updated(run_uri(run_id))
         await self._log(run_id, "debug", f"step '{step_id}' {status} ({done}/{total})")
 
     async def log(self, run_id: str, level: str, message: str) -> None:
@@ -543,7 +546,7 @@ class StratumServer(Server[Any]):
         ask = None
         if not _is_modern(ctx) and client_can_elicit(ctx.session):
             ask = PushSink(ctx.session, ctx.request_id, self.invalid_answers).ask
-        return Follower(observer=_CallObserver(self, ctx), ask=ask)
+        return Follower(observer=_CallObserver(self, ctx, publish=False), ask=ask)
 
     async def _follow(
         self,

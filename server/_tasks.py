@@ -212,9 +212,10 @@ class TaskMethods:
 
     async def _get(self, ctx: ServerRequestContext[Any, Any], params: TaskIdParams) -> dict[str, Any]:
         run = self._run(ctx, params.task_id)
-        if run.status == "paused" and INTERRUPTED in run.attributes and self._server.runs.get(run.run_id) is None:
-            await self._server.go_on(run)  # put down by a server that stopped: this one takes it up
-            run = self._server.store.get_run(run.run_id) or run
+        if run.status == "paused" and self._server.runs.get(run.run_id) is None:
+            # put down by a server that stopped, or its decision answered elsewhere: this server takes it up
+            if await self._server.go_on(run) is not None:
+                run = self._server.store.get_run(run.run_id) or run
         return {"resultType": "complete", **self.view(run)}
 
     async def _update(self, ctx: ServerRequestContext[Any, Any], params: UpdateTaskParams) -> dict[str, Any]:

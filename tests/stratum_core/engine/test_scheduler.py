@@ -392,6 +392,28 @@ async def test_cancelling_a_run_records_it_as_cancelled(engine: Engine, fake_llm
     assert run is not None and run.status == "cancelled"
 
 
+async def test_an_interrupted_run_is_put_down_as_paused_and_resumes_where_it_was(
+    engine: Engine, fake_llm: FakeLLM
+) -> None:
+    fake_llm.enqueue(Fault(kind="hang"))
+    run_ids: list[str] = []
+
+    class Observer(RunObserver):
+        async def step_started(self, run_id: str, step_id: str, kind: str) -> None:
+            run_ids.append(run_id)
+            engine.interrupt(run_id, "the server stopped")
+            scope.cancel()
+
+    with anyio.CancelScope() as scope:
+        await engine.run(plan(SENTIMENT), "triage", {"text": "x"}, observer=Observer())
+    put_down = engine.store.get_run(run_ids[0])
+    fake_llm.enqueue({"label": "positive", "confidence": 0.9})
+    resumed = await engine.resume(run_ids[0])
+    assert put_down is not None and put_down.status == "paused"
+    assert put_down.attributes["interrupted"] == "the server stopped" and put_down.error is None
+    assert resumed.status == "succeeded" and resumed.output == "POSITIVE!"
+
+
 @pytest.mark.parametrize(
     "fault",
     [Fault(kind="rate_limit", retry_after=0.05), Fault(kind="server_error"), Fault(kind="disconnect")],
