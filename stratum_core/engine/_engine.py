@@ -503,7 +503,9 @@ class Engine:
             reason = self._interrupting.pop(run_id, None)
             if reason is not None:  # not the run's end: it is put down, to be resumed later
                 with anyio.CancelScope(shield=True):
-                    finish("paused", attributes={**record.attributes, "interrupted": reason})
+                    finish("paused")
+                    latest = self.store.get_run(run_id) or record
+                    self.store.update_run(run_id, attributes={**latest.attributes, "interrupted": reason})
                     await execution.run.observer.run_finished(run_id, "paused")
                 raise
             with anyio.CancelScope(shield=True):
