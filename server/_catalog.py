@@ -46,8 +46,8 @@ __all__ = [
     "PlanEntry",
     "PlanFolder",
     "argument_errors",
-    "flow_title",
     "asks_people",
+    "flow_title",
     "tool_name_for",
 ]
 
