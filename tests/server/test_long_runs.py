@@ -39,6 +39,10 @@ class Gate:
     def open(self) -> None:
         self.opened.set()
 
+    async def reached(self) -> None:
+        """Wait until the run's model call has reached the test LLM (the draft step is running)."""
+        assert await anyio.to_thread.run_sync(lambda: self.llm.wait_for_requests(1, timeout=60))
+
 
 @pytest.fixture
 def gate(fake_llm: FakeLLM) -> Iterator[Gate]:
@@ -97,6 +101,7 @@ async def test_a_long_flow_answers_a_handle_and_await_returns_what_the_direct_ca
         assert first.meta is not None and first.meta["stratum/status"] == "running"
         assert text_of(first).startswith("RUNNING (not failed)") and "stratum_await" in text_of(first)
         run_id = handle["run_id"]
+        await gate.reached()
         status = await client.call_tool("stratum_status", {"run_id": run_id})
         assert not status.is_error and status.structured_content is not None
         assert status.structured_content["status"] == "running"
@@ -104,8 +109,21 @@ async def test_a_long_flow_answers_a_handle_and_await_returns_what_the_direct_ca
         assert status.structured_content["progress"]["running"] == ["draft"]
         looked = await client.call_tool("stratum_await", {"run_id": run_id, "timeout": 0})
         assert handle_of(looked)["status"] == "running"
-        gate.open()
-        done = await client.call_tool("stratum_await", {"run_id": run_id, "timeout": 30}, progress_callback=on_progress)
+        active = server.runs.get(run_id)
+        assert active is not None
+        outcome: list[types.CallToolResult] = []
+
+        async def wait_for_it() -> None:
+            arguments = {"run_id": run_id, "timeout": 30}
+            outcome.append(await client.call_tool("stratum_await", arguments, progress_callback=on_progress))
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(wait_for_it)
+            with anyio.fail_after(30):
+                while not active.followers:  # the await call follows the run: now let the model answer
+                    await anyio.sleep(0)
+            gate.open()
+        [done] = outcome
         finished = await client.call_tool("stratum_status", {"run_id": run_id})
     server.close()
     direct = await direct_result(fake_llm, "summarize_long", {"text": "it will rain"})
@@ -124,6 +142,7 @@ async def test_a_tasks_client_gets_a_task_whose_result_is_what_the_direct_call_w
         created = await call_for_task(client, "summarize_long", {"text": "it will rain"})
         assert isinstance(created, CreateTaskResult) and created.status == "working"
         assert created.poll_interval_ms == 50 and created.ttl_ms is None
+        await gate.reached()
         working = await get_task(client, created.task_id)
         assert working["status"] == "working" and working["resultType"] == "complete"
         assert working["statusMessage"].startswith("0/2 steps done; running: draft")
@@ -300,7 +319,7 @@ async def test_over_stdio_a_long_run_survives_a_server_restart(
     extensions = [TasksExtension()] if mode == "auto" else []
     async with Client(params, mode=mode) as client:
         run_id = handle_of(await client.call_tool("summarize_long", {"text": "it will rain"}))["run_id"]
-        assert await anyio.to_thread.run_sync(lambda: fake_llm.wait_for_requests(1, timeout=60))  # in its model call
+        await gate.reached()  # the run is in its model call
     with SQLiteRunStore(store) as runs:  # the server stopped: the run was put down, not cancelled
         put_down = runs.get_run(run_id)
     assert put_down is not None and put_down.status == "paused" and "interrupted" in put_down.attributes
