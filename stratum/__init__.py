@@ -6,6 +6,7 @@ The same flows can be exported as plans (`stratum export module -o plan.stratum.
 The implementation lives in `stratum_core.library`; errors are the engine's (`stratum_core.errors`).
 """
 
+from stratum.exceptions import StratumCompileError, StratumWarning
 from stratum_core.engine import ReviewAnswer, ReviewRequest, ReviewSink, RunObserver, RunResult
 from stratum_core.errors import (
     BudgetExceeded,
@@ -86,8 +87,10 @@ __all__ = [
     "RunResult",
     "StabilityAssertionError",
     "StepCall",
+    "StratumCompileError",
     "StratumError",
     "StratumFunction",
+    "StratumWarning",
     "await_human",
     "compute",
     "configure",

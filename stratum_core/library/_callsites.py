@@ -10,7 +10,9 @@ per instruction), so a recorded step and an exported step get the same id.
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
+import linecache
 import sys
 import threading
 from collections.abc import Callable
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 from types import CodeType, FrameType
 from typing import Any
 
-__all__ = ["SiteMap", "caller_site", "register_sites", "site_map"]
+__all__ = ["SiteMap", "awaited_by_caller", "caller_site", "register_sites", "site_map"]
 
 Position = tuple[int, int, int, int]
 
@@ -181,3 +183,50 @@ def caller_site(depth: int = 2) -> str | None:
     if line is None or end_line is None or column is None or end_column is None:
         return None
     return sites.by_position.get((line, end_line, column, end_column))
+
+
+_GROUPS = frozenset({"parallel", "race"})
+
+
+@functools.lru_cache(maxsize=256)
+def _parents(filename: str, text: str) -> dict[tuple[int, int, int, int], str]:
+    """For every call in a source file, by its position: what consumes it ('await', 'group' or 'plain')."""
+    try:
+        tree = ast.parse(text, filename)
+    except SyntaxError:
+        return {}
+    found: dict[tuple[int, int, int, int], str] = {}
+    for node in ast.walk(tree):
+        children: list[tuple[ast.AST, str]] = []
+        if isinstance(node, ast.Await):
+            children = [(node.value, "await")]
+        elif isinstance(node, ast.Call):
+            callee = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if callee in _GROUPS:
+                children = [(arg, "group") for arg in node.args]
+        for child, how in children:
+            if isinstance(child, ast.Call) and child.end_lineno is not None and child.end_col_offset is not None:
+                found[(child.lineno, child.end_lineno, child.col_offset, child.end_col_offset)] = how
+    return found
+
+
+def awaited_by_caller(frame: FrameType | None) -> bool:
+    """Whether the call being made in `frame` is awaited (`await f(x)`) or handed to `parallel`/`race`.
+
+    Read from the caller's source (the call's position in it); without the source, True (a step, as before).
+    """
+    if frame is None:
+        return True
+    code = frame.f_code
+    try:
+        position = list(code.co_positions())[frame.f_lasti // 2]
+    except (IndexError, ValueError):
+        return True
+    if any(part is None for part in position):
+        return True
+    text = "".join(linecache.getlines(code.co_filename, frame.f_globals))
+    if not text:
+        return True
+    line, end_line, column, end_column = position
+    assert line is not None and end_line is not None and column is not None and end_column is not None
+    return _parents(code.co_filename, text).get((line, end_line, column, end_column), "plain") != "plain"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -28,6 +29,10 @@ class Probabilistic(Generic[T]):
     def most_likely(self) -> T:
         """The modal value (what most samples said)."""
         return self.value
+
+    def sample(self) -> T:
+        """One of the samples, at random (the modal value when there are none)."""
+        return random.choice(list(self.samples)) if self.samples else self.value
 
     def assert_stable(self, threshold: float) -> T:
         """The modal value, or StabilityAssertionError when fewer than `threshold` of the samples agreed."""

@@ -26,13 +26,23 @@ from stratum_core.store import MemoryRunStore, RunStore, SQLiteRunStore
 if TYPE_CHECKING:
     from stratum_core.llm import LLMClient
 
-__all__ = ["configure", "current_execution", "engine", "raise_for", "run", "run_alone", "use_execution"]
+__all__ = [
+    "configure",
+    "current_execution",
+    "engine",
+    "raise_for",
+    "run",
+    "run_alone",
+    "test_mode",
+    "use_execution",
+]
 
 T = TypeVar("T")
 
 _current: ContextVar[PythonFlowExecution | None] = ContextVar("stratum_flow_execution", default=None)
 _engine: Engine | None = None
 _owned_store: RunStore | None = None  # a store configure() opened from a path: closed when replaced
+_settings: dict[str, Any] = {"test_mode": False, "sample_n": 5}
 
 
 def configure(
@@ -46,16 +56,37 @@ def configure(
     observers: Sequence[RunObserver] = (),
     max_concurrency: int | None = None,
     force_model: bool = False,
+    default_model: str | None = None,
+    test_mode: bool | None = None,
+    sample_n: int | None = None,
+    tracer: Any = None,
+    client: Any = None,
 ) -> Engine:
     """Set how library calls run, and return the engine they now use.
 
     Anything left out comes from the environment (STRATUM_MODEL, STRATUM_API_BASE, STRATUM_API_KEY,
     STRATUM_STORE) or the engine's defaults. `store` is a RunStore or the path of a SQLite file; without one (and
     without STRATUM_STORE) runs are kept in memory. `llm` replaces the LiteLLM client (tests).
+
+    The reference library's options work too: `default_model` is `model`; `test_mode=True` samples every `@infer`
+    call `sample_n` times (default 5): a stable function must agree in 90% of the samples (StabilityAssertionError)
+    and returns the modal value, an unstable one returns all the samples; `tracer` is a callable that gets the span
+    attributes of each successful model call, or `stratum.exporters.otel(...)`; `review_sink` may have the
+    reference's `emit(review)` instead of `ask(request)`. `client` is accepted and unused, as in the reference.
     """
     global _engine, _owned_store
+    del client
+    from stratum_core.library._hitl import adapt_review_sink
+    from stratum_core.library._trace import collector
+
+    _settings["test_mode"] = bool(test_mode)
+    _settings["sample_n"] = sample_n or 5
     config = EngineConfig.from_env(
-        model=model, api_base=api_base, api_key=api_key, max_concurrency=max_concurrency, force_model=force_model
+        model=model or default_model,
+        api_base=api_base,
+        api_key=api_key,
+        max_concurrency=max_concurrency,
+        force_model=force_model,
     )
     if store is None and os.environ.get("STRATUM_STORE"):
         store = os.environ["STRATUM_STORE"]
@@ -71,8 +102,30 @@ def configure(
     if _owned_store is not None:
         _owned_store.close()
     _owned_store = opened
-    _engine = Engine(store=run_store, llm=llm, config=config, review_sink=review_sink, observers=observers)
+    extra: list[RunObserver] = [collector]
+    collector.store = run_store
+    collector.tracer = None
+    if tracer is not None:
+        build = getattr(tracer, "build_observer", None)
+        if callable(build):
+            extra.append(build(run_store))
+        elif callable(tracer):
+            collector.tracer = tracer
+        else:
+            raise TypeError(f"tracer {tracer!r} is neither a callable nor stratum.exporters.otel(...)")
+    _engine = Engine(
+        store=run_store,
+        llm=llm,
+        config=config,
+        review_sink=adapt_review_sink(review_sink),
+        observers=[*observers, *extra],
+    )
     return _engine
+
+
+def test_mode() -> tuple[bool, int]:
+    """Whether `configure(test_mode=True)` is on, and how many samples each call then takes."""
+    return bool(_settings["test_mode"]), int(_settings["sample_n"])
 
 
 def engine() -> Engine:

@@ -173,14 +173,20 @@ async def test_parallel_outside_a_flow_is_a_run_of_its_own(engine: Engine, fake_
 def test_parallel_takes_calls_of_decorated_functions() -> None:
     with pytest.raises(TypeError, match=r"parallel\(\) takes calls of @infer and @compute functions"):
         parallel("not a call")  # type: ignore[call-overload]
-    call = count("x")
+    call = review("x", "style")
     group = parallel(call)
     with pytest.raises(RuntimeError, match="already awaited"):
         call.send(None)
     group.close()  # never run: closing it says so (a call dropped without `await` warns, like a coroutine)
-    forgotten = count("y")
+    forgotten = review("y", "style")
     with pytest.warns(RuntimeWarning, match="was never awaited"):
         del forgotten
+
+
+def test_a_plain_call_of_a_sync_compute_function_returns_its_value() -> None:
+    assert count("four") == 4  # not awaited, not handed to parallel/race: a normal call, as in the reference
+    letters = count("abc")
+    assert letters + 1 == 4
 
 
 async def test_a_debate_runs_rounds_and_a_synthesis(engine: Engine, fake_llm: FakeLLM) -> None:
