@@ -1,8 +1,17 @@
 /**
  * Reading a model's answer as Python's engine reads it (`parse_answer` in `stratum_core/engine/_infer.py`): a ```
  * fence is tolerated, and JSON is parsed by a port of Python's `json` decoder so that a broken answer is reported
- * with the same words and position (`Expecting ',' delimiter at line 1, column 22`), which the retry feeds back.
+ * with the same words and position (`Expecting ',' delimiter at line 1, column 22`), which the retry feeds back;
+ * then checked against the output type (Zod) and `ensure`, each problem worded as Python words it.
  */
+
+import type { z } from "zod";
+
+import { evaluateCondition, explain, conditionText } from "./conditions.js";
+import { ExpressionError } from "./errors.js";
+import type { Condition } from "./functions.js";
+import type { ContractSpec, FieldSpec, OutputSchema } from "./schema.js";
+import { schemaViolations } from "./validation.js";
 
 const FENCE = /^```[A-Za-z0-9_-]*[ \t]*\n?([\s\S]*?)\n?[ \t]*```$/;
 const PY_SPACE = /^[\s\x1c-\x1f\x85]+|[\s\x1c-\x1f\x85]+$/gu;
@@ -169,4 +178,54 @@ export function parseAnswer(content: string): unknown {
   }
   if (hasLoneSurrogate(value)) throw new Error("a string holds an unpaired \\u surrogate escape, which is not valid Unicode");
   return value;
+}
+
+export interface Checked {
+  value: unknown;
+  violations: string[];
+  parsed: boolean;
+}
+
+export interface AnswerSpec {
+  output: OutputSchema;
+  zod: z.ZodType;
+  spec: FieldSpec;
+  contracts: ReadonlyMap<string, ContractSpec>;
+  ensure: readonly Condition[];
+  inputs: Record<string, unknown>;
+}
+
+export function ensureViolations(spec: Pick<AnswerSpec, "ensure" | "inputs">, value: unknown): string[] {
+  const env = { ...spec.inputs, result: value };
+  const violations: string[] = [];
+  for (const condition of spec.ensure) {
+    let ok: boolean;
+    try {
+      ok = evaluateCondition(condition, env, "");
+    } catch (error) {
+      if (!(error instanceof ExpressionError)) throw error;
+      const detail = typeof condition === "string" ? error.detail : error.message;
+      violations.push(`ensure: ${conditionText(condition)} could not be evaluated: ${detail}`);
+      continue;
+    }
+    if (!ok) violations.push(`ensure: ${explain(condition, env, ["result", ...Object.keys(spec.inputs)])}`);
+  }
+  return violations;
+}
+
+/** Parse, schema-validate (Zod) and `ensure`-check one answer, with Python's violation texts. */
+export function checkAnswer(content: string, spec: AnswerSpec): Checked {
+  let data: unknown;
+  try {
+    data = parseAnswer(content);
+  } catch (error) {
+    return { value: undefined, violations: [`parse: the answer is not valid JSON (${(error as Error).message})`], parsed: false };
+  }
+  let value = data;
+  if (spec.output.wrapped && typeof data === "object" && data !== null && !Array.isArray(data) && "value" in data) {
+    value = (data as { value: unknown }).value;
+  }
+  const violations = schemaViolations(value, spec.zod, spec.spec, spec.contracts);
+  if (violations.length) return { value: undefined, violations, parsed: true };
+  return { value, violations: ensureViolations(spec, value), parsed: true };
 }

@@ -12,14 +12,14 @@ import { randomUUID } from "node:crypto";
 import type Anthropic from "@anthropic-ai/sdk";
 import type { z } from "zod";
 
-import { parseAnswer } from "./answer.js";
+import { type AnswerSpec, checkAnswer, type Checked, ensureViolations } from "./answer.js";
+import { compiled, conditionText, evaluateCondition, explain } from "./conditions.js";
 import { type Budget, Envelope } from "./budget.js";
 import {
   BudgetExceeded,
   ComputeError,
   ConfigurationError,
   ConvergenceFailure,
-  ExpressionError,
   HITLTimeoutError,
   HumanRejected,
   LLMError,
@@ -30,9 +30,9 @@ import {
   RunError,
   StratumError,
 } from "./errors.js";
-import { compileExpression, describeFailure, type Expression } from "./expressions/index.js";
+import { compileExpression } from "./expressions/index.js";
 import { type CallStep, type FlowDef, type FlowStep, type GroupStep, RefPath } from "./flow.js";
-import type { ComputeFn, Condition, Feedback, HumanFn, InferFn, StratumFunction } from "./functions.js";
+import type { ComputeFn, Condition, HumanFn, InferFn, StratumFunction } from "./functions.js";
 import { canonicalJson, pyJsonDumps } from "./json.js";
 import type { Price } from "./budget.js";
 import { AnthropicModel, apiModel, type ModelClient, type ModelResponse } from "./llm.js";
@@ -40,105 +40,6 @@ import { compileMessages, type Message, promptHash, splitOpaque } from "./prompt
 import { type ContractSpec, type FieldSpec, type OutputSchema, outputSchema, typeSchema } from "./schema.js";
 import { type RunTrace, type StepRecord, Trace } from "./trace.js";
 import { schemaViolations } from "./validation.js";
-
-// -- conditions ------------------------------------------------------------------------------------------------------
-
-function conditionText(condition: Condition | Feedback): string {
-  if (typeof condition === "string") return condition;
-  const source = condition.toString().split(/\s+/).join(" ");
-  return source.length <= 120 ? source : source.slice(0, 117) + "...";
-}
-
-function short(value: unknown): string {
-  const text = pyJsonDumps(value);
-  return text.length <= 200 ? text : text.slice(0, 197) + "...";
-}
-
-function compiled(text: string, stepId: string): Expression {
-  try {
-    return compileExpression(text);
-  } catch (error) {
-    throw Object.assign(new ExpressionError(`${text}: ${(error as Error).message}`, text), { stepId });
-  }
-}
-
-/** The value of a condition on `env`; an expression error (or a throwing function) names the step. */
-function evaluateCondition(condition: Condition, env: Record<string, unknown>, stepId: string): boolean {
-  if (typeof condition === "string") {
-    try {
-      return compiled(condition, stepId).holds(env);
-    } catch (error) {
-      if (error instanceof ExpressionError) Object.assign(error, { stepId });
-      throw error;
-    }
-  }
-  try {
-    return Boolean(condition(env));
-  } catch (error) {
-    const text = conditionText(condition);
-    throw Object.assign(new ExpressionError(`${text} raised ${(error as Error)?.name ?? "an error"}: ${(error as Error)?.message ?? error}`, text), { stepId });
-  }
-}
-
-/** Why a condition is false, with the values it read (Python's `describe`). */
-function explain(condition: Condition, env: Record<string, unknown>, shown: string[]): string {
-  if (typeof condition === "string") return describeFailure(compileExpression(condition), env);
-  const actual = shown.filter((name) => name in env).map((name) => `${name} = ${short(env[name])}`).join(", ");
-  const text = conditionText(condition);
-  return actual ? `${text} (actual: ${actual})` : text;
-}
-
-// -- checking answers ------------------------------------------------------------------------------------------------
-
-export interface Checked {
-  value: unknown;
-  violations: string[];
-  parsed: boolean;
-}
-
-export interface AnswerSpec {
-  output: OutputSchema;
-  zod: z.ZodType;
-  spec: FieldSpec;
-  contracts: ReadonlyMap<string, ContractSpec>;
-  ensure: readonly Condition[];
-  inputs: Record<string, unknown>;
-}
-
-function ensureViolations(spec: Pick<AnswerSpec, "ensure" | "inputs">, value: unknown): string[] {
-  const env = { ...spec.inputs, result: value };
-  const violations: string[] = [];
-  for (const condition of spec.ensure) {
-    let ok: boolean;
-    try {
-      ok = evaluateCondition(condition, env, "");
-    } catch (error) {
-      if (!(error instanceof ExpressionError)) throw error;
-      const detail = typeof condition === "string" ? error.detail : error.message;
-      violations.push(`ensure: ${conditionText(condition)} could not be evaluated: ${detail}`);
-      continue;
-    }
-    if (!ok) violations.push(`ensure: ${explain(condition, env, ["result", ...Object.keys(spec.inputs)])}`);
-  }
-  return violations;
-}
-
-/** Parse, schema-validate (Zod) and `ensure`-check one answer, with Python's violation texts. */
-export function checkAnswer(content: string, spec: AnswerSpec): Checked {
-  let data: unknown;
-  try {
-    data = parseAnswer(content);
-  } catch (error) {
-    return { value: undefined, violations: [`parse: the answer is not valid JSON (${(error as Error).message})`], parsed: false };
-  }
-  let value = data;
-  if (spec.output.wrapped && typeof data === "object" && data !== null && !Array.isArray(data) && "value" in data) {
-    value = (data as { value: unknown }).value;
-  }
-  const violations = schemaViolations(value, spec.zod, spec.spec, spec.contracts);
-  if (violations.length) return { value: undefined, violations, parsed: true };
-  return { value, violations: ensureViolations(spec, value), parsed: true };
-}
 
 // -- the runtime -----------------------------------------------------------------------------------------------------
 
@@ -225,10 +126,6 @@ interface StepContext extends RunContext {
   tokensOut: number;
   costUsd: number;
   attributes: Record<string, unknown>;
-}
-
-class Skipped {
-  constructor(readonly reason: string) {}
 }
 
 function resolveRef(path: RefPath, input: Record<string, unknown>, outputs: Map<string, unknown>): unknown {

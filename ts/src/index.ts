@@ -5,7 +5,8 @@
 
 export { type Budget } from "./budget.js";
 export { type Contract, contract, type Infer, opaque, type TypeLike } from "./contract.js";
-export { checkAnswer, type ReviewAnswer, type ReviewRequest, type ReviewSink, type RunResult, Stratum, type StratumOptions } from "./engine.js";
+export { type AnswerSpec, checkAnswer, type Checked, parseAnswer } from "./answer.js";
+export { type ReviewAnswer, type ReviewRequest, type ReviewSink, type RunResult, Stratum, type StratumOptions } from "./engine.js";
 export * from "./errors.js";
 export { exportPlan } from "./export.js";
 export { compileExpression, describeFailure, type Expression } from "./expressions/index.js";

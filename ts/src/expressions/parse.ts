@@ -1,7 +1,7 @@
 /**
  * A parser for the Python expression syntax plan expressions use, producing a tree shaped like Python's `ast`
  * (node kinds, field names and source positions), so the checker and the evaluator can follow the Python sandbox
- * (`stratum_core/_expressions.py`) rule for rule. Constructs the sandbox refuses (lambda, `:=`, f-strings, `*x`,
+ * (`stratum_core/expressions/`) rule for rule. Constructs the sandbox refuses (lambda, `:=`, f-strings, `*x`,
  * `await`, `yield`) are still parsed, so the checker can refuse them with the same words as Python.
  */
 
@@ -363,13 +363,6 @@ export class Parser {
 
   private leave(): void {
     this.recursion--;
-  }
-
-  private endsExpression(): boolean {
-    const token = this.peek();
-    if (token.kind === "end") return true;
-    if (token.kind === "op") return [")", "]", "}", ",", ":", "=", ";"].includes(token.text);
-    return token.kind === "name" && ["for", "async", "if", "else", "in"].includes(token.text);
   }
 
   // -- grammar (Python's, from the lowest precedence up) --
