@@ -31,28 +31,39 @@ def _children(node: ast.AST) -> list[ast.AST]:
     return list(ast.iter_child_nodes(node))
 
 
-def _reads_data(node: ast.AST) -> bool:
-    """Whether `node` reads a name it does not bind itself (in a comprehension inside it)."""
-    called = {id(item.func) for item in ast.walk(node) if isinstance(item, ast.Call)}
-    used = {
-        item.id
-        for item in ast.walk(node)
-        if isinstance(item, ast.Name) and isinstance(item.ctx, ast.Load) and id(item) not in called
-    }
-    bound = {
-        item.id
-        for comprehension in ast.walk(node)
-        if isinstance(comprehension, _COMPREHENSIONS)
-        for generator in comprehension.generators
-        for item in ast.walk(generator.target)
-        if isinstance(item, ast.Name)
-    }
-    return bool(used - bound)
+def _free_names(node: ast.AST, memo: dict[int, frozenset[str]]) -> frozenset[str]:
+    """The names `node` reads and does not bind itself (in a comprehension inside it), computed once per node."""
+    found = memo.get(id(node))
+    if found is not None:
+        return found
+    if isinstance(node, ast.Name):
+        found = frozenset({node.id}) if isinstance(node.ctx, ast.Load) else frozenset()
+    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):  # a function's name is not data
+        found = frozenset().union(*(_free_names(child, memo) for child in [*node.args, *node.keywords]))
+    else:
+        found = frozenset().union(*(_free_names(child, memo) for child in ast.iter_child_nodes(node)))
+        if isinstance(node, _COMPREHENSIONS):
+            bound = {
+                item.id
+                for generator in node.generators
+                for item in ast.walk(generator.target)
+                if isinstance(item, ast.Name)
+            }
+            found = found - bound
+    memo[id(node)] = found
+    return found
 
 
 def fold_constants(expression: Expression, *, limits: Limits = DEFAULT_LIMITS) -> list[Finding]:
     """Evaluate each largest sub-expression that reads no data; a failure is a problem at its position."""
     positions = _Positions(expression._code, expression._lead)
+    memo: dict[int, frozenset[str]] = {}
+    if _free_names(expression._tree.body, memo) and not any(
+        isinstance(node, ast.BinOp | ast.Call | ast.Subscript | ast.Compare | ast.comprehension)
+        and not _free_names(node, memo)
+        for node in ast.walk(expression._tree.body)
+    ):
+        return []  # every part that reads no data is a plain literal or name: nothing to evaluate
     findings: list[Finding] = []
     stack: list[ast.AST] = [expression._tree.body]
     while stack:
@@ -62,10 +73,10 @@ def fold_constants(expression: Expression, *, limits: Limits = DEFAULT_LIMITS) -
         ):
             stack.extend(_children(node))
             continue
-        if isinstance(node, ast.GeneratorExp | ast.Slice) or _reads_data(node):
+        if isinstance(node, ast.GeneratorExp | ast.Slice) or _free_names(node, memo):
             stack.extend(_children(node))
             continue
-        failure = _failure(expression, node, limits)
+        failure = _failure(expression, node, limits, memo)
         if failure is not None:
             where, message = failure
             findings.append(
@@ -78,7 +89,9 @@ def fold_constants(expression: Expression, *, limits: Limits = DEFAULT_LIMITS) -
     return findings
 
 
-def _failure(expression: Expression, node: ast.expr, limits: Limits) -> tuple[ast.expr, str] | None:
+def _failure(
+    expression: Expression, node: ast.expr, limits: Limits, memo: dict[int, frozenset[str]]
+) -> tuple[ast.expr, str] | None:
     """The innermost part of constant `node` whose evaluation fails, with the message; None if it evaluates."""
     try:
         _Evaluator(expression, {}, limits).run(node)
@@ -87,7 +100,7 @@ def _failure(expression: Expression, node: ast.expr, limits: Limits) -> tuple[as
             return None  # a comprehension's name used outside it: not a constant after all
         for child in _children(node):
             if isinstance(child, ast.expr) and not isinstance(child, ast.Constant | ast.Name | ast.GeneratorExp):
-                if not _reads_data(child) and (inner := _failure(expression, child, limits)) is not None:
+                if not _free_names(child, memo) and (inner := _failure(expression, child, limits, memo)) is not None:
                     return inner
         return node, error.message
     return None

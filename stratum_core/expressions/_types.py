@@ -9,6 +9,7 @@ value is expected it becomes a run-time check.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -44,8 +45,9 @@ class Ty:
     pattern: str | None = None
     unique: bool = False
 
-    @property
+    @functools.cached_property
     def field_map(self) -> dict[str, Ty]:
+        """The fields by name (built once: records of a flow's steps can be large)."""
         return dict(self.fields or ())
 
     def present(self) -> Ty:

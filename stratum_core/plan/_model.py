@@ -6,6 +6,7 @@ their spelling as aliases. Expressions stay text here: the checker parses them, 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -397,6 +398,7 @@ _ROOTS = ("input", "steps", "item")
 _SEGMENT = re.compile(r"\.([A-Za-z_][A-Za-z0-9_\-]*)|\[(\d+)\]")
 
 
+@functools.lru_cache(maxsize=8192)
 def parse_reference(text: str) -> Reference | None:
     """Parse a `$.` reference, or None when `text` is not one (or is malformed: the checker reports those).
 

@@ -82,13 +82,22 @@ def from_spec(spec: TypeSpec | None, *, as_field: bool = True) -> Ty:
     return ty.maybe() if optional else ty
 
 
+_contract_fields: dict[int, tuple[Contract, dict[str, Ty]]] = {}
+
+
 def fields_of(ty: Ty, contracts: Mapping[str, Contract]) -> dict[str, Ty] | None:
     """The fields of a record type, or None when they are not known (any object, unknown or broken contract)."""
     if ty.kind == "contract":
         contract = contracts.get(str(ty.name))
         if contract is None:
             return None
-        return {key: from_spec(value) for key, value in contract.fields.items()}
+        cached = _contract_fields.get(id(contract))
+        if cached is None or cached[0] is not contract:
+            if len(_contract_fields) > 4096:
+                _contract_fields.clear()
+            cached = (contract, {key: from_spec(value) for key, value in contract.fields.items()})
+            _contract_fields[id(contract)] = cached
+        return cached[1]
     if ty.kind == "object" and ty.fields is not None:
         return ty.field_map
     return None
