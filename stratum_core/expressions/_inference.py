@@ -549,6 +549,10 @@ class _Inference:
         return self.infer(arg, env, facts)
 
     def _apply(self, node: ast.Call, name: str, typed: object, args: list[Ty]) -> Ty:
+        if name in ("int", "float") and args and args[0].kind == "string" and args[0].enum is None:
+            self.runtime(node, f"{self.source(node)}: text that is not a number fails when it runs")
+        if name == "index" and isinstance(node.func, ast.Attribute):
+            self.runtime(node, f"{self.source(node)}: a value not in the list fails when it runs")
         for index, arg in enumerate(args):
             if arg.optional:
                 self.require_present(node.args[index], arg, f"{name}()")

@@ -77,6 +77,7 @@ def test_the_public_api_is_pinned() -> None:
         "ExpressionError",
         "HITLTimeoutError",
         "HumanRejected",
+        "InvalidInput",
         "LLMError",
         "ParallelValidationFailed",
         "ParseFailure",
