@@ -549,7 +549,7 @@ class _Inference:
         return self.infer(arg, env, facts)
 
     def _apply(self, node: ast.Call, name: str, typed: object, args: list[Ty]) -> Ty:
-        if name in ("int", "float") and args and args[0].kind == "string" and args[0].enum is None:
+        if name in ("int", "float") and args and args[0].kind == "string" and not _numeric_texts(args[0].enum):
             self.runtime(node, f"{self.source(node)}: text that is not a number fails when it runs")
         if name == "index" and isinstance(node.func, ast.Attribute):
             self.runtime(node, f"{self.source(node)}: a value not in the list fails when it runs")
@@ -645,6 +645,18 @@ class _Inference:
 
     def _GeneratorExp(self, node: ast.GeneratorExp, env: dict[str, Ty], facts: _Facts) -> Ty:
         return array(self._comprehension_element(node, env, facts))
+
+
+def _numeric_texts(values: tuple[object, ...] | None) -> bool:
+    """Whether every value of a text enum converts to a number."""
+    if not values:
+        return False
+    try:
+        for value in values:
+            float(str(value))
+    except ValueError:
+        return False
+    return True
 
 
 def _bound_names(target: ast.expr) -> frozenset[str]:
