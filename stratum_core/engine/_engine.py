@@ -7,10 +7,10 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
@@ -29,7 +29,17 @@ from stratum_core.llm._protocol import QuotingClient
 from stratum_core.plan import Budget, Flow, InferFunction, Plan
 from stratum_core.plan._schema import content_hash, fields_schema
 from stratum_core.plan._untrusted import MAX_FAN_OUT, MAX_RUN_STEPS
-from stratum_core.store import AttemptRecord, MemoryRunStore, RunRecord, StepRecord, StoreError
+from stratum_core.store import (
+    AttemptRecord,
+    MemoryRunStore,
+    RunBusy,
+    RunRecord,
+    RunStatus,
+    StepRecord,
+    StoreError,
+    lease_is_live,
+    new_holder,
+)
 
 if TYPE_CHECKING:
     from stratum_core.llm import LLMClient
@@ -40,6 +50,18 @@ __all__ = ["Engine", "ExecutionFactory"]
 logger = logging.getLogger("stratum.engine")
 
 ExecutionFactory = Callable[[RunContext, Flow, Mapping[str, Any], Envelope], FlowExecution]
+_T = TypeVar("_T")
+_INTERRUPTED_SCAN = 1000
+_RESUMABLE: tuple[RunStatus, ...] = ("paused", "running")
+
+
+@dataclass
+class _Lease:
+    """This engine's hold on one run while it advances it; `lost` once another process took the run over."""
+
+    run_id: str
+    holder: str
+    lost: bool = False
 
 
 @dataclass
@@ -78,6 +100,7 @@ class Engine:
         self._plans: dict[tuple[str, str], Plan] = {}
         self._input_schemas: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._locks: dict[str, _RunLock] = {}
+        self.holder = new_holder()
         self._interrupting: dict[str, str] = {}
 
     def interrupt(self, run_id: str, reason: str) -> None:
@@ -122,6 +145,7 @@ class Engine:
         agent: bool = False,
         llm: LLMClient | None = None,
         execution: ExecutionFactory = FlowExecution,
+        owner: str | None = None,
     ) -> RunResult:
         """Run `flow` of `plan` to the end, a pause (for a person or the calling agent), a failure or a cancellation.
 
@@ -129,6 +153,9 @@ class Engine:
         steps fall back to the server's model when there is one. `llm` replaces the engine's model client for this
         run (e.g. MCP sampling through the calling client). `execution` makes what runs the flow's steps (the Python
         library's flows, whose steps are the calls their code makes, pass their own).
+
+        `owner` names who starts the run (an MCP server's client identity); the run is created holding this
+        engine's lease, so no other process advances it meanwhile.
 
         Failures are returned (status 'failed', `error` set), not raised; cancelling the calling task cancels the
         run, records it as cancelled, and re-raises the cancellation. Invalid inputs raise ValueError.
@@ -151,9 +178,13 @@ class Engine:
             updated_at=now,
             model=self.config.model,
             attributes=_plan_attributes(plan),
+            owner=owner,
+            lease_holder=self.holder,
+            lease_expires=now + self.config.lease_ttl,
         )
         self.store.create_run(record)
-        async with self._lock(record.run_id):
+
+        async def body(lease: _Lease, _: RunRecord) -> RunResult:
             return await self._execute(
                 plan,
                 record,
@@ -165,7 +196,10 @@ class Engine:
                 agent=agent,
                 llm=llm,
                 make_execution=execution,
+                lease=lease,
             )
+
+        return await self._advance(record.run_id, body, created=record)
 
     async def resume(
         self,
@@ -183,29 +217,98 @@ class Engine:
         through the sink (or the run pauses again). What the run spent so far still counts against its budget.
         `budget` raises (or sets) the flow's budget, dimension by dimension, for this and every later resume; with
         it, a run that failed on its budget can be resumed too (its failed step runs again, finished ones do not).
+        The run's lease is taken first: a run another process is advancing raises RunBusy; an unknown or ended run
+        raises StoreError.
         """
-        async with self._lock(run_id):
+        current = self.store.get_run(run_id)
+        if current is not None:
+            _check_resumable(current, budget)  # said kindly here; the lease below re-checks atomically
+
+        async def body(lease: _Lease, record: RunRecord) -> RunResult:
             return await self._resume(
-                run_id, observer=observer, review_sink=review_sink, agent=agent, llm=llm, budget=budget
+                record, observer=observer, review_sink=review_sink, agent=agent, llm=llm, budget=budget, lease=lease
             )
+
+        statuses: tuple[RunStatus, ...] = (*_RESUMABLE, "failed") if budget is not None else _RESUMABLE
+        return await self._advance(run_id, body, statuses=statuses)
+
+    def interrupted_runs(self) -> list[RunRecord]:
+        """Runs recorded as running that nobody advances any more (their process died): resume them by id."""
+        found: list[RunRecord] = []
+        cursor: str | None = None
+        scanned = 0
+        while scanned < _INTERRUPTED_SCAN:
+            page = self.store.list_runs(status="running", limit=100, cursor=cursor)
+            scanned += len(page.runs)
+            at = time.time()
+            found.extend(run for run in page.runs if not lease_is_live(run.lease_holder, run.lease_expires, now=at))
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        return found
+
+    async def _advance(
+        self,
+        run_id: str,
+        body: Callable[[_Lease, RunRecord], Awaitable[_T]],
+        *,
+        created: RunRecord | None = None,
+        statuses: tuple[RunStatus, ...] = _RESUMABLE,
+    ) -> _T:
+        """Run `body` holding the run's lease, released at the end; a lease lost meanwhile raises RunBusy.
+
+        The lease is taken here (or, for a run just `created`, held already) and renewed every third of its life.
+        """
+        ttl = self.config.lease_ttl
+        async with self._lock(run_id):
+            record = created or self.store.acquire_lease(run_id, self.holder, ttl=ttl, statuses=statuses)
+            lease = _Lease(run_id, self.holder)
+            outcome: list[_T] = []
+            failure: Exception | None = None
+            try:
+                async with anyio.create_task_group() as tg:
+
+                    async def renew() -> None:
+                        while True:
+                            await anyio.sleep(ttl / 3)
+                            if not self.store.renew_lease(run_id, lease.holder, ttl=ttl):
+                                logger.error("run %s: lease lost to another process; stopping here", run_id)
+                                lease.lost = True
+                                tg.cancel_scope.cancel()
+                                return
+
+                    tg.start_soon(renew)
+                    try:
+                        outcome.append(await body(lease, record))
+                    except Exception as e:  # raised as itself, not wrapped in the task group's ExceptionGroup
+                        failure = e
+                    tg.cancel_scope.cancel()
+            finally:
+                with anyio.CancelScope(shield=True):
+                    try:
+                        self.store.release_lease(run_id, lease.holder)
+                    except StoreError:
+                        logger.warning("run %s: could not release its lease", run_id, exc_info=True)
+            if failure is not None:
+                raise failure
+            if lease.lost or not outcome:
+                current = self.store.get_run(run_id)
+                raise RunBusy(run_id, holder=current.lease_holder if current else None, expires_at=None, lost=True)
+            return outcome[0]
 
     async def _resume(
         self,
-        run_id: str,
+        record: RunRecord,
         *,
         observer: RunObserver | None,
         review_sink: ReviewSink | None,
         agent: bool,
+        lease: _Lease,
         llm: LLMClient | None = None,
         budget: Budget | None = None,
     ) -> RunResult:
-        record = self.store.get_run(run_id)
-        if record is None:
-            raise StoreError(f"no run with id {run_id!r}")
-        over_budget = record.status == "failed" and (record.error or {}).get("type") == "BudgetExceeded"
-        if record.status not in ("paused", "running") and not (budget is not None and over_budget):
-            more = " (a run that stopped on its budget resumes with a larger one: --budget)" if over_budget else ""
-            raise StoreError(f"run {run_id} is {record.status}; only paused or interrupted runs can be resumed{more}")
+        run_id = record.run_id
+        _check_resumable(record, budget)
         if budget is not None:
             state = budget_state(record)
             raised = {**state.get("override", {}), **budget.model_dump(exclude_none=True)}
@@ -235,6 +338,7 @@ class Engine:
             agent=agent,
             llm=llm,
             spent=spent_attempts,
+            lease=lease,
         )
 
     async def _plan_of(self, record: RunRecord) -> Plan:
@@ -259,7 +363,9 @@ class Engine:
 
     @contextlib.asynccontextmanager
     async def _lock(self, run_id: str) -> AsyncIterator[None]:
-        """One run is advanced by one task at a time (a resume and an agent's report cannot interleave).
+        """One run is advanced by one task of this engine at a time (a resume and an agent's report wait in turn).
+
+        Across processes (and engines) the store's lease does the same; see `_advance`.
 
         A run's lock lives only while some task holds or waits for it, so a long-lived server keeps none per past run.
         """
@@ -286,16 +392,21 @@ class Engine:
     ) -> AgentSubmission:
         """Check what the calling agent reports for an agent step; on success, resume the run.
 
-        Raises StoreError when the run or the step is unknown or the step is not waiting for the agent.
+        Raises StoreError when the run or the step is unknown or the step is not waiting for the agent, RunBusy
+        when another process is advancing the run.
         """
-        async with self._lock(run_id):
+
+        async def body(lease: _Lease, record: RunRecord) -> AgentSubmission:
             submission = await self._check_submission(run_id, step_id, output)
             if not submission.accepted and submission.result is None:
                 return submission
             if submission.result is not None:  # out of retries: the run has failed
                 return submission
-            result = await self._resume(run_id, observer=observer, review_sink=review_sink, agent=True)
+            current = self.store.get_run(run_id) or record
+            result = await self._resume(current, observer=observer, review_sink=review_sink, agent=True, lease=lease)
             return AgentSubmission(accepted=True, violations=(), retries_left=0, result=result)
+
+        return await self._advance(run_id, body)
 
     async def _check_submission(self, run_id: str, step_id: str, output: Any) -> AgentSubmission:
         from stratum_core.engine._agent import check_agent_output
@@ -399,6 +510,7 @@ class Engine:
         observer: RunObserver | None,
         review_sink: ReviewSink | None,
         agent: bool,
+        lease: _Lease,
         make_execution: ExecutionFactory = FlowExecution,
         llm: LLMClient | None = None,
         spent: Sequence[AttemptRecord] = (),
@@ -455,6 +567,8 @@ class Engine:
         run_id = record.run_id
 
         def finish(status: str, **fields: Any) -> None:
+            if lease.lost:  # another process advances the run now: what it records stands
+                return
             used = envelope.used  # earlier processes' spend included: the envelope started from it
             envelope.audit_time()
             latest = self.store.get_run(run_id) or record
@@ -557,6 +671,16 @@ class Engine:
             "cost_usd": sum(a.cost_usd or 0.0 for a in attempts),
             "cost_unknown": any(a.cost_usd is None for a in attempts),
         }
+
+
+def _check_resumable(record: RunRecord, budget: Budget | None) -> None:
+    """A StoreError unless the run can be resumed: paused, interrupted, or stopped on its budget given a new one."""
+    over_budget = record.status == "failed" and (record.error or {}).get("type") == "BudgetExceeded"
+    if record.status not in _RESUMABLE and not (budget is not None and over_budget):
+        more = " (a run that stopped on its budget resumes with a larger one: --budget)" if over_budget else ""
+        raise StoreError(
+            f"run {record.run_id} is {record.status}; only paused or interrupted runs can be resumed{more}"
+        )
 
 
 def _awaits_agent(step: StepRecord) -> bool:

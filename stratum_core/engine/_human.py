@@ -107,6 +107,7 @@ async def run_human(
                 "options": list(fn.options) if fn.options else None,
                 "context": dict(inputs),
                 "timeout": fn.timeout,
+                "answered_by": fn.answered_by,
             },
             status="pending",
             created_at=now,
@@ -131,6 +132,7 @@ async def run_human(
             context=dict(inputs),
             timeout=fn.timeout,
             deadline=review.deadline,
+            requires_person=review.needs_person,
         )
         if sink is None:
             raise AwaitingReview(request)
@@ -149,11 +151,15 @@ async def run_human(
             value=dict(answer.value) if answer.value is not None else None,
             reviewer=answer.reviewer,
             rationale=answer.rationale,
+            answered_by=answer.answered_by,
+            channel=answer.channel,
         )
     attributes.update(
         {
             "decision": review.action,
             "reviewer": review.reviewer,
+            "answered_by": review.answered_by,
+            "channel": review.channel,
             "rationale": review.rationale,
             "decided_at": review.decided_at,
         }

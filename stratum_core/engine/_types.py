@@ -53,6 +53,8 @@ class EngineConfig:
             fails the attempt (`STRATUM_MAX_RETRY_WAIT`).
         project_dir: the folder that `file_exists` / `file_contains` in a reference plan's `ensure` may read
             (default: the working directory); nothing outside it is ever read.
+        lease_ttl: seconds a run's lease lasts unless renewed (renewed every third of that while the run advances);
+            a run whose holder died is free again after this long (at once on the same host).
     """
 
     model: str | None = None
@@ -67,6 +69,7 @@ class EngineConfig:
     call_timeout: float = 300.0
     max_retry_wait: float = 30.0
     project_dir: str | None = None
+    lease_ttl: float = 30.0
 
     def model_for(self, requested: str | None) -> str | None:
         """The model an infer step uses: the configured one when forced, else the function's, else the default."""
@@ -163,16 +166,23 @@ class ReviewRequest:
     context: Mapping[str, Any] = field(default_factory=dict)
     timeout: float | None = None
     deadline: float | None = None
+    requires_person: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
 class ReviewAnswer:
-    """A person's answer: accept (with `value`), decline, or cancel."""
+    """An answer: accept (with `value`), decline, or cancel; `answered_by` and `channel` say who gave it, and how.
+
+    A sink that shows the question to a person answers `answered_by="person"`; `channel` names the way
+    (elicitation, approval_card, cli, console, ...). A review with `requires_person` refuses an agent's answer.
+    """
 
     action: Literal["accept", "decline", "cancel"]
     value: Mapping[str, Any] | None = None
     reviewer: str | None = None
     rationale: str | None = None
+    answered_by: Literal["person", "agent"] = "person"
+    channel: str | None = None
 
 
 class ReviewSink(Protocol):

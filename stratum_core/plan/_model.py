@@ -193,6 +193,9 @@ class HumanFunction(_FunctionBase):
     options: tuple[JsonValue, ...] | None = None
     timeout: float | None = Field(default=None, gt=0, description="seconds; the loader reads 30s, 5m, 24h, 2d")
     on_timeout: JsonValue = "raise"
+    answered_by: Literal["anyone", "person"] = Field(
+        default="anyone", description="person: only a person may answer (not the calling agent via stratum_resume)"
+    )
 
 
 class AdaptiveFunction(_FunctionBase):

@@ -3,9 +3,11 @@
 `SQLiteRunStore` is the default (one file, WAL, safe across processes); `MemoryRunStore` behaves the same for tests.
 """
 
+from stratum_core.store._lease import lease_is_live, new_holder
 from stratum_core.store._memory import MemoryRunStore
-from stratum_core.store._protocol import RunStore, StoreError
+from stratum_core.store._protocol import RunBusy, RunStore, StoreError
 from stratum_core.store._records import (
+    AnsweredBy,
     AttemptRecord,
     ReviewAction,
     ReviewRecord,
@@ -20,11 +22,13 @@ from stratum_core.store._records import (
 from stratum_core.store._sqlite import SQLiteRunStore
 
 __all__ = [
+    "AnsweredBy",
     "AttemptRecord",
     "MemoryRunStore",
     "ReviewAction",
     "ReviewRecord",
     "ReviewStatus",
+    "RunBusy",
     "RunPage",
     "RunRecord",
     "RunStatus",
@@ -34,4 +38,6 @@ __all__ = [
     "StepStatus",
     "StoreError",
     "Trace",
+    "lease_is_live",
+    "new_holder",
 ]

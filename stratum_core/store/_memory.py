@@ -17,6 +17,7 @@ from pydantic import BaseModel, JsonValue
 
 from stratum_core.store._protocol import StoreError
 from stratum_core.store._records import (
+    AnsweredBy,
     AttemptRecord,
     ReviewAction,
     ReviewRecord,
@@ -26,9 +27,11 @@ from stratum_core.store._records import (
     RunStatus,
     StepRecord,
     Trace,
+    now,
 )
 from stratum_core.store._rules import (
     answered_review,
+    check_lease,
     check_limit,
     closed_review,
     decode_cursor,
@@ -98,6 +101,36 @@ class MemoryRunStore:
                 raise StoreError(f"run {record.run_id!r} is already recorded")
             tables.runs[record.run_id] = text
 
+    def acquire_lease(
+        self, run_id: str, holder: str, *, ttl: float, statuses: tuple[RunStatus, ...] = ("paused", "running")
+    ) -> RunRecord:
+        with self._open() as tables:
+            text = tables.runs.get(run_id)
+            at = now()
+            record = check_lease(
+                None if text is None else _load(RunRecord, text), run_id, holder, statuses=statuses, at=at
+            )
+            record = record.model_copy(update={"lease_holder": holder, "lease_expires": at + ttl})
+            tables.runs[run_id] = _dump(record)
+        return record
+
+    def renew_lease(self, run_id: str, holder: str, *, ttl: float) -> bool:
+        return self._set_lease(run_id, holder, {"lease_expires": now() + ttl})
+
+    def release_lease(self, run_id: str, holder: str) -> None:
+        self._set_lease(run_id, holder, {"lease_holder": None, "lease_expires": None})
+
+    def _set_lease(self, run_id: str, holder: str, update: dict[str, Any]) -> bool:
+        with self._open() as tables:
+            text = tables.runs.get(run_id)
+            if text is None:
+                return False
+            record = _load(RunRecord, text)
+            if record.lease_holder != holder:
+                return False
+            tables.runs[run_id] = _dump(record.model_copy(update=update))
+        return True
+
     def update_run(self, run_id: str, /, **fields: Any) -> RunRecord:
         with self._open() as tables:
             if run_id not in tables.runs:
@@ -121,6 +154,7 @@ class MemoryRunStore:
         until: float | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        owner: str | None = None,
     ) -> RunPage:
         check_limit(limit)
         after = None if cursor is None else decode_cursor(cursor)
@@ -131,6 +165,7 @@ class MemoryRunStore:
             for run in (_load(RunRecord, text) for text in texts)
             if (flow is None or run.flow == flow)
             and (status is None or run.status == status)
+            and (owner is None or run.owner == owner)
             and (since is None or run.created_at >= since)
             and (until is None or run.created_at < until)
             and (after is None or (run.created_at, run.run_id) < after)
@@ -204,11 +239,20 @@ class MemoryRunStore:
         value: JsonValue,
         reviewer: str | None,
         rationale: str | None,
+        answered_by: AnsweredBy = "person",
+        channel: str | None = None,
     ) -> ReviewRecord:
         return self._replace_review(
             review_id,
             lambda old: answered_review(
-                old, review_id, action=action, value=value, reviewer=reviewer, rationale=rationale
+                old,
+                review_id,
+                action=action,
+                value=value,
+                reviewer=reviewer,
+                rationale=rationale,
+                answered_by=answered_by,
+                channel=channel,
             ),
         )
 

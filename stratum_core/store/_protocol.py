@@ -8,6 +8,7 @@ from pydantic import JsonValue
 
 from stratum_core.errors import StratumError
 from stratum_core.store._records import (
+    AnsweredBy,
     AttemptRecord,
     ReviewAction,
     ReviewRecord,
@@ -19,7 +20,7 @@ from stratum_core.store._records import (
     Trace,
 )
 
-__all__ = ["RunStore", "StoreError"]
+__all__ = ["RunBusy", "RunStore", "StoreError"]
 
 
 class StoreError(StratumError):
@@ -35,6 +36,29 @@ class StoreError(StratumError):
         self.path = path
 
 
+class RunBusy(StoreError):
+    """Another process (or engine) holds the run's lease: the run is being advanced elsewhere.
+
+    Attributes:
+        run_id: the run.
+        holder: who holds the lease (`host:pid:nonce`).
+        expires_at: when the lease expires unless its holder renews it (epoch seconds).
+    """
+
+    def __init__(self, run_id: str, *, holder: str | None, expires_at: float | None, lost: bool = False) -> None:
+        if lost:
+            message = f"run {run_id} was taken over elsewhere while this process advanced it (its lease expired)"
+        else:
+            message = (
+                f"run {run_id} is being advanced elsewhere (by {holder}); wait for it to pause or end, "
+                "or resume it once that process has stopped"
+            )
+        super().__init__(message)
+        self.run_id = run_id
+        self.holder = holder
+        self.expires_at = expires_at
+
+
 @runtime_checkable
 class RunStore(Protocol):
     """Durable record of runs, steps, attempts, reviews and cached results.
@@ -46,6 +70,25 @@ class RunStore(Protocol):
 
     def create_run(self, record: RunRecord) -> None:
         """Record a new run; a `run_id` already stored is a StoreError."""
+        ...
+
+    def acquire_lease(
+        self, run_id: str, holder: str, *, ttl: float, statuses: tuple[RunStatus, ...] = ("paused", "running")
+    ) -> RunRecord:
+        """Take the run's lease for `holder` for `ttl` seconds, atomically, and return the run.
+
+        The lease is taken only if nobody else holds a live one (`lease_is_live`) and the run's status is one of
+        `statuses`: else RunBusy (held elsewhere) or StoreError (unknown run, or a status that cannot advance).
+        Taking a lease one already holds renews it.
+        """
+        ...
+
+    def renew_lease(self, run_id: str, holder: str, *, ttl: float) -> bool:
+        """Extend `holder`'s lease by `ttl` seconds from now; False when it no longer holds it."""
+        ...
+
+    def release_lease(self, run_id: str, holder: str) -> None:
+        """Give up `holder`'s lease (nothing happens if it does not hold it)."""
         ...
 
     def update_run(self, run_id: str, /, **fields: Any) -> RunRecord:
@@ -68,8 +111,11 @@ class RunStore(Protocol):
         until: float | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        owner: str | None = None,
     ) -> RunPage:
         """Runs newest first, filtered; `since` is inclusive, `until` exclusive (epoch seconds on `created_at`).
+
+        `owner` keeps the runs started by that identity only.
 
         The cursor marks the last run of the previous page, so runs created between two pages never shift them.
         """
@@ -103,8 +149,14 @@ class RunStore(Protocol):
         value: JsonValue,
         reviewer: str | None,
         rationale: str | None,
+        answered_by: AnsweredBy = "person",
+        channel: str | None = None,
     ) -> ReviewRecord:
-        """Record a person's answer, atomically: exactly one answer wins. Unknown or not pending: StoreError."""
+        """Record an answer, atomically: exactly one answer wins. Unknown or not pending: StoreError.
+
+        `answered_by` is who truly answered; a review that needs a person (`ReviewRecord.needs_person`) refuses
+        `answered_by="agent"` with a StoreError.
+        """
         ...
 
     def close_review(self, review_id: str, *, status: Literal["timed_out", "cancelled"]) -> ReviewRecord:

@@ -14,6 +14,7 @@ from typing import Any, Literal, TypeAlias
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 __all__ = [
+    "AnsweredBy",
     "AttemptRecord",
     "ReviewAction",
     "ReviewRecord",
@@ -33,6 +34,8 @@ RunStatus: TypeAlias = Literal["running", "succeeded", "failed", "paused", "canc
 StepStatus: TypeAlias = Literal["running", "succeeded", "failed", "skipped", "waiting", "cancelled"]
 ReviewStatus: TypeAlias = Literal["pending", "answered", "timed_out", "cancelled"]
 ReviewAction: TypeAlias = Literal["accept", "decline", "cancel"]
+AnsweredBy: TypeAlias = Literal["person", "agent"]
+"""Who answered a review: a person (elicitation form, approval card, CLI), or the calling agent (stratum_resume)."""
 
 
 def new_id() -> str:
@@ -52,7 +55,9 @@ class _Record(BaseModel):
 class RunRecord(_Record):
     """One run of a flow: what was asked, how it ended, and what it cost.
 
-    `plan_text` is kept so a run resumed in another process runs exactly the plan it started with.
+    `plan_text` is kept so a run resumed in another process runs exactly the plan it started with. `owner` names
+    who started it (an HTTP client's identity; None: the local user). `lease_holder` and `lease_expires` are the
+    lease of the process advancing the run (see `RunStore.acquire_lease`); None when nobody is.
     """
 
     run_id: str = Field(default_factory=new_id, min_length=1)
@@ -75,6 +80,9 @@ class RunRecord(_Record):
     model: str | None = None
     attributes: dict[str, JsonValue] = Field(default_factory=dict)
     parent_run_id: str | None = None
+    owner: str | None = None
+    lease_holder: str | None = None
+    lease_expires: float | None = None
 
 
 class StepRecord(_Record):
@@ -161,6 +169,8 @@ class ReviewRecord(_Record):
 
     `request` holds what the person is shown: the decision's JSON schema, options, context and timeout. An answer
     (`status` 'answered') may still decline or cancel; 'timed_out' and 'cancelled' close a review nobody answered.
+    `answered_by` says truthfully who answered (a person, or the calling agent) and `channel` how (elicitation,
+    approval_card, cli, stratum_resume, a library sink); `request["answered_by"] == "person"` refuses agents.
     """
 
     review_id: str = Field(default_factory=new_id, min_length=1)
@@ -176,6 +186,13 @@ class ReviewRecord(_Record):
     created_at: float = Field(default_factory=now)
     deadline: float | None = None
     decided_at: float | None = None
+    answered_by: AnsweredBy | None = None
+    channel: str | None = None
+
+    @property
+    def needs_person(self) -> bool:
+        """Whether only a person may answer (the human function says `answered_by: person`)."""
+        return (self.request or {}).get("answered_by") == "person"
 
 
 class RunPage(_Record):

@@ -10,11 +10,13 @@ from typing import Any, Literal
 
 from pydantic import JsonValue, ValidationError
 
-from stratum_core.store._protocol import StoreError
-from stratum_core.store._records import ReviewAction, ReviewRecord, RunRecord, now
+from stratum_core.store._lease import lease_is_live
+from stratum_core.store._protocol import RunBusy, StoreError
+from stratum_core.store._records import AnsweredBy, ReviewAction, ReviewRecord, RunRecord, RunStatus, now
 
 __all__ = [
     "answered_review",
+    "check_lease",
     "check_limit",
     "closed_review",
     "decode_cursor",
@@ -61,6 +63,23 @@ def to_json(value: Any) -> str:
     return text
 
 
+def check_lease(
+    record: RunRecord | None, run_id: str, holder: str, *, statuses: tuple[RunStatus, ...], at: float
+) -> RunRecord:
+    """The run `holder` may take the lease of: known, in one of `statuses`, and not leased live by another."""
+    if record is None:
+        raise StoreError(f"no run with id {run_id!r}")
+    if record.lease_holder != holder and lease_is_live(record.lease_holder, record.lease_expires, now=at):
+        raise RunBusy(run_id, holder=record.lease_holder, expires_at=record.lease_expires)
+    if record.status not in statuses:
+        raise StoreError(
+            f"run {run_id} is {record.status}; only {' or '.join(statuses)} runs can be advanced"
+            if statuses != ("paused", "running")
+            else f"run {run_id} is {record.status}; only paused or interrupted runs can be resumed"
+        )
+    return record
+
+
 def _summary(error: ValidationError) -> str:
     """A pydantic error as one line per field, without pydantic's links and input echo."""
     return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
@@ -98,11 +117,29 @@ def answered_review(
     value: JsonValue,
     reviewer: str | None,
     rationale: str | None,
+    answered_by: AnsweredBy = "person",
+    channel: str | None = None,
 ) -> ReviewRecord:
-    """The pending review `record` with a person's answer; unknown or not pending is a StoreError."""
+    """The pending review `record` with its answer.
+
+    Unknown, not pending, or an agent answering a review that needs a person: StoreError.
+    """
     pending = _checked_pending(record, review_id)
+    if pending.needs_person and answered_by != "person":
+        raise StoreError(
+            f"review {review_id!r} must be answered by a person (its step says answered_by: person), "
+            "not by the agent: ask the person through the client's form or `stratum review answer`"
+        )
     data = pending.model_dump()
-    data.update(status="answered", action=action, value=value, reviewer=reviewer, rationale=rationale)
+    data.update(
+        status="answered",
+        action=action,
+        value=value,
+        reviewer=reviewer,
+        rationale=rationale,
+        answered_by=answered_by,
+        channel=channel,
+    )
     data["decided_at"] = now()
     try:
         return ReviewRecord.model_validate(data)

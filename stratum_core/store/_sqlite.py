@@ -21,6 +21,7 @@ from pydantic import BaseModel, JsonValue
 
 from stratum_core.store._protocol import StoreError
 from stratum_core.store._records import (
+    AnsweredBy,
     AttemptRecord,
     ReviewAction,
     ReviewRecord,
@@ -34,6 +35,7 @@ from stratum_core.store._records import (
 )
 from stratum_core.store._rules import (
     answered_review,
+    check_lease,
     check_limit,
     closed_review,
     decode_cursor,
@@ -148,6 +150,15 @@ _MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE attempts ADD COLUMN reserved_tokens INTEGER;
     ALTER TABLE attempts ADD COLUMN reserved_usd REAL;
+    """,
+    # 4: who started a run, the lease of the process advancing it, and who truly answered a review.
+    """
+    ALTER TABLE runs ADD COLUMN owner TEXT;
+    ALTER TABLE runs ADD COLUMN lease_holder TEXT;
+    ALTER TABLE runs ADD COLUMN lease_expires REAL;
+    CREATE INDEX runs_by_owner ON runs (owner, created_at DESC, run_id DESC);
+    ALTER TABLE reviews ADD COLUMN answered_by TEXT;
+    ALTER TABLE reviews ADD COLUMN channel TEXT;
     """,
 )
 
@@ -333,6 +344,34 @@ class SQLiteRunStore:
     def create_run(self, record: RunRecord) -> None:
         self._insert_new("runs", record, what=f"run {record.run_id!r}", run_id=record.run_id)
 
+    def acquire_lease(
+        self, run_id: str, holder: str, *, ttl: float, statuses: tuple[RunStatus, ...] = ("paused", "running")
+    ) -> RunRecord:
+        with self._transaction(write=True) as db:
+            row = db.execute(f"{_select(RunRecord, 'runs')} WHERE run_id = ?", (run_id,)).fetchone()
+            at = now()
+            record = check_lease(
+                None if row is None else _decode(RunRecord, row), run_id, holder, statuses=statuses, at=at
+            )
+            db.execute(
+                "UPDATE runs SET lease_holder = ?, lease_expires = ? WHERE run_id = ?", (holder, at + ttl, run_id)
+            )
+        return record.model_copy(update={"lease_holder": holder, "lease_expires": at + ttl})
+
+    def renew_lease(self, run_id: str, holder: str, *, ttl: float) -> bool:
+        with self._connection() as db:
+            cursor = db.execute(
+                "UPDATE runs SET lease_expires = ? WHERE run_id = ? AND lease_holder = ?", (now() + ttl, run_id, holder)
+            )
+        return cursor.rowcount == 1
+
+    def release_lease(self, run_id: str, holder: str) -> None:
+        with self._connection() as db:
+            db.execute(
+                "UPDATE runs SET lease_holder = NULL, lease_expires = NULL WHERE run_id = ? AND lease_holder = ?",
+                (run_id, holder),
+            )
+
     def update_run(self, run_id: str, /, **fields: Any) -> RunRecord:
         with self._transaction(write=True) as db:
             row = db.execute(f"{_select(RunRecord, 'runs')} WHERE run_id = ?", (run_id,)).fetchone()
@@ -362,11 +401,13 @@ class SQLiteRunStore:
         until: float | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        owner: str | None = None,
     ) -> RunPage:
         check_limit(limit)
         where: list[str] = []
         params: list[Any] = []
-        for clause, value in (("flow = ?", flow), ("status = ?", status), ("created_at >= ?", since)):
+        clauses = (("flow = ?", flow), ("status = ?", status), ("created_at >= ?", since), ("owner = ?", owner))
+        for clause, value in clauses:
             if value is not None:
                 where.append(clause)
                 params.append(value)
@@ -451,11 +492,20 @@ class SQLiteRunStore:
         value: JsonValue,
         reviewer: str | None,
         rationale: str | None,
+        answered_by: AnsweredBy = "person",
+        channel: str | None = None,
     ) -> ReviewRecord:
         return self._replace_review(
             review_id,
             lambda old: answered_review(
-                old, review_id, action=action, value=value, reviewer=reviewer, rationale=rationale
+                old,
+                review_id,
+                action=action,
+                value=value,
+                reviewer=reviewer,
+                rationale=rationale,
+                answered_by=answered_by,
+                channel=channel,
             ),
         )
 

@@ -68,11 +68,13 @@ def run_child(script: str, db: Path) -> subprocess.CompletedProcess[str]:
 
 def test_the_package_exports_exactly_the_pinned_names() -> None:
     assert stratum_core.store.__all__ == [
+        "AnsweredBy",
         "AttemptRecord",
         "MemoryRunStore",
         "ReviewAction",
         "ReviewRecord",
         "ReviewStatus",
+        "RunBusy",
         "RunPage",
         "RunRecord",
         "RunStatus",
@@ -82,6 +84,8 @@ def test_the_package_exports_exactly_the_pinned_names() -> None:
         "StepStatus",
         "StoreError",
         "Trace",
+        "lease_is_live",
+        "new_holder",
     ]
 
 
