@@ -39,6 +39,8 @@ _CHARS_PER_VALUE = 64  # characters of text that count as one value when sizes a
 _CONTAINERS = (list, tuple, dict, set)
 
 Scope = dict[str, Any]
+Described = str | Callable[[], str]
+"""What an operation is, for a refusal: text, or a function making it (only called when refusing)."""
 
 _SHORT = reprlib.Repr()
 _SHORT.maxstring = _SHORT.maxother = 80
@@ -127,7 +129,7 @@ class _Evaluator:
                     used=budget.seconds + (now - self._started),
                 )
 
-    def work(self, values: int, what: str) -> None:
+    def work(self, values: int, what: Described) -> None:
         """Charge, before making it, a call into C that may visit `values` values; refuse it past the steps left."""
         cost = values // _VALUES_PER_STEP
         if cost <= 0:
@@ -136,7 +138,7 @@ class _Evaluator:
             raise SliceExhausted
         if self._steps + cost > self.limits.max_steps:
             raise self.fail(
-                f"{what} would take too much work: it may visit {values} values "
+                f"{what() if callable(what) else what} would take too much work: it may visit {values} values "
                 f"(limit {self.limits.max_steps * _VALUES_PER_STEP} per evaluation)"
             )
         self.tick(cost)
@@ -198,16 +200,16 @@ class _Evaluator:
                 "a part repeated by reference counts each time)"
             )
 
-    def hashing(self, keys: Iterable[Any], what: str) -> None:
+    def hashing(self, keys: Iterable[Any], what: Described) -> None:
         """Charge hashing `keys` (a tuple hashes all it holds)."""
         self.work(sum(self.reach(key) for key in keys if type(key) is tuple), what)
 
-    def comparing(self, left: Any, right: Any, what: str) -> None:
+    def comparing(self, left: Any, right: Any, what: Described) -> None:
         """Charge comparing two values: at worst both are walked together until the smaller one ends."""
         if type(left) in _CONTAINERS and type(right) in _CONTAINERS:
             self.work(min(self.reach(left), self.reach(right)), what)
 
-    def searching(self, needle: Any, haystack: Any, what: str) -> None:
+    def searching(self, needle: Any, haystack: Any, what: Described) -> None:
         """Charge `needle in haystack` (and list.count/index): each item compared with the needle."""
         kind = type(haystack)
         if kind in (list, tuple):
@@ -218,7 +220,7 @@ class _Evaluator:
         elif kind in (dict, set):
             self.work(2 * self.reach(needle), what)
 
-    def sorting(self, items: list[Any], what: str) -> None:
+    def sorting(self, items: list[Any], what: Described) -> None:
         """Charge sorting `items`: each takes part in about log2(n) comparisons, each bounded by its own size."""
         if len(items) > 1:
             self.work(self.reach_all(items) * 2 * math.ceil(math.log2(len(items)) + 1), what)
@@ -317,7 +319,8 @@ class _Evaluator:
         raise self.fail(message)
 
     def field(self, record: dict[Any, Any], key: Any, owner: ast.expr) -> Any:
-        self.hashing((key,), f"looking up a key in {self.source(owner)}")
+        if type(key) is tuple:
+            self.hashing((key,), lambda: f"looking up a key in {self.source(owner)}")
         try:
             return record[key]
         except KeyError:
@@ -424,9 +427,9 @@ class _Evaluator:
                 if type(right) is str:
                     self.charge(len(right))
                 else:
-                    self.searching(left, right, f"testing {self.source(node)}")
+                    self.searching(left, right, lambda: f"testing {self.source(node)}")
             elif not isinstance(op, ast.Is | ast.IsNot):
-                self.comparing(left, right, f"comparing {self.source(node)}")
+                self.comparing(left, right, lambda: f"comparing {self.source(node)}")
             if not _COMPARISONS[type(op)](left, right):
                 return False
             left = right
@@ -483,9 +486,9 @@ class _Evaluator:
         elif name == "split":
             _check_split(self, receiver, args)
         elif name in ("count", "index") and kind is not str and args:
-            self.searching(args[0], receiver, f"{self.source(owner)}.{name}()")
+            self.searching(args[0], receiver, lambda: f"{self.source(owner)}.{name}()")
         elif name == "get" and args:
-            self.hashing(args[:1], f"{self.source(owner)}.get()")
+            self.hashing(args[:1], lambda: f"{self.source(owner)}.get()")
         result = getattr(receiver, name)(*args)
         if name in ("keys", "values", "items"):
             result = list(result)
