@@ -11,6 +11,7 @@ protocol's input) and restored afterwards; the protocol is read from a private d
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -23,12 +24,15 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 __all__ = ["DaemonLines", "claimed_stdin"]
 
+logger = logging.getLogger("stratum.server")
+
 
 class DaemonLines:
     """The lines of a binary stream as text (UTF-8, bad bytes replaced), read by a daemon thread, until EOF."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: BinaryIO, *, max_line: int | None = None) -> None:
         self._raw = raw
+        self._max_line = max_line
         self._send: MemoryObjectSendStream[str]
         self._receive: MemoryObjectReceiveStream[str]
         self._send, self._receive = anyio.create_memory_object_stream[str](1)
@@ -38,9 +42,17 @@ class DaemonLines:
     def _read(self, token: anyio.lowlevel.EventLoopToken) -> None:
         try:
             while True:
-                line = self._raw.readline()
+                line = self._raw.readline(self._max_line + 1) if self._max_line is not None else self._raw.readline()
                 if not line:
                     break
+                if self._max_line is not None and len(line) > self._max_line and not line.endswith(b"\n"):
+                    self._skip_rest()  # never held whole: dropped, a few bytes of it logged
+                    logger.warning(
+                        "stdin: a message longer than %d bytes was refused (the max_message_bytes setting): %r...",
+                        self._max_line,
+                        line[:80].decode("utf-8", errors="replace"),
+                    )
+                    continue
                 anyio.from_thread.run(self._send.send, line.decode("utf-8", errors="replace"), token=token)
             with contextlib.suppress(Exception):
                 anyio.from_thread.run_sync(self._send.close, token=token)
@@ -48,6 +60,13 @@ class DaemonLines:
             pass
         finally:
             self.finished.set()
+
+    def _skip_rest(self) -> None:
+        """Read and drop the rest of a line that is too long, a chunk at a time."""
+        while True:
+            chunk = self._raw.readline(65_536)
+            if not chunk or chunk.endswith(b"\n"):
+                return
 
     def __aiter__(self) -> AsyncIterator[str]:
         return self
@@ -64,15 +83,18 @@ class DaemonLines:
 
 
 @contextlib.contextmanager
-def claimed_stdin() -> Iterator[DaemonLines]:
-    """Stdin's lines for the protocol, with fd 0 on the null device meanwhile (restored on exit)."""
+def claimed_stdin(*, max_line: int | None = None) -> Iterator[DaemonLines]:
+    """Stdin's lines for the protocol, with fd 0 on the null device meanwhile (restored on exit).
+
+    A line longer than `max_line` bytes is dropped (and logged) without being held in memory whole.
+    """
     private = os.dup(0)
     null = os.open(os.devnull, os.O_RDONLY)
     try:
         os.dup2(null, 0)
     finally:
         os.close(null)
-    lines = DaemonLines(os.fdopen(private, "rb", closefd=False))
+    lines = DaemonLines(os.fdopen(private, "rb", closefd=False), max_line=max_line)
     try:
         yield lines
     finally:

@@ -41,7 +41,7 @@ async def serve_stdio(server: StratumServer) -> None:
 
     Plans are watched meanwhile. Stdin is read by a daemon thread, so an interrupted server never waits for a line.
     """
-    with claimed_stdin() as lines:
+    with claimed_stdin(max_line=server.config.max_message_bytes) as lines:
         async with server.running(), stdio_server(stdin=cast(Any, lines)) as (read_stream, write_stream):
             await server.run(read_stream, write_stream, server.create_initialization_options())
 
