@@ -83,7 +83,7 @@ from stratum_core.engine import Engine, EngineConfig, ReviewAnswer, ReviewSink, 
 from stratum_core.errors import PlanError, RunCancelled, RunError, StratumError
 from stratum_core.llm import LLMClient
 from stratum_core.llm._models_file import load_models_file
-from stratum_core.plan import Plan
+from stratum_core.plan import Budget, Plan
 from stratum_core.store import (
     MemoryRunStore,
     ReviewAction,
@@ -124,6 +124,24 @@ _RESUME_INPUT: dict[str, Any] = {
     "type": "object",
     "properties": {
         "review_id": {"type": "string", "minLength": 1, "description": "The review_id of the paused run."},
+        "run_id": {
+            "type": "string",
+            "minLength": 1,
+            "description": "Instead of a review_id: a run to resume with a raised `budget` (one that stopped on its "
+            "budget, or is paused); finished steps are not run again.",
+        },
+        "budget": {
+            "type": "object",
+            "properties": {
+                "ms": {"type": "integer", "exclusiveMinimum": 0},
+                "usd": {"type": "number", "exclusiveMinimum": 0},
+                "tokens": {"type": "integer", "exclusiveMinimum": 0},
+            },
+            "additionalProperties": False,
+            "minProperties": 1,
+            "description": 'With run_id: the flow\'s new budget, by dimension (e.g. {"usd": 0.10}); what the run '
+            "already spent still counts.",
+        },
         "answer": {
             "anyOf": [{"type": "object"}, {"type": "string"}, {"type": "number"}, {"type": "boolean"}],
             "description": "The person's decision, matching the review's decision schema (required to accept); "
@@ -138,7 +156,6 @@ _RESUME_INPUT: dict[str, Any] = {
         "reviewer": {"type": "string", "description": "Who decided."},
         "rationale": {"type": "string", "description": "Why, in their words."},
     },
-    "required": ["review_id"],
     "additionalProperties": False,
 }
 _RESUME_TOOL_DEF = types.Tool(
@@ -146,7 +163,8 @@ _RESUME_TOOL_DEF = types.Tool(
     title="Resume a paused Stratum run",
     description=(
         "Answer the human decision a paused Stratum run waits for (its review_id comes with the PAUSED result, or "
-        "from stratum://runs), then continue the run from its checkpoint. Returns the run's outcome: "
+        "from stratum://runs), then continue the run from its checkpoint. Or resume a run that stopped on its budget "
+        "with a larger one (run_id and budget). Returns the run's outcome: "
         '{"run_id", "flow", "status", "output"}.'
     ),
     input_schema=_RESUME_INPUT,
@@ -705,17 +723,21 @@ class StratumServer(Server[Any]):
         *,
         wait: float | None = None,
         task_ok: bool = True,
+        budget: Budget | None = None,
     ) -> ToolAnswer:
         """Go on with a run (an answer was recorded, or it was put down) and follow it; a finished one is answered."""
         active = self.runs.get(run.run_id)
         if active is None:
-            if run.status != "paused" or self._paused(run).review is not None or self._awaits_agent(run):
+            waiting = run.status != "paused" or self._paused(run).review is not None or self._awaits_agent(run)
+            if waiting and budget is None:
                 return self._stored_answer(ctx, run, shape)
             engine, sampler = self._executor(ctx)
 
             async def job(observer: RunObserver, sink: ReviewSink) -> RunResult:
                 with sampling_through(sampler):
-                    return await engine.resume(run.run_id, observer=observer, review_sink=sink, agent=True)
+                    return await engine.resume(
+                        run.run_id, observer=observer, review_sink=sink, agent=True, budget=budget
+                    )
 
             try:
                 active = await self.runs.start(run.run_id, job)
@@ -872,6 +894,22 @@ class StratumServer(Server[Any]):
             _meta={"stratum/run_id": run_id, "stratum/status": run.status},
         )
 
+    async def _resume_with_budget(
+        self, ctx: ServerRequestContext[Any, Any], run_id: str, budget: Mapping[str, Any]
+    ) -> ToolAnswer:
+        """Resume a run (paused, or stopped on its budget) with its flow's budget raised."""
+        run = self.store.get_run(run_id)
+        if run is None:
+            return error_result(f"No run with id '{run_id}'.")
+        stopped = run.status == "failed" and (run.error or {}).get("type") == "BudgetExceeded"
+        if run.status != "paused" and not stopped:
+            return error_result(
+                f"Run '{run_id}' is {run.status}; only a paused run or one that stopped on its budget can be resumed "
+                "with a new budget.",
+                run_id=run_id,
+            )
+        return await self._resume_run(ctx, run, None, budget=Budget.model_validate(dict(budget)))
+
     async def _continue(
         self,
         ctx: ServerRequestContext[Any, Any],
@@ -937,6 +975,10 @@ class StratumServer(Server[Any]):
         arguments = params.arguments or {}
         if _is_modern(ctx) and params.request_state is not None:
             return await self._continue(ctx, params, None, lambda run: None)
+        if "review_id" not in arguments:
+            if "run_id" not in arguments or "budget" not in arguments:
+                return error_result("Pass a review_id (to answer a person's decision), or a run_id with a budget.")
+            return await self._resume_with_budget(ctx, str(arguments["run_id"]), arguments["budget"])
         review_id = str(arguments["review_id"])
         review = self.store.get_review(review_id)
         if review is None:

@@ -28,7 +28,10 @@ _MEMORY = ":memory:"
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
+    from stratum_core.cli._run import add_budget_options
+
     add_otel_option(parser)
+    add_budget_options(parser)
     parser.add_argument(
         "--plans", metavar="DIR", help="folder of *.stratum.yaml plans (default: $STRATUM_PLANS or plans/)"
     )
@@ -85,9 +88,17 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    wire = None
+    if not args.http:  # stdio: stdout is the protocol's alone, from before anything else can write to it
+        from server._transport import claim_stdout
+
+        wire = claim_stdout()
     logging.basicConfig(
         stream=sys.stderr, level=args.log_level.upper(), format="stratum: %(levelname)s %(name)s: %(message)s"
     )
+    if args.log_level != "debug":  # one line per model call is stratum.llm's, at DEBUG; not the HTTP client's too
+        for name in ("httpx", "httpcore", "openai"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     from mcp.shared.exceptions import MCPDeprecationWarning
 
     # Logging notifications are deprecated in 2026-07-28 but still what handshake-era clients read.
@@ -97,6 +108,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from server._app import build_server
     from server._config import ServerConfig, parse_listen_address
+    from stratum_core.cli._run import prices_of
     from stratum_core.errors import StratumError
 
     store: Path | None = None
@@ -112,6 +124,7 @@ def _run(args: argparse.Namespace) -> int:
         "models_file": Path(args.models) if args.models else None,
         "wait": args.wait,
         "task_wait": args.task_wait,
+        "allow_unpriced": args.allow_unpriced,
     }
     if args.store and args.store != _MEMORY:
         store = Path(args.store)
@@ -125,12 +138,17 @@ def _run(args: argparse.Namespace) -> int:
             return 2
         overrides.update(http_host=host, http_port=port)
     try:
+        overrides["prices"] = prices_of(args)
         config = ServerConfig.from_env(**overrides)
-    except ValueError as e:  # a bad STRATUM_INFER_VIA
+    except ValueError as e:  # a bad STRATUM_INFER_VIA, --price or budget variable
         print(f"stratum serve: {e}", file=sys.stderr)
         return 2
     if args.store == _MEMORY:
         config = ServerConfig(**{**config.__dict__, "store_path": None})
+    if config.model and config.resolved_infer_via == "server":
+        from stratum_core.llm import import_in_background
+
+        import_in_background()  # off the clock: the first call does not wait for it, the handshake never does
     from server._app import open_store
     from stratum_core.observability import otel_observers
 
@@ -154,7 +172,7 @@ def _run(args: argparse.Namespace) -> int:
         if config.http_host is None:
             from server._transport import serve_stdio
 
-            await serve_stdio(server)
+            await serve_stdio(server, wire=wire)
         else:
             from server._transport import serve_http
 

@@ -8,13 +8,17 @@ protocol: logs go to stderr.
 from __future__ import annotations
 
 import hmac
+import io
 import ipaddress
 import json
 import logging
+import os
 import socket
+import sys
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, cast
+from typing import Any, BinaryIO, cast
 
+import anyio
 from mcp.server.stdio import stdio_server
 from mcp.server.transport_security import TransportSecuritySettings
 
@@ -22,7 +26,7 @@ from server._app import StratumServer
 from server._limits import BodyLimit
 from server._stdin import claimed_stdin
 
-__all__ = ["BearerToken", "serve_http", "serve_stdio", "transport_security"]
+__all__ = ["BearerToken", "claim_stdout", "serve_http", "serve_stdio", "transport_security"]
 
 logger = logging.getLogger("stratum.server")
 
@@ -36,14 +40,31 @@ _LOCAL_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
 _LOCAL_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
 
 
-async def serve_stdio(server: StratumServer) -> None:
+async def serve_stdio(server: StratumServer, *, wire: BinaryIO | None = None) -> None:
     """Serve one client over stdin/stdout until it closes stdin or the process is interrupted.
 
     Plans are watched meanwhile. Stdin is read by a daemon thread, so an interrupted server never waits for a line.
+    `wire` is the protocol's own stdout when the caller already took it (`claim_stdout`); else the SDK claims fd 1.
     """
+    stdout = anyio.wrap_file(io.TextIOWrapper(wire, encoding="utf-8", write_through=True)) if wire else None
     with claimed_stdin(max_line=server.config.max_message_bytes) as lines:
-        async with server.running(), stdio_server(stdin=cast(Any, lines)) as (read_stream, write_stream):
+        async with (
+            server.running(),
+            stdio_server(stdin=cast(Any, lines), stdout=stdout) as (read_stream, write_stream),
+        ):
             await server.run(read_stream, write_stream, server.create_initialization_options())
+
+
+def claim_stdout() -> BinaryIO:
+    """Keep stdout for the protocol alone: fd 1 goes to stderr, and the wire is a private copy of the old fd 1.
+
+    Called before anything else can write (LiteLLM's import, a log handler bound to sys.stdout, print, C code), so
+    nothing but JSON-RPC ever reaches the client, whatever LiteLLM's log level or environment.
+    """
+    sys.stdout.flush()
+    wire = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
+    return wire
 
 
 def transport_security(host: str) -> TransportSecuritySettings:

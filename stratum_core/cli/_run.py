@@ -18,12 +18,22 @@ from stratum_core.cli._main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Command
 from stratum_core.cli._model_options import add_force_model_option, model_choice
 from stratum_core.cli._runs import configure_runs, run_runs
 from stratum_core.engine import Engine, EngineConfig, RunObserver, RunResult
+from stratum_core.engine._types import parse_price
 from stratum_core.errors import PlanError, StratumError
 from stratum_core.llm._models_file import load_models_file
 from stratum_core.observability import add_otel_option, otel_observers
+from stratum_core.plan import Budget
 from stratum_core.store import RunStore, SQLiteRunStore, Trace
 
-__all__ = ["COMMANDS", "DEFAULT_STORE", "EXIT_CANCELLED", "EXIT_PAUSED", "open_store"]
+__all__ = [
+    "COMMANDS",
+    "DEFAULT_STORE",
+    "EXIT_CANCELLED",
+    "EXIT_PAUSED",
+    "add_budget_options",
+    "open_store",
+    "prices_of",
+]
 
 DEFAULT_STORE = ".stratum/stratum.db"
 EXIT_PAUSED = 3
@@ -46,6 +56,49 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         help="models file: how self-hosted models take the output schema (default: $STRATUM_MODELS; see "
         "docs/self-hosted-models.md)",
     )
+    add_budget_options(parser)
+
+
+def add_budget_options(parser: argparse.ArgumentParser) -> None:
+    """`--price MODEL=IN,OUT` (repeatable) and `--allow-unpriced`, shared by run, resume and serve."""
+    parser.add_argument(
+        "--price",
+        action="append",
+        default=[],
+        metavar="MODEL=IN,OUT",
+        help="a model's price in US dollars per million input and output tokens, for models LiteLLM cannot price "
+        "(repeatable; also $STRATUM_PRICES). Under a cost budget, a model with no known price is refused",
+    )
+    parser.add_argument(
+        "--allow-unpriced",
+        action="store_true",
+        default=None,
+        help="let models with no known price run under cost budgets; their cost is recorded as unknown",
+    )
+
+
+def prices_of(args: argparse.Namespace) -> dict[str, tuple[float, float]] | None:
+    """The --price options as a price table (None when none was given); ValueError names a malformed one."""
+    if not args.price:
+        return None
+    return dict(parse_price(text) for text in args.price)
+
+
+def parse_budget(text: str) -> Budget:
+    """`usd=0.10,tokens=5000,ms=60000` as a Budget; ValueError names what is wrong."""
+    values: dict[str, Any] = {}
+    for item in text.split(","):
+        name, sep, value = item.strip().partition("=")
+        if not sep or name not in ("ms", "usd", "tokens"):
+            raise ValueError(f"--budget: expected ms=N, usd=X or tokens=N (comma-separated), got {item.strip()!r}")
+        try:
+            number = float(value) if name == "usd" else int(value)
+        except ValueError:
+            raise ValueError(f"--budget: {name} must be a number, got {value!r}") from None
+        if number <= 0:
+            raise ValueError(f"--budget: {name} must be greater than 0, got {value}")
+        values[name] = number
+    return Budget(**values)
 
 
 def _read_input(text: str) -> Any:
@@ -98,8 +151,8 @@ class _ProgressObserver(RunObserver):
 
 def _summary_table(trace: Trace) -> Table:
     table = Table(title=f"run {trace.run.run_id} ({trace.run.flow}): {trace.run.status}")
-    for column in ("step", "kind", "status", "attempts", "tokens in/out", "cost $", "ms"):
-        table.add_column(column, justify="right" if column in ("attempts", "ms", "cost $") else "left")
+    for column in ("step", "kind", "status", "attempts", "tokens in/out", "cost $", "reserved", "ms"):
+        table.add_column(column, justify="right" if column in ("attempts", "ms", "cost $", "reserved") else "left")
     for step in trace.steps:
         table.add_row(
             step.step_id,
@@ -108,9 +161,27 @@ def _summary_table(trace: Trace) -> Table:
             str(step.attempts),
             f"{step.tokens_in}/{step.tokens_out}",
             "unknown" if step.attributes.get("cost_unknown") else f"{step.cost_usd:.6f}",
+            _reserved_cell(step.attributes),
             f"{step.duration_ms:.0f}" if step.duration_ms is not None else "",
         )
+    budget = trace.run.attributes.get("budget")
+    if isinstance(budget, dict):
+        spent = f"spent {trace.run.tokens_in + trace.run.tokens_out} tokens, " + (
+            "cost unknown" if trace.run.cost_unknown else f"${trace.run.cost_usd:.6f}"
+        )
+        reserved = _reserved_cell(budget)
+        overruns = budget.get("overruns") or []
+        over = f"; {len(overruns)} overrun{'s' if len(overruns) != 1 else ''} (audit)" if overruns else ""  # type: ignore[arg-type]
+        table.caption = f"budget: {spent}{'; reserved ' + reserved if reserved else ''}{over}"
     return table
+
+
+def _reserved_cell(attributes: Any) -> str:
+    """What a step or run reserved before its calls: `tokens` and `$usd` (empty when nothing was reserved)."""
+    tokens, usd = attributes.get("reserved_tokens"), attributes.get("reserved_usd")
+    if not tokens:
+        return ""
+    return f"{tokens} tok" + (f" / ${usd:.6f}" if isinstance(usd, int | float) and usd else "")
 
 
 def _report(result: RunResult, store: RunStore, console: Console) -> int:
@@ -141,11 +212,17 @@ async def _execute(args: argparse.Namespace, console: Console, resume: bool) -> 
         api_base=args.api_base,
         force_model=forced,
         output_profiles=load_models_file(args.models) if args.models else None,
+        prices=prices_of(args),
+        allow_unpriced=args.allow_unpriced,
     )
     if config.model is None:  # nothing configured: the embedded local model, when it is installed
         from stratum_core.llm import default_model
 
         config = dataclasses.replace(config, model=default_model())
+    if config.model:  # LiteLLM's import starts now, in the background, and never counts against a budget
+        from stratum_core.llm import import_in_background
+
+        import_in_background()
     exporters = otel_observers(args, store)
     try:
         with Progress(
@@ -169,7 +246,8 @@ async def _run_or_resume(args: argparse.Namespace, engine: Engine, observer: Run
     from stratum_core.plan import load_plan
 
     if resume:
-        return await engine.resume(args.run_id, observer=observer)
+        budget = parse_budget(args.budget) if args.budget else None
+        return await engine.resume(args.run_id, observer=observer, budget=budget)
     plan = load_plan(args.plan)
     inputs = _read_input(args.input)
     return await engine.run(plan, args.flow, inputs, observer=observer)
@@ -204,7 +282,13 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
 
 
 def _configure_resume(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_id", help="the paused or interrupted run")
+    parser.add_argument("run_id", help="the paused or interrupted run (or one that stopped on its budget: --budget)")
+    parser.add_argument(
+        "--budget",
+        metavar="DIM=N,...",
+        help="raise the flow's budget for this run, e.g. usd=0.10 or tokens=20000,ms=60000; a run that stopped on "
+        "its budget then goes on from its checkpoint, without re-running finished steps",
+    )
     _add_model_options(parser)
     add_otel_option(parser)
 

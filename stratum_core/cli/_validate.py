@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from stratum_core.cli._main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Command
+from stratum_core.cli._price_warnings import unpriced_warnings
+from stratum_core.engine._types import budget_settings
 from stratum_core.errors import PlanError, Problem
-from stratum_core.plan import find_plan_files, load_plan
+from stratum_core.plan import Plan, find_plan_files, load_plan
 
 __all__ = ["COMMAND"]
 
@@ -66,11 +69,19 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     problems: list[Problem] = []
     warnings: list[Problem] = []
+    budget_warnings: list[str] = []  # always shown: such a plan is refused when it runs
     invalid = more = 0
+    try:
+        settings = budget_settings(os.environ)
+    except ValueError as error:
+        print(f"stratum validate: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    default_model = os.environ.get("STRATUM_MODEL") or None
     for file in files:
         checks: list[Problem] = []
+        plan: Plan | None = None
         try:
-            load_plan(
+            plan = load_plan(
                 file,
                 check_imports=False if args.no_imports else True if args.import_modules else "static",
                 runtime_checks=checks,
@@ -80,6 +91,17 @@ def _run(args: argparse.Namespace) -> int:
             problems.extend(error.problems)
             more += error.more
         warnings.extend(checks if args.strict else ())
+        if plan is not None:
+            budget_warnings.extend(
+                unpriced_warnings(
+                    plan,
+                    default_model=default_model,
+                    prices=settings.get("prices", {}),
+                    allow_unpriced=bool(settings.get("allow_unpriced")),
+                )
+            )
+    for text in budget_warnings:
+        print(text, file=sys.stderr)
     if args.format == "json":
         shown = [problem.as_dict() for problem in problems]
         if args.strict:  # warnings only with --strict, each entry then says which it is

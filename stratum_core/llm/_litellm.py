@@ -348,8 +348,6 @@ class LiteLLMClient:
                         attempts=attempt,
                     ) from e
                 wait = self._backoff(attempt, failure.retry_after)
-                if (late := _past_deadline(request.model, failure, wait, started)) is not None:
-                    raise late from e
                 if wait > self.max_wait:
                     raise LLMError(
                         f"model '{request.model}': {failure.summary}; the server asked to wait {wait:g}s before "
@@ -357,6 +355,8 @@ class LiteLLMClient:
                         model=request.model,
                         attempts=attempt,
                     ) from e
+                if (late := _past_deadline(request.model, failure, wait, started)) is not None:
+                    raise late from e
                 errors.append(f"{failure.summary}, retried after {wait:.2f}s")
                 await anyio.sleep(wait)
 

@@ -198,11 +198,19 @@ def _step_title(node: StepNode) -> str:
         parts.append(f"{step.tokens_in} in / {step.tokens_out} out tokens")
     if step.cost_usd or step.attributes.get("cost_unknown"):
         parts.append(_cost(step.cost_usd, bool(step.attributes.get("cost_unknown"))))
+    if step.attributes.get("reserved_tokens"):
+        parts.append(_reserved(step.attributes.get("reserved_tokens"), step.attributes.get("reserved_usd")))
     if step.attributes.get("cache_hit"):
         parts.append("cache hit")
     if step.error:
         parts.append(f"{step.error.get('type')}: {step.error.get('message')}")
     return "; ".join(parts)
+
+
+def _reserved(tokens: Any, usd: Any) -> str:
+    """What a step or a run reserved from its budget before its calls: tokens, and dollars when priced."""
+    text = f"reserved {tokens:,} tokens" if isinstance(tokens, int) else "reserved"
+    return text + (f" / ${usd:.6f}" if isinstance(usd, int | float) and usd else "")
 
 
 def _step_stats(node: StepNode) -> str:
@@ -263,9 +271,13 @@ def _header(svg: _Svg, shape: RunShape, width: float) -> None:
         class_="title",
     )
     tokens = run.tokens_in + run.tokens_out
+    budget = run.attributes.get("budget")
+    reserved = ""
+    if isinstance(budget, dict) and budget.get("reserved_tokens"):
+        reserved = f"{_reserved(budget.get('reserved_tokens'), budget.get('reserved_usd'))} · "
     line = (
         f"{tokens:,} tokens ({run.tokens_in:,} in / {run.tokens_out:,} out) · "
-        f"{_cost(run.cost_usd, run.cost_unknown)} · {_duration(shape.duration)} · "
+        f"{_cost(run.cost_usd, run.cost_unknown)} · {reserved}{_duration(shape.duration)} · "
         f"{len(shape.steps)} step{'s' if len(shape.steps) != 1 else ''} · started {started}"
     )
     svg.add(None, "text", line, x=_PAD, y=46.0, fill=_MUTED, class_="subtitle")
@@ -418,6 +430,8 @@ def _row(svg: _Svg, layout: _Layout, node: StepNode, y: float, index: int, run_e
         why = "; ".join(attempt.violations) or attempt.error or "accepted"
         tokens = f"{attempt.tokens_in} in / {attempt.tokens_out} out tokens"
         what = {"quorum": "quorum sample", "sample": "sample"}.get(attempt.kind, "attempt")
+        if attempt.reserved_tokens:
+            tokens += f", {_reserved(attempt.reserved_tokens, attempt.reserved_usd)}"
         svg.add(
             segment,
             "title",

@@ -60,6 +60,7 @@ def test_public_names_are_pinned() -> None:
         "LocalModelClient",
         "default_client",
         "default_model",
+        "import_in_background",
         "register_model",
     ]
 
