@@ -977,7 +977,10 @@ class StratumServer(Server[Any]):
             return await self._continue(ctx, params, None, lambda run: None)
         if "review_id" not in arguments:
             if "run_id" not in arguments or "budget" not in arguments:
-                return error_result("Pass a review_id (to answer a person's decision), or a run_id with a budget.")
+                return error_result(
+                    f"Invalid arguments for '{RESUME_TOOL}':\nreview_id: required field is missing (or pass run_id "
+                    "and budget, to resume a run with a larger budget)"
+                )
             return await self._resume_with_budget(ctx, str(arguments["run_id"]), arguments["budget"])
         review_id = str(arguments["review_id"])
         review = self.store.get_review(review_id)
