@@ -215,13 +215,15 @@ class NoOne:
         return None
 
 
+def accept(engine: Engine, review: ReviewRequest) -> None:
+    engine.store.answer_review(review.review_id, action="accept", value={"ok": True}, reviewer="ann", rationale=None)
+
+
 async def pause_then_resume(engine: Engine, budget: str) -> tuple[Any, Any]:
     paused = await engine.run(plan(PAUSED_BETWEEN.replace("BUDGET", budget)), "paused", {}, review_sink=NoOne())
     assert paused.status == "paused", paused.error
     assert paused.review is not None
-    engine.store.answer_review(
-        paused.review.review_id, action="accept", value={"ok": True}, reviewer="ann", rationale=None
-    )
+    accept(engine, paused.review)
     return paused, await engine.resume(paused.run_id)
 
 
@@ -408,3 +410,85 @@ def test_budget_settings_are_read_from_the_environment() -> None:
     assert (config.allow_unpriced, config.call_timeout, config.max_retry_wait) == (True, 90.0, 5.0)
     with pytest.raises(ValueError, match="expected MODEL=IN,OUT"):
         EngineConfig.from_env({"STRATUM_PRICES": "openai/a=cheap"})
+
+
+AGENT_BETWEEN = """
+version: "1"
+contracts:
+  Out: {text: {type: string}}
+functions:
+  talk:
+    mode: infer
+    intent: Say something short about the topic.
+    input: {topic: {type: string}}
+    output: Out
+    retries: 0
+  think:
+    mode: infer
+    executor: agent
+    intent: Think about the text.
+    input: {text: {type: string}}
+    output: Out
+flows:
+  handed:
+    input: {}
+    budget: {tokens: 400}
+    steps:
+      - {id: first, function: talk, inputs: {topic: one}}
+      - {id: agent, function: think, inputs: {text: $.steps.first.output.text}}
+      - {id: second, function: talk, inputs: {topic: $.steps.agent.output.text}}
+"""
+
+
+async def test_what_was_spent_before_an_agent_step_still_counts_after_its_report(
+    engine: Engine, fake_llm: FakeLLM
+) -> None:
+    fake_llm.add_rule(lambda body: True, Reply(json={"text": "ok"}, prompt_tokens=300, completion_tokens=50))
+    paused = await engine.run(plan(AGENT_BETWEEN), "handed", {}, agent=True)
+    assert paused.status == "paused" and [task.step_id for task in paused.agent_tasks] == ["agent"]
+
+    reported = await engine.submit_agent_output(paused.run_id, "agent", {"text": "thought"})
+
+    assert reported.result is not None
+    assert isinstance(reported.result.error, BudgetExceeded), reported.result
+    assert reported.result.error.step_id == "second" and "50 are left" in reported.result.error.message
+    assert len(fake_llm.requests) == 1
+
+
+async def test_a_run_recovered_after_a_crash_counts_what_it_had_spent(engine: Engine, fake_llm: FakeLLM) -> None:
+    fake_llm.add_rule(lambda body: True, Reply(json={"text": "ok"}, prompt_tokens=300, completion_tokens=50))
+    paused = await engine.run(
+        plan(PAUSED_BETWEEN.replace("BUDGET", "{tokens: 400}")), "paused", {}, review_sink=NoOne()
+    )
+    assert paused.review is not None
+    engine.store.answer_review(
+        paused.review.review_id, action="accept", value={"ok": True}, reviewer="a", rationale=None
+    )
+    engine.store.update_run(paused.run_id, status="running")  # as if the process that ran it had died
+
+    recovered = await engine.resume(paused.run_id)
+
+    assert isinstance(recovered.error, BudgetExceeded) and recovered.error.step_id == "second"
+    assert len(fake_llm.requests) == 1
+
+
+async def test_the_time_a_run_used_before_a_pause_counts_after_it(engine: Engine, fake_llm: FakeLLM) -> None:
+    fake_llm.add_rule(lambda body: True, Reply(json={"text": "ok"}, prompt_tokens=10, completion_tokens=5))
+    flow = plan(PAUSED_BETWEEN.replace("BUDGET", "{ms: 60000}"))
+    paused = await engine.run(flow, "paused", {}, review_sink=NoOne())
+    assert paused.review is not None
+    run = engine.store.get_run(paused.run_id)
+    assert run is not None
+    budget = run.attributes["budget"]
+    assert isinstance(budget, dict) and budget["active_since"] is None
+    assert isinstance(budget["ms_used"], float) and budget["ms_used"] > 0
+    # the checkpoint says the run already used 61 s of its 60 s: the resumed run has no time left
+    engine.store.update_run(paused.run_id, attributes={**run.attributes, "budget": {**budget, "ms_used": 61_000.0}})
+    engine.store.answer_review(
+        paused.review.review_id, action="accept", value={"ok": True}, reviewer="a", rationale=None
+    )
+
+    resumed = await engine.resume(paused.run_id)
+
+    assert isinstance(resumed.error, BudgetExceeded) and resumed.error.dimension == "ms"
+    assert len(fake_llm.requests) == 1
