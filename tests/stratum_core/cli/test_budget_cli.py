@@ -155,3 +155,30 @@ def test_validate_warns_about_an_unpriced_model_under_a_cost_budget(
         "has a cost budget: its calls will be refused" in err
     )
     assert "3 plans valid" in err
+
+
+def test_runs_show_and_the_timeline_show_what_was_reserved_and_spent(
+    tmp_path: Path, fake_llm: FakeLLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = write(tmp_path, ONE_STEP.replace("BUDGET", "{usd: 0.05, tokens: 20000}"))
+    store = str(tmp_path / "runs.db")
+    model = "openai/in-house-model"
+    fake_llm.add_rule(lambda body: True, Reply(json={"text": "ok"}, prompt_tokens=1000, completion_tokens=500))
+    options = ["--model", model, "--api-base", fake_llm.url, "--store", store, "--price", f"{model}=1,3"]
+    assert main(["run", str(plan), "once", "--input", '{"topic": "tea"}', *options]) == 0
+    with SQLiteRunStore(store) as runs:
+        trace = runs.get_trace(runs.list_runs().runs[0].run_id)
+    assert trace is not None
+    (attempt,) = trace.attempts
+    assert attempt.reserved_tokens is not None and attempt.reserved_usd is not None
+    capsys.readouterr()
+
+    assert main(["runs", "show", trace.run.run_id, "--store", store]) == 0
+    shown = flat(capsys.readouterr().out)
+    assert f"{attempt.reserved_tokens} tok / ${attempt.reserved_usd:.6f}" in shown  # the step's reservation
+    assert "budget: spent 1500 tokens, $0.002500; reserved" in shown
+
+    assert main(["runs", "show", trace.run.run_id, "--store", store, "--svg", "-"]) == 0
+    svg = capsys.readouterr().out
+    assert f"reserved {attempt.reserved_tokens:,} tokens / ${attempt.reserved_usd:.6f}" in svg
+    assert "$0.0025 · reserved" in svg  # spent, then reserved, in the header
