@@ -12,13 +12,14 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from stratum_core.cli import Command
 from stratum_core.cli._model_options import add_force_model_option, model_choice
 from stratum_core.observability import add_otel_option
 
 if TYPE_CHECKING:
+    from server._config import ServerConfig
     from stratum_core.observability import OTelExporter
 
 __all__ = ["COMMAND", "READY_PREFIX", "terminal_help"]
@@ -88,11 +89,6 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    wire = None
-    if not args.http:  # stdio: stdout is the protocol's alone, from before anything else can write to it
-        from server._transport import claim_stdout
-
-        wire = claim_stdout()
     logging.basicConfig(
         stream=sys.stderr, level=args.log_level.upper(), format="stratum: %(levelname)s %(name)s: %(message)s"
     )
@@ -104,12 +100,8 @@ def _run(args: argparse.Namespace) -> int:
     # Logging notifications are deprecated in 2026-07-28 but still what handshake-era clients read.
     warnings.filterwarnings("ignore", category=MCPDeprecationWarning)
 
-    import anyio
-
-    from server._app import build_server
     from server._config import ServerConfig, parse_listen_address
     from stratum_core.cli._run import prices_of
-    from stratum_core.errors import StratumError
 
     store: Path | None = None
     model, forced = model_choice(args)
@@ -145,6 +137,26 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     if args.store == _MEMORY:
         config = ServerConfig(**{**config.__dict__, "store_path": None})
+    if config.http_host is not None:
+        return _serve(args, config)
+    from server._transport import claim_stdout, release_stdout
+
+    # stdio: stdout is the protocol's alone, from before anything else can write to it (LiteLLM's import, a plan's
+    # module, print); given back when the server stops, for a caller in the same process.
+    wire = claim_stdout()
+    try:
+        return _serve(args, config, wire=wire)
+    finally:
+        release_stdout(wire)
+
+
+def _serve(args: argparse.Namespace, config: ServerConfig, *, wire: BinaryIO | None = None) -> int:
+    """Build the server and serve it until the client goes (stdio) or the process is stopped (HTTP)."""
+    import anyio
+
+    from server._app import build_server
+    from stratum_core.errors import StratumError
+
     if config.model and config.resolved_infer_via == "server":
         from stratum_core.llm import import_in_background
 

@@ -26,7 +26,7 @@ from server._app import StratumServer
 from server._limits import BodyLimit
 from server._stdin import claimed_stdin
 
-__all__ = ["BearerToken", "claim_stdout", "serve_http", "serve_stdio", "transport_security"]
+__all__ = ["BearerToken", "claim_stdout", "release_stdout", "serve_http", "serve_stdio", "transport_security"]
 
 logger = logging.getLogger("stratum.server")
 
@@ -46,7 +46,10 @@ async def serve_stdio(server: StratumServer, *, wire: BinaryIO | None = None) ->
     Plans are watched meanwhile. Stdin is read by a daemon thread, so an interrupted server never waits for a line.
     `wire` is the protocol's own stdout when the caller already took it (`claim_stdout`); else the SDK claims fd 1.
     """
-    stdout = anyio.wrap_file(io.TextIOWrapper(wire, encoding="utf-8", write_through=True)) if wire else None
+    stdout = None
+    if wire is not None:  # a view of the caller's descriptor: closing it (or collecting it) leaves `wire` open
+        view = open(wire.fileno(), "wb", buffering=0, closefd=False)
+        stdout = anyio.wrap_file(io.TextIOWrapper(view, encoding="utf-8", write_through=True))
     with claimed_stdin(max_line=server.config.max_message_bytes) as lines:
         async with (
             server.running(),
@@ -65,6 +68,13 @@ def claim_stdout() -> BinaryIO:
     wire = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)
     return wire
+
+
+def release_stdout(wire: BinaryIO) -> None:
+    """Undo `claim_stdout`: fd 1 is the protocol's stdout again, and the private copy is closed."""
+    sys.stdout.flush()
+    os.dup2(wire.fileno(), 1)
+    wire.close()
 
 
 def transport_security(host: str) -> TransportSecuritySettings:

@@ -57,6 +57,7 @@ def same(text: str) -> str:
 def test_a_stdio_session_with_litellm_at_its_most_verbose_stays_valid_json_rpc(
     tmp_path: Path, fake_llm: FakeLLM
 ) -> None:
+    fake_llm.reset()  # the server tests share one test LLM
     (tmp_path / "loud.stratum.yaml").write_text(PLAN, encoding="utf-8")
     (tmp_path / "loud_litellm.py").write_text(LOUD, encoding="utf-8")
     fake_llm.enqueue(Reply(json={"mood": "good"}, prompt_tokens=20, completion_tokens=5))
