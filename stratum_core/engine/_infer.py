@@ -56,6 +56,7 @@ from stratum_core.store._records import now
 __all__ = ["parse_answer", "run_infer"]
 
 _INLINE_CHARS = 20_000  # a longer answer is checked in a worker thread (schemas cannot be checked a slice at a time)
+_IN_FLIGHT = "cancelled while in flight; its whole reservation is charged"
 _FENCE = re.compile(r"^```[A-Za-z0-9_-]*[ \t]*\n?(.*?)\n?[ \t]*```$", re.DOTALL)
 
 
@@ -398,11 +399,12 @@ class _Attempt:
             with anyio.CancelScope(deadline=deadline):
                 response = await client.complete(request)
         except anyio.get_cancelled_exc_class():
-            with anyio.CancelScope(shield=True):
-                self.settle_unknown("cancelled while in flight; its whole reservation is charged")
             # An enclosing scope with the same deadline (the scheduler's) is cancelled at the same moment and would
             # catch it first, losing the step's name; past the deadline, the cancellation is this budget running out.
-            if anyio.current_time() < deadline:
+            timed_out = anyio.current_time() >= deadline
+            with anyio.CancelScope(shield=True):
+                self.settle_unknown(_IN_FLIGHT, record=not timed_out)
+            if not timed_out:
                 raise
             timeout = ctx.envelope.timeout_error(step_id=ctx.step_id)
             self.record(error=timeout.message)
@@ -421,7 +423,7 @@ class _Attempt:
             self.settle_unknown(error.message)
             raise error from e
         if response is None:  # the deadline passed while the call was in flight
-            self.settle_unknown("cancelled while in flight; its whole reservation is charged", record=False)
+            self.settle_unknown(_IN_FLIGHT, record=False)
             timeout = ctx.envelope.timeout_error(step_id=ctx.step_id)
             self.record(error=timeout.message)
             raise timeout

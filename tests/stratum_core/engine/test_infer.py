@@ -385,6 +385,9 @@ async def test_the_deadline_error_names_the_step_even_when_an_enclosing_scope_sh
             await run_infer(classify(), INPUTS, ctx)
 
     assert caught.value.step_id == "classify"
+    [attempt] = attempts(ctx.store)  # one call, recorded once, charged what it had reserved
+    assert attempt.error is not None and "ran out" in attempt.error
+    assert attempt.tokens_in + attempt.tokens_out == attempt.reserved_tokens
 
 
 async def test_cancelling_the_caller_before_the_deadline_stays_a_cancellation(
