@@ -53,6 +53,8 @@ _LITELLM_PREFIX = re.compile(r"^litellm\.\w+: (?:\w+Exception - )?")
 # More tokens than any model takes or gives in one call: a provider reporting this many is broken, not expensive.
 _ABSURD_TOKENS = 100_000_000
 _LITELLM_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy")
+# Imported by LiteLLM on its first call to an OpenAI-compatible server, so imported with LiteLLM instead.
+_FIRST_CALL_MODULES = ("openai", "httpx", "aiohttp", "litellm.llms.openai.openai")
 _ABANDONED_COROUTINE = r"coroutine '\w+\.acompletion' was never awaited"
 
 _litellm: Any = None
@@ -83,6 +85,11 @@ def load_litellm() -> Any:
                 module.token_counter(model="gpt-4o-mini", text="warm up")
             except Exception:  # a tokenizer that cannot load makes every quote an estimate, not a failure
                 logger.debug("LiteLLM's tokenizer did not load", exc_info=True)
+            for name in _FIRST_CALL_MODULES:  # what the first call would import: seconds on a busy machine
+                try:
+                    importlib.import_module(name)
+                except ImportError:
+                    logger.debug("could not import %s ahead of the first call", name, exc_info=True)
             _litellm = module
     return _litellm
 
