@@ -24,7 +24,9 @@ _FAILURE = re.compile(r"^Flow '(?P<flow>[^']+)' failed: (?P<type>[A-Za-z]+)")
 
 @pytest.fixture(scope="module")
 def repo_server(fake_llm: FakeLLM) -> Iterator[StratumServer]:
-    server = make_server(REPO_PLANS, model=fake_llm.model, api_base=fake_llm.url, api_key="test")
+    # The plans' flows have cost budgets: the server is told the test LLM's price, as a user tells it a custom model's.
+    prices = {fake_llm.model: (0.1, 0.2)}
+    server = make_server(REPO_PLANS, model=fake_llm.model, api_base=fake_llm.url, api_key="test", prices=prices)
     yield server
     server.close()
 
