@@ -22,6 +22,7 @@ from mcp.shared.exceptions import MCPError
 from server._catalog import Catalog, FlowTool
 from server._results import run_uri
 from stratum_core.cli._runs import run_details
+from stratum_core.plan import CallStep, Plan, Step
 from stratum_core.store import RunStore
 
 __all__ = ["ANSWER_REVIEW_PROMPT", "REVIEW_RUN_PROMPT", "Prompts"]
@@ -36,6 +37,11 @@ def _type_words(schema: Mapping[str, Any]) -> str:
     """A JSON Schema fragment in a few words: 'string, one of a, b', 'integer >= 0', 'Customer (a record)'."""
     if "$ref" in schema:
         return f"{str(schema['$ref']).rsplit('/', 1)[-1]} (a record)"
+    properties = schema.get("properties")
+    if schema.get("type") == "object" and isinstance(properties, Mapping) and properties:
+        required = set(schema.get("required", []))
+        fields = ", ".join(f"{name}{'' if name in required else '?'}" for name in properties)
+        return f"{schema.get('title') or 'a record'} {{{fields}}}"
     kind = schema.get("type", "any")
     words = " or ".join(kind) if isinstance(kind, list) else str(kind)
     if kind == "array" and isinstance(schema.get("items"), Mapping):
@@ -56,6 +62,16 @@ def _argument_value(text: str, schema: Mapping[str, Any]) -> Any:
         return json.loads(text)
     except ValueError:
         return text
+
+
+def _step_words(plan: Plan, step: Step) -> str:
+    """What a step is: 'infer draft_reply', 'human approve', 'flow write_report', 'parallel', ..."""
+    if isinstance(step, CallStep):
+        if step.flow is not None:
+            return f"flow {step.flow}"
+        fn = plan.functions.get(step.target)
+        return f"{fn.mode} {step.target}" if fn is not None else step.target
+    return step.kind
 
 
 def _user(text: str) -> types.PromptMessage:
@@ -148,8 +164,12 @@ class Prompts:
         if not properties:
             lines.append("- none")
         if tool.output_schema is not None:
-            lines += ["", f"Output: {_type_words(tool.output_schema)}"]
-        steps = ", ".join(f"{step.id} ({step.kind})" for step in flow.steps)
+            if tool.wraps_output:
+                inner = tool.output_schema.get("properties", {}).get("result", {})
+                lines += ["", f'Output: {_type_words(inner)} (answered as {{"result": ...}})']
+            else:
+                lines += ["", f"Output: {_type_words(tool.output_schema)}"]
+        steps = ", ".join(f"{step.id} ({_step_words(plan, step)})" for step in flow.steps)
         lines += ["", f"Steps: {steps}."]
         if tool.tool.description and "ask a person" in tool.tool.description:
             lines.append("It may ask a person to decide, and pause until they answer.")

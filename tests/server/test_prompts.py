@@ -71,6 +71,7 @@ async def test_a_flow_prompt_explains_the_flow_and_its_inputs_and_asks_for_what_
     assert "What it does: Order a cup of tea." in text
     assert '- size (string, one of "small", "medium", "large", required): How big a cup' in text
     assert "- loud (boolean, optional)" in text
+    assert "Steps: pick (compute pick)." in text and "Output: string" in text
     assert "Ask me for size first, then call `order_tea`." in text
     assert 'Arguments given: {"size": "large", "loud": true}' in text_of(given)
     assert "Call `order_tea` with these arguments" in text_of(given)
@@ -181,3 +182,12 @@ async def test_a_flow_prompts_enum_and_boolean_arguments_complete_with_their_val
         server.close()
     assert values(sizes) == ["small", "medium", "large"]
     assert values(medium) == ["medium"] and values(loud) == ["true"]
+
+
+async def test_a_flow_prompt_names_each_steps_kind_and_function_and_the_output_record(server: StratumServer) -> None:
+    async with Client(server, mode="legacy") as client:
+        prompt = await client.get_prompt("approve_text", {"text": "hi"})
+    text = text_of(prompt)
+    assert "Steps: ask (human approve), outcome (compute outcome)." in text
+    assert "Output: Outcome {text, approved}" in text
+    assert "It may ask a person to decide" in text
