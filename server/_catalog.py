@@ -354,7 +354,7 @@ def build_catalog(entries: Mapping[str, PlanEntry]) -> Catalog:
         qualified = [tool_name_for(f"{entry.name}_{flow.name}") for entry, flow in owners]
         pairs = zip(owners, qualified, strict=True)
         where = ", ".join(f"{entry.path} (flow '{flow.name}') as '{q}'" for (entry, flow), q in pairs)
-        problems.append(f"tool name '{name}' is claimed by several plans: served as {where}")
+        problems.append(f"tool name '{name}' is claimed by several plans: served as {where}")  # a warning
         for owner, qualified_name in zip(owners, qualified, strict=True):
             claims.setdefault(qualified_name, []).append(owner)
     tools: dict[str, FlowTool] = {}
@@ -445,6 +445,7 @@ class PlanFolder:
         for problem in catalog.problems:
             if "not served: " in problem and any(problem.startswith(f"{e.path}: not served") for e in entries.values()):
                 continue  # already logged with its full text above
-            logger.error("%s", problem)
+            served_anyway = "is claimed by several plans: served as" in problem
+            logger.log(logging.WARNING if served_anyway else logging.ERROR, "%s", problem)
         old, self.catalog = self.catalog, catalog
         return changed or old.tool_signature() != catalog.tool_signature()
