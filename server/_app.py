@@ -79,6 +79,7 @@ from server._results import (
 from server._runs import ActiveRun, Follower, Job, RunManager
 from server._sampling import SAMPLING_MODEL, CallerModel, Executors, sampling_through
 from server._tasks import TASKS_EXTENSION, TaskMethods, client_wants_tasks
+from stratum_core.backends import engine_for
 from stratum_core.engine import Engine, EngineConfig, ReviewAnswer, ReviewSink, RunObserver, RunResult
 from stratum_core.errors import PlanError, RunCancelled, RunError, StratumError
 from stratum_core.llm import LLMClient
@@ -1146,7 +1147,9 @@ def build_server(
         store = engine.store if engine is not None else open_store(config.store_path)
     infer_via = config.resolved_infer_via
     if engine is None:
-        engine = Engine(
+        engine = engine_for(
+            config.backend,
+            temporal=config.temporal,
             store=store,
             llm=CallerModel() if infer_via == "sampling" else None,
             config=EngineConfig(

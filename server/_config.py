@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
 
+from stratum_core.backends import BackendName, TemporalSettings
+
 __all__ = [
     "DEFAULT_PLANS_DIR",
     "DEFAULT_STORE_PATH",
@@ -70,6 +72,8 @@ class ServerConfig:
         max_report_bytes: the largest output an agent may report with `stratum_step_done`, as JSON.
         max_result_bytes: the largest flow output the server answers with, as JSON (larger: read the trace).
         max_message_bytes: the largest message a client may send: a stdio line, an HTTP request body.
+        backend: where runs execute: `local` (this process) or `temporal` (workflows run by `stratum worker`s).
+        temporal: the Temporal cluster and task queue, for the temporal backend.
     """
 
     plans_dir: Path = DEFAULT_PLANS_DIR
@@ -97,6 +101,8 @@ class ServerConfig:
     max_report_bytes: int = 1_000_000
     max_result_bytes: int = 4_000_000
     max_message_bytes: int = 4_000_000
+    backend: BackendName = "local"
+    temporal: TemporalSettings = field(default_factory=TemporalSettings)
 
     @property
     def resolved_infer_via(self) -> InferVia:

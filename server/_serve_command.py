@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from stratum_core.cli import Command
+from stratum_core.cli._backend_options import add_backend_options, backend_of, temporal_settings
 from stratum_core.cli._model_options import add_force_model_option, model_choice
 from stratum_core.observability import add_otel_option
 
@@ -83,6 +84,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--poll", metavar="SECONDS", type=float, default=1.0, help="seconds between plan-folder scans; 0: no reload"
     )
+    add_backend_options(parser)
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="server log level (stderr)"
     )
@@ -131,6 +133,8 @@ def _run(args: argparse.Namespace) -> int:
         overrides.update(http_host=host, http_port=port)
     try:
         overrides["prices"] = prices_of(args)
+        overrides["backend"] = backend_of(args)
+        overrides["temporal"] = temporal_settings(args)
         config = ServerConfig.from_env(**overrides)
     except ValueError as e:  # a bad STRATUM_INFER_VIA, --price or budget variable
         print(f"stratum serve: {e}", file=sys.stderr)

@@ -30,8 +30,9 @@ def _core_commands() -> list[Command]:
     from stratum_core.cli._optimize import COMMAND as optimize
     from stratum_core.cli._run import COMMANDS as run_commands
     from stratum_core.cli._validate import COMMAND as validate
+    from stratum_core.cli._worker import COMMAND as worker
 
-    return [validate, *run_commands, export, optimize, install_local]
+    return [validate, *run_commands, export, optimize, install_local, worker]
 
 
 def version() -> str:

@@ -14,6 +14,8 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from stratum_core.backends import engine_for
+from stratum_core.cli._backend_options import add_backend_options, backend_of, temporal_settings
 from stratum_core.cli._main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Command
 from stratum_core.cli._model_options import add_force_model_option, model_choice
 from stratum_core.cli._runs import configure_runs, run_runs
@@ -23,7 +25,7 @@ from stratum_core.errors import PlanError, StratumError
 from stratum_core.llm._models_file import load_models_file
 from stratum_core.observability import add_otel_option, otel_observers
 from stratum_core.plan import Budget
-from stratum_core.store import RunStore, SQLiteRunStore, Trace
+from stratum_core.store import RunStore, Trace
 
 __all__ = [
     "COMMANDS",
@@ -41,15 +43,19 @@ EXIT_CANCELLED = 130
 
 
 def open_store(path: str | None) -> RunStore:
-    """The SQLite store at `path`, else $STRATUM_STORE, else .stratum/stratum.db."""
-    return SQLiteRunStore(path or os.environ.get("STRATUM_STORE") or DEFAULT_STORE)
+    """The store at `path` (a file or `sqlite:///PATH`), else $STRATUM_STORE, else .stratum/stratum.db."""
+    from stratum_core.backends import open_run_store
+
+    return open_run_store(path or os.environ.get("STRATUM_STORE") or DEFAULT_STORE)
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="LiteLLM model for infer steps (default: $STRATUM_MODEL)")
     parser.add_argument("--api-base", help="base URL of an OpenAI-compatible server (default: $STRATUM_API_BASE)")
     add_force_model_option(parser)
-    parser.add_argument("--store", help=f"run store file (default: $STRATUM_STORE or {DEFAULT_STORE})")
+    parser.add_argument(
+        "--store", help=f"run store: a file or sqlite:///PATH (default: $STRATUM_STORE or {DEFAULT_STORE})"
+    )
     parser.add_argument(
         "--models",
         metavar="FILE",
@@ -57,6 +63,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         "docs/self-hosted-models.md)",
     )
     add_budget_options(parser)
+    add_backend_options(parser)
 
 
 def add_budget_options(parser: argparse.ArgumentParser) -> None:
@@ -202,10 +209,8 @@ def _report(result: RunResult, store: RunStore, console: Console) -> int:
     return EXIT_FAILED
 
 
-async def _execute(args: argparse.Namespace, console: Console, resume: bool) -> int:
-    from stratum_core.cli._console_review import ConsoleReviewSink
-
-    store = open_store(args.store)
+def engine_config(args: argparse.Namespace) -> EngineConfig:
+    """The engine configuration the model options (and the STRATUM_* variables) give."""
     model, forced = model_choice(args)
     config = EngineConfig.from_env(
         model=model,
@@ -219,6 +224,14 @@ async def _execute(args: argparse.Namespace, console: Console, resume: bool) -> 
         from stratum_core.llm import default_model
 
         config = dataclasses.replace(config, model=default_model())
+    return config
+
+
+async def _execute(args: argparse.Namespace, console: Console, resume: bool) -> int:
+    from stratum_core.cli._console_review import ConsoleReviewSink
+
+    store = open_store(args.store)
+    config = engine_config(args)
     if config.model:  # LiteLLM's import starts now, in the background, and never counts against a budget
         from stratum_core.llm import import_in_background
 
@@ -234,7 +247,14 @@ async def _execute(args: argparse.Namespace, console: Console, resume: bool) -> 
             disable=not console.is_terminal,  # piped: one line per step instead (see _ProgressObserver)
         ) as progress:
             sink = ConsoleReviewSink(console, live=progress if console.is_terminal else None)
-            engine = Engine(store=store, config=config, review_sink=sink, observers=exporters)
+            engine = engine_for(
+                backend_of(args),
+                store=store,
+                config=config,
+                review_sink=sink,
+                observers=exporters,
+                temporal=temporal_settings(args),
+            )
             result = await _run_or_resume(args, engine, _ProgressObserver(progress, console), resume)
     finally:
         for exporter in exporters:

@@ -335,6 +335,20 @@ class Envelope:
             for callback in owner._watchers:
                 callback(error)
 
+    def charge_remote(self, used: Usage, *, reserved_tokens: int, reserved_usd: float) -> None:
+        """Charge what calls made elsewhere used (a durable backend's activity), and note what they reserved there.
+
+        The calls reserved and settled against a copy of this envelope chain where they ran; here their usage is
+        charged once, as `settle` would have, so watchers and audit budgets see it the same way.
+        """
+        for envelope in self._chain():
+            envelope.reserved_total.tokens += reserved_tokens
+            envelope.reserved_total.usd += reserved_usd
+        if used.tokens or used.cost_usd:
+            self.charge(tokens_in=used.tokens_in, tokens_out=used.tokens_out, cost_usd=used.cost_usd)
+        if used.cost_unknown:
+            self.charge(tokens_in=0, tokens_out=0, cost_usd=None)
+
     def _audit(self, error: BudgetExceeded) -> None:
         """Record an overrun of an audit budget, once per dimension (the latest usage is kept current)."""
         entry = {

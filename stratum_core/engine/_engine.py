@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import time
 import uuid
@@ -45,7 +44,7 @@ if TYPE_CHECKING:
     from stratum_core.llm import LLMClient
     from stratum_core.store import RunStore
 
-__all__ = ["Engine", "ExecutionFactory"]
+__all__ = ["Engine", "ExecutionFactory", "execution_outcome", "load_run_plan"]
 
 logger = logging.getLogger("stratum.engine")
 
@@ -111,6 +110,23 @@ class Engine:
         """
         self._interrupting[run_id] = reason
 
+    def model_client(self) -> LLMClient:
+        """The engine's model client (created on first use)."""
+        return self._llm_client()
+
+    @property
+    def session_cache(self) -> dict[str, Any]:
+        """The `cache: session` entries of this engine's runs."""
+        return self._session_cache
+
+    async def plan_of(self, record: RunRecord) -> Plan:
+        """The plan `record` was started with (loaded once per engine)."""
+        return await self._plan_of(record)
+
+    async def prepare_models(self, plan: Plan, *, agent: bool = False) -> None:
+        """Get the model client ready for the models `plan` calls (one-time start-up, off every budget's clock)."""
+        await self._prepare_models(plan, self._llm_client, agent=agent)
+
     def _llm_client(self) -> LLMClient:
         if self._llm is None:
             from stratum_core.llm import default_client
@@ -160,6 +176,33 @@ class Engine:
         Failures are returned (status 'failed', `error` set), not raised; cancelling the calling task cancels the
         run, records it as cancelled, and re-raises the cancellation. Invalid inputs raise ValueError.
         """
+        record = await self.new_run_record(plan, flow, inputs, run_id=run_id, owner=owner)
+        self.store.create_run(record)
+
+        async def body(lease: _Lease, _: RunRecord) -> RunResult:
+            return await self._execute(
+                plan,
+                record,
+                {},
+                {},
+                {},
+                observer=observer,
+                review_sink=review_sink,
+                agent=agent,
+                llm=llm,
+                make_execution=execution,
+                lease=lease,
+            )
+
+        return await self._advance(record.run_id, body, created=record)
+
+    async def new_run_record(
+        self, plan: Plan, flow: str, inputs: Mapping[str, Any], *, run_id: str | None, owner: str | None
+    ) -> RunRecord:
+        """The record of a new run of `flow` (inputs checked, defaults filled in), held by this engine's lease.
+
+        Invalid inputs raise ValueError. Nothing is stored yet.
+        """
         errors = await off_loop(self.input_errors, plan, flow, inputs, inline=is_small(inputs))
         if errors:
             raise ValueError(f"invalid input for flow {flow!r}: " + "; ".join(errors))
@@ -182,24 +225,7 @@ class Engine:
             lease_holder=self.holder,
             lease_expires=now + self.config.lease_ttl,
         )
-        self.store.create_run(record)
-
-        async def body(lease: _Lease, _: RunRecord) -> RunResult:
-            return await self._execute(
-                plan,
-                record,
-                {},
-                {},
-                {},
-                observer=observer,
-                review_sink=review_sink,
-                agent=agent,
-                llm=llm,
-                make_execution=execution,
-                lease=lease,
-            )
-
-        return await self._advance(record.run_id, body, created=record)
+        return record
 
     async def resume(
         self,
@@ -221,6 +247,15 @@ class Engine:
         raises StoreError.
         """
         current = self.store.get_run(run_id)
+        if current is not None and _backend_name(current) == "temporal":  # its workflow goes on: resume it there
+            from stratum_core.backends import engine_for
+            from stratum_core.backends.temporal._client import settings_of
+
+            settings = settings_of(current)
+            elsewhere = engine_for(
+                "temporal", store=self.store, config=self.config, temporal=settings, observers=self.observers
+            )
+            return await elsewhere.resume(run_id, observer=observer, review_sink=review_sink or self.review_sink)
         if current is not None:
             _check_resumable(current, budget)  # said kindly here; the lease below re-checks atomically
 
@@ -241,7 +276,11 @@ class Engine:
             page = self.store.list_runs(status="running", limit=100, cursor=cursor)
             scanned += len(page.runs)
             at = time.time()
-            found.extend(run for run in page.runs if not lease_is_live(run.lease_holder, run.lease_expires, now=at))
+            found.extend(
+                run
+                for run in page.runs
+                if not lease_is_live(run.lease_holder, run.lease_expires, now=at) and _backend_name(run) == "local"
+            )
             if page.next_cursor is None:
                 break
             cursor = page.next_cursor
@@ -342,22 +381,10 @@ class Engine:
         )
 
     async def _plan_of(self, record: RunRecord) -> Plan:
-        from stratum_core.plan import load_plan_text
-
         key = (record.plan_source, record.plan_hash)
         plan = self._plans.get(key)
         if plan is None:
-            # A plan a client wrote is reloaded under the same limits it was first checked with.
-            untrusted = bool(record.attributes.get("untrusted_plan"))
-            # `call:` modules are looked up where they were when the run started, whatever the working folder now.
-            recorded = record.attributes.get("plan_dir")
-            plan_dir: str | None = recorded if isinstance(recorded, str) else None
-            if plan_dir is None and not record.plan_source.startswith("<"):
-                plan_dir = str(Path(record.plan_source).parent)  # a run recorded before plan_dir was
-            load = functools.partial(
-                load_plan_text, record.plan_text, source=record.plan_source, base_dir=plan_dir, untrusted=untrusted
-            )
-            plan = await anyio.to_thread.run_sync(load)  # checking a plan is work: not on the event loop
+            plan = await anyio.to_thread.run_sync(load_run_plan, record)  # checking a plan is work: not on the loop
             self._plans[key] = plan
         return plan
 
@@ -598,47 +625,9 @@ class Engine:
         return result
 
     async def _outcome(self, execution: FlowExecution, record: RunRecord, finish: Any) -> RunResult:
-        run_id = record.run_id
-        try:
-            output = await execution.execute()
-        except Pending as pause:
-            finish("paused")
-            return RunResult(run_id=run_id, status="paused", pending=pause.items)
-        except RunError as error:
-            error.run_id = run_id
-            finish(
-                "failed",
-                error=error.to_dict(),
-                finished_at=time.time(),
-                duration_ms=(time.time() - record.created_at) * 1000,
-            )
-            return RunResult(run_id=run_id, status="failed", error=error)
-        except anyio.get_cancelled_exc_class():
-            reason = self._interrupting.pop(run_id, None)
-            if reason is not None:  # not the run's end: it is put down, to be resumed later
-                with anyio.CancelScope(shield=True):
-                    finish("paused")
-                    latest = self.store.get_run(run_id) or record
-                    self.store.update_run(run_id, attributes={**latest.attributes, "interrupted": reason})
-                    await execution.run.observer.run_finished(run_id, "paused")
-                raise
-            with anyio.CancelScope(shield=True):
-                cancelled = RunCancelled("the run was cancelled", run_id=run_id)
-                finish("cancelled", error=cancelled.to_dict(), finished_at=time.time())
-                await execution.run.observer.run_finished(run_id, "cancelled")
-            raise
-        except Exception as error:  # not a step's failure: a bug, or the store failing; the run still ends recorded
-            logger.exception("run %s of flow %s failed outside its steps", run_id, record.flow)
-            cause = innermost(error)
-            failure = RunError(f"internal error: {type(cause).__name__}: {cause}", run_id=run_id)
-            failure.__cause__ = error
-            with contextlib.suppress(Exception):  # the store itself may be what failed
-                finish("failed", error=failure.to_dict(), finished_at=time.time())
-            return RunResult(run_id=run_id, status="failed", error=failure)
-        finish(
-            "succeeded", output=output, finished_at=time.time(), duration_ms=(time.time() - record.created_at) * 1000
+        return await execution_outcome(
+            execution, record, finish, interrupted=lambda run_id: self._interrupting.pop(run_id, None)
         )
-        return RunResult(run_id=run_id, status="succeeded", output=output)
 
     async def _prepare_models(self, plan: Plan, client_factory: Callable[[], LLMClient], *, agent: bool) -> None:
         """Get the model client ready for every model this plan's infer steps may call (off every budget's clock)."""
@@ -673,6 +662,73 @@ class Engine:
         }
 
 
+async def execution_outcome(
+    execution: FlowExecution,
+    record: RunRecord,
+    finish: Callable[..., None],
+    *,
+    interrupted: Callable[[str], str | None] = lambda run_id: None,
+) -> RunResult:
+    """Run `execution` to its end and record how the run ended through `finish(status, **fields)`.
+
+    Failures become a failed result; a pause (for a person or the agent) a paused one. Cancelling records the run
+    cancelled (or, when `interrupted(run_id)` gives a reason, paused to be resumed later) and re-raises.
+    """
+    run_id = record.run_id
+    try:
+        output = await execution.execute()
+    except Pending as pause:
+        finish("paused")
+        return RunResult(run_id=run_id, status="paused", pending=pause.items)
+    except RunError as error:
+        error.run_id = run_id
+        finish(
+            "failed",
+            error=error.to_dict(),
+            finished_at=time.time(),
+            duration_ms=(time.time() - record.created_at) * 1000,
+        )
+        return RunResult(run_id=run_id, status="failed", error=error)
+    except anyio.get_cancelled_exc_class():
+        reason = interrupted(run_id)
+        if reason is not None:  # not the run's end: it is put down, to be resumed later
+            with anyio.CancelScope(shield=True):
+                finish("paused")
+                latest = execution.run.store.get_run(run_id) or record
+                execution.run.store.update_run(run_id, attributes={**latest.attributes, "interrupted": reason})
+                await execution.run.observer.run_finished(run_id, "paused")
+            raise
+        with anyio.CancelScope(shield=True):
+            cancelled = RunCancelled("the run was cancelled", run_id=run_id)
+            finish("cancelled", error=cancelled.to_dict(), finished_at=time.time())
+            await execution.run.observer.run_finished(run_id, "cancelled")
+        raise
+    except Exception as error:  # not a step's failure: a bug, or the store failing; the run still ends recorded
+        logger.exception("run %s of flow %s failed outside its steps", run_id, record.flow)
+        cause = innermost(error)
+        failure = RunError(f"internal error: {type(cause).__name__}: {cause}", run_id=run_id)
+        failure.__cause__ = error
+        with contextlib.suppress(Exception):  # the store itself may be what failed
+            finish("failed", error=failure.to_dict(), finished_at=time.time())
+        return RunResult(run_id=run_id, status="failed", error=failure)
+    finish("succeeded", output=output, finished_at=time.time(), duration_ms=(time.time() - record.created_at) * 1000)
+    return RunResult(run_id=run_id, status="succeeded", output=output)
+
+
+def load_run_plan(record: RunRecord) -> Plan:
+    """The plan a run was started with, loaded again from the text the run recorded."""
+    from stratum_core.plan import load_plan_text
+
+    # A plan a client wrote is reloaded under the same limits it was first checked with.
+    untrusted = bool(record.attributes.get("untrusted_plan"))
+    # `call:` modules are looked up where they were when the run started, whatever the working folder now.
+    recorded = record.attributes.get("plan_dir")
+    plan_dir: str | None = recorded if isinstance(recorded, str) else None
+    if plan_dir is None and not record.plan_source.startswith("<"):
+        plan_dir = str(Path(record.plan_source).parent)  # a run recorded before plan_dir was
+    return load_plan_text(record.plan_text, source=record.plan_source, base_dir=plan_dir, untrusted=untrusted)
+
+
 def _check_resumable(record: RunRecord, budget: Budget | None) -> None:
     """A StoreError unless the run can be resumed: paused, interrupted, or stopped on its budget given a new one."""
     over_budget = record.status == "failed" and (record.error or {}).get("type") == "BudgetExceeded"
@@ -681,6 +737,13 @@ def _check_resumable(record: RunRecord, budget: Budget | None) -> None:
         raise StoreError(
             f"run {record.run_id} is {record.status}; only paused or interrupted runs can be resumed{more}"
         )
+
+
+def _backend_name(record: RunRecord) -> str:
+    """Where the run executes: `local` (an engine's process) or a durable backend (`temporal`, its workflow)."""
+    backend = record.attributes.get("backend")
+    name = backend.get("name") if isinstance(backend, Mapping) else None
+    return name if isinstance(name, str) else "local"
 
 
 def _awaits_agent(step: StepRecord) -> bool:

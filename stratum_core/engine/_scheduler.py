@@ -15,7 +15,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, assert_never
+from typing import TYPE_CHECKING, Any, Protocol, assert_never
 
 import anyio
 
@@ -43,6 +43,7 @@ from stratum_core.plan import (
     DebateStep,
     Flow,
     ForEachStep,
+    Function,
     HumanFunction,
     ParallelStep,
     Plan,
@@ -58,7 +59,15 @@ if TYPE_CHECKING:
     from stratum_core.llm import LLMClient
     from stratum_core.store import RunStore
 
-__all__ = ["FlowExecution", "RunContext", "execution_class", "innermost"]
+__all__ = ["FlowExecution", "FunctionCaller", "RunContext", "execution_class", "innermost"]
+
+
+class FunctionCaller(Protocol):
+    """Where one function call of a step runs: `call_function` here, or an activity of a durable backend."""
+
+    async def __call__(
+        self, fn: Function, inputs: Mapping[str, Any], ctx: StepContext, *, review_sink: ReviewSink | None
+    ) -> Any: ...
 
 
 @dataclass(kw_only=True)
@@ -84,6 +93,8 @@ class RunContext:
     max_fan_out: int | None = None
     """Items one for_each may run over (an untrusted plan's bound); None: no bound."""
     steps_started: int = 0
+    call_function: FunctionCaller = call_function
+    """Runs one function call of a step (the backend's choice: in this process, or an activity elsewhere)."""
 
     def start_step(self, path: str) -> None:
         """Count a step about to start; refuse it past `max_steps`."""
@@ -347,9 +358,9 @@ class FlowExecution:
                 step_id=path,
             )
             if isinstance(fn, HumanFunction):  # a person's wait does not hold a concurrency slot
-                return await call_function(fn, checked, ctx, review_sink=self.run.review_sink)
+                return await self.run.call_function(fn, checked, ctx, review_sink=self.run.review_sink)
             async with self.run.limiter:
-                return await call_function(fn, checked, ctx, review_sink=self.run.review_sink)
+                return await self.run.call_function(fn, checked, ctx, review_sink=self.run.review_sink)
 
         return await self._tracked(path, fn.mode, fn.name, dict(inputs), envelope, call, ctx.attributes, ctx)
 

@@ -84,6 +84,23 @@ _budget: contextvars.ContextVar[ExpressionBudget | None] = contextvars.ContextVa
 _slice: contextvars.ContextVar[_Slice | None] = contextvars.ContextVar("stratum_slice", default=None)
 
 
+_on_loop_only: contextvars.ContextVar[bool] = contextvars.ContextVar("stratum_on_loop_only", default=False)
+
+
+@contextmanager
+def on_loop_only() -> Iterator[None]:
+    """Inside, `off_loop` runs its work on the event loop, whole: for a loop that has no worker threads.
+
+    A durable workflow's event loop (Temporal's) is one: its code may not start threads, and it may be replayed, so
+    the work runs where the workflow runs, still within the expression budget.
+    """
+    token = _on_loop_only.set(True)
+    try:
+        yield
+    finally:
+        _on_loop_only.reset(token)
+
+
 def current_budget() -> ExpressionBudget | None:
     """The budget shared by evaluations in this context, if one is open."""
     return _budget.get()
@@ -151,6 +168,8 @@ async def off_loop(fn: Callable[..., T], *args: Any, inline: bool = True) -> T:
     start in a worker thread: `fn` must have no effect but its result. Without `inline` (a value too large to check
     quickly against a schema, which cannot be cut short), it runs in the worker thread straight away.
     """
+    if _on_loop_only.get():
+        return _without_slice(fn, *args)
     if inline:
         token = _slice.set(_Slice())
         try:

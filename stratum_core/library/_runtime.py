@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
+from stratum_core.backends import BackendName, TemporalSettings, engine_for
 from stratum_core.engine import Engine, EngineConfig, ReviewSink, RunObserver, RunResult
 from stratum_core.engine._python_flow import Body, PythonFlowExecution, run_python_flow
 from stratum_core.errors import ConfigurationError
@@ -61,6 +62,8 @@ def configure(
     sample_n: int | None = None,
     tracer: Any = None,
     client: Any = None,
+    backend: BackendName | None = None,
+    temporal: TemporalSettings | None = None,
 ) -> Engine:
     """Set how library calls run, and return the engine they now use.
 
@@ -73,6 +76,11 @@ def configure(
     and returns the modal value, an unstable one returns all the samples; `tracer` is a callable that gets the span
     attributes of each successful model call, or `stratum.exporters.otel(...)`; `review_sink` may have the
     reference's `emit(review)` instead of `ask(request)`. `client` is accepted and unused, as in the reference.
+
+    `backend="temporal"` (or STRATUM_BACKEND) runs plan flows (`stratum.run(plan, flow, ...)`) as Temporal
+    workflows on `temporal` (a TemporalSettings; default: STRATUM_TEMPORAL_ADDRESS / STRATUM_TASK_QUEUE or
+    127.0.0.1:7233, queue `stratum`), executed by `stratum worker` processes sharing `store`; `@flow` functions
+    still run where they are called. It needs the `temporal` extra.
     """
     global _engine, _owned_store
     del client
@@ -113,12 +121,20 @@ def configure(
             collector.tracer = tracer
         else:
             raise TypeError(f"tracer {tracer!r} is neither a callable nor stratum.exporters.otel(...)")
-    _engine = Engine(
+    chosen: BackendName = backend or ("temporal" if os.environ.get("STRATUM_BACKEND") == "temporal" else "local")
+    if chosen == "temporal" and temporal is None:
+        temporal = TemporalSettings(
+            address=os.environ.get("STRATUM_TEMPORAL_ADDRESS") or TemporalSettings().address,
+            task_queue=os.environ.get("STRATUM_TASK_QUEUE") or TemporalSettings().task_queue,
+        )
+    _engine = engine_for(
+        chosen,
         store=run_store,
         llm=llm,
         config=config,
         review_sink=adapt_review_sink(review_sink),
         observers=[*observers, *extra],
+        temporal=temporal,
     )
     return _engine
 

@@ -34,6 +34,8 @@ PINNED = {
         "RunResult",
         "RunStatus",
     ],
+    "stratum_core.backends": ["BACKENDS", "BackendName", "TemporalSettings", "engine_for", "open_run_store"],
+    "stratum_core.backends.temporal": ["TemporalEngine", "build_worker", "connect", "run_worker"],
     "stratum_core.cli": ["Command", "build_parser", "main"],
     "stratum_core.expressions": [
         "DEFAULT_LIMITS",

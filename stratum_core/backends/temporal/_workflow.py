@@ -1,0 +1,246 @@
+"""A run as a Temporal workflow: the engine's own scheduler, deterministic, with each step's call an activity.
+
+The flow's DAG is scheduled by the same `FlowExecution` that runs flows in process (conditions, parallel groups,
+races, for_each, debates, sub-flows, sequential routing), on Temporal's deterministic event loop: time budgets are
+its cancel-scope deadlines, which there are workflow timers. What the scheduler hands a backend is one function
+call of a step (`RunContext.call_function`); here that call is the `stratum.call_function` activity, which runs the
+engine's `call_function` on a worker. A human step's activity opens the review and says it is pending; the
+workflow then waits for the `review_answered` signal (or the review's timeout, a timer) and calls again, which
+reads the answer from the store. Money and tokens: each activity reserves and settles against a copy of the
+envelope chain, and the workflow charges what it used to the real chain.
+
+Workflow code runs outside Temporal's sandbox (the engine imports far more than the sandbox admits); what keeps it
+deterministic is that it reads nothing that changes: the run's record and plan are immutable, and the scheduler's
+own records are read back from memory (`WorkflowRecorder`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+import anyio
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+from stratum_core.backends._errors import run_error_from_dict
+from stratum_core.backends._payloads import packed, unpacked
+from stratum_core.backends.temporal._activities import CALL_FUNCTION
+from stratum_core.backends.temporal._hosts import WorkflowHost, host_for
+from stratum_core.backends.temporal._messages import EnvelopeSnapshot, RunStart, StepCall, StepOutcome
+from stratum_core.backends.temporal._recorder import WorkflowRecorder
+from stratum_core.engine import ReviewSink
+from stratum_core.engine._budget import Envelope, Usage
+from stratum_core.engine._context import StepContext
+from stratum_core.engine._engine import execution_outcome
+from stratum_core.engine._observers import FanOut
+from stratum_core.engine._scheduler import RunContext, execution_class
+from stratum_core.expressions._budget import expression_budget, on_loop_only
+from stratum_core.llm import LLMClient
+from stratum_core.plan import Function
+from stratum_core.plan._untrusted import MAX_FAN_OUT, MAX_RUN_STEPS
+
+__all__ = ["WORKFLOW_NAME", "StratumRunWorkflow", "snapshots"]
+
+WORKFLOW_NAME = "StratumRun"
+REVIEW_ANSWERED = "review_answered"
+_STEP_TIMEOUT = timedelta(days=1)
+"""How long one step's activity may run at most; a dead worker is noticed sooner, by its missing heartbeats."""
+
+
+def snapshots(envelope: Envelope) -> list[EnvelopeSnapshot]:
+    """The chain `envelope` draws from, outermost first, as it stands now."""
+    chain: list[Envelope] = []
+    current: Envelope | None = envelope
+    while current is not None:
+        chain.append(current)
+        current = current.parent
+    return [
+        EnvelopeSnapshot(
+            label=e.label,
+            budget=e.budget.model_dump(exclude_none=True),
+            elapsed_ms=e.elapsed_ms(),
+            tokens_in=e.used.tokens_in,
+            tokens_out=e.used.tokens_out,
+            cost_usd=e.used.cost_usd,
+            cost_unknown=e.used.cost_unknown,
+            reserved_tokens=e.reserved.tokens,
+            reserved_usd=e.reserved.usd,
+        )
+        for e in reversed(chain)
+    ]
+
+
+def _no_model() -> LLMClient:
+    raise RuntimeError("workflow code makes no model call: each call is an activity")
+
+
+@workflow.defn(name=WORKFLOW_NAME, sandboxed=False)
+class StratumRunWorkflow:
+    """One run of a flow of a plan, whose record (plan text, inputs) the server wrote to the shared store."""
+
+    def __init__(self) -> None:
+        self._answered: set[str] = set()
+        self._waiting: dict[str, str] = {}
+        self._in_flight = 0
+        self._paused = False
+        self._charged: dict[str, Usage] = {}
+        self._recorder: WorkflowRecorder | None = None
+        self._host: WorkflowHost | None = None
+        self._start: RunStart | None = None
+
+    @workflow.signal(name=REVIEW_ANSWERED)
+    def review_answered(self, review_id: str) -> None:
+        """A person answered the review `review_id` in the store: its step reads the answer and goes on."""
+        self._answered.add(review_id)
+
+    @workflow.query(name="waiting_reviews")
+    def waiting_reviews(self) -> list[str]:
+        """The reviews the run waits for now."""
+        return sorted(self._waiting)
+
+    @workflow.run
+    async def run(self, start: RunStart) -> str:
+        """Run the flow to its end; the run's record in the store says how it ended (this returns its status)."""
+        self._start = start
+        host = self._host = host_for(workflow.info().task_queue)
+        record = host.store.get_run(start.run_id)
+        if record is None:
+            raise ApplicationError(f"run {start.run_id} is not in this worker's store", non_retryable=True)
+        plan = host.plan_of(record)
+        flow = plan.flows[record.flow]
+        recorder = self._recorder = WorkflowRecorder(host.store, record, replaying=workflow.unsafe.is_replaying)
+        context = RunContext(
+            run_id=record.run_id,
+            plan=plan,
+            store=recorder,
+            config=host.config,
+            llm_factory=_no_model,
+            session_cache={},
+            review_sink=None,
+            observer=FanOut([]),
+            limiter=anyio.CapacityLimiter(flow.max_concurrency or host.config.max_concurrency),
+            call_function=self._call_function,
+            max_steps=MAX_RUN_STEPS if plan.untrusted else None,
+            max_fan_out=MAX_FAN_OUT if plan.untrusted else None,
+        )
+        envelope = Envelope(flow.budget, label=f"flow '{flow.name}'", allow_unpriced=host.config.allow_unpriced)
+        inputs = record.input if isinstance(record.input, dict) else {}
+        execution = execution_class(flow)(context, flow, inputs, envelope)
+        budgeted = flow.budget is not None
+
+        def finish(status: str, **fields: Any) -> None:
+            used = envelope.used
+            envelope.audit_time()
+            totals: dict[str, Any] = {
+                "tokens_in": used.tokens_in,
+                "tokens_out": used.tokens_out,
+                "cost_usd": used.cost_usd,
+                "cost_unknown": used.cost_unknown,
+            }
+            if budgeted or envelope.reserved_total.tokens or envelope.overruns:
+                budget = {
+                    "ms_used": round(envelope.elapsed_ms(), 3),
+                    "active_since": None,
+                    "reserved_tokens": envelope.reserved_total.tokens,
+                    "reserved_usd": round(envelope.reserved_total.usd, 9),
+                    "overruns": list(envelope.overruns),
+                }
+                totals["attributes"] = {**record.attributes, "budget": budget}
+            recorder.update_run(record.run_id, status=status, **totals, **fields)
+
+        with on_loop_only(), expression_budget():
+            result = await execution_outcome(execution, record, finish)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return result.status
+
+    # -- one function call of a step ----------------------------------------------------------------------------
+
+    async def _call_function(
+        self, fn: Function, inputs: Mapping[str, Any], ctx: StepContext, *, review_sink: ReviewSink | None
+    ) -> Any:
+        assert self._host is not None and self._start is not None
+        store = self._host.store
+        call = StepCall(
+            run_id=ctx.run_id,
+            step_id=ctx.step_id,
+            function=fn.name,
+            inputs=packed(store, dict(inputs), threshold=self._start.payload_threshold),
+            attempts=ctx.attempts,
+            previous_violations=list(ctx.previous_violations),
+            envelopes=snapshots(ctx.envelope),
+            payload_threshold=self._start.payload_threshold,
+        )
+        while True:
+            outcome = await self._activity(call)
+            self._account(ctx, outcome)
+            if outcome.status == "succeeded":
+                return unpacked(store, outcome.output if outcome.output is not None else "null")
+            if outcome.status == "failed":
+                raise run_error_from_dict(outcome.error or {})
+            await self._wait_for_person(outcome, ctx.step_id)
+            call.envelopes = snapshots(ctx.envelope)
+            call.attempts = ctx.attempts
+
+    async def _activity(self, call: StepCall) -> StepOutcome:
+        assert self._start is not None
+        self._in_flight += 1
+        self._note_status()
+        try:
+            outcome: StepOutcome = await workflow.execute_activity(
+                CALL_FUNCTION,
+                call,
+                result_type=StepOutcome,
+                start_to_close_timeout=_STEP_TIMEOUT,
+                heartbeat_timeout=timedelta(seconds=self._start.heartbeat_seconds),
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(milliseconds=200),
+                    maximum_attempts=self._start.transport_retries,
+                ),
+                summary=call.step_id,
+            )
+            return outcome
+        finally:
+            self._in_flight -= 1
+            self._note_status()
+
+    def _account(self, ctx: StepContext, outcome: StepOutcome) -> None:
+        """Charge the step's envelope with what its activity spent since the last report, as settle would have."""
+        ctx.attributes.update(outcome.attributes)
+        ctx.attempts = max(ctx.attempts, outcome.attempts)
+        before = self._charged.get(ctx.step_id, Usage())
+        total = Usage(outcome.tokens_in, outcome.tokens_out, outcome.cost_usd, outcome.cost_unknown)
+        self._charged[ctx.step_id] = total
+        spent = Usage(
+            total.tokens_in - before.tokens_in,
+            total.tokens_out - before.tokens_out,
+            total.cost_usd - before.cost_usd,
+            total.cost_unknown and not before.cost_unknown,
+        )
+        ctx.envelope.charge_remote(spent, reserved_tokens=outcome.reserved_tokens, reserved_usd=outcome.reserved_usd)
+
+    async def _wait_for_person(self, outcome: StepOutcome, step_id: str) -> None:
+        """Wait for the review's answer (a signal) or its deadline (a timer)."""
+        review_id = str(outcome.review_id)
+        timeout: float | None = None
+        if outcome.review_deadline is not None:
+            timeout = max(0.001, outcome.review_deadline - workflow.now().timestamp())
+        self._waiting[review_id] = step_id
+        self._note_status()
+        try:
+            await workflow.wait_condition(lambda: review_id in self._answered, timeout=timeout)
+        except TimeoutError:
+            pass  # the activity, called again, finds the review past its deadline and applies `on_timeout`
+        finally:
+            del self._waiting[review_id]
+            self._note_status()
+
+    def _note_status(self) -> None:
+        """Record the run paused while it only waits for people, running again once it does more."""
+        paused = bool(self._waiting) and self._in_flight == 0
+        if paused == self._paused or self._recorder is None or self._start is None:
+            return
+        self._paused = paused
+        self._recorder.update_run(self._start.run_id, status="paused" if paused else "running")
