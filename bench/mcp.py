@@ -77,6 +77,9 @@ else:
 """
 
 
+_TOKEN = "bench-token"
+
+
 def _env() -> dict[str, str]:
     return {**os.environ, "LITELLM_OFFLINE_MODE": "true", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
 
@@ -135,7 +138,11 @@ async def _http(command: list[str]) -> tuple[list[float], int]:
         threading.Thread(target=lambda: [None for _ in process.stderr or ()], daemon=True).start()
         times: list[float] = []
         errors = 0
-        async with Client(url, mode="legacy") as client:
+        from mcp.client.streamable_http import streamable_http_client
+        from mcp.shared._httpx_utils import create_mcp_http_client
+
+        http = create_mcp_http_client(headers={"Authorization": f"Bearer {_TOKEN}"})  # the bare server ignores it
+        async with http, Client(streamable_http_client(url, http_client=http), mode="legacy") as client:
             await _round_trips(client, WARMUP)
 
             async def one(n: int) -> None:
@@ -176,7 +183,7 @@ def main() -> None:
             f"{theirs:.2f} ms, ratio {ours / theirs:.2f} (goal <= 1.3)"
         )
         commands = {
-            "stratum": [*_stratum(folder, folder / "http.db"), "--http", "127.0.0.1:0"],
+            "stratum": [*_stratum(folder, folder / "http.db"), "--http", "127.0.0.1:0", "--token", _TOKEN],
             "bare SDK tool": [sys.executable, "-c", BARE_SERVER, "http", str(_free_port())],
         }
         for name, command in commands.items():

@@ -43,7 +43,16 @@ from server._adhoc import (
     validation_report,
 )
 from server._agent_steps import STEP_DONE_INPUT, STEP_DONE_TOOL, STEP_DONE_TOOL_DEF
-from server._approval_card import CARD_URI, card_meta, card_resource, read_card
+from server._approval_card import (
+    APPROVAL_CARD_CHANNEL,
+    CARD_ANSWER_INPUT,
+    CARD_ANSWER_TOOL,
+    CARD_ANSWER_TOOL_DEF,
+    CARD_URI,
+    card_meta,
+    card_resource,
+    read_card,
+)
 from server._catalog import FlowTool, PlanFolder, PlanLoader, argument_errors, asks_people
 from server._completions import Completions
 from server._config import INFER_VIA_DESCRIPTIONS, ServerConfig
@@ -63,7 +72,9 @@ from server._elicitation import (
 )
 from server._handles import AWAIT_TOOL, CANCEL_TOOL, HANDLE_TOOL_INPUTS, HANDLE_TOOLS, STATUS_TOOL, with_handle
 from server._hub import LOG_LEVELS, Hub
+from server._identity import Identity, identity_of
 from server._limits import json_size, too_large
+from server._ownership import owned_view
 from server._prompts import Prompts
 from server._resources import Resources
 from server._results import (
@@ -188,12 +199,14 @@ ShapeOf = Callable[[RunRecord], Shape]
 _TOOL_INPUTS: dict[str, Mapping[str, Any]] = {
     **HANDLE_TOOL_INPUTS,
     RESUME_TOOL: _RESUME_INPUT,
+    CARD_ANSWER_TOOL: CARD_ANSWER_INPUT,
     STEP_DONE_TOOL: STEP_DONE_INPUT,
     VALIDATE_TOOL: VALIDATE_TOOL_DEF.input_schema,
     RUN_TOOL: RUN_TOOL_DEF.input_schema,
 }
 _BUILTIN_TOOLS = [
     _RESUME_TOOL_DEF.model_copy(update={"meta": card_meta()}),
+    CARD_ANSWER_TOOL_DEF,
     STEP_DONE_TOOL_DEF,
     VALIDATE_TOOL_DEF,
     RUN_TOOL_DEF,
@@ -221,6 +234,16 @@ def _error_dict(error: RunError | None, status: str) -> dict[str, Any]:
     if type(error) is RunError and isinstance(cause, StratumError) and not isinstance(cause, RunError):
         data["type"] = type(cause).__name__  # e.g. ConfigurationError: no model configured
     return data
+
+
+def _needs_person(review: ReviewRecord) -> str:
+    """Why the agent cannot answer a review whose function says `answered_by: person`, and how a person can."""
+    return (
+        f"Review '{review.review_id}' (step '{review.step_id}') must be answered by a person: its function says "
+        f"`answered_by: person`, so the agent cannot answer it with {RESUME_TOOL}. A person answers it in the "
+        f"client's form (call stratum_await with run_id '{review.run_id}' from a client that shows forms), in the "
+        f"approval card, or on the server's machine with `stratum review answer {review.review_id} --value JSON`."
+    )
 
 
 def _level(level: str) -> types.LoggingLevel:
@@ -434,12 +457,26 @@ class StratumServer(Server[Any]):
     async def _get_prompt(
         self, ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams
     ) -> types.GetPromptResult:
-        return await anyio.to_thread.run_sync(self.prompts.get, self.folder.catalog, params.name, params.arguments)
+        prompts = Prompts(self.view(ctx))
+        return await anyio.to_thread.run_sync(prompts.get, self.folder.catalog, params.name, params.arguments)
 
     async def _complete(
         self, ctx: ServerRequestContext[Any, Any], params: types.CompleteRequestParams
     ) -> types.CompleteResult:
-        return await anyio.to_thread.run_sync(self.completions.complete, self.folder.catalog, params)
+        view = self.view(ctx)
+        completions = Completions(view, Prompts(view))
+        return await anyio.to_thread.run_sync(completions.complete, self.folder.catalog, params)
+
+    # -- who calls, and what they see (server/_identity.py, server/_ownership.py) -----------------------------------
+
+    @staticmethod
+    def identity(ctx: ServerRequestContext[Any, Any]) -> Identity:
+        """Who makes this request: its bearer token's identity over HTTP, the one local user on stdio."""
+        return identity_of(ctx.request)
+
+    def view(self, ctx: ServerRequestContext[Any, Any]) -> RunStore:
+        """The run store as this request's caller sees it: its own runs only, unless it is an operator."""
+        return owned_view(self.store, self.identity(ctx))
 
     # -- tools ---------------------------------------------------------------------------------------------------------
 
@@ -485,11 +522,13 @@ class StratumServer(Server[Any]):
             if params.name == VALIDATE_TOOL:
                 return await self._validate_tool(params)
             if params.name == STATUS_TOOL:
-                return self._status_tool(str((params.arguments or {})["run_id"]))
+                return self._status_tool(ctx, str((params.arguments or {})["run_id"]))
             if params.name == AWAIT_TOOL:
                 return await self._await_tool(ctx, params)
             if params.name == CANCEL_TOOL:
-                return await self._cancel_tool(str((params.arguments or {})["run_id"]))
+                return await self._cancel_tool(ctx, str((params.arguments or {})["run_id"]))
+            if params.name == CARD_ANSWER_TOOL:
+                return await self._resume_tool(ctx, params, from_card=True)
             return await self._resume_tool(ctx, params)
         except MCPError:
             raise
@@ -538,11 +577,12 @@ class StratumServer(Server[Any]):
         """Start a run for this call (the caller is an agent: it can do agent steps) and follow it."""
         run_id = new_id()
         engine, sampler = self._executor(ctx)
+        owner = self.identity(ctx).name
 
         async def job(observer: RunObserver, sink: ReviewSink) -> RunResult:
             with sampling_through(sampler):
                 return await engine.run(
-                    plan, flow, arguments, observer=observer, review_sink=sink, run_id=run_id, agent=True
+                    plan, flow, arguments, observer=observer, review_sink=sink, run_id=run_id, agent=True, owner=owner
                 )
 
         await self.hub.runs_changed()
@@ -754,8 +794,8 @@ class StratumServer(Server[Any]):
             for step in self.store.get_steps(run.run_id)
         )
 
-    def _record_answer(self, review: ReviewRecord, answer: Any) -> None:
-        """Record a person's answer (`ReviewAnswer`); one that lost a race to another answer is logged."""
+    def _record_answer(self, review: ReviewRecord, answer: ReviewAnswer) -> None:
+        """Record an answer with who gave it and how; one that lost a race to another answer is logged."""
         try:
             self.store.answer_review(
                 review.review_id,
@@ -763,6 +803,8 @@ class StratumServer(Server[Any]):
                 value=dict(answer.value) if answer.value is not None else None,
                 reviewer=answer.reviewer,
                 rationale=answer.rationale,
+                answered_by=answer.answered_by,
+                channel=answer.channel,
             )
         except StoreError:
             logger.info("review %s was answered elsewhere first", review.review_id)
@@ -828,8 +870,8 @@ class StratumServer(Server[Any]):
 
     # -- the handle tools ----------------------------------------------------------------------------------------
 
-    def _status_tool(self, run_id: str) -> types.CallToolResult:
-        run = self.store.get_run(run_id)
+    def _status_tool(self, ctx: ServerRequestContext[Any, Any], run_id: str) -> types.CallToolResult:
+        run = self.view(ctx).get_run(run_id)
         if run is None:
             return error_result(f"No run with id '{run_id}' (stratum://runs lists the recent ones).")
         status: str = "running" if self.runs.get(run_id) is not None else run.status
@@ -861,7 +903,7 @@ class StratumServer(Server[Any]):
         if _is_modern(ctx) and params.request_state is not None:  # the person answered the form this call showed
             return await self._continue(ctx, params, None, self._shape_of)
         run_id = str(arguments["run_id"])
-        run = self.store.get_run(run_id)
+        run = self.view(ctx).get_run(run_id)
         if run is None:
             return error_result(f"No run with id '{run_id}' (stratum://runs lists the recent ones).")
         wait = min(float(arguments.get("timeout", self.config.wait)), MAX_AWAIT)
@@ -880,7 +922,9 @@ class StratumServer(Server[Any]):
                 run = self.store.get_run(run_id) or run
         return await self._resume_run(ctx, run, shape, wait=wait, task_ok=False)
 
-    async def _cancel_tool(self, run_id: str) -> types.CallToolResult:
+    async def _cancel_tool(self, ctx: ServerRequestContext[Any, Any], run_id: str) -> types.CallToolResult:
+        if self.view(ctx).get_run(run_id) is None:
+            return error_result(f"No run with id '{run_id}' (stratum://runs lists the recent ones).")
         try:
             run = await self.cancel_run(run_id)
         except StoreError as e:
@@ -899,7 +943,7 @@ class StratumServer(Server[Any]):
         self, ctx: ServerRequestContext[Any, Any], run_id: str, budget: Mapping[str, Any]
     ) -> ToolAnswer:
         """Resume a run (paused, or stopped on its budget) with its flow's budget raised."""
-        run = self.store.get_run(run_id)
+        run = self.view(ctx).get_run(run_id)
         if run is None:
             return error_result(f"No run with id '{run_id}'.")
         stopped = run.status == "failed" and (run.error or {}).get("type") == "BudgetExceeded"
@@ -924,8 +968,9 @@ class StratumServer(Server[Any]):
         if decoded is None:
             raise MCPError(code=types.INVALID_PARAMS, message=_INVALID_STATE)
         run_id, review_id = decoded
-        review = self.store.get_review(review_id)
-        run = self.store.get_run(run_id)
+        view = self.view(ctx)
+        review = view.get_review(review_id)
+        run = view.get_run(run_id)
         if review is None or run is None or review.run_id != run_id or (flow is not None and run.flow != flow):
             raise MCPError(code=types.INVALID_PARAMS, message=_INVALID_STATE)
         if review.status == "pending":
@@ -971,8 +1016,9 @@ class StratumServer(Server[Any]):
             return None
 
     async def _resume_tool(
-        self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
+        self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams, *, from_card: bool = False
     ) -> ToolAnswer:
+        """`stratum_resume` (the agent answers, recorded as the agent) or the card's tool (a person answers)."""
         arguments = params.arguments or {}
         if _is_modern(ctx) and params.request_state is not None:
             return await self._continue(ctx, params, None, lambda run: None)
@@ -984,13 +1030,15 @@ class StratumServer(Server[Any]):
                 )
             return await self._resume_with_budget(ctx, str(arguments["run_id"]), arguments["budget"])
         review_id = str(arguments["review_id"])
-        review = self.store.get_review(review_id)
+        review = self.view(ctx).get_review(review_id)
         if review is None:
             return error_result(f"No review with id '{review_id}' (`stratum review list` shows the pending ones).")
         run = self.store.get_run(review.run_id)
         if run is None:
             return error_result(f"The run of review '{review_id}' is not in the store.")
         if review.status == "pending":
+            if review.needs_person and not from_card:
+                return error_result(_needs_person(review), run_id=run.run_id)
             action = str(arguments.get("action", "accept"))
             value: Any = None
             if action == "accept":
@@ -1008,6 +1056,8 @@ class StratumServer(Server[Any]):
                     value=value,
                     reviewer=arguments.get("reviewer") or reviewer_of(ctx.session),
                     rationale=arguments.get("rationale"),
+                    answered_by="person" if from_card else "agent",
+                    channel=APPROVAL_CARD_CHANNEL if from_card else RESUME_TOOL,
                 ),
             )
             run = self.store.get_run(review.run_id) or run
@@ -1023,7 +1073,7 @@ class StratumServer(Server[Any]):
         if _is_modern(ctx) and params.request_state is not None:  # a person answered a step met after this one
             return await self._continue(ctx, params, None, self._shape_of)
         run_id, step_id = str(arguments["run_id"]), str(arguments["step_id"])
-        run = self.store.get_run(run_id)
+        run = self.view(ctx).get_run(run_id)
         if run is None:
             return error_result(f"No run with id '{run_id}' (the run_id comes with the PAUSED result).")
         engine, sampler = self._executor(ctx)
@@ -1080,7 +1130,7 @@ class StratumServer(Server[Any]):
     async def _list_resources(
         self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListResourcesResult:
-        listed = self.resources.list(self.folder.catalog, params.cursor if params is not None else None)
+        listed = Resources(self.view(ctx)).list(self.folder.catalog, params.cursor if params is not None else None)
         if params is None or not params.cursor:
             listed.resources.insert(1, card_resource())
         return listed
@@ -1095,12 +1145,15 @@ class StratumServer(Server[Any]):
     ) -> types.ReadResourceResult:
         if str(params.uri) == CARD_URI:
             return read_card()
-        return self.resources.read(self.folder.catalog, str(params.uri))
+        return Resources(self.view(ctx)).read(self.folder.catalog, str(params.uri))
 
     async def _subscribe(
         self, ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams
     ) -> types.EmptyResult:
-        self.hub.subscribe(ctx.session, str(params.uri))
+        uri = str(params.uri)
+        run_id = uri.removeprefix("stratum://runs/").split("/", 1)[0] if uri.startswith("stratum://runs/") else None
+        if run_id is None or self.view(ctx).get_run(run_id) is not None:  # another's run: accepted, never told
+            self.hub.subscribe(ctx.session, uri)
         return types.EmptyResult()
 
     async def _unsubscribe(

@@ -47,7 +47,10 @@ class ServerConfig:
         api_key: the key sent with every model call, when the provider's own variable is not used.
         http_host: host to bind for streamable HTTP; None serves stdio.
         http_port: port to bind for streamable HTTP (0 picks a free one).
-        token: a bearer token every HTTP request must carry; None accepts any local request.
+        token: a bearer token HTTP clients may send, naming the server's own user (an operator); with neither it
+            nor `tokens_file`, `stratum serve --http` generates one and prints it.
+        tokens_file: a file of bearer tokens and the identities they name (`TOKEN NAME [operator]` a line); each
+            identity sees and answers only its own runs, an operator every run (`--tokens`, `STRATUM_TOKENS`).
         poll_interval: seconds between two scans of `plans_dir` for changes (0 disables hot reload).
         review_ttl: seconds a 2026-07-28 client may take to answer an elicitation before its sealed state expires.
         wait: seconds a tool call follows its run (including a person answering its form) before it answers with
@@ -84,6 +87,7 @@ class ServerConfig:
     http_host: str | None = None
     http_port: int = 8765
     token: str | None = None
+    tokens_file: Path | None = None
     poll_interval: float = 1.0
     review_ttl: float = 24 * 3600.0
     wait: float = 100.0
@@ -113,7 +117,7 @@ class ServerConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, /, **overrides: object) -> ServerConfig:
-        """Read the STRATUM_* variables: PLANS, STORE, MODEL, API_BASE, API_KEY, TOKEN, INFER_VIA, MODELS, and limits.
+        """Read the STRATUM_* variables: PLANS, STORE, MODEL, API_BASE, API_KEY, TOKEN(S), INFER_VIA, MODELS, limits.
 
         FORCE_MODEL names a model for every infer step (as `--force-model MODEL`).
 
@@ -131,6 +135,8 @@ class ServerConfig:
             values["store_path"] = Path(env["STRATUM_STORE"])
         if env.get("STRATUM_MODELS"):
             values["models_file"] = Path(env["STRATUM_MODELS"])
+        if env.get("STRATUM_TOKENS"):
+            values["tokens_file"] = Path(env["STRATUM_TOKENS"])
         for key, name in (
             ("model", "STRATUM_MODEL"),
             ("api_base", "STRATUM_API_BASE"),

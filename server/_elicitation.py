@@ -34,6 +34,7 @@ from stratum_core.engine import ReviewAnswer, ReviewRequest
 from stratum_core.store import ReviewRecord
 
 __all__ = [
+    "ELICITATION",
     "MAX_INVALID_ANSWERS",
     "REVIEW_INPUT_KEY",
     "Form",
@@ -53,6 +54,8 @@ __all__ = [
 logger = logging.getLogger("stratum.server")
 
 REVIEW_INPUT_KEY = "review"
+ELICITATION = "elicitation"
+"""The channel recorded for an answer a person gave in the client's elicitation form."""
 _FORM_KEYS = ("title", "description", "default", "minimum", "maximum", "minLength", "maxLength")
 _FORMATS = ("date", "date-time", "email", "uri")
 _ELICITABLE = types.ClientCapabilities(elicitation=types.ElicitationCapability())
@@ -124,7 +127,7 @@ class Form:
     def answer(self, result: types.ElicitResult, *, reviewer: str | None) -> ReviewAnswer | str:
         """The engine's answer for an elicitation result, or a line saying why the content is not acceptable."""
         if result.action != "accept":
-            return ReviewAnswer(action=result.action, reviewer=reviewer)
+            return ReviewAnswer(action=result.action, reviewer=reviewer, answered_by="person", channel=ELICITATION)
         value: dict[str, Any] = {}
         for key, raw in (result.content or {}).items():
             if key in self.json_fields and isinstance(raw, str):
@@ -139,7 +142,7 @@ class Form:
         errors = argument_errors(Draft202012Validator(dict(self.decision_schema)), value)
         if errors:
             return "; ".join(errors)
-        return ReviewAnswer(action="accept", value=value, reviewer=reviewer)
+        return ReviewAnswer(action="accept", value=value, reviewer=reviewer, answered_by="person", channel=ELICITATION)
 
 
 def _label(option: Any) -> str:

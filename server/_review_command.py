@@ -92,7 +92,7 @@ def _answer(args: argparse.Namespace) -> int:
     from server._catalog import argument_errors
     from server._elicitation import decision_schema, decision_value
     from stratum_core.engine import Engine, EngineConfig
-    from stratum_core.store import ReviewAction, SQLiteRunStore, StoreError
+    from stratum_core.store import ReviewAction, RunBusy, SQLiteRunStore, StoreError
 
     path = _store_path(args)
     if not path.exists():
@@ -125,6 +125,8 @@ def _answer(args: argparse.Namespace) -> int:
                 value=value,
                 reviewer=args.reviewer or os.environ.get("USER") or None,
                 rationale=args.rationale,
+                answered_by="person",  # someone typed this command
+                channel="cli",
             )
         except StoreError as e:
             print(f"stratum review: {e}", file=sys.stderr)
@@ -136,7 +138,11 @@ def _answer(args: argparse.Namespace) -> int:
         model, forced = model_choice(args)
         config = EngineConfig.from_env(model=model, api_base=args.api_base, force_model=forced)
         engine = Engine(store=store, config=config)
-        result = anyio.run(lambda: engine.resume(review.run_id))
+        try:
+            result = anyio.run(lambda: engine.resume(review.run_id))
+        except RunBusy as e:  # a server advances it: it goes on with the answer recorded here
+            print(f"stratum review: {e}", file=sys.stderr)
+            return 0
         print(f"run {result.run_id}: {result.status}")
         if result.status == "succeeded":
             print(json.dumps(result.output, indent=2, ensure_ascii=False, default=str))

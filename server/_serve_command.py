@@ -21,11 +21,13 @@ from stratum_core.observability import add_otel_option
 
 if TYPE_CHECKING:
     from server._config import ServerConfig
+    from server._identity import TokenTable
     from stratum_core.observability import OTelExporter
 
-__all__ = ["COMMAND", "READY_PREFIX", "terminal_help"]
+__all__ = ["COMMAND", "READY_PREFIX", "TOKEN_PREFIX", "terminal_help"]
 
 READY_PREFIX = "stratum: listening on "
+TOKEN_PREFIX = "stratum: token: "
 _MEMORY = ":memory:"
 
 
@@ -65,7 +67,18 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         help="serve streamable HTTP at http://HOST:PORT/mcp instead of stdio (HOST defaults to 127.0.0.1; port 0 "
         "picks a free one)",
     )
-    parser.add_argument("--token", metavar="T", help="bearer token HTTP clients must send (default: $STRATUM_TOKEN)")
+    parser.add_argument(
+        "--token",
+        metavar="T",
+        help="bearer token HTTP clients send, naming the server's own user, who sees every run (default: "
+        "$STRATUM_TOKEN; with neither this nor --tokens, a token is generated and printed)",
+    )
+    parser.add_argument(
+        "--tokens",
+        metavar="FILE",
+        help="bearer tokens of several identities, one 'TOKEN NAME [operator]' a line: each sees and answers only "
+        "its own runs, an operator every run (default: $STRATUM_TOKENS)",
+    )
     parser.add_argument(
         "--wait",
         metavar="SECONDS",
@@ -113,6 +126,7 @@ def _run(args: argparse.Namespace) -> int:
         "force_model": forced,
         "api_base": args.api_base,
         "token": args.token,
+        "tokens_file": Path(args.tokens) if args.tokens else None,
         "poll_interval": args.poll,
         "infer_via": args.infer_via,
         "models_file": Path(args.models) if args.models else None,
@@ -142,7 +156,22 @@ def _run(args: argparse.Namespace) -> int:
     if args.store == _MEMORY:
         config = ServerConfig(**{**config.__dict__, "store_path": None})
     if config.http_host is not None:
-        return _serve(args, config)
+        from server._identity import TokenTable, is_loopback
+
+        try:
+            tokens = TokenTable.configured(token=config.token, tokens_file=config.tokens_file)
+        except ValueError as e:
+            print(f"stratum serve: {e}", file=sys.stderr)
+            return 2
+        if tokens is None and not is_loopback(config.http_host):
+            print(
+                f"stratum serve: --http {args.http}: serving beyond this machine needs a configured token: give "
+                "--token T (or $STRATUM_TOKEN) or --tokens FILE (or $STRATUM_TOKENS); a generated token is only "
+                "made for a loopback address (127.0.0.1, ::1, localhost)",
+                file=sys.stderr,
+            )
+            return 2
+        return _serve(args, config, tokens=tokens)
     from server._transport import claim_stdout, release_stdout
 
     # stdio: stdout is the protocol's alone, from before anything else can write to it (LiteLLM's import, a plan's
@@ -154,8 +183,17 @@ def _run(args: argparse.Namespace) -> int:
         release_stdout(wire)
 
 
-def _serve(args: argparse.Namespace, config: ServerConfig, *, wire: BinaryIO | None = None) -> int:
-    """Build the server and serve it until the client goes (stdio) or the process is stopped (HTTP)."""
+def _serve(
+    args: argparse.Namespace,
+    config: ServerConfig,
+    *,
+    wire: BinaryIO | None = None,
+    tokens: TokenTable | None = None,
+) -> int:
+    """Build the server and serve it until the client goes (stdio) or the process is stopped (HTTP).
+
+    Over HTTP without configured `tokens`, a token is generated and printed with the URL (as notebook servers do).
+    """
     import anyio
 
     from server._app import build_server
@@ -179,7 +217,21 @@ def _serve(args: argparse.Namespace, config: ServerConfig, *, wire: BinaryIO | N
         print(f"stratum serve: {e}", file=sys.stderr)
         return 1
 
+    generated: str | None = None
+    if config.http_host is not None and tokens is None:
+        from server._identity import TokenTable, generate_token
+
+        generated = generate_token()
+        tokens = TokenTable.single(generated)
+
     def ready(url: str) -> None:
+        if generated is not None:  # printed before the URL line, so whoever waits for the URL has it already
+            print(f"{TOKEN_PREFIX}{generated}", file=sys.stderr, flush=True)
+            print(
+                f"stratum: clients connect to {url} with the header 'Authorization: Bearer {generated}'",
+                file=sys.stderr,
+                flush=True,
+            )
         print(f"{READY_PREFIX}{url}", file=sys.stderr, flush=True)
 
     at_terminal = config.http_host is None and sys.stdin.isatty()
@@ -192,7 +244,8 @@ def _serve(args: argparse.Namespace, config: ServerConfig, *, wire: BinaryIO | N
         else:
             from server._transport import serve_http
 
-            await serve_http(server, host=config.http_host, port=config.http_port, token=config.token, on_ready=ready)
+            assert tokens is not None
+            await serve_http(server, host=config.http_host, port=config.http_port, tokens=tokens, on_ready=ready)
 
     async def main() -> None:
         """Serve until the client leaves or SIGTERM arrives; either way runs still going are put down, recorded."""
@@ -236,7 +289,7 @@ def terminal_help(plans: Path, tools: int) -> str:
             "is nothing to type here. To use it:",
             f"  Claude Code:    claude mcp add stratum -- {command}",
             f"  MCP Inspector:  npx @modelcontextprotocol/inspector {command}",
-            "  Over HTTP:      stratum serve --http 127.0.0.1:8765   (clients connect to http://127.0.0.1:8765/mcp)",
+            "  Over HTTP:      stratum serve --http 127.0.0.1:8765   (it prints the URL and a bearer token)",
             f"Serving {tools} flow tool(s) from {plans} on this terminal anyway; press Ctrl-C to stop.",
         ]
     )

@@ -205,7 +205,7 @@ class TaskMethods:
     def _run(self, ctx: ServerRequestContext[Any, Any], task_id: str) -> RunRecord:
         if not client_wants_tasks(ctx):
             raise _missing_capability()
-        run = self._server.store.get_run(task_id)
+        run = self._server.view(ctx).get_run(task_id)
         if run is None:
             raise MCPError(code=types.INVALID_PARAMS, message="Failed to retrieve task: Task not found")
         return run

@@ -1,13 +1,13 @@
 """Running the server: stdio (what Claude Code spawns) or streamable HTTP on a local port.
 
 HTTP binds 127.0.0.1 unless told otherwise, keeps the SDK's DNS-rebinding protection (Host and Origin must name
-the bound host), and may require a bearer token on every request. Nothing is ever written to stdout but the
-protocol: logs go to stderr.
+the bound host), and requires a bearer token on every request: each known token names an identity
+(`_identity.py`), which owns the runs it starts. Nothing is ever written to stdout but the protocol: logs go to
+stderr.
 """
 
 from __future__ import annotations
 
-import hmac
 import io
 import ipaddress
 import json
@@ -23,6 +23,7 @@ from mcp.server.stdio import stdio_server
 from mcp.server.transport_security import TransportSecuritySettings
 
 from server._app import StratumServer
+from server._identity import IDENTITY_SCOPE_KEY, TokenTable
 from server._limits import BodyLimit
 from server._stdin import claimed_stdin
 
@@ -91,17 +92,23 @@ def transport_security(host: str) -> TransportSecuritySettings:
 
 
 class BearerToken:
-    """ASGI middleware: every HTTP request must carry `Authorization: Bearer <token>` (compared in constant time)."""
+    """ASGI middleware: every HTTP request must carry `Authorization: Bearer <token>` with a known token.
 
-    def __init__(self, app: ASGIApp, token: str) -> None:
+    The identity the token names goes into the scope (`IDENTITY_SCOPE_KEY`) for the request handlers. `tokens` is
+    a token table, or one token (the server's own user).
+    """
+
+    def __init__(self, app: ASGIApp, tokens: TokenTable | str) -> None:
         self.app = app
-        self._expected = f"Bearer {token}".encode()
+        self._tokens = TokenTable.single(tokens) if isinstance(tokens, str) else tokens
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("type") == "http":
             headers = dict(scope.get("headers") or [])
             given = headers.get(b"authorization", b"")
-            if not hmac.compare_digest(given, self._expected):
+            scheme, _, token = given.partition(b" ")
+            identity = self._tokens.identify(token.strip()) if scheme.lower() == b"bearer" else None
+            if identity is None:
                 error, description = _token_problem(given)
                 body = json.dumps({"error": error, "error_description": description})
                 challenge = f'Bearer realm="stratum", error="{error}", error_description="{description}"'
@@ -117,6 +124,7 @@ class BearerToken:
                 )
                 await send({"type": "http.response.body", "body": body.encode()})
                 return
+            scope = {**scope, IDENTITY_SCOPE_KEY: identity}
         await self.app(scope, receive, send)
 
 
@@ -127,7 +135,7 @@ def _token_problem(given: bytes) -> tuple[str, str]:
     scheme, _, token = given.partition(b" ")
     if scheme.lower() != b"bearer" or not token.strip():
         return "invalid_request", "the Authorization header must be 'Bearer <token>'"
-    return "invalid_token", "the bearer token is wrong (it is not the one the server was started with)"
+    return "invalid_token", "the bearer token is wrong (it is not one the server was started with)"
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -145,21 +153,19 @@ async def serve_http(
     *,
     host: str = "127.0.0.1",
     port: int = 8765,
-    token: str | None = None,
+    tokens: TokenTable | str,
     on_ready: Callable[[str], None] | None = None,
 ) -> None:
     """Serve streamable HTTP at `http://host:port/mcp` until interrupted; `on_ready` gets the URL once bound.
 
+    Every request must carry one of `tokens` (a table of tokens and the identities they name, or one token).
     Port 0 picks a free port; the URL passed to `on_ready` (and logged) names it.
     """
     import uvicorn
 
     app: ASGIApp = server.streamable_http_app(host=host, transport_security=transport_security(host))
     app = BodyLimit(app, server.config.max_message_bytes)
-    if token:
-        app = BearerToken(app, token)
-    elif host not in ("127.0.0.1", "localhost", "::1"):
-        logger.warning("serving on %s without a token: anyone who can reach this port can run flows", host)
+    app = BearerToken(app, tokens)
     sock = _bind(host, port)
     bound_port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host

@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import mcp.types as types
-from mcp import StdioServerParameters
+from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 
 from server import ServerConfig, StratumServer, build_server
-from server._serve_command import READY_PREFIX
+from server._serve_command import READY_PREFIX, TOKEN_PREFIX
 from stratum_core.testing import FakeLLM
 
 HERE = Path(__file__).parent
@@ -69,19 +71,25 @@ def server_env(llm: FakeLLM | None = None) -> dict[str, str]:
 
 
 class HttpServer:
-    """`stratum serve --http 127.0.0.1:0` in a subprocess; `url` is known once it listens."""
+    """`stratum serve --http 127.0.0.1:0` in a subprocess; `url` is known once it listens, and `token` with it.
+
+    `token` is the one the server generated and printed, else None (the command line gave tokens).
+    """
 
     def __init__(self, command: list[str], env: dict[str, str]) -> None:
         self.process = subprocess.Popen(
             [*command, "--http", "127.0.0.1:0"], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
         )
         self.lines: list[str] = []
+        self.token: str | None = None
         ready: queue.Queue[str] = queue.Queue()
 
         def drain() -> None:
             assert self.process.stderr is not None
             for line in self.process.stderr:
                 self.lines.append(line)
+                if line.startswith(TOKEN_PREFIX):
+                    self.token = line[len(TOKEN_PREFIX) :].strip()
                 if line.startswith(READY_PREFIX):
                     ready.put(line[len(READY_PREFIX) :].strip())
             ready.put("")
@@ -91,6 +99,11 @@ class HttpServer:
         self.url = ready.get(timeout=30)
         if not self.url:
             raise RuntimeError("stratum serve --http exited:\n" + "".join(self.lines))
+
+    def client(self, mode: str = "legacy", *, token: str | None = None, **kwargs: Any) -> _ClosingClient:
+        """An SDK client of this server sending `token` (default: the generated one) as its bearer token."""
+        http = create_mcp_http_client(headers={"Authorization": f"Bearer {token or self.token}"})
+        return _ClosingClient(http, Client(streamable_http_client(self.url, http_client=http), mode=mode, **kwargs))
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGINT)
@@ -107,3 +120,21 @@ class HttpServer:
 def stdio_params(command: list[str], env: dict[str, str]) -> StdioServerParameters:
     """How the SDK client spawns `stratum serve` over stdio."""
     return StdioServerParameters(command=command[0], args=command[1:], env=env)
+
+
+class _ClosingClient:
+    """An SDK client that also closes the HTTP client it was given when it closes."""
+
+    def __init__(self, http: Any, client: Client) -> None:
+        self._http = http
+        self._client = client
+
+    async def __aenter__(self) -> Client:
+        await self._http.__aenter__()
+        return await self._client.__aenter__()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        try:
+            await self._client.__aexit__(*exc)
+        finally:
+            await self._http.__aexit__(*exc)

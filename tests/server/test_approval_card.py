@@ -96,7 +96,7 @@ async def test_the_card_shows_the_decision_and_answers_through_the_host_bridge(
     assert calls_after_invalid == 0  # an invalid answer is never sent
     assert calls == [
         {
-            "name": "stratum_resume",
+            "name": "stratum_card_answer",
             "arguments": {
                 "review_id": review_id,
                 "action": "accept",
@@ -106,3 +106,4 @@ async def test_the_card_shows_the_decision_and_answers_through_the_host_bridge(
     ]
     assert outcome is not None and '"title": "Rain tomorrow"' in outcome and '"priority": 4' in outcome
     assert review is not None and review.value == {"approve": True, "priority": 4, "reason": "useful"}
+    assert (review.answered_by, review.channel) == ("person", "approval_card")

@@ -237,7 +237,9 @@ def http_server(tmp_path_factory: pytest.TempPathFactory, fake_llm: FakeLLM) -> 
 
 async def test_over_http_a_client_does_everything(http_server: HttpServer, mode: str) -> None:
     inbox = Inbox()
-    async with inbox.client(http_server.url, mode, log_level="info") as client:
+    async with http_server.client(
+        mode, elicitation_callback=inbox.elicit, message_handler=inbox.message, log_level="info"
+    ) as client:
         await exercise(client, inbox, mode)
 
 
@@ -245,11 +247,13 @@ async def test_over_http_a_paused_run_resumes_after_a_restart(tmp_path: Path, mo
     store = tmp_path / "runs.db"
 
     class Spawn:
-        async def __aenter__(self) -> str:
+        async def __aenter__(self) -> Any:
             self.server = HttpServer(serve_command(TEST_PLANS, store), server_env())
-            return self.server.url
+            self.http = create_mcp_http_client(headers={"Authorization": f"Bearer {self.server.token}"})
+            return streamable_http_client(self.server.url, http_client=self.http)
 
         async def __aexit__(self, *exc: Any) -> None:
+            await self.http.aclose()
             self.server.stop()
 
     await resume_after_restart(Spawn, mode, store)
@@ -283,9 +287,11 @@ def post(url: str, headers: dict[str, str]) -> int:
 
 async def test_over_http_dns_rebinding_is_refused(http_server: HttpServer) -> None:
     host = http_server.url.split("/")[2]
-    assert await anyio.to_thread.run_sync(post, http_server.url, {}) == 200
-    assert await anyio.to_thread.run_sync(post, http_server.url, {"Host": "evil.example"}) == 421
-    assert await anyio.to_thread.run_sync(post, http_server.url, {"Host": host, "Origin": "http://evil.example"}) == 403
+    auth = {"Authorization": f"Bearer {http_server.token}"}
+    assert await anyio.to_thread.run_sync(post, http_server.url, auth) == 200
+    assert await anyio.to_thread.run_sync(post, http_server.url, {**auth, "Host": "evil.example"}) == 421
+    evil_origin = {**auth, "Host": host, "Origin": "http://evil.example"}
+    assert await anyio.to_thread.run_sync(post, http_server.url, evil_origin) == 403
 
 
 async def test_over_http_a_token_is_required_when_set(tmp_path: Path) -> None:
