@@ -100,10 +100,12 @@ from stratum_core.store import (
     MemoryRunStore,
     ReviewAction,
     ReviewRecord,
+    RunBusy,
     RunRecord,
     RunStore,
     SQLiteRunStore,
     StoreError,
+    lease_is_live,
 )
 from stratum_core.store._records import new_id
 
@@ -139,8 +141,9 @@ _RESUME_INPUT: dict[str, Any] = {
         "run_id": {
             "type": "string",
             "minLength": 1,
-            "description": "Instead of a review_id: a run to resume with a raised `budget` (one that stopped on its "
-            "budget, or is paused); finished steps are not run again.",
+            "description": "Instead of a review_id: a run to resume by id: one a stopped or killed server left "
+            "behind, or (with `budget`) one that stopped on its budget or is paused; finished steps are not run "
+            "again.",
         },
         "budget": {
             "type": "object",
@@ -175,8 +178,8 @@ _RESUME_TOOL_DEF = types.Tool(
     title="Resume a paused Stratum run",
     description=(
         "Answer the human decision a paused Stratum run waits for (its review_id comes with the PAUSED result, or "
-        "from stratum://runs), then continue the run from its checkpoint. Or resume a run that stopped on its budget "
-        "with a larger one (run_id and budget). Returns the run's outcome: "
+        "from stratum://runs), then continue the run from its checkpoint. Or resume a run by run_id: one a stopped "
+        "server left behind, or (with budget) one that stopped on its budget. Returns the run's outcome: "
         '{"run_id", "flow", "status", "output"}.'
     ),
     input_schema=_RESUME_INPUT,
@@ -234,6 +237,15 @@ def _error_dict(error: RunError | None, status: str) -> dict[str, Any]:
     if type(error) is RunError and isinstance(cause, StratumError) and not isinstance(cause, RunError):
         data["type"] = type(cause).__name__  # e.g. ConfigurationError: no model configured
     return data
+
+
+def _busy_result(run_id: str, holder: str | None) -> types.CallToolResult:
+    """The answer to a call on a run another process (or call) is advancing now."""
+    return error_result(
+        f"The run {run_id} is being advanced elsewhere (by {holder or 'another server process'}): your call did not "
+        "change it. Wait for it to pause or end (stratum_status shows where it is), then call again.",
+        run_id=run_id,
+    )
 
 
 def _needs_person(review: ReviewRecord) -> str:
@@ -420,7 +432,8 @@ class StratumServer(Server[Any]):
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[StratumServer]:
-        """Run the background work (hot reload) while the context is open."""
+        """Run the background work (hot reload) while the context is open; log the runs dead servers left running."""
+        self.runs.report_interrupted()
         async with anyio.create_task_group() as tg:
             if self.config.poll_interval > 0:
                 tg.start_soon(self.watch_plans)
@@ -532,6 +545,8 @@ class StratumServer(Server[Any]):
             return await self._resume_tool(ctx, params)
         except MCPError:
             raise
+        except RunBusy as e:
+            return _busy_result(e.run_id, e.holder)
         except StratumError as e:
             logger.warning("tool %s: %s", params.name, e)
             return error_result(f"{type(e).__name__}: {e}")
@@ -766,12 +781,20 @@ class StratumServer(Server[Any]):
         task_ok: bool = True,
         budget: Budget | None = None,
     ) -> ToolAnswer:
-        """Go on with a run (an answer was recorded, or it was put down) and follow it; a finished one is answered."""
+        """Go on with a run and follow it: an answer was recorded, it was put down, or a dead server left it running.
+
+        A finished run is answered; one another process advances is refused ("being advanced elsewhere").
+        """
         active = self.runs.get(run.run_id)
         if active is None:
-            waiting = run.status != "paused" or self._paused(run).review is not None or self._awaits_agent(run)
-            if waiting and budget is None:
-                return self._stored_answer(ctx, run, shape)
+            if run.status == "running":
+                if lease_is_live(run.lease_holder, run.lease_expires, now=time.time()):
+                    return _busy_result(run.run_id, run.lease_holder)
+                logger.info("run %s was left running by a server that stopped: resuming it", run.run_id)
+            else:
+                waiting = run.status != "paused" or self._paused(run).review is not None or self._awaits_agent(run)
+                if waiting and budget is None:
+                    return self._stored_answer(ctx, run, shape)
             engine, sampler = self._executor(ctx)
 
             async def job(observer: RunObserver, sink: ReviewSink) -> RunResult:
@@ -886,6 +909,8 @@ class StratumServer(Server[Any]):
                 data["waiting_for"] = "agent"
             elif "interrupted" in run.attributes:
                 data["interrupted"] = run.attributes["interrupted"]
+        elif status == "running" and not lease_is_live(run.lease_holder, run.lease_expires, now=time.time()):
+            data["interrupted"] = "left running by a server that stopped: resume it with stratum_resume(run_id)"
         elif run.status == "succeeded":
             data["output"] = run.output
         elif run.status in ("failed", "cancelled") and run.error:
@@ -938,6 +963,20 @@ class StratumServer(Server[Any]):
             is_error=False,
             _meta={"stratum/run_id": run_id, "stratum/status": run.status},
         )
+
+    async def _resume_by_id(self, ctx: ServerRequestContext[Any, Any], run_id: str) -> ToolAnswer:
+        """Resume a run by its id: one a dead server left running, or one put down when a server stopped.
+
+        A run waiting for a decision answers with that decision (answer it by review_id); a finished run with its
+        outcome; a run another process advances with "being advanced elsewhere".
+        """
+        run = self.view(ctx).get_run(run_id)
+        if run is None:
+            return error_result(f"No run with id '{run_id}' (stratum://runs lists the recent ones).")
+        if run.status == "paused" and "interrupted" in run.attributes and self.runs.get(run_id) is None:
+            attributes = {key: value for key, value in run.attributes.items() if key != "interrupted"}
+            run = self.store.update_run(run_id, attributes=attributes)
+        return await self._resume_run(ctx, run, None)
 
     async def _resume_with_budget(
         self, ctx: ServerRequestContext[Any, Any], run_id: str, budget: Mapping[str, Any]
@@ -1023,11 +1062,13 @@ class StratumServer(Server[Any]):
         if _is_modern(ctx) and params.request_state is not None:
             return await self._continue(ctx, params, None, lambda run: None)
         if "review_id" not in arguments:
-            if "run_id" not in arguments or "budget" not in arguments:
+            if "run_id" not in arguments:
                 return error_result(
-                    f"Invalid arguments for '{RESUME_TOOL}':\nreview_id: required field is missing (or pass run_id "
-                    "and budget, to resume a run with a larger budget)"
+                    f"Invalid arguments for '{RESUME_TOOL}':\nreview_id: required field is missing (or pass run_id: "
+                    "a run a stopped server left behind, or with budget, a run to resume with a larger budget)"
                 )
+            if "budget" not in arguments:
+                return await self._resume_by_id(ctx, str(arguments["run_id"]))
             return await self._resume_with_budget(ctx, str(arguments["run_id"]), arguments["budget"])
         review_id = str(arguments["review_id"])
         review = self.view(ctx).get_review(review_id)

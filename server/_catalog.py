@@ -58,6 +58,7 @@ DESCRIPTION_LIMIT = 2048
 RESERVED_TOOL_NAMES = frozenset(
     {
         "stratum_resume",
+        "stratum_card_answer",
         "stratum_step_done",
         "stratum_validate",
         "stratum_run",

@@ -24,7 +24,7 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from stratum_core.engine import Engine, ReviewAnswer, ReviewRequest, RunObserver, RunResult
-from stratum_core.store import RunRecord, RunStore, StoreError
+from stratum_core.store import RunBusy, RunRecord, RunStore, StoreError
 
 __all__ = ["ActiveRun", "Follower", "Job", "Progress", "RunManager"]
 
@@ -191,6 +191,23 @@ class RunManager:
                 self.engine.interrupt(active.run_id, reason)
                 active.scope.cancel()
 
+    def report_interrupted(self) -> None:
+        """Log the runs a dead server left running (its lease is dead): they go on when resumed by run id."""
+        try:
+            found = self.engine.interrupted_runs()
+        except StoreError:
+            logger.exception("could not look for runs left running by a server that stopped")
+            return
+        for run in found:
+            logger.warning(
+                "run %s of '%s' was left running by a server that stopped (%s): resume it with stratum_resume "
+                '{"run_id": "%s"} (finished steps are not run again)',
+                run.run_id,
+                run.flow,
+                run.lease_holder or "no holder recorded",
+                run.run_id,
+            )
+
     async def _pick_up(self, resume: Callable[[RunRecord], Job | None]) -> None:
         cursor: str | None = None
         while True:
@@ -243,6 +260,9 @@ class RunManager:
                     active.result = await job(tracker, _FollowerSink(active))
                 except anyio.get_cancelled_exc_class():
                     raise
+                except RunBusy as e:  # another process holds the run's lease: it goes on there
+                    logger.info("run %s: %s", active.run_id, e)
+                    active.error = e
                 except Exception as e:
                     logger.exception("run %s failed outside the engine", active.run_id)
                     active.error = e

@@ -172,12 +172,12 @@ async def serve_http(
     url = f"http://{shown}:{bound_port}/mcp"
     config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False, ws="none")
     web = uvicorn.Server(config)
-    # The socket listens already: a client connecting now waits in the backlog until uvicorn accepts it.
-    logger.info("serving MCP over HTTP at %s", url)
-    if on_ready is not None:
-        on_ready(url)
     try:
         async with server.running():
+            # The socket listens already: a client connecting now waits in the backlog until uvicorn accepts it.
+            logger.info("serving MCP over HTTP at %s", url)
+            if on_ready is not None:
+                on_ready(url)
             await web.serve(sockets=[sock])
     finally:
         sock.close()
