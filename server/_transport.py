@@ -16,16 +16,16 @@ import os
 import socket
 import sys
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO
 
 import anyio
-from mcp.server.stdio import stdio_server
 from mcp.server.transport_security import TransportSecuritySettings
 
 from server._app import StratumServer
 from server._identity import IDENTITY_SCOPE_KEY, TokenTable
 from server._limits import BodyLimit
 from server._stdin import claimed_stdin
+from server._stdio import stdio_streams
 
 __all__ = ["BearerToken", "claim_stdout", "release_stdout", "serve_http", "serve_stdio", "transport_security"]
 
@@ -44,19 +44,23 @@ _LOCAL_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
 async def serve_stdio(server: StratumServer, *, wire: BinaryIO | None = None) -> None:
     """Serve one client over stdin/stdout until it closes stdin or the process is interrupted.
 
-    Plans are watched meanwhile. Stdin is read by a daemon thread, so an interrupted server never waits for a line.
-    `wire` is the protocol's own stdout when the caller already took it (`claim_stdout`); else the SDK claims fd 1.
+    Plans are watched meanwhile. Stdin is read by a daemon thread, so an interrupted server never waits for a line;
+    a malformed line is answered with a JSON-RPC error (`_stdio.py`). `wire` is the protocol's own stdout when the
+    caller already took it (`claim_stdout`); else it is claimed here, and given back at the end.
     """
-    stdout = None
-    if wire is not None:  # a view of the caller's descriptor: closing it (or collecting it) leaves `wire` open
+    own = wire is None
+    if wire is None:
+        wire = claim_stdout()
+    try:
+        # a view of the wire's descriptor: closing it (or collecting it) leaves `wire` open
         view = open(wire.fileno(), "wb", buffering=0, closefd=False)
         stdout = anyio.wrap_file(io.TextIOWrapper(view, encoding="utf-8", write_through=True))
-    with claimed_stdin(max_line=server.config.max_message_bytes) as lines:
-        async with (
-            server.running(),
-            stdio_server(stdin=cast(Any, lines), stdout=stdout) as (read_stream, write_stream),
-        ):
-            await server.run(read_stream, write_stream, server.create_initialization_options())
+        with claimed_stdin(max_line=server.config.max_message_bytes) as lines:
+            async with server.running(), stdio_streams(lines, stdout) as (read_stream, write_stream):
+                await server.run(read_stream, write_stream, server.create_initialization_options())
+    finally:
+        if own:
+            release_stdout(wire)
 
 
 def claim_stdout() -> BinaryIO:

@@ -112,10 +112,11 @@ async def test_an_http_body_over_the_limit_is_answered_413_before_the_app_reads_
 async def test_a_stdio_line_over_the_limit_is_dropped_without_being_held_and_the_next_line_is_read() -> None:
     import io
 
-    from server._stdin import DaemonLines
+    from server._stdin import DaemonLines, Oversize
 
     raw = io.BytesIO(b'{"big": "' + b"x" * 500_000 + b'"}\n{"jsonrpc": "2.0", "method": "ping", "id": 1}\n')
     lines = DaemonLines(raw, max_line=1_000)
     received = [line async for line in lines]
     lines._receive.close()  # what the transport does when it stops reading
-    assert received == ['{"jsonrpc": "2.0", "method": "ping", "id": 1}\n']
+    head = ('{"big": "' + "x" * 500_000)[:1_001]  # what was read before the line was known to be too long
+    assert received == [Oversize(head=head, limit=1_000), '{"jsonrpc": "2.0", "method": "ping", "id": 1}\n']
