@@ -1,15 +1,17 @@
 """Ad-hoc plans written by the calling agent: the `stratum_validate` and `stratum_run` tools.
 
 Such a plan is untrusted text. It is loaded with `untrusted=True`: compute `call:` targets are refused (nothing is
-imported; expressions run in the sandbox), and its size, functions, flows, steps and calls per step are bounded by
-the loader. Its runs are recorded like any other, under a source name made from the text's hash
+imported; expressions run in the sandbox), its size, functions, flows, steps and calls per step are bounded by
+the loader, its JSON Schema patterns must run in RE2, and its infer functions may name only the server's configured
+models (checked when it is validated or loaded, and again when a step runs). Its runs are recorded like any
+other, under a source name made from the text's hash
 (`<agent plan 1a2b3c4d>`), so the trace resources, `stratum runs` and resuming work the same.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import mcp.types as types
@@ -122,11 +124,14 @@ def agent_plan_source(text: str) -> str:
     return f"<agent plan {hashlib.sha256(text.encode('utf-8', errors='replace')).hexdigest()[:8]}>"
 
 
-def load_agent_plan(text: str) -> Plan:
-    """Load an agent's plan as untrusted text; raises PlanError with every problem, located."""
+def load_agent_plan(text: str, *, allowed_models: Collection[str] | None = None) -> Plan:
+    """Load an agent's plan as untrusted text; raises PlanError with every problem, located.
+
+    `allowed_models`: the only models its infer functions may name (the server's configured ones; None: any).
+    """
     source = agent_plan_source(text)
     try:
-        return load_plan_text(text, source=source, untrusted=True)
+        return load_plan_text(text, source=source, untrusted=True, allowed_models=allowed_models)
     except PlanError:
         raise
     except StratumError as e:  # anything else the loader refuses is still a problem of the text
@@ -138,10 +143,10 @@ def _problem(problem: Problem) -> dict[str, Any]:
     return {**found, "hint": problem.hint} if problem.hint else found
 
 
-def validation_report(text: str) -> dict[str, Any]:
-    """`{valid, problems, flows}` for an agent's plan."""
+def validation_report(text: str, *, allowed_models: Collection[str] | None = None) -> dict[str, Any]:
+    """`{valid, problems, flows}` for an agent's plan (`allowed_models` as for `load_agent_plan`)."""
     try:
-        plan = load_agent_plan(text)
+        plan = load_agent_plan(text, allowed_models=allowed_models)
     except PlanError as e:
         report: dict[str, Any] = {"valid": False, "problems": [_problem(p) for p in e.problems], "flows": []}
         return {**report, "more": e.more} if e.more else report

@@ -96,6 +96,7 @@ from stratum_core.errors import PlanError, RunCancelled, RunError, StratumError
 from stratum_core.llm import LLMClient
 from stratum_core.llm._models_file import load_models_file
 from stratum_core.plan import Budget, Plan
+from stratum_core.plan._patterns import SchemaValidator
 from stratum_core.store import (
     MemoryRunStore,
     ReviewAction,
@@ -1087,7 +1088,7 @@ class StratumServer(Server[Any]):
                 if "answer" not in arguments:
                     return error_result(f"To accept, pass `answer`: a decision matching {json.dumps(schema)}.")
                 value = decision_value(arguments["answer"], schema)
-                problems = argument_errors(Draft202012Validator(schema), value)
+                problems = argument_errors(SchemaValidator(schema), value)
                 if problems:
                     return error_result("The answer does not match the decision schema:\n" + "\n".join(problems))
             self._record_answer(
@@ -1142,9 +1143,16 @@ class StratumServer(Server[Any]):
         prefix = f"Accepted: your output for step '{step_id}'." if submission.accepted else None
         return self._answer(ctx, submission.result, run.flow, self._shape_of(run), prefix=prefix)
 
+    def allowed_models(self) -> frozenset[str] | None:
+        """The models a client's plan may name: the configured ones (None: any, when one model is forced on all)."""
+        config = self.engine.config
+        return None if config.force_model and config.model else config.configured_models
+
     async def _validate_tool(self, params: types.CallToolRequestParams) -> types.CallToolResult:
         arguments = params.arguments or {}
-        report = await anyio.to_thread.run_sync(validation_report, str(arguments["plan"]))
+        report = await anyio.to_thread.run_sync(
+            lambda: validation_report(str(arguments["plan"]), allowed_models=self.allowed_models())
+        )
         return types.CallToolResult(
             content=[types.TextContent(type="text", text=json.dumps(report, ensure_ascii=False))],
             structured_content=report,
@@ -1157,7 +1165,9 @@ class StratumServer(Server[Any]):
         if _is_modern(ctx) and params.request_state is not None:
             return await self._continue(ctx, params, None, lambda run: None)
         try:
-            plan = await anyio.to_thread.run_sync(load_agent_plan, str(arguments["plan"]))
+            plan = await anyio.to_thread.run_sync(
+                lambda: load_agent_plan(str(arguments["plan"]), allowed_models=self.allowed_models())
+            )
         except PlanError as e:
             return error_result(problems_text(e) + "\n(stratum_validate checks a plan without running it.)")
         chosen = choose_flow(plan, arguments, self.engine.input_errors)

@@ -35,6 +35,7 @@ from stratum_core.plan import (
     Plan,
     RaceStep,
 )
+from stratum_core.plan._patterns import SchemaValidator
 from stratum_core.plan._schema import contract_schema, fields_schema, type_schema
 
 __all__ = [
@@ -312,7 +313,7 @@ def build_tool(name: str, plan_name: str, path: Path, plan: Plan, flow: Flow) ->
         output_schema=output_schema,
         annotations=_annotations(plan, flow, title),
     )
-    validator = Draft202012Validator(input_schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    validator = SchemaValidator(input_schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
     return FlowTool(
         name=name,
         plan_name=plan_name,
@@ -324,7 +325,7 @@ def build_tool(name: str, plan_name: str, path: Path, plan: Plan, flow: Flow) ->
         output_schema=output_schema,
         wraps_output=wraps,
         validator=validator,
-        output_validator=Draft202012Validator(output_schema) if output_schema is not None else None,
+        output_validator=SchemaValidator(output_schema) if output_schema is not None else None,
     )
 
 

@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import mcp.types as types
-from jsonschema import Draft202012Validator
 from mcp.server.session import ServerSession
 from mcp.shared.exceptions import MCPError
 
 from server._catalog import argument_errors
 from stratum_core.engine import ReviewAnswer, ReviewRequest
+from stratum_core.plan._patterns import SchemaValidator
 from stratum_core.store import ReviewRecord
 
 __all__ = [
@@ -139,7 +139,7 @@ class Form:
                 value[key] = self.labels[key][raw]
             else:
                 value[key] = raw
-        errors = argument_errors(Draft202012Validator(dict(self.decision_schema)), value)
+        errors = argument_errors(SchemaValidator(dict(self.decision_schema)), value)
         if errors:
             return "; ".join(errors)
         return ReviewAnswer(action="accept", value=value, reviewer=reviewer, answered_by="person", channel=ELICITATION)

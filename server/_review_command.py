@@ -87,11 +87,11 @@ def _answer(args: argparse.Namespace) -> int:
     import os
 
     import anyio
-    from jsonschema import Draft202012Validator
 
     from server._catalog import argument_errors
     from server._elicitation import decision_schema, decision_value
     from stratum_core.engine import Engine, EngineConfig
+    from stratum_core.plan._patterns import SchemaValidator
     from stratum_core.store import ReviewAction, RunBusy, SQLiteRunStore, StoreError
 
     path = _store_path(args)
@@ -112,7 +112,7 @@ def _answer(args: argparse.Namespace) -> int:
             except ValueError as e:
                 print(f"stratum review: --value is not JSON: {e}", file=sys.stderr)
                 return 2
-            errors = argument_errors(Draft202012Validator(schema), value)
+            errors = argument_errors(SchemaValidator(schema), value)
             if errors:
                 print("stratum review: the answer does not match the decision schema:", file=sys.stderr)
                 for line in errors:

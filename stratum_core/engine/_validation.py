@@ -11,6 +11,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from stratum_core._capped import first_errors, more_line
+from stratum_core.plan._patterns import SchemaValidator
 from stratum_core.plan._schema import canonical_json
 
 __all__ = ["schema_violations"]
@@ -20,7 +21,8 @@ _MAX_VIOLATIONS = 10
 
 @functools.lru_cache(maxsize=1024)
 def _validator(schema_json: str) -> Draft202012Validator:
-    return Draft202012Validator(json.loads(schema_json))
+    validator: Draft202012Validator = SchemaValidator(json.loads(schema_json))  # patterns run by RE2
+    return validator
 
 
 def _where(error: ValidationError, root: str) -> str:

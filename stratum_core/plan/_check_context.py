@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +39,8 @@ class CheckContext:
     runtime_checks: set[Problem] = field(default_factory=set)
     """What the types cannot decide and the engine checks when the plan runs (`stratum validate --strict`)."""
     untrusted: bool = False
+    allowed_models: Collection[str] | None = None
+    """The models an untrusted plan may name (the server's configured ones); None: not checked here."""
 
     def __post_init__(self) -> None:
         self.lines = self.loaded.text.splitlines()

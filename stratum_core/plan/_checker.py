@@ -8,7 +8,7 @@ expression typing in `_typecheck`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 from stratum_core.errors import Problem
 from stratum_core.plan._check_context import CheckContext, FlowScope
@@ -52,12 +52,15 @@ def check_plan(
     check_imports: CallChecks = True,
     untrusted: bool = False,
     runtime_checks: list[Problem] | None = None,
+    allowed_models: Collection[str] | None = None,
 ) -> list[Problem]:
     """Every static problem of `loaded`, sorted; `untrusted` adds the limits of plans written by an agent.
 
+    `allowed_models` (untrusted plans): the only models infer functions may name.
+
     `runtime_checks`, when given, is extended with what is left to the engine at run time (sorted).
     """
-    ctx = CheckContext(loaded, untrusted=untrusted)
+    ctx = CheckContext(loaded, untrusted=untrusted, allowed_models=allowed_models)
     if untrusted:
         from stratum_core.plan._untrusted import check_untrusted
 

@@ -9,7 +9,7 @@ PlanError listing everything wrong with it.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import Any
@@ -357,6 +357,7 @@ def load_plan_text(
     check_imports: CallChecks = True,
     untrusted: bool = False,
     runtime_checks: list[Problem] | None = None,
+    allowed_models: Collection[str] | None = None,
 ) -> Plan:
     """Load and check a plan from its text; `source` names it in problems, `base_dir` is where `call:` modules live.
 
@@ -366,7 +367,8 @@ def load_plan_text(
     `check_imports` says how `call:` targets are checked: True imports their modules (their top-level code runs),
     "static" finds each module and the name in its source without running anything, False skips them.
     `untrusted` is for plans written by an agent or a client: `call:` targets are refused (expressions only; nothing
-    is imported) and sizes are bounded (see `_untrusted.py`).
+    is imported), sizes are bounded and patterns must run in RE2 (see `_untrusted.py`); `allowed_models`, when given,
+    are the only models its infer functions may name (the server's configured ones).
 
     Raises:
         PlanError: with every problem found, sorted by position.
@@ -385,6 +387,7 @@ def load_plan_text(
                 check_imports=check_imports,
                 untrusted=untrusted,
                 runtime_checks=runtime_checks,
+                allowed_models=allowed_models,
             )
     except RecursionError:  # the passes bound nesting where they know it; this is the last line of defence
         raise PlanError(
@@ -410,6 +413,7 @@ def _load(
     check_imports: CallChecks,
     untrusted: bool = False,
     runtime_checks: list[Problem] | None = None,
+    allowed_models: Collection[str] | None = None,
 ) -> LoadedPlan:
     if untrusted:
         from stratum_core.plan._untrusted import MAX_EXPANDED_CHARS
@@ -468,7 +472,15 @@ def _load(
     problems.extend(builder.problems)
     from stratum_core.plan._checker import check_plan
 
-    problems.extend(check_plan(loaded, check_imports=check_imports, untrusted=untrusted, runtime_checks=runtime_checks))
+    problems.extend(
+        check_plan(
+            loaded,
+            check_imports=check_imports,
+            untrusted=untrusted,
+            runtime_checks=runtime_checks,
+            allowed_models=allowed_models,
+        )
+    )
     if loaded.plan.version in REFERENCE_VERSIONS:
         from stratum_core.plan._reference_load import finish_reference
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from jsonschema import Draft202012Validator
-
 from stratum_core.expressions import ExpressionSyntaxError, compile_expression
 from stratum_core.expressions._folding import fold_constants
 from stratum_core.expressions._inference import infer_type
@@ -28,6 +26,7 @@ from stratum_core.plan._model import (
     iter_references,
     parse_reference,
 )
+from stratum_core.plan._patterns import SchemaValidator
 from stratum_core.plan._plan_schema import describe, did_you_mean
 from stratum_core.plan._schema import type_schema
 from stratum_core.plan._types import (
@@ -253,7 +252,7 @@ def _check_literal(ctx: CheckContext, value: Any, path: Path, name: str, spec: T
         schema = type_schema(spec, ctx.plan.contracts)
     except KeyError:
         return  # an unknown contract, reported where it is named
-    error = next(iter(Draft202012Validator(schema).iter_errors(value)), None)
+    error = next(iter(SchemaValidator(schema).iter_errors(value)), None)
     if error is not None:
         wanted = ty_text(from_spec(spec))
         detail = f"{describe(value)} does not fit input '{name}' ({wanted})"

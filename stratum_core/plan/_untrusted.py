@@ -20,6 +20,7 @@ from stratum_core.plan._model import (
     ParallelStep,
     RaceStep,
 )
+from stratum_core.plan._patterns import pattern_problem
 
 __all__ = [
     "MAX_EXPANDED_CHARS",
@@ -102,10 +103,43 @@ def _deepest_chain(flows: Mapping[str, Flow], start: str) -> list[str]:
     return best
 
 
+def _patterns(value: object, path: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Every `pattern` (and `patternProperties` key) in the plan's data, with its path."""
+    stack: list[tuple[object, tuple[str | int, ...]]] = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, Mapping):
+            for key, child in item.items():
+                if key == "pattern" and isinstance(child, str):
+                    yield (*where, key), child
+                elif key == "patternProperties" and isinstance(child, Mapping):
+                    yield from (((*where, key, str(p)), str(p)) for p in child)
+                stack.append((child, (*where, str(key))))
+        elif isinstance(item, list):
+            stack.extend((child, (*where, index)) for index, child in enumerate(item))
+
+
 def check_untrusted(ctx: CheckContext) -> None:
-    """Report `call:` targets and anything over the limits of an untrusted plan."""
+    """Report `call:` targets, patterns RE2 cannot run, models the server does not offer, and what is over limits."""
     plan = ctx.plan
+    for path, pattern in _patterns(ctx.data, ()):
+        problem = pattern_problem(pattern)
+        if problem is not None:
+            ctx.report(
+                path,
+                f"a plan sent by a client may only use patterns RE2 can run (linear time): {problem}",
+                "no back-references or lookarounds",
+            )
     for name, fn in plan.functions.items():
+        if ctx.allowed_models is not None and isinstance(fn, InferFunction) and fn.model is not None:
+            if fn.model not in ctx.allowed_models:
+                offered = ", ".join(sorted(ctx.allowed_models)) or "none"
+                ctx.report(
+                    ("functions", name, "model"),
+                    f"the model '{fn.model}' is not one of the server's configured models ({offered}), the only ones "
+                    "a plan sent by a client may use",
+                    "leave `model:` out to use the server's default",
+                )
         if isinstance(fn, ComputeFunction) and fn.call is not None:
             ctx.report(
                 ("functions", name, "call"),
