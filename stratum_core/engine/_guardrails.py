@@ -13,6 +13,8 @@ from typing import Any
 
 import re2
 
+from stratum_core.plan._patterns import re2_problem
+
 __all__ = ["guardrail_violations", "pattern_problem"]
 
 _MAX_PROGRAM = 8 << 20
@@ -36,12 +38,7 @@ def _compiled(pattern: str) -> Any:
 
 def pattern_problem(pattern: str) -> str | None:
     """Why RE2 cannot use `pattern` (e.g. a back-reference or a lookaround), or None when it can."""
-    try:
-        _compiled(pattern)
-    except re2.error as error:
-        message = error.args[0] if error.args else error
-        return message.decode() if isinstance(message, bytes) else str(message)
-    return None
+    return re2_problem(_compiled, pattern)
 
 
 def guardrail_violations(patterns: tuple[str, ...], value: Any) -> list[str]:

@@ -11,7 +11,7 @@ lookaround) still works, through `re`: its author chose it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -20,7 +20,7 @@ from jsonschema import Draft202012Validator, validators
 from jsonschema import _keywords as keywords
 from jsonschema.exceptions import ValidationError
 
-__all__ = ["SchemaValidator", "pattern_problem", "pattern_search"]
+__all__ = ["SchemaValidator", "pattern_problem", "pattern_search", "re2_problem"]
 
 _MAX_PROGRAM = 8 << 20
 """Bytes of memory RE2 may use to compile one pattern."""
@@ -38,14 +38,19 @@ def _compiled(pattern: str) -> Any:
     return re2.compile(pattern, options=_options())
 
 
-def pattern_problem(pattern: str) -> str | None:
-    """Why RE2 cannot run `pattern` (a back-reference, a lookaround, too large), or None when it can."""
+def re2_problem(compile_pattern: Callable[[str], Any], pattern: str) -> str | None:
+    """Why `compile_pattern` (an RE2 compile) refuses `pattern` (a back-reference, a lookaround, too large), or None."""
     try:
-        _compiled(pattern)
+        compile_pattern(pattern)
     except re2.error as error:
         message = error.args[0] if error.args else error
         return message.decode() if isinstance(message, bytes) else str(message)
     return None
+
+
+def pattern_problem(pattern: str) -> str | None:
+    """Why RE2 cannot run `pattern` as a JSON Schema pattern, or None when it can."""
+    return re2_problem(_compiled, pattern)
 
 
 def pattern_search(pattern: str, text: str) -> bool:

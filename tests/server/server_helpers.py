@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import signal
 import subprocess
 import sys
 import threading
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +58,30 @@ def answer_with(action: str = "accept", content: dict[str, Any] | None = None, s
         return types.ElicitResult(action=action)
 
     return callback
+
+
+INITIALIZE: dict[str, Any] = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}},
+}
+"""A raw `initialize` request, as a client without the SDK sends it first."""
+
+
+def post_initialize(url: str, headers: dict[str, str]) -> int:
+    """The HTTP status a raw `initialize` POST to `url` with these headers is answered."""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(INITIALIZE).encode(),
+        headers={"Content-Type": "application/json", "Accept": "application/json, text/event-stream", **headers},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as e:
+        return e.code
 
 
 def serve_command(plans: Path, store: Path | str, *extra: str) -> list[str]:

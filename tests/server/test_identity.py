@@ -3,42 +3,19 @@ and a tokens file maps several tokens to identities."""
 
 from __future__ import annotations
 
-import json
 import subprocess
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import anyio
 import pytest
-from server_helpers import TEST_PLANS, HttpServer, serve_command, server_env
+from server_helpers import TEST_PLANS, HttpServer, post_initialize, serve_command, server_env
 
 from server._identity import LOCAL_USER, TOKEN_IDENTITY, Identity, TokenTable, identity_of, is_loopback
 
 
 def status_of(url: str, authorization: str | None) -> int:
     """The HTTP status of an `initialize` POST with this Authorization header."""
-    body = json.dumps(
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "raw", "version": "1"},
-            },
-        }
-    ).encode()
-    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
-    if authorization is not None:
-        headers["Authorization"] = authorization
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as e:
-        return e.code
+    return post_initialize(url, {"Authorization": authorization} if authorization is not None else {})
 
 
 def test_a_tokens_file_maps_tokens_to_identities_some_of_them_operators() -> None:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from server_helpers import TEST_PLANS, serve_command, server_env
+from server_helpers import INITIALIZE, TEST_PLANS, serve_command, server_env
 
 from server._stdin import Oversize
 from server._stdio import error_reply, oversize_reply, recover_id
@@ -66,20 +66,7 @@ class RawClient:
 @pytest.fixture(scope="module")
 def client() -> Iterator[RawClient]:
     raw = RawClient()
-    raw.send(
-        json.dumps(
-            {
-                "jsonrpc": "2.0",
-                "id": 1,
-                "method": "initialize",
-                "params": {
-                    "protocolVersion": "2025-11-25",
-                    "capabilities": {},
-                    "clientInfo": {"name": "raw", "version": "1"},
-                },
-            }
-        ).encode()
-    )
+    raw.send(json.dumps(INITIALIZE).encode())
     assert raw.reply()["id"] == 1
     raw.send(b'{"jsonrpc": "2.0", "method": "notifications/initialized"}')
     yield raw

@@ -6,8 +6,6 @@ import json
 import subprocess
 import sys
 import threading
-import urllib.error
-import urllib.request
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +18,16 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.subscriptions import ResourceUpdated
-from server_helpers import TEST_PLANS, HttpServer, links_of, serve_command, server_env, stdio_params, text_of
+from server_helpers import (
+    TEST_PLANS,
+    HttpServer,
+    links_of,
+    post_initialize,
+    serve_command,
+    server_env,
+    stdio_params,
+    text_of,
+)
 
 from server import RESUME_TOOL
 from server._catalog import RESERVED_TOOL_NAMES, PlanFolder
@@ -259,30 +266,7 @@ async def test_over_http_a_paused_run_resumes_after_a_restart(tmp_path: Path, mo
     await resume_after_restart(Spawn, mode, store)
 
 
-def post(url: str, headers: dict[str, str]) -> int:
-    body = json.dumps(
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "raw", "version": "1"},
-            },
-        }
-    ).encode()
-    request = urllib.request.Request(
-        url,
-        data=body,
-        headers={"Content-Type": "application/json", "Accept": "application/json, text/event-stream", **headers},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as e:
-        return e.code
+post = post_initialize
 
 
 async def test_over_http_dns_rebinding_is_refused(http_server: HttpServer) -> None:
