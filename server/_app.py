@@ -74,7 +74,7 @@ from server._handles import AWAIT_TOOL, CANCEL_TOOL, HANDLE_TOOL_INPUTS, HANDLE_
 from server._hub import LOG_LEVELS, Hub
 from server._identity import Identity, identity_of
 from server._limits import json_size, too_large
-from server._ownership import owned_view
+from server._ownership import OwnedEvents, OwnedStore, owned_view
 from server._prompts import Prompts
 from server._resources import Resources
 from server._results import (
@@ -368,6 +368,7 @@ class StratumServer(Server[Any]):
         self.runs = RunManager(engine, store, on_change=self._run_changed)
         self._reload_lock = anyio.Lock()
         self._listed: tuple[object, list[types.Tool]] | None = None
+        self._listener = ListenHandler(self.hub.bus)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", MCPDeprecationWarning)  # logging/setLevel: deprecated, still answered
             super().__init__(
@@ -382,7 +383,7 @@ class StratumServer(Server[Any]):
                 on_read_resource=self._read_resource,
                 on_subscribe_resource=self._subscribe,
                 on_unsubscribe_resource=self._unsubscribe,
-                on_subscriptions_listen=ListenHandler(self.hub.bus),
+                on_subscriptions_listen=self._listen,
                 on_set_logging_level=self._set_level,
                 on_list_prompts=self._list_prompts,
                 on_get_prompt=self._get_prompt,
@@ -1206,6 +1207,15 @@ class StratumServer(Server[Any]):
         if run_id is None or self.view(ctx).get_run(run_id) is not None:  # another's run: accepted, never told
             self.hub.subscribe(ctx.session, uri)
         return types.EmptyResult()
+
+    async def _listen(
+        self, ctx: ServerRequestContext[Any, Any], params: types.SubscriptionsListenRequestParams
+    ) -> types.SubscriptionsListenResult:
+        """`subscriptions/listen`: a caller that is not an operator hears only about its own runs."""
+        view = self.view(ctx)
+        if not isinstance(view, OwnedStore):
+            return await self._listener(ctx, params)
+        return await ListenHandler(OwnedEvents(self.hub.bus, view))(ctx, params)
 
     async def _unsubscribe(
         self, ctx: ServerRequestContext[Any, Any], params: types.UnsubscribeRequestParams

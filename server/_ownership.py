@@ -3,13 +3,17 @@
 Each run records the identity that started it (`RunRecord.owner`). A caller that is not an operator sees only its
 own runs: another identity's run, its steps, its trace and its reviews read exactly as a run that does not exist
 (None, an empty list), so nothing tells the two apart. Writes go to the store unchanged: the server looks a run up
-through the view before it acts on it.
+through the view before it acts on it. `OwnedEvents` does the same for `subscriptions/listen`: updates of another
+identity's run are never delivered.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
+from mcp.server.subscriptions import SubscriptionBus
+from mcp.shared.subscriptions import ResourceUpdated, ServerEvent
 from pydantic import JsonValue
 
 from server._identity import Identity
@@ -27,7 +31,9 @@ from stratum_core.store import (
 )
 from stratum_core.store._records import AnsweredBy
 
-__all__ = ["OwnedStore", "owned_view"]
+__all__ = ["OwnedEvents", "OwnedStore", "owned_view"]
+
+_RUNS = "stratum://runs/"
 
 
 def owned_view(store: RunStore, identity: Identity) -> RunStore:
@@ -173,3 +179,37 @@ class OwnedStore:
 
     def close(self) -> None:
         """Nothing: the view does not own the store."""
+
+
+class OwnedEvents:
+    """The subscription bus as one identity sees it: an update of a run it cannot see is not delivered."""
+
+    def __init__(self, bus: SubscriptionBus, view: OwnedStore) -> None:
+        self._bus = bus
+        self._view = view
+        self._mine: set[str] = set()  # runs seen to be this identity's (ownership never changes)
+
+    async def publish(self, event: ServerEvent) -> None:
+        """As the bus's `publish`."""
+        await self._bus.publish(event)
+
+    def subscribe(self, listener: Callable[[ServerEvent], None]) -> Callable[[], None]:
+        """Subscribe `listener` to the events this identity may see."""
+
+        def deliver(event: ServerEvent) -> None:
+            if isinstance(event, ResourceUpdated) and not self._visible(str(event.uri)):
+                return
+            listener(event)
+
+        return self._bus.subscribe(deliver)
+
+    def _visible(self, uri: str) -> bool:
+        if not uri.startswith(_RUNS):
+            return True
+        run_id = uri[len(_RUNS) :].split("/", 1)[0].split("?", 1)[0]
+        if run_id in self._mine:
+            return True
+        if self._view.get_run(run_id) is None:
+            return False
+        self._mine.add(run_id)
+        return True

@@ -10,10 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import mcp.types as types
 import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
+from mcp.shared.subscriptions import ResourceUpdated
 from server_helpers import TEST_PLANS, HttpServer, serve_command, server_env, text_of
 from tasks_client import TasksExtension, cancel_task, get_task, update_task
 
@@ -133,3 +135,23 @@ async def test_an_operator_sees_and_answers_every_run_and_runs_record_their_owne
         review = runs.get_review(review_id)
     assert run is not None and run.owner == "alice"
     assert review is not None and (review.answered_by, review.channel) == ("agent", RESUME_TOOL)
+
+
+async def test_a_listener_hears_about_its_own_runs_only(served: tuple[HttpServer, Path]) -> None:
+    server, _ = served
+    async with server.client("legacy", token="alice-token-0123456789") as alice:
+        theirs, their_review = await paused_run_of(alice)
+    async with server.client("legacy", token="bob-token-0123456789") as bob:
+        mine, my_review = await paused_run_of(bob)
+    their_uri, my_uri = f"stratum://runs/{theirs}", f"stratum://runs/{mine}"
+    async with (
+        server.client("auto", token="bob-token-0123456789") as bob,
+        server.client("legacy", token="alice-token-0123456789") as alice,
+        bob.listen(resource_subscriptions=[their_uri, my_uri]) as updates,
+    ):
+        done = await alice.call_tool(RESUME_TOOL, {"review_id": their_review, "answer": {"approved": True}})
+        assert done.structured_content is not None and done.structured_content["status"] == "succeeded"
+        await bob.call_tool(RESUME_TOOL, {"review_id": my_review, "answer": {"approved": True}})
+        with anyio.fail_after(60):  # a guard against a hang, not a measure
+            first = await updates.__anext__()
+    assert first == ResourceUpdated(uri=my_uri)  # alice's run moved first, and bob heard nothing of it
