@@ -70,7 +70,8 @@ async def test_a_run_stopped_on_its_budget_is_resumed_with_a_larger_one(plans: P
 
             finished = await client.call_tool(RESUME_TOOL, {"run_id": run_id, "budget": {"usd": 0.01}})
             again = await client.call_tool(RESUME_TOOL, {"run_id": run_id, "budget": {"usd": 0.02}})
-            missing = await client.call_tool(RESUME_TOOL, {"run_id": run_id})
+            by_id = await client.call_tool(RESUME_TOOL, {"run_id": run_id})
+            missing = await client.call_tool(RESUME_TOOL, {})
     finally:
         server.close()
     assert not finished.is_error, text_of(finished)
@@ -78,4 +79,5 @@ async def test_a_run_stopped_on_its_budget_is_resumed_with_a_larger_one(plans: P
     assert finished.structured_content["output"] == {"text": "ok"}
     assert len(fake_llm.requests) == 2  # `first` ran once: it is not run again
     assert again.is_error and "only a paused run or one that stopped on its budget" in text_of(again)
-    assert missing.is_error and "or pass run_id and budget" in text_of(missing)
+    assert by_id.structured_content == finished.structured_content  # a finished run answers its outcome
+    assert missing.is_error and "review_id: required field is missing (or pass run_id" in text_of(missing)
