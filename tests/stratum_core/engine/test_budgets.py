@@ -162,11 +162,10 @@ async def test_parallel_calls_cannot_overspend_together(engine: Engine, fake_llm
     reservation = trace_of(engine, probe.run_id).attempts[0].reserved_tokens
     assert reservation is not None
     fake_llm.reset()
-    fake_llm.add_rule(lambda body: True, Reply(json={"text": "ok"}, prompt_tokens=50, completion_tokens=10))
-    fake_llm.latency = 0.5  # all five are started while the first ones are still in flight
+    fake_llm.add_rule(lambda body: True, Fault("hang"))  # no call ends (until cancelled): all of them overlap
 
     budget = 2 * reservation + reservation // 2  # room for two calls in flight, not three
-    with anyio.fail_after(30):
+    with anyio.fail_after(60):  # a hang guard
         result = await engine.run(plan(FIVE_AT_ONCE.replace("BUDGET", f"{{tokens: {budget}}}")), "five", {})
 
     assert isinstance(result.error, BudgetExceeded) and result.error.dimension == "tokens"

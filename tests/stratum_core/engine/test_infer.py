@@ -23,6 +23,7 @@ from stratum_core.errors import (
 )
 from stratum_core.plan import Budget, Contract, InferFunction, Plan, TypeSpec
 from stratum_core.plan._schema import content_hash
+from tests.fixtures.timing import baseline, beyond_ms
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -49,6 +50,7 @@ PLAN = Plan(
     },
 )
 INPUTS = {"text": "I love this product."}
+HANG_GUARD_S = 60  # only a hung test ends here: a wrong answer fails long before
 
 
 def classify(**fields: Any) -> InferFunction:
@@ -362,11 +364,18 @@ async def test_spent_tokens_stop_the_retries_before_the_next_call(llm: ScriptedL
     assert len(llm.requests) == 1
 
 
-async def test_a_slow_model_hits_the_deadline_promptly(llm: ScriptedLLM, make_context: MakeContext) -> None:
-    llm.push(llm.HANG)
-    ctx = make_context(PLAN, llm, budget=Budget(ms=50))
+async def time_to_an_answer(llm: ScriptedLLM, make_context: MakeContext) -> float:
+    """Seconds this machine takes now from a step's envelope to its answer (the baseline for a time budget)."""
+    llm.push(sentiment())
+    return await baseline(lambda: run_infer(classify(), INPUTS, make_context(PLAN, llm)))
 
-    with anyio.fail_after(5), pytest.raises(BudgetExceeded) as caught:
+
+async def test_a_slow_model_hits_the_deadline_promptly(llm: ScriptedLLM, make_context: MakeContext) -> None:
+    budget_ms = beyond_ms(await time_to_an_answer(llm, make_context))  # the call starts well before the deadline
+    llm.push(llm.HANG)
+    ctx = make_context(PLAN, llm, budget=Budget(ms=budget_ms))
+
+    with anyio.fail_after(HANG_GUARD_S), pytest.raises(BudgetExceeded) as caught:
         await run_infer(classify(), INPUTS, ctx)
 
     assert (caught.value.dimension, caught.value.step_id) == ("ms", "classify")
@@ -377,10 +386,11 @@ async def test_a_slow_model_hits_the_deadline_promptly(llm: ScriptedLLM, make_co
 async def test_the_deadline_error_names_the_step_even_when_an_enclosing_scope_shares_the_deadline(
     llm: ScriptedLLM, make_context: MakeContext
 ) -> None:
+    budget_ms = beyond_ms(await time_to_an_answer(llm, make_context))
     llm.push(llm.HANG)
-    ctx = make_context(PLAN, llm, budget=Budget(ms=50))
+    ctx = make_context(PLAN, llm, budget=Budget(ms=budget_ms))
 
-    with anyio.fail_after(5), pytest.raises(BudgetExceeded) as caught:
+    with anyio.fail_after(HANG_GUARD_S), pytest.raises(BudgetExceeded) as caught:
         with anyio.CancelScope(deadline=ctx.envelope.deadline):  # as the scheduler's flow scope does
             await run_infer(classify(), INPUTS, ctx)
 
@@ -396,7 +406,7 @@ async def test_cancelling_the_caller_before_the_deadline_stays_a_cancellation(
     llm.push(llm.HANG)
     ctx = make_context(PLAN, llm, budget=Budget(ms=60_000))
 
-    with anyio.fail_after(5), anyio.CancelScope() as scope:
+    with anyio.fail_after(HANG_GUARD_S), anyio.CancelScope() as scope:
         async with anyio.create_task_group() as group:
             group.start_soon(run_infer, classify(), INPUTS, ctx)
             await llm.called.wait()
@@ -502,7 +512,7 @@ async def test_a_transport_error_in_one_quorum_call_cancels_the_others_and_is_ra
     llm.rule = by_seed({0: llm.HANG, 1: error, 2: llm.HANG})
     ctx = make_context(PLAN, llm)
 
-    with anyio.fail_after(5), pytest.raises(LLMError) as caught:
+    with anyio.fail_after(HANG_GUARD_S), pytest.raises(LLMError) as caught:
         await run_infer(classify(quorum={"n": 3, "agree_on": "label"}), INPUTS, ctx)
 
     assert caught.value is error

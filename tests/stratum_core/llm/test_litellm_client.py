@@ -23,6 +23,7 @@ from stratum_core.llm._structured import (
 )
 from stratum_core.testing import FakeLLM, Fault, Reply
 from stratum_core.testing._fake_llm import BROKEN_JSON
+from tests.fixtures.timing import baseline, beyond
 
 # The tree whose stratum_core is under test (not resolved: it may be a checkout of symlinks).
 REPO = Path(stratum_core.llm.__file__).parents[2]
@@ -222,14 +223,17 @@ async def test_server_error_or_dropped_connection_then_success(
     assert len(fake_llm.requests) == 2
 
 
-async def test_a_request_timeout_is_retried(fake_llm: FakeLLM) -> None:
-    client = LiteLLMClient(backoff_base=0.01, request_timeout=0.3)
+async def test_a_request_timeout_is_retried(fake_llm: FakeLLM, client: LiteLLMClient) -> None:
+    # The timeout must cut the hang, not the retry's answer: it is sized from a request answered at once.
+    timeout = round(beyond(await baseline(lambda: client.complete(make_request(fake_llm)))), 1)
+    fake_llm.reset()
+    client = LiteLLMClient(backoff_base=0.01, request_timeout=timeout)
     fake_llm.enqueue(Fault("hang"))
 
     response = await client.complete(make_request(fake_llm))
 
     assert response.transport_attempts == 2
-    assert response.transport_errors[0].startswith("timeout after 0.3s, retried after ")
+    assert response.transport_errors[0].startswith(f"timeout after {timeout:g}s, retried after ")
 
 
 async def test_exhausted_retries_raise_llm_error_naming_model_and_attempts(fake_llm: FakeLLM) -> None:
@@ -262,8 +266,11 @@ async def test_a_hanging_call_is_cancelled_by_the_callers_deadline(fake_llm: Fak
     fake_llm.enqueue(Fault("hang"))
 
     with pytest.raises(TimeoutError):
-        with anyio.fail_after(0.5):
-            await client.complete(make_request(fake_llm))
+        with anyio.fail_after(60) as deadline:
+            async with anyio.create_task_group() as group:
+                group.start_soon(client.complete, make_request(fake_llm))
+                assert await anyio.to_thread.run_sync(lambda: fake_llm.wait_for_requests(1, timeout=60))
+                deadline.deadline = anyio.current_time()  # the deadline passes while the call hangs
 
     assert len(fake_llm.requests) == 1
     assert await anyio.to_thread.run_sync(lambda: fake_llm.wait_for_idle(timeout=5))  # the connection was closed
