@@ -9,7 +9,7 @@ identity's run are never delivered.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, Literal
 
 from mcp.server.subscriptions import SubscriptionBus
@@ -72,13 +72,25 @@ class OwnedStore:
         limit: int = 50,
         cursor: str | None = None,
         owner: str | None = None,
+        batch: str | None = None,
     ) -> RunPage:
         """This identity's runs (asking for another owner's gives none)."""
         if owner is not None and owner != self.identity.name:
             return RunPage(runs=[], next_cursor=None)
         return self.store.list_runs(
-            flow=flow, status=status, since=since, until=until, limit=limit, cursor=cursor, owner=self.identity.name
+            flow=flow,
+            status=status,
+            since=since,
+            until=until,
+            limit=limit,
+            cursor=cursor,
+            owner=self.identity.name,
+            batch=batch,
         )
+
+    def batch_item_runs(self, keys: Collection[str]) -> list[RunRecord]:
+        """This identity's runs of batch items with these keys."""
+        return [run for run in self.store.batch_item_runs(keys) if self.owns(run)]
 
     def get_steps(self, run_id: str) -> list[StepRecord]:
         """The run's steps; none for another identity's run."""

@@ -29,6 +29,7 @@ from stratum_core.errors import (
     StratumError,
 )
 from stratum_core.library import (
+    BatchResults,
     Budget,
     ComputeFn,
     ContractInfo,
@@ -40,6 +41,7 @@ from stratum_core.library import (
     StepCall,
     StratumFunction,
     await_human,
+    batch,
     compute,
     configure,
     contract,
@@ -58,6 +60,7 @@ from stratum_core.library import (
 )
 
 __all__ = [
+    "BatchResults",
     "Budget",
     "BudgetExceeded",
     "ComputeError",
@@ -94,6 +97,7 @@ __all__ = [
     "StratumFunction",
     "StratumWarning",
     "await_human",
+    "batch",
     "compute",
     "configure",
     "contract",

@@ -25,6 +25,7 @@ class Command:
 
 def _core_commands() -> list[Command]:
     # Imported here: the command modules import the engine, which `stratum --help` does not need to wait for.
+    from stratum_core.cli._batch import COMMAND as batch
     from stratum_core.cli._export import COMMAND as export
     from stratum_core.cli._install_local import COMMAND as install_local
     from stratum_core.cli._optimize import COMMAND as optimize
@@ -32,7 +33,7 @@ def _core_commands() -> list[Command]:
     from stratum_core.cli._validate import COMMAND as validate
     from stratum_core.cli._worker import COMMAND as worker
 
-    return [validate, *run_commands, export, optimize, install_local, worker]
+    return [validate, *run_commands, batch, export, optimize, install_local, worker]
 
 
 def version() -> str:

@@ -33,7 +33,10 @@ __all__ = [
     "EXIT_CANCELLED",
     "EXIT_PAUSED",
     "add_budget_options",
+    "add_model_options",
+    "engine_config",
     "open_store",
+    "parse_budget",
     "prices_of",
 ]
 
@@ -49,7 +52,8 @@ def open_store(path: str | None) -> RunStore:
     return open_run_store(path or os.environ.get("STRATUM_STORE") or DEFAULT_STORE)
 
 
-def _add_model_options(parser: argparse.ArgumentParser) -> None:
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """The model, store and price options of the commands that run flows."""
     parser.add_argument("--model", help="LiteLLM model for infer steps (default: $STRATUM_MODEL)")
     parser.add_argument("--api-base", help="base URL of an OpenAI-compatible server (default: $STRATUM_API_BASE)")
     add_force_model_option(parser)
@@ -297,7 +301,7 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("plan", help="the .stratum.yaml file")
     parser.add_argument("flow", help="the flow to run")
     parser.add_argument("--input", default="{}", help="the flow input as JSON, or @FILE")
-    _add_model_options(parser)
+    add_model_options(parser)
     add_otel_option(parser)
 
 
@@ -309,7 +313,7 @@ def _configure_resume(parser: argparse.ArgumentParser) -> None:
         help="raise the flow's budget for this run, e.g. usd=0.10 or tokens=20000,ms=60000; a run that stopped on "
         "its budget then goes on from its checkpoint, without re-running finished steps",
     )
-    _add_model_options(parser)
+    add_model_options(parser)
     add_otel_option(parser)
 
 

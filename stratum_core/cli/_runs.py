@@ -1,7 +1,7 @@
 """`stratum runs`: list runs (filtered by flow, status and period), show one (table, JSON or SVG timeline), summarize.
 
 ```
-stratum runs [list] [--flow F] [--status S] [--since 24h] [--until 2026-05-01] [--limit N] [--format json]
+stratum runs [list] [--flow F] [--status S] [--batch ID] [--since 24h] [--until 2026-05-01] [--limit N] [--format json]
 stratum runs show RUN_ID [--format json] [--svg timeline.svg]
 stratum runs summary [--since 7d] [--flow F] [--format table|json]
 ```
@@ -46,6 +46,7 @@ def configure_runs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=["table", "json"], default="table")
     parser.add_argument("--flow", help="only runs of this flow")
     parser.add_argument("--status", choices=list(get_args(RunStatus)), help="only runs with this status")
+    parser.add_argument("--batch", metavar="ID", help="only the runs of this batch (`stratum batch`)")
     parser.add_argument(
         "--since",
         metavar="WHEN",
@@ -134,7 +135,9 @@ def _show(args: argparse.Namespace, store: RunStore) -> int:
 
 
 def _list(args: argparse.Namespace, store: RunStore, since: float | None, until: float | None) -> int:
-    page = store.list_runs(flow=args.flow, status=args.status, since=since, until=until, limit=args.limit)
+    page = store.list_runs(
+        flow=args.flow, status=args.status, since=since, until=until, limit=args.limit, batch=args.batch
+    )
     if args.format == "json":
         print(json.dumps([run.model_dump(mode="json", exclude={"plan_text"}) for run in page.runs], indent=2))
         return EXIT_OK
@@ -205,11 +208,19 @@ def _plain(value: object) -> str:
 
 
 def _all_runs(
-    store: RunStore, *, flow: str | None, status: RunStatus | None, since: float | None, until: float | None
+    store: RunStore,
+    *,
+    flow: str | None,
+    status: RunStatus | None,
+    since: float | None,
+    until: float | None,
+    batch: str | None = None,
 ) -> Iterator[RunRecord]:
     cursor: str | None = None
     while True:
-        page = store.list_runs(flow=flow, status=status, since=since, until=until, limit=_PAGE, cursor=cursor)
+        page = store.list_runs(
+            flow=flow, status=status, since=since, until=until, limit=_PAGE, cursor=cursor, batch=batch
+        )
         yield from page.runs
         if page.next_cursor is None:
             return
@@ -227,7 +238,7 @@ def _rate(value: float | None) -> str:
 
 
 def _summary(args: argparse.Namespace, store: RunStore, since: float | None, until: float | None) -> int:
-    runs = _all_runs(store, flow=args.flow, status=args.status, since=since, until=until)
+    runs = _all_runs(store, flow=args.flow, status=args.status, since=since, until=until, batch=args.batch)
     summary = summarize(runs, since=since, until=until)
     if args.format == "json":
         print(json.dumps(summary.to_json_dict(), indent=2, ensure_ascii=False))

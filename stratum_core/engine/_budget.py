@@ -104,6 +104,8 @@ class Envelope:
         elapsed_ms: time earlier processes already used of this envelope's `ms`.
         allow_unpriced: calls of models without a known price may run under a cost budget (and count as cost
             unknown); else such a call is refused.
+        own_overruns: keep the overruns an audit budget records apart from the parent's (a run inside a batch
+            records its own, not every item's).
     """
 
     def __init__(
@@ -115,6 +117,7 @@ class Envelope:
         spent: Usage | None = None,
         elapsed_ms: float = 0.0,
         allow_unpriced: bool = False,
+        own_overruns: bool = False,
     ) -> None:
         self.budget = budget or Budget()
         self.parent = parent
@@ -125,7 +128,7 @@ class Envelope:
         self.reserved = _Reserved()  # held now by calls in flight
         self.reserved_total = _Reserved()  # every reservation this process made here, for the trace
         self.elapsed_before_ms = elapsed_ms
-        self._root: _Root = parent._root if parent is not None else _Root()
+        self._root: _Root = parent._root if parent is not None and not own_overruns else _Root()
         inherited_mode = parent.mode if parent is not None else "enforce"
         self.mode: str = self.budget.mode or inherited_mode
         self.allow_unpriced: bool = (

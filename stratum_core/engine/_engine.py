@@ -162,6 +162,8 @@ class Engine:
         llm: LLMClient | None = None,
         execution: ExecutionFactory = FlowExecution,
         owner: str | None = None,
+        budget_parent: Envelope | None = None,
+        attributes: Mapping[str, Any] | None = None,
     ) -> RunResult:
         """Run `flow` of `plan` to the end, a pause (for a person or the calling agent), a failure or a cancellation.
 
@@ -173,10 +175,14 @@ class Engine:
         `owner` names who starts the run (an MCP server's client identity); the run is created holding this
         engine's lease, so no other process advances it meanwhile.
 
+        `budget_parent` is an envelope the flow's budget draws from (a batch's: every item reserves from it too, so
+        items running side by side cannot overspend it together). `attributes` are recorded on the run (a batch's
+        tag: `{"batch": {...}}`).
+
         Failures are returned (status 'failed', `error` set), not raised; cancelling the calling task cancels the
         run, records it as cancelled, and re-raises the cancellation. Invalid inputs raise ValueError.
         """
-        record = await self.new_run_record(plan, flow, inputs, run_id=run_id, owner=owner)
+        record = await self.new_run_record(plan, flow, inputs, run_id=run_id, owner=owner, attributes=attributes)
         self.store.create_run(record)
 
         async def body(lease: _Lease, _: RunRecord) -> RunResult:
@@ -192,14 +198,24 @@ class Engine:
                 llm=llm,
                 make_execution=execution,
                 lease=lease,
+                budget_parent=budget_parent,
             )
 
         return await self._advance(record.run_id, body, created=record)
 
     async def new_run_record(
-        self, plan: Plan, flow: str, inputs: Mapping[str, Any], *, run_id: str | None, owner: str | None
+        self,
+        plan: Plan,
+        flow: str,
+        inputs: Mapping[str, Any],
+        *,
+        run_id: str | None,
+        owner: str | None,
+        attributes: Mapping[str, Any] | None = None,
     ) -> RunRecord:
         """The record of a new run of `flow` (inputs checked, defaults filled in), held by this engine's lease.
+
+        `attributes` are recorded beside the plan's (a batch's tag).
 
         Invalid inputs raise ValueError. Nothing is stored yet.
         """
@@ -220,7 +236,7 @@ class Engine:
             created_at=now,
             updated_at=now,
             model=self.config.model,
-            attributes=_plan_attributes(plan),
+            attributes={**_plan_attributes(plan), **(attributes or {})},
             owner=owner,
             lease_holder=self.holder,
             lease_expires=now + self.config.lease_ttl,
@@ -541,6 +557,7 @@ class Engine:
         make_execution: ExecutionFactory = FlowExecution,
         llm: LLMClient | None = None,
         spent: Sequence[AttemptRecord] = (),
+        budget_parent: Envelope | None = None,
     ) -> RunResult:
         flow = plan.flows[record.flow]
         client_factory = (lambda: llm) if llm is not None else self._llm_client
@@ -571,10 +588,12 @@ class Engine:
             elapsed_before += max(0.0, ledger.last_activity(record) - float(state["active_since"])) * 1000
         envelope = Envelope(
             effective_budget(flow.budget, state),
+            parent=budget_parent,
             label=f"flow '{flow.name}'",
             spent=ledger.total(),
             elapsed_ms=elapsed_before,
             allow_unpriced=self.config.allow_unpriced,
+            own_overruns=True,
         )
         envelope.overruns.extend(state.get("overruns", []))
         active_since = time.time()

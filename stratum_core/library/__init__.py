@@ -3,6 +3,7 @@
 Import it as `stratum` (the thin public package); this package holds the implementation.
 """
 
+from stratum_core.library._batch import BatchResults, batch
 from stratum_core.library._contract import contract, contract_info
 from stratum_core.library._export import export_plan
 from stratum_core.library._flow import FlowFn, flow
@@ -24,6 +25,7 @@ from stratum_core.library._types import ContractInfo, opaque
 from stratum_core.plan import Budget
 
 __all__ = [
+    "BatchResults",
     "Budget",
     "ComputeFn",
     "ContractInfo",
@@ -35,6 +37,7 @@ __all__ = [
     "StepCall",
     "StratumFunction",
     "await_human",
+    "batch",
     "compute",
     "configure",
     "contract",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Literal, TypeVar
@@ -47,6 +47,12 @@ _R = TypeVar("_R", bound=BaseModel)
 
 def _dump(record: BaseModel) -> str:
     return to_json(record.model_dump(mode="json"))
+
+
+def _batch_field(run: RunRecord, name: str) -> Any:
+    """A field of the run's batch tag (`attributes["batch"]`), None for a run outside batches."""
+    tag = run.attributes.get("batch")
+    return tag.get(name) if isinstance(tag, dict) else None
 
 
 def _load(model: type[_R], text: str) -> _R:
@@ -155,6 +161,7 @@ class MemoryRunStore:
         limit: int = 50,
         cursor: str | None = None,
         owner: str | None = None,
+        batch: str | None = None,
     ) -> RunPage:
         check_limit(limit)
         after = None if cursor is None else decode_cursor(cursor)
@@ -166,6 +173,7 @@ class MemoryRunStore:
             if (flow is None or run.flow == flow)
             and (status is None or run.status == status)
             and (owner is None or run.owner == owner)
+            and (batch is None or _batch_field(run, "id") == batch)
             and (since is None or run.created_at >= since)
             and (until is None or run.created_at < until)
             and (after is None or (run.created_at, run.run_id) < after)
@@ -174,6 +182,14 @@ class MemoryRunStore:
         page = runs[:limit]
         more = len(runs) > limit
         return RunPage(runs=page, next_cursor=encode_cursor(page[-1].created_at, page[-1].run_id) if more else None)
+
+    def batch_item_runs(self, keys: Collection[str]) -> list[RunRecord]:
+        wanted = set(keys)
+        with self._open() as tables:
+            texts = list(tables.runs.values())
+        runs = [run for run in (_load(RunRecord, text) for text in texts) if _batch_field(run, "key") in wanted]
+        runs.sort(key=lambda run: (run.created_at, run.run_id))
+        return runs
 
     # -- steps and attempts -------------------------------------------------------------------------------------
 

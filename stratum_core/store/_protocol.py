@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import JsonValue
@@ -112,13 +113,19 @@ class RunStore(Protocol):
         limit: int = 50,
         cursor: str | None = None,
         owner: str | None = None,
+        batch: str | None = None,
     ) -> RunPage:
         """Runs newest first, filtered; `since` is inclusive, `until` exclusive (epoch seconds on `created_at`).
 
-        `owner` keeps the runs started by that identity only.
+        `owner` keeps the runs started by that identity only; `batch` the runs of that batch
+        (`attributes["batch"]["id"]`).
 
         The cursor marks the last run of the previous page, so runs created between two pages never shift them.
         """
+        ...
+
+    def batch_item_runs(self, keys: Collection[str]) -> list[RunRecord]:
+        """The runs of batch items with these keys (`attributes["batch"]["key"]`: plan and input hash), oldest first."""
         ...
 
     def upsert_step(self, record: StepRecord) -> None:

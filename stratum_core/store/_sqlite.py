@@ -11,7 +11,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -160,6 +160,11 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE reviews ADD COLUMN answered_by TEXT;
     ALTER TABLE reviews ADD COLUMN channel TEXT;
     """,
+    # 5: the runs of a batch, and a batch item's earlier runs (by plan hash and input hash), found by index.
+    """
+    CREATE INDEX runs_by_batch ON runs (json_extract(attributes, '$.batch.id'), created_at DESC, run_id DESC);
+    CREATE INDEX runs_by_batch_item ON runs (json_extract(attributes, '$.batch.key'));
+    """,
 )
 
 # Columns holding JSON text; SQL NULL stands for Python None.
@@ -178,6 +183,7 @@ _JSON_COLUMNS = frozenset(
 )
 
 _R = TypeVar("_R", bound=BaseModel)
+_KEYS_PER_QUERY = 500  # batch item keys per query: well under SQLite's limit on bound parameters
 
 
 def _columns(model: type[BaseModel]) -> tuple[str, ...]:
@@ -402,11 +408,18 @@ class SQLiteRunStore:
         limit: int = 50,
         cursor: str | None = None,
         owner: str | None = None,
+        batch: str | None = None,
     ) -> RunPage:
         check_limit(limit)
         where: list[str] = []
         params: list[Any] = []
-        clauses = (("flow = ?", flow), ("status = ?", status), ("created_at >= ?", since), ("owner = ?", owner))
+        clauses = (
+            ("flow = ?", flow),
+            ("status = ?", status),
+            ("created_at >= ?", since),
+            ("owner = ?", owner),
+            ("json_extract(attributes, '$.batch.id') = ?", batch),
+        )
         for clause, value in clauses:
             if value is not None:
                 where.append(clause)
@@ -426,6 +439,18 @@ class SQLiteRunStore:
         runs = [_decode(RunRecord, row) for row in rows[:limit]]
         more = len(rows) > limit
         return RunPage(runs=runs, next_cursor=encode_cursor(runs[-1].created_at, runs[-1].run_id) if more else None)
+
+    def batch_item_runs(self, keys: Collection[str]) -> list[RunRecord]:
+        wanted = list(dict.fromkeys(keys))
+        runs: list[RunRecord] = []
+        with self._connection() as db:
+            for start in range(0, len(wanted), _KEYS_PER_QUERY):
+                chunk = wanted[start : start + _KEYS_PER_QUERY]
+                marks = ", ".join("?" * len(chunk))
+                sql = f"{_select(RunRecord, 'runs')} WHERE json_extract(attributes, '$.batch.key') IN ({marks})"
+                runs.extend(_decode(RunRecord, row) for row in db.execute(sql, chunk).fetchall())
+        runs.sort(key=lambda run: (run.created_at, run.run_id))
+        return runs
 
     # -- steps and attempts -------------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from stratum_core.backends._settings import TemporalSettings
 from stratum_core.backends.temporal._messages import RunStart
 from stratum_core.backends.temporal._workflow import REVIEW_ANSWERED, WORKFLOW_NAME
 from stratum_core.engine import Engine, EngineConfig, ReviewRequest, ReviewSink, RunObserver, RunResult
+from stratum_core.engine._budget import Envelope
 from stratum_core.engine._engine import ExecutionFactory
 from stratum_core.engine._observers import FanOut
 from stratum_core.engine._scheduler import FlowExecution
@@ -130,9 +131,15 @@ class TemporalEngine(Engine):
         llm: LLMClient | None = None,
         execution: ExecutionFactory = FlowExecution,
         owner: str | None = None,
+        budget_parent: Envelope | None = None,
+        attributes: Mapping[str, Any] | None = None,
     ) -> RunResult:
-        """Start `flow` as a workflow and follow it to its end or a pause (see `Engine.run` for the outcomes)."""
-        if execution is not FlowExecution:  # a library flow: its Python code runs here, where it was called
+        """Start `flow` as a workflow and follow it to its end or a pause (see `Engine.run` for the outcomes).
+
+        `budget_parent` (a batch's envelope) lives in this process, so a run given one runs here, as a library
+        flow's does.
+        """
+        if execution is not FlowExecution or budget_parent is not None:  # its budget or Python code lives here
             return await super().run(
                 plan,
                 flow,
@@ -144,8 +151,10 @@ class TemporalEngine(Engine):
                 llm=llm,
                 execution=execution,
                 owner=owner,
+                budget_parent=budget_parent,
+                attributes=attributes,
             )
-        record = await self.new_run_record(plan, flow, inputs, run_id=run_id, owner=owner)
+        record = await self.new_run_record(plan, flow, inputs, run_id=run_id, owner=owner, attributes=attributes)
         backend = {
             "name": "temporal",
             "address": self.settings.address,

@@ -63,9 +63,10 @@ def test_importing_the_library_loads_no_mcp_and_no_litellm_until_the_first_call(
 
 def test_the_public_api_is_pinned() -> None:
     assert stratum_core.library.__all__ == [
-        "Budget", "ComputeFn", "ContractInfo", "FlowFn", "HumanDecision", "InferFn", "Learned", "Probabilistic",
-        "StepCall", "StratumFunction", "await_human", "compute", "configure", "contract", "contract_info", "debate",
-        "engine", "export_plan", "flow", "infer", "learned", "opaque", "parallel", "race", "refine", "run",
+        "BatchResults", "Budget", "ComputeFn", "ContractInfo", "FlowFn", "HumanDecision", "InferFn", "Learned",
+        "Probabilistic", "StepCall", "StratumFunction", "await_human", "batch", "compute", "configure", "contract",
+        "contract_info", "debate", "engine", "export_plan", "flow", "infer", "learned", "opaque", "parallel", "race",
+        "refine", "run",
     ]  # fmt: skip
     assert set(stratum_core.library.__all__) <= set(stratum.__all__)
     errors = {
