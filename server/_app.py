@@ -53,6 +53,7 @@ from server._approval_card import (
     card_resource,
     read_card,
 )
+from server._batches import BATCH_INPUT, BATCH_TOOL, BATCH_TOOL_DEF, BatchManager
 from server._catalog import FlowTool, PlanFolder, PlanLoader, argument_errors, asks_people
 from server._completions import Completions
 from server._config import INFER_VIA_DESCRIPTIONS, ServerConfig
@@ -207,6 +208,7 @@ _TOOL_INPUTS: dict[str, Mapping[str, Any]] = {
     STEP_DONE_TOOL: STEP_DONE_INPUT,
     VALIDATE_TOOL: VALIDATE_TOOL_DEF.input_schema,
     RUN_TOOL: RUN_TOOL_DEF.input_schema,
+    BATCH_TOOL: BATCH_INPUT,
 }
 _BUILTIN_TOOLS = [
     _RESUME_TOOL_DEF.model_copy(update={"meta": card_meta()}),
@@ -214,6 +216,7 @@ _BUILTIN_TOOLS = [
     STEP_DONE_TOOL_DEF,
     VALIDATE_TOOL_DEF,
     RUN_TOOL_DEF,
+    BATCH_TOOL_DEF,
     *(tool.model_copy(update={"meta": card_meta()}) if tool.name == AWAIT_TOOL else tool for tool in HANDLE_TOOLS),
 ]
 _BUILTIN_VALIDATORS = {name: Draft202012Validator(schema) for name, schema in _TOOL_INPUTS.items()}
@@ -312,7 +315,7 @@ class _CallObserver(RunObserver):
 async def _lifespan(server: Server[Any]) -> AsyncIterator[dict[str, Any]]:
     """While the server serves (a stdio connection, the HTTP app, an in-process client): hold the background runs."""
     assert isinstance(server, StratumServer)
-    async with server.runs.serving(resume=server.picked_up_job):
+    async with server.runs.serving(resume=server.picked_up_job), server.batches.serving():
         yield {}
 
 
@@ -366,6 +369,7 @@ class StratumServer(Server[Any]):
         self.executors = Executors(config.resolved_infer_via)
         self.invalid_answers = InvalidAnswers()
         self.runs = RunManager(engine, store, on_change=self._run_changed)
+        self.batches = BatchManager(engine, lambda: self.folder.catalog.tools, wait=config.wait)
         self._reload_lock = anyio.Lock()
         self._listed: tuple[object, list[types.Tool]] | None = None
         self._listener = ListenHandler(self.hub.bus)
@@ -544,6 +548,8 @@ class StratumServer(Server[Any]):
                 return await self._cancel_tool(ctx, str((params.arguments or {})["run_id"]))
             if params.name == CARD_ANSWER_TOOL:
                 return await self._resume_tool(ctx, params, from_card=True)
+            if params.name == BATCH_TOOL:
+                return await self.batches.call(params.arguments or {}, self.identity(ctx))
             return await self._resume_tool(ctx, params)
         except MCPError:
             raise

@@ -66,6 +66,7 @@ RESERVED_TOOL_NAMES = frozenset(
         "stratum_status",
         "stratum_await",
         "stratum_cancel",
+        "stratum_batch",
     }
 )
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")

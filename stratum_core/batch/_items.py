@@ -37,9 +37,9 @@ def item_key(plan: Plan, flow: str, value: Any) -> str:
     return digest[:24]
 
 
-def batch_id_of(plan: Plan, flow: str, keys: Iterable[str]) -> str:
-    """A batch's id: the same plan, flow and items give the same id, so re-running a command continues its batch."""
-    digest = hashlib.sha256(f"{plan.text_hash}\0{flow}".encode())
+def batch_id_of(plan: Plan, flow: str, keys: Iterable[str], *, owner: str | None = None) -> str:
+    """A batch's id: the same plan, flow and items (and owner) give the same id, so a re-run continues its batch."""
+    digest = hashlib.sha256(f"{plan.text_hash}\0{flow}\0{owner or ''}".encode())
     for key in keys:
         digest.update(key.encode())
     return "b" + digest.hexdigest()[:15]

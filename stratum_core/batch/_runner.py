@@ -116,7 +116,13 @@ class LocalItemRunner:
         engine = batch.engine
         own = Envelope(batch.item_budget, parent=envelope, label=f"item {item.index}", own_overruns=True)
         await engine.run(
-            batch.plan, batch.flow, item.input, run_id=run_id, budget_parent=own, attributes=batch_tag(batch.id, item)
+            batch.plan,
+            batch.flow,
+            item.input,
+            run_id=run_id,
+            budget_parent=own,
+            attributes=batch_tag(batch.id, item),
+            owner=batch.owner,
         )
         record = engine.store.get_run(run_id)
         assert record is not None
@@ -140,6 +146,8 @@ class Batch:
         expect: how to judge an answer (`--expect`), for the accuracy figure.
         retry_failed: run again the items whose earlier run failed (by default they are done).
         runner: where items run (default: in this process).
+        owner: who starts the batch (an MCP server's caller): its runs are recorded as that identity's, and only
+            its own earlier runs are read back.
     """
 
     def __init__(
@@ -156,6 +164,7 @@ class Batch:
         expect: Expectation | None = None,
         retry_failed: bool = False,
         runner: ItemRunner | None = None,
+        owner: str | None = None,
     ) -> None:
         if flow not in plan.flows:
             raise ValueError(f"unknown flow {flow!r} (flows: {', '.join(plan.flows) or 'none'})")
@@ -165,7 +174,8 @@ class Batch:
         self.plan = plan
         self.flow = flow
         self.items = list(items)
-        self.id = batch_id or batch_id_of(plan, flow, (item.key for item in self.items))
+        self.owner = owner
+        self.id = batch_id or batch_id_of(plan, flow, (item.key for item in self.items), owner=owner)
         self.concurrency = concurrency
         self.item_budget = item_budget
         self.batch_budget = batch_budget
@@ -318,6 +328,8 @@ class Batch:
             key = tag.get("key") if isinstance(tag, dict) else None
             if not isinstance(key, str) or run.flow != self.flow or run.plan_hash != self.plan.text_hash:
                 continue
+            if self.owner is not None and run.owner != self.owner:
+                continue
             if run.status == "succeeded" or (
                 run.status == "failed" and not self.retry_failed and not _stopped_by_a_batch(run.error)
             ):
@@ -329,7 +341,7 @@ class Batch:
         usage = Usage()
         cursor: str | None = None
         while True:
-            page = self.store.list_runs(batch=self.id, limit=_PAGE, cursor=cursor)
+            page = self.store.list_runs(batch=self.id, limit=_PAGE, cursor=cursor, owner=self.owner)
             for run in page.runs:
                 usage.tokens_in += run.tokens_in
                 usage.tokens_out += run.tokens_out
