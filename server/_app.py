@@ -131,7 +131,8 @@ flow's output.
 Some flows ask a person to decide: your client shows a form. A client that cannot gets a PAUSED result with a \
 review_id: ask the person, then call stratum_resume with the review_id and their answer.
 A long flow answers RUNNING with a run_id when it is not done in time: it goes on in the server; call \
-stratum_await(run_id) for its result, stratum_status to look, stratum_cancel to stop it.
+stratum_await(run_id) for its result, stratum_status to look, stratum_cancel to stop it. A run a stopped server left \
+behind goes on with stratum_resume(run_id).
 stratum_validate and stratum_run check and run a plan you write (YAML; expressions only, no Python calls).
 Resources: stratum://runs (recent runs), stratum://runs/{run_id} (a run's trace), stratum://plans/{name} (plan text), \
 stratum://contracts/{plan}/{contract} (JSON Schema)."""
@@ -858,11 +859,17 @@ class StratumServer(Server[Any]):
         )
 
     async def go_on(self, run: RunRecord) -> ActiveRun | None:
-        """Resume a paused run in the background (its decision was answered, or it was put down); no call follows."""
+        """Resume a run in the background, no call following it; None when there is nothing to resume.
+
+        That is a paused run whose decision was answered or that was put down, or a run a dead server left running.
+        """
         active = self.runs.get(run.run_id)
-        if active is not None or run.status != "paused":
+        if active is not None:
             return active
-        if self._paused(run).review is not None or self._awaits_agent(run):
+        if run.status == "running":
+            if lease_is_live(run.lease_holder, run.lease_expires, now=time.time()):
+                return None  # another process advances it
+        elif run.status != "paused" or self._paused(run).review is not None or self._awaits_agent(run):
             return None
         if "interrupted" in run.attributes:
             attributes = {key: value for key, value in run.attributes.items() if key != "interrupted"}
@@ -877,17 +884,17 @@ class StratumServer(Server[Any]):
     async def cancel_run(self, run_id: str) -> RunRecord | None:
         """Cancel a run: stop it if this process advances it, else close a paused one; None if there is no such run.
 
-        A run recorded as running that no call of this process advances (another process, or a crash) is left as
-        it is (StoreError).
+        A run recorded as running that another process advances is left as it is (RunBusy); one a dead server left
+        running is closed as cancelled.
         """
         run = self.store.get_run(run_id)
         if run is None:
             return None
         if await self.runs.cancel(run_id):
             return self.store.get_run(run_id)
-        if run.status == "running":
-            raise StoreError(f"run {run_id} is not advanced by this server process (it may run in another one)")
-        if run.status == "paused":
+        if run.status == "running" and lease_is_live(run.lease_holder, run.lease_expires, now=time.time()):
+            raise RunBusy(run_id, holder=run.lease_holder, expires_at=run.lease_expires)
+        if run.status in ("paused", "running"):
             for review in self.store.list_reviews(status="pending", run_id=run_id):
                 try:
                     self.store.close_review(review.review_id, status="cancelled")

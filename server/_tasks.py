@@ -212,8 +212,9 @@ class TaskMethods:
 
     async def _get(self, ctx: ServerRequestContext[Any, Any], params: TaskIdParams) -> dict[str, Any]:
         run = self._run(ctx, params.task_id)
-        if run.status == "paused" and self._server.runs.get(run.run_id) is None:
-            # put down by a server that stopped, or its decision answered elsewhere: this server takes it up
+        if run.status in ("paused", "running") and self._server.runs.get(run.run_id) is None:
+            # put down by a server that stopped, left running by one that died, or its decision answered
+            # elsewhere: this server takes it up (go_on leaves a run another process advances alone)
             if await self._server.go_on(run) is not None:
                 run = self._server.store.get_run(run.run_id) or run
         return {"resultType": "complete", **self.view(run)}

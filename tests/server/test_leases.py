@@ -3,7 +3,6 @@ make the next model call once; a run a killed server left running is found at st
 
 from __future__ import annotations
 
-import re
 import signal
 import threading
 from pathlib import Path
@@ -14,6 +13,7 @@ import mcp.types as types
 import pytest
 from mcp import Client
 from server_helpers import HttpServer, make_server, serve_command, server_env, text_of
+from tasks_client import TERMINAL, TasksExtension, get_task
 
 from server import RESUME_TOOL
 from stratum_core.store import SQLiteRunStore
@@ -143,42 +143,55 @@ async def test_two_servers_answering_the_same_review_make_the_next_model_call_on
 
 
 @pytest.mark.slow
-async def test_a_run_left_running_by_a_killed_server_is_found_at_start_and_resumed_by_run_id(
+async def test_runs_left_running_by_a_killed_server_are_found_at_start_and_taken_up_over_mcp(
     plans: Path, tmp_path: Path, fake_llm: FakeLLM, gate: Gate
 ) -> None:
     store = tmp_path / "runs.db"
     command = serve_command(plans, store, "--wait", "0.5")
     killed = HttpServer(command, server_env(fake_llm))
     try:
+        run_ids: list[str] = []
         async with killed.client("legacy") as client:
-            handle = await client.call_tool("outline_then_draft", {"text": "rain"})
-        assert handle.meta is not None and handle.meta["stratum/status"] == "running", text_of(handle)
-        run_id = handle.meta["stratum/run_id"]
-        await gate.reached_draft()  # the outline step is done and recorded; the draft step is at the model
+            for text in ("resumed", "polled", "cancelled"):
+                handle = await client.call_tool("outline_then_draft", {"text": text})
+                assert handle.meta is not None and handle.meta["stratum/status"] == "running", text_of(handle)
+                run_ids.append(handle.meta["stratum/run_id"])
+        await gate.reached_draft(3)  # each run's outline step is done and recorded; its draft step is at the model
         killed.process.send_signal(signal.SIGKILL)
         killed.process.wait(timeout=30)
     finally:
         killed.stop()
+    resumed, polled, cancelled = run_ids
     with SQLiteRunStore(store) as runs:
-        left = runs.get_run(run_id)
-    assert left is not None and left.status == "running" and left.lease_holder is not None
+        left = [runs.get_run(run_id) for run_id in run_ids]
+    assert all(run is not None and run.status == "running" and run.lease_holder is not None for run in left)
 
     gate.opened.set()
     server = HttpServer(command, server_env(fake_llm))
     try:
         found = "".join(server.lines)
-        assert re.search(rf"run {run_id} of 'outline_then_draft' was left running by a server that stopped", found)
+        for run_id in run_ids:
+            assert f"run {run_id} of 'outline_then_draft' was left running by a server that stopped" in found
         async with server.client("legacy") as client:
-            status = await client.call_tool("stratum_status", {"run_id": run_id})
+            status = await client.call_tool("stratum_status", {"run_id": resumed})
             assert status.structured_content is not None and "interrupted" in status.structured_content
-            resumed = await client.call_tool(RESUME_TOOL, {"run_id": run_id})
-            assert resumed.meta is not None and resumed.meta["stratum/status"] in ("running", "succeeded")
-            awaited = await client.call_tool("stratum_await", {"run_id": run_id, "timeout": 600})
+            first = await client.call_tool(RESUME_TOOL, {"run_id": resumed})
+            assert first.meta is not None and first.meta["stratum/status"] in ("running", "succeeded"), text_of(first)
+            awaited = await client.call_tool("stratum_await", {"run_id": resumed, "timeout": 600})
             assert not awaited.is_error and awaited.structured_content == {"title": "Rain"}, text_of(awaited)
-            done = await client.call_tool(RESUME_TOOL, {"run_id": run_id})  # a finished run: its outcome
+            done = await client.call_tool(RESUME_TOOL, {"run_id": resumed})  # a finished run: its outcome
+            stopped = await client.call_tool("stratum_cancel", {"run_id": cancelled})
+        async with server.client("auto", extensions=[TasksExtension()]) as tasks:
+            with anyio.fail_after(600):  # a guard against a hang: tasks/get takes the run up, then reports it
+                task = await get_task(tasks, polled)
+                while task["status"] not in TERMINAL:
+                    await anyio.sleep(0.05)
+                    task = await get_task(tasks, polled)
     finally:
         server.stop()
     assert done.structured_content is not None, text_of(done)
     assert done.structured_content["status"] == "succeeded" and done.structured_content["output"] == {"title": "Rain"}
-    assert gate.asked("Outline the text") == 1  # the finished step was not redone
-    assert gate.asked("Draft a title") == 2  # the step the killed server was in, made again once
+    assert stopped.structured_content is not None and stopped.structured_content["status"] == "cancelled"
+    assert task["status"] == "completed" and task["result"]["structuredContent"] == {"title": "Rain"}, task
+    assert gate.asked("Outline the text") == 3  # no finished step was redone
+    assert gate.asked("Draft a title") == 5  # the three the killed server was in, then two made again once each
