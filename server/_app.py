@@ -77,6 +77,7 @@ from server._identity import Identity, identity_of
 from server._limits import json_size, too_large
 from server._ownership import OwnedEvents, OwnedStore, owned_view
 from server._prompts import Prompts
+from server._reference_tools import ReferenceTools
 from server._resources import Resources
 from server._results import (
     error_result,
@@ -374,6 +375,8 @@ class StratumServer(Server[Any]):
         self._reload_lock = anyio.Lock()
         self._listed: tuple[object, list[types.Tool]] | None = None
         self._listener = ListenHandler(self.hub.bus)
+        self.reference = ReferenceTools(self) if config.reference_tools else None
+        self._builtin = ReferenceTools.tools(_BUILTIN_TOOLS) if self.reference is not None else _BUILTIN_TOOLS
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", MCPDeprecationWarning)  # logging/setLevel: deprecated, still answered
             super().__init__(
@@ -503,6 +506,8 @@ class StratumServer(Server[Any]):
     def _input_schema(self, name: str) -> Mapping[str, Any] | None:
         if name in _TOOL_INPUTS:
             return _TOOL_INPUTS[name]
+        if self.reference is not None and self.reference.input_schema(name) is not None:
+            return self.reference.input_schema(name)
         tool = self.folder.catalog.tools.get(name)
         return tool.input_schema if tool is not None else None
 
@@ -512,7 +517,7 @@ class StratumServer(Server[Any]):
         catalog = self.folder.catalog
         if self._listed is None or self._listed[0] is not catalog:
             self._listed = (catalog, [self._advertised(tool) for _, tool in sorted(catalog.tools.items())])
-        return types.ListToolsResult(tools=[*self._listed[1], *_BUILTIN_TOOLS])
+        return types.ListToolsResult(tools=[*self._listed[1], *self._builtin])
 
     @staticmethod
     def _advertised(tool: FlowTool) -> types.Tool:
@@ -523,6 +528,8 @@ class StratumServer(Server[Any]):
         return tool.tool.model_copy(update=update)
 
     async def _call_tool(self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> ToolAnswer:
+        if self.reference is not None and self.reference.handles(params):  # --reference-tools (server/_reference_tools)
+            return await self.reference.call(params)
         tool = self.folder.catalog.tools.get(params.name)
         if tool is None and params.name not in _TOOL_INPUTS:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {params.name}")

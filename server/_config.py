@@ -77,6 +77,8 @@ class ServerConfig:
         max_message_bytes: the largest message a client may send: a stdio line, an HTTP request body.
         backend: where runs execute: `local` (this process) or `temporal` (workflows run by `stratum worker`s).
         temporal: the Temporal cluster and task queue, for the temporal backend.
+        reference_tools: also serve the reference server's controller tools (`--reference-tools`,
+            `STRATUM_REFERENCE_TOOLS=1`; see server/_reference_tools).
     """
 
     plans_dir: Path = DEFAULT_PLANS_DIR
@@ -107,6 +109,7 @@ class ServerConfig:
     max_message_bytes: int = 4_000_000
     backend: BackendName = "local"
     temporal: TemporalSettings = field(default_factory=TemporalSettings)
+    reference_tools: bool = False
 
     @property
     def resolved_infer_via(self) -> InferVia:
@@ -151,6 +154,8 @@ class ServerConfig:
             name = f"STRATUM_{key.upper()}"
             if env.get(name):
                 values[key] = parse_size(env[name], what=name)
+        if env.get("STRATUM_REFERENCE_TOOLS", "").strip().lower() in ("1", "true", "yes"):
+            values["reference_tools"] = True
         if env.get("STRATUM_INFER_VIA"):
             values["infer_via"] = parse_infer_via(env["STRATUM_INFER_VIA"], what="STRATUM_INFER_VIA")
         values.update({key: value for key, value in overrides.items() if value is not None})

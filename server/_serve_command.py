@@ -95,6 +95,12 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         "answers with a task (default: 1)",
     )
     parser.add_argument(
+        "--reference-tools",
+        action="store_true",
+        help="also serve the reference Stratum server's controller tools (stratum_plan, stratum_step_done with "
+        "flow_id, stratum_gate_resolve, stratum_audit, ...), so its skills and agents work unchanged",
+    )
+    parser.add_argument(
         "--poll", metavar="SECONDS", type=float, default=1.0, help="seconds between plan-folder scans; 0: no reload"
     )
     add_backend_options(parser)
@@ -133,6 +139,7 @@ def _run(args: argparse.Namespace) -> int:
         "wait": args.wait,
         "task_wait": args.task_wait,
         "allow_unpriced": args.allow_unpriced,
+        "reference_tools": args.reference_tools or None,
     }
     if args.store and args.store != _MEMORY:
         store = Path(args.store)

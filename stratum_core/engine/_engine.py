@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import anyio
 
@@ -441,13 +442,62 @@ class Engine:
 
         async def body(lease: _Lease, record: RunRecord) -> AgentSubmission:
             submission = await self._check_submission(run_id, step_id, output)
-            if not submission.accepted and submission.result is None:
+            if not submission.accepted and submission.result is None and submission.routed_to is None:
                 return submission
             if submission.result is not None:  # out of retries: the run has failed
                 return submission
             current = self.store.get_run(run_id) or record
             result = await self._resume(current, observer=observer, review_sink=review_sink, agent=True, lease=lease)
-            return AgentSubmission(accepted=True, violations=(), retries_left=0, result=result)
+            return dataclasses.replace(submission, result=result)
+
+        return await self._advance(run_id, body)
+
+    async def close_agent_steps(
+        self,
+        run_id: str,
+        step_ids: Sequence[str],
+        *,
+        status: Literal["skipped", "failed"],
+        reason: str,
+        attribute: str,
+        resume: bool = True,
+        observer: RunObserver | None = None,
+        review_sink: ReviewSink | None = None,
+    ) -> RunResult | None:
+        """Close steps the calling agent will not do, then resume the run (unless `resume` is False).
+
+        Each step in `step_ids` must wait for the agent, or be a step (an iteration, a task fan-out) that waits on one
+        of its own parts; those parts are closed too. `status` skipped: the step is passed over as a skipped step
+        (`attribute` is set to `reason`: `skip_reason`, `iteration_aborted`); failed: the step failed for the reason
+        the agent gave (a parallel task it could not do). The run itself goes on: what a closed step means is the
+        flow's to decide. Raises StoreError when a step is not waiting.
+        """
+
+        async def body(lease: _Lease, record: RunRecord) -> RunResult | None:
+            steps = self.store.get_steps(run_id)
+            now = time.time()
+            for step_id in step_ids:
+                owned = [
+                    s for s in steps if s.status == "waiting" and (s.step_id == step_id or _part_of(s.step_id, step_id))
+                ]
+                if not any(s.step_id == step_id for s in owned):
+                    raise StoreError(f"step {step_id!r} of run {run_id} is not waiting")
+                for step in owned:
+                    error = RunError(f"the agent reported: {reason}", step_id=step.step_id).to_dict()
+                    self.store.upsert_step(
+                        step.model_copy(
+                            update={
+                                "status": status,
+                                "finished_at": now,
+                                "error": error if status == "failed" else None,
+                                "attributes": {**step.attributes, attribute: reason, "closed_by": "agent"},
+                            }
+                        )
+                    )
+            if not resume:
+                return None
+            current = self.store.get_run(run_id) or record
+            return await self._resume(current, observer=observer, review_sink=review_sink, agent=True, lease=lease)
 
         return await self._advance(run_id, body)
 
@@ -519,11 +569,20 @@ class Engine:
                 step_id=step_id,
             )
             error.run_id = run_id
+            routed_to = _on_fail_target(plan, record.flow, step_id)
             self.store.upsert_step(
                 step.model_copy(
-                    update={"status": "failed", "error": error.to_dict(), "finished_at": now, "attempts": number}
+                    update={
+                        "status": "failed",
+                        "error": error.to_dict(),
+                        "finished_at": now,
+                        "attempts": number,
+                        "attributes": {**step.attributes, **({"routed_to": routed_to} if routed_to else {})},
+                    }
                 )
             )
+            if routed_to:  # the flow routes the failure (`on_fail`): the run goes on from there
+                return AgentSubmission(accepted=False, violations=tuple(violations), routed_to=routed_to)
             self.store.update_run(
                 run_id, status="failed", error=error.to_dict(), finished_at=now, **self._totals(run_id)
             )
@@ -763,6 +822,24 @@ def _backend_name(record: RunRecord) -> str:
     backend = record.attributes.get("backend")
     name = backend.get("name") if isinstance(backend, Mapping) else None
     return name if isinstance(name, str) else "local"
+
+
+def _on_fail_target(plan: Plan, flow: str, path: str) -> str | None:
+    """Where a sequential flow's step at `path` routes a failure (`on_fail`), or None."""
+    from stratum_core.engine._routing import base_step_id
+    from stratum_core.plan import CallStep
+
+    if "." in path or "#" in path or "[" in path or flow not in plan.flows:
+        return None
+    base = base_step_id(path)
+    step = next((s for s in plan.flows[flow].steps if s.id == base), None)
+    route = step.route if isinstance(step, CallStep) else None
+    return route.on_fail if route is not None else None
+
+
+def _part_of(path: str, step_id: str) -> bool:
+    """Whether `path` is an iteration (`x#2`) or a task (`x[t1]`) of the step at `step_id`."""
+    return path.startswith((f"{step_id}#", f"{step_id}["))
 
 
 def _awaits_agent(step: StepRecord) -> bool:

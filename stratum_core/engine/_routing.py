@@ -293,6 +293,11 @@ class SequentialFlowExecution(FlowExecution):
             output: Any = None
             outcome = "exit_max"
             for number in range(1, max_iterations + 1):
+                aborted = self.run.completed.get(f"{path}#{number}")
+                if aborted is not None and "iteration_aborted" in aborted.attributes:  # the agent stopped the loop
+                    outcome = "exit_abort"
+                    attributes["iteration_aborted"] = aborted.attributes["iteration_aborted"]
+                    break
                 output = await self.call_function_at(f"{path}#{number}", name, inputs, budget=step.budget)
                 attributes["iterations"] = number
                 env = {**inputs, "result": output}
@@ -344,9 +349,19 @@ class SequentialFlowExecution(FlowExecution):
             waiting: list[Pending] = []
             limiter = anyio.CapacityLimiter(dispatch.max_concurrent)
 
+            reported = {  # tasks the agent said it could not do (`Engine.close_agent_steps`)
+                record.step_id: record.attributes["task_failed"]
+                for record in self.run.store.get_steps(self.run.run_id)
+                if record.status == "failed" and "task_failed" in record.attributes
+            }
+
             async def one(index: int, task: Any) -> None:
                 task_id = str(task.get("id", index)) if isinstance(task, Mapping) else str(index)
                 inputs = {"task": task, "instruction": _render(dispatch.intent_template, task)}
+                if f"{path}[{task_id}]" in reported:
+                    error = str(reported[f"{path}[{task_id}]"])
+                    results[index] = {"task_id": task_id, "result": None, "status": "failed", "error": error}
+                    return
                 async with limiter:
                     try:
                         result = await self.call_function_at(f"{path}[{task_id}]", step.target, inputs)

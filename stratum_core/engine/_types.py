@@ -284,6 +284,7 @@ class AgentSubmission:
     """The engine's answer to an agent's report of an agent step.
 
     accepted: the output met the contract. violations / retries_left: what to fix, and how many tries remain.
+    routed_to: out of retries, the step's `on_fail` target the run went on from.
     result: the run after the report (resumed: finished, or paused on the next steps; or failed, out of retries).
     """
 
@@ -291,3 +292,5 @@ class AgentSubmission:
     violations: tuple[str, ...] = ()
     retries_left: int = 0
     result: RunResult | None = None
+    routed_to: str | None = None
+    """Out of retries, the flow routed the failure to this step (`on_fail`) and the run went on."""
