@@ -67,6 +67,17 @@ RESERVED_TOOL_NAMES = frozenset(
         "stratum_await",
         "stratum_cancel",
         "stratum_batch",
+        # with --reference-tools, the reference's controller tools (server/_reference_tools)
+        "stratum_plan",
+        "stratum_gate_resolve",
+        "stratum_audit",
+        "stratum_skip_step",
+        "stratum_parallel_done",
+        "stratum_iteration_start",
+        "stratum_iteration_report",
+        "stratum_iteration_abort",
+        "stratum_check_timeouts",
+        "stratum_list_workflows",
     }
 )
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
@@ -271,8 +282,8 @@ def flow_title(flow: Flow) -> str:
     return words[:1].upper() + words[1:]
 
 
-def _description(plan: Plan, flow: Flow, path: Path) -> str:
-    text = flow.description or flow.title or plan.description or f"Run the flow '{flow.name}'."
+def _description(plan: Plan, flow: Flow, path: Path, text: str | None = None) -> str:
+    text = text or flow.description or flow.title or plan.description or f"Run the flow '{flow.name}'."
     text = text.strip()
     extra = f"\n\n(Stratum flow '{flow.name}' of {path.name}; each call is recorded as a run: stratum://runs/{{run_id}}"
     if asks_people(plan, flow):
@@ -302,14 +313,15 @@ def _output_schema(plan: Plan, flow: Flow) -> tuple[dict[str, Any] | None, bool]
 
 
 def build_tool(name: str, plan_name: str, path: Path, plan: Plan, flow: Flow) -> FlowTool:
-    """The tool serving `flow` of `plan` under `name`."""
-    input_schema = fields_schema(flow.input, plan.contracts)
+    """The tool serving `flow` of `plan` under `name` (a reference plan's `workflow` name: as its block says)."""
+    workflow = plan.workflow if plan.workflow is not None and name == tool_name_for(plan.workflow.name) else None
+    input_schema = fields_schema(workflow.input if workflow is not None else flow.input, plan.contracts)
     output_schema, wraps = _output_schema(plan, flow)
     title = flow_title(flow)
     tool = types.Tool(
         name=name,
         title=title,
-        description=_description(plan, flow, path),
+        description=_description(plan, flow, path, workflow.description if workflow is not None else None),
         input_schema=input_schema,
         output_schema=output_schema,
         annotations=_annotations(plan, flow, title),
@@ -349,6 +361,10 @@ def build_catalog(entries: Mapping[str, PlanEntry]) -> Catalog:
             continue
         for flow in entry.plan.flows.values():
             first.setdefault(tool_name_for(flow.name), []).append((entry, flow))
+        workflow = entry.plan.workflow  # a reference plan's `workflow` block: its flow is also served under its name
+        if workflow is not None and workflow.flow in entry.plan.flows:
+            if tool_name_for(workflow.name) != tool_name_for(workflow.flow):
+                first.setdefault(tool_name_for(workflow.name), []).append((entry, entry.plan.flows[workflow.flow]))
     claims: dict[str, list[tuple[PlanEntry, Flow]]] = {}
     for name, owners in first.items():
         if len(owners) == 1:

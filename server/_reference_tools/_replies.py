@@ -82,12 +82,18 @@ class Current:
 def current_of(store: RunStore, run_id: str) -> Current:
     """What a run waits for now (nothing, when it is not paused)."""
     pending = store.list_reviews(status="pending", run_id=run_id)
-    waiting = tuple(
+    waiting = [
         step
         for step in store.get_steps(run_id)
         if step.status == "waiting" and "agent" in (step.attributes.get("awaiting") or [])  # type: ignore[operator]
+    ]
+    paths = [step.step_id for step in waiting]
+    innermost = tuple(  # an iteration, a task fan-out or a sub-flow waits on its own parts: those are handed out
+        step
+        for step in waiting
+        if not any(p.startswith((f"{step.step_id}#", f"{step.step_id}[", f"{step.step_id}.")) for p in paths)
     )
-    return Current(review=pending[0] if pending else None, waiting=waiting)
+    return Current(review=pending[0] if pending else None, waiting=innermost)
 
 
 def _duration(run: RunRecord) -> float:
