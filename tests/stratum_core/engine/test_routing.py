@@ -12,7 +12,7 @@ from stratum_core.engine import Engine, EngineConfig, ReviewAnswer, ReviewReques
 from stratum_core.errors import GateKilled, PostconditionFailed, RoutingLimitExceeded
 from stratum_core.llm import LiteLLMClient, register_model
 from stratum_core.plan import load_plan, load_plan_text
-from stratum_core.store import SQLiteRunStore
+from stratum_core.store import SQLiteRunStore, StoreError
 from stratum_core.testing import FakeLLM, minimal_instance
 
 pytestmark = pytest.mark.anyio
@@ -334,3 +334,65 @@ def test_gate_decisions_are_a_contract_of_their_own() -> None:
     plan = gated()
     decision: Mapping[str, Any] = plan.contracts["GateDecision"].fields["outcome"].model_dump()
     assert decision["enum"] == ("approve", "revise", "kill")
+
+
+AGENT_ROUTES = """
+version: "0.2"
+contracts:
+  N:
+    n: {type: integer}
+functions:
+  pick:
+    mode: compute
+    intent: Pick a positive number.
+    output: N
+    ensure: ["result.n > 0"]
+    retries: 1
+  grow:
+    mode: compute
+    intent: Grow the number.
+    output: N
+flows:
+  main:
+    input: {}
+    steps:
+      - {id: first, function: pick, inputs: {}, on_fail: last}
+      - {id: middle, function: pick, inputs: {}}
+      - {id: loop, function: grow, inputs: {}, max_iterations: 5, exit_criterion: "result.n > 100"}
+      - {id: last, function: grow, inputs: {}}
+"""
+
+
+async def test_an_agent_step_out_of_attempts_follows_on_fail_instead_of_failing_the_run(engine: Engine) -> None:
+    paused = await engine.run(load_plan_text(AGENT_ROUTES), "main", {}, agent=True)
+    submission = await engine.submit_agent_output(paused.run_id, "first", {"n": -1})
+    assert submission.routed_to == "last" and not submission.accepted
+    assert submission.violations == ("ensure: result.n > 0 (actual: result.n = -1)",)
+    assert submission.result is not None and [t.step_id for t in submission.result.agent_tasks] == ["last"]
+    first = steps_of(engine, paused)["first"]
+    assert (first.status, first.attributes["routed_to"]) == ("failed", "last")
+    done = await engine.submit_agent_output(paused.run_id, "last", {"n": 7})
+    assert done.result is not None and (done.result.status, done.result.output) == ("succeeded", {"n": 7})
+
+
+async def test_closed_agent_steps_are_skipped_or_end_an_iteration_loop(engine: Engine) -> None:
+    plan = load_plan_text(AGENT_ROUTES.replace("on_fail: last", "on_fail: middle"))
+    paused = await engine.run(plan, "main", {}, agent=True)
+    with pytest.raises(StoreError, match=r"'middle' of run .* is not waiting"):
+        await engine.close_agent_steps(paused.run_id, ["middle"], status="skipped", reason="x", attribute="skip_reason")
+    skipped = await engine.close_agent_steps(
+        paused.run_id, ["first"], status="skipped", reason="not needed", attribute="skip_reason"
+    )
+    assert skipped is not None and [t.step_id for t in skipped.agent_tasks] == ["middle"]
+    assert steps_of(engine, paused)["first"].attributes["skip_reason"] == "not needed"
+    looping = await engine.submit_agent_output(paused.run_id, "middle", {"n": 1})
+    assert looping.result is not None and [t.step_id for t in looping.result.agent_tasks] == ["loop#1"]
+    second = await engine.submit_agent_output(paused.run_id, "loop#1", {"n": 2})
+    assert second.result is not None and [t.step_id for t in second.result.agent_tasks] == ["loop#2"]
+    aborted = await engine.close_agent_steps(
+        paused.run_id, ["loop#2"], status="skipped", reason="enough", attribute="iteration_aborted"
+    )
+    assert aborted is not None and [t.step_id for t in aborted.agent_tasks] == ["last"]
+    loop = steps_of(engine, paused)["loop"]
+    assert (loop.status, loop.output, loop.attributes["iteration_outcome"]) == ("succeeded", {"n": 2}, "exit_abort")
+    assert loop.attributes["iteration_aborted"] == "enough"
