@@ -440,15 +440,19 @@ class ReferenceTools:
         found = self._iteration(run, step_id)
         if isinstance(found, dict):
             return found
-        step = spec_of(run.plan_text, run.flow).step(step_id)
-        assert step is not None
         match = _ITERATION.search(found.step_id)
         assert match is not None
+        return self._loop_reply("iteration_started", run, step_id, int(match.group(1)))
+
+    @staticmethod
+    def _loop_reply(status: str, run: RunRecord, step_id: str, iteration: int) -> Reply:
+        step = spec_of(run.plan_text, run.flow).step(step_id)
+        assert step is not None
         return {
-            "status": "iteration_started",
+            "status": status,
             "flow_id": run.run_id,
             "step_id": step_id,
-            "iteration": int(match.group(1)),
+            "iteration": iteration,
             "max_iterations": step.raw.get("max_iterations"),
             "exit_criterion": step.raw.get("exit_criterion"),
         }
@@ -466,8 +470,6 @@ class ReferenceTools:
     def _after_iterations(self, run: RunRecord, step_id: str, path: str) -> Reply:
         top = path.split("#", 1)[0]
         record = self._step_record(run, top)
-        step = spec_of(run.plan_text, run.flow).step(step_id)
-        assert step is not None
         number = int(path.rsplit("#", 1)[1])
         if record is not None and record.status in ("succeeded", "skipped"):
             return {
@@ -480,14 +482,7 @@ class ReferenceTools:
             }
         if record is not None and record.status == "failed":
             return dispatch(self.server.store, self._run(run.run_id))
-        return {
-            "status": "iteration_continue",
-            "flow_id": run.run_id,
-            "step_id": step_id,
-            "iteration": number + 1,
-            "max_iterations": step.raw.get("max_iterations"),
-            "exit_criterion": step.raw.get("exit_criterion"),
-        }
+        return self._loop_reply("iteration_continue", run, step_id, number + 1)
 
     async def iteration_abort(self, run: RunRecord, step_id: str, reason: str) -> Reply:
         """stratum_iteration_abort: stop the loop (outcome exit_abort); the step keeps its last iteration's result."""
