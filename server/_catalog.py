@@ -41,6 +41,7 @@ from stratum_core.plan._schema import contract_schema, fields_schema, type_schem
 __all__ = [
     "DESCRIPTION_LIMIT",
     "PLAN_SUFFIXES",
+    "REFERENCE_TOOL_NAMES",
     "RESERVED_TOOL_NAMES",
     "Catalog",
     "FlowTool",
@@ -67,7 +68,11 @@ RESERVED_TOOL_NAMES = frozenset(
         "stratum_await",
         "stratum_cancel",
         "stratum_batch",
-        # with --reference-tools, the reference's controller tools (server/_reference_tools)
+    }
+)
+"""The server's own tools: no flow is served under these names."""
+REFERENCE_TOOL_NAMES = frozenset(
+    {
         "stratum_plan",
         "stratum_gate_resolve",
         "stratum_audit",
@@ -80,6 +85,7 @@ RESERVED_TOOL_NAMES = frozenset(
         "stratum_list_workflows",
     }
 )
+"""The reference's controller tools (served with `--reference-tools`, server/_reference_tools): reserved too."""
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _INVALID_CHARS = re.compile(r"[^a-zA-Z0-9_-]+")
 _MESSAGE_LIMIT = 300
@@ -378,7 +384,7 @@ def build_catalog(entries: Mapping[str, PlanEntry]) -> Catalog:
             claims.setdefault(qualified_name, []).append(owner)
     tools: dict[str, FlowTool] = {}
     for name, owners in sorted(claims.items()):
-        if name in RESERVED_TOOL_NAMES:
+        if name in RESERVED_TOOL_NAMES or name in REFERENCE_TOOL_NAMES:
             for entry, flow in owners:
                 problems.append(f"{entry.path}: flow '{flow.name}' not served: the tool name '{name}' is reserved")
             continue

@@ -116,10 +116,10 @@ def _base(run: RunRecord, spec: ReferenceSpec, step: RawStep) -> dict[str, Any]:
     }
 
 
-def _execute_step(store: RunStore, run: RunRecord, spec: ReferenceSpec, record: StepRecord) -> dict[str, Any]:
+def _execute_step(store: RunStore, run: RunRecord, top: ReferenceSpec, record: StepRecord) -> dict[str, Any]:
     step_id = reference_id(record.step_id)
-    step = spec.step(step_id)
-    if step is None:  # a step of a sub-flow: described by its own record
+    found = top.locate(step_id)
+    if found is None:  # not a step of the plan's text (cannot happen for a plan that loaded): its record says it
         return {
             "status": "execute_step",
             "flow_id": run.run_id,
@@ -129,10 +129,12 @@ def _execute_step(store: RunStore, run: RunRecord, spec: ReferenceSpec, record: 
             "inputs": record.input,
             "retries_remaining": None,
         }
+    spec, step = found
     contract = step.output_contract
     reply: dict[str, Any] = {
         "status": "execute_step",
         **_base(run, spec, step),
+        "step_id": step_id,  # a sub-flow's step keeps its path (`sub.inner`)
         "agent": step.raw.get("agent"),
         "intent": step.intent,
         "inputs": record.input if record.input is not None else {},
@@ -154,22 +156,33 @@ def _execute_step(store: RunStore, run: RunRecord, spec: ReferenceSpec, record: 
     return reply
 
 
-def _await_gate(run: RunRecord, spec: ReferenceSpec, review: ReviewRecord) -> dict[str, Any]:
+def _await_gate(run: RunRecord, top: ReferenceSpec, review: ReviewRecord) -> dict[str, Any]:
     step_id = reference_id(review.step_id)
-    step = spec.step(step_id)
+    found = top.locate(step_id)
     reply: dict[str, Any] = {"status": "await_gate"}
-    if step is None:
+    if found is None:
         return {**reply, "flow_id": run.run_id, "step_id": step_id, "step_mode": "function", "timeout": None}
-    return {
-        **reply,
-        **_base(run, spec, step),
-        "function": step.raw.get("function"),
-        "agent": step.raw.get("agent"),
-        "on_approve": step.raw.get("on_approve"),
-        "on_revise": step.raw.get("on_revise"),
-        "on_kill": step.raw.get("on_kill"),
-        "timeout": step.function.get("timeout"),
-    }
+    spec, step = found
+    reply.update(
+        {
+            **_base(run, spec, step),
+            "step_id": step_id,
+            "function": step.raw.get("function"),
+            "agent": step.raw.get("agent"),
+            "on_approve": step.raw.get("on_approve"),
+            "on_revise": step.raw.get("on_revise"),
+            "on_kill": step.raw.get("on_kill"),
+            "timeout": step.function.get("timeout"),
+        }
+    )
+    if not step.is_gate:  # a human step of a version "1" plan: a decision of its own shape, not a gate's outcome
+        reply.update(
+            review_id=review.review_id,
+            question=review.question,
+            decision_schema=review.request.get("schema"),
+            answer_with="stratum_resume(review_id, answer)",
+        )
+    return reply
 
 
 def _parallel(store: RunStore, run: RunRecord, spec: ReferenceSpec, step: RawStep, path: str) -> dict[str, Any]:
@@ -199,7 +212,7 @@ def dispatch(store: RunStore, run: RunRecord) -> dict[str, Any]:
     if not now.waiting:
         return error_reply("execution_error", f"flow {run.run_id} is paused but waits for no step (resume it)")
     first = now.waiting[0]
-    step = spec.step(reference_id(first.step_id))
+    step = spec.find(reference_id(first.step_id))
     if step is not None and step.mode == "parallel_dispatch":
         return _parallel(store, run, spec, step, first.step_id.split("[", 1)[0])
     return _execute_step(store, run, spec, first)
@@ -249,7 +262,7 @@ def completion(store: RunStore, run: RunRecord) -> dict[str, Any]:
 
 def _record(spec: ReferenceSpec, step: StepRecord, reviews: Mapping[str, ReviewRecord]) -> dict[str, Any]:
     step_id = reference_id(step.step_id)
-    raw = spec.step(step_id)
+    raw = spec.find(step_id)
     attributes = step.attributes
     if "effective_policy" in attributes:
         output = step.output if isinstance(step.output, Mapping) else {}

@@ -100,6 +100,22 @@ class ReferenceSpec:
         """The step with this id, or None."""
         return next((step for step in self.steps if step.id == step_id), None)
 
+    def find(self, path: str) -> RawStep | None:
+        """The step at `path` (an id, or a path through sub-flows), or None."""
+        located = self.locate(path)
+        return located[1] if located is not None else None
+
+    def locate(self, path: str) -> tuple[ReferenceSpec, RawStep] | None:
+        """The flow and step of a path through sub-flows (`sub.inner`: step `inner` of the flow step `sub` calls)."""
+        head, _, rest = path.partition(".")
+        step = self.step(head)
+        if step is None or not rest:
+            return (self, step) if step is not None else None
+        child = step.raw.get("flow")
+        if step.mode != "flow" or not isinstance(child, str):
+            return None
+        return _spec(self.data, child).locate(rest)
+
     def output_fields(self, contract: str | None) -> dict[str, str]:
         """`{field: type}` of a contract, as the reference hints it to the agent."""
         fields = _mapping(_mapping(self.data.get("contracts")).get(contract or ""))
@@ -120,7 +136,10 @@ def _parsed(text: str) -> Mapping[str, Any]:
 
 def spec_of(plan_text: str, flow: str) -> ReferenceSpec:
     """The reference view of `flow` in a run's stored plan text."""
-    data = _parsed(plan_text)
+    return _spec(_parsed(plan_text), flow)
+
+
+def _spec(data: Mapping[str, Any], flow: str) -> ReferenceSpec:
     raw_steps = _mapping(_mapping(data.get("flows")).get(flow)).get("steps")
     steps = [step for step in raw_steps if isinstance(step, Mapping)] if isinstance(raw_steps, list) else []
     functions = _mapping(data.get("functions"))

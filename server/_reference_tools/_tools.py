@@ -194,7 +194,7 @@ class ReferenceTools:
         step_id = str(arguments["step_id"])
         if run.status != "paused":
             return error_reply("flow_complete", f"flow {flow_id} is {run.status}; nothing to report", flow_id=flow_id)
-        if spec_of(run.plan_text, run.flow).step(step_id.split(".", 1)[0]) is None:
+        if spec_of(run.plan_text, run.flow).find(step_id) is None:
             return error_reply("step_not_found", f"flow '{run.flow}' has no step '{step_id}'", flow_id=flow_id)
         if name == STEP_DONE:
             return await self.step_done(run, step_id, arguments["result"])
@@ -269,7 +269,7 @@ class ReferenceTools:
     async def step_done(self, run: RunRecord, step_id: str, result: Any) -> Reply:
         """stratum_step_done: check the result against the step's contract; the next dispatch or the violations."""
         spec = spec_of(run.plan_text, run.flow)
-        step = spec.step(step_id)
+        step = spec.find(step_id)
         if step is not None and step.is_gate:
             return error_reply(
                 "gate_step_requires_gate_resolve",
@@ -306,8 +306,14 @@ class ReferenceTools:
                 "invalid_resolved_by", f"resolved_by must be one of {', '.join(_RESOLVERS)}, got {resolved_by!r}"
             )
         spec = spec_of(run.plan_text, run.flow)
-        step = spec.step(step_id)
+        step = spec.find(step_id)
         if step is None or not step.is_gate:
+            review = current_of(self.server.store, run.run_id).review
+            if review is not None and reference_id(review.step_id) == step_id:  # a version "1" human step
+                hint = (
+                    f"; it asks a person a decision of its own: answer stratum_resume(review_id='{review.review_id}')"
+                )
+                return error_reply("not_a_gate_step", f"step '{step_id}' is not a gate{hint}", flow_id=run.run_id)
             return error_reply("not_a_gate_step", f"step '{step_id}' is not a gate", flow_id=run.run_id)
         review = current_of(self.server.store, run.run_id).review
         if review is None or reference_id(review.step_id) != step_id:
@@ -364,7 +370,7 @@ class ReferenceTools:
 
     async def skip_step(self, run: RunRecord, step_id: str, reason: str) -> Reply:
         """stratum_skip_step: the current step is skipped (recorded with the reason); gates cannot be."""
-        step = spec_of(run.plan_text, run.flow).step(step_id)
+        step = spec_of(run.plan_text, run.flow).find(step_id)
         if step is not None and step.is_gate:
             return error_reply(
                 "gate_step_cannot_be_skipped", f"step '{step_id}' is a gate: resolve it", flow_id=run.run_id
@@ -380,7 +386,7 @@ class ReferenceTools:
 
     async def parallel_done(self, run: RunRecord, step_id: str, results: list[Any], merge_status: str) -> Reply:
         """stratum_parallel_done: each task's result is checked as its own agent step; failed tasks count as such."""
-        step = spec_of(run.plan_text, run.flow).step(step_id)
+        step = spec_of(run.plan_text, run.flow).find(step_id)
         if step is None or step.mode != "parallel_dispatch":
             return error_reply("wrong_step_type", f"step '{step_id}' is not a parallel_dispatch step")
         waiting = {s.step_id: s for s in self._waiting(run, step_id)}
@@ -429,7 +435,7 @@ class ReferenceTools:
         return reply
 
     def _iteration(self, run: RunRecord, step_id: str) -> StepRecord | Reply:
-        step = spec_of(run.plan_text, run.flow).step(step_id)
+        step = spec_of(run.plan_text, run.flow).find(step_id)
         if step is None or not step.raw.get("max_iterations"):
             return error_reply("not_an_iteration_step", f"step '{step_id}' has no max_iterations", flow_id=run.run_id)
         waiting = [s for s in self._waiting(run, step_id) if _ITERATION.search(s.step_id)]
@@ -446,7 +452,7 @@ class ReferenceTools:
 
     @staticmethod
     def _loop_reply(status: str, run: RunRecord, step_id: str, iteration: int) -> Reply:
-        step = spec_of(run.plan_text, run.flow).step(step_id)
+        step = spec_of(run.plan_text, run.flow).find(step_id)
         assert step is not None
         return {
             "status": status,

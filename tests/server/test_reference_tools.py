@@ -18,7 +18,7 @@ from mcp.client.stdio import stdio_client
 from server_helpers import make_server, serve_command, server_env, stdio_params, text_of
 
 from server import ServerConfig, StratumServer
-from server._catalog import RESERVED_TOOL_NAMES
+from server._catalog import REFERENCE_TOOL_NAMES, RESERVED_TOOL_NAMES
 
 PLANS = Path(__file__).parent / "reference_plans"
 WRITE_POST = (PLANS / "write_post.stratum.yaml").read_text(encoding="utf-8")
@@ -517,4 +517,78 @@ async def test_the_shared_tools_take_both_argument_shapes_only_with_reference_to
 
 
 def test_no_flow_can_take_the_name_of_a_reference_tool() -> None:
-    assert REFERENCE_TOOLS <= RESERVED_TOOL_NAMES
+    assert REFERENCE_TOOLS <= RESERVED_TOOL_NAMES | REFERENCE_TOOL_NAMES
+
+
+NESTED = """
+version: "0.2"
+contracts:
+  T:
+    text: {type: string}
+functions:
+  say:
+    mode: infer
+    intent: Say something.
+    output: T
+flows:
+  child:
+    input: {x: {type: string}}
+    steps:
+      - {id: inner, function: say, inputs: {x: "$.input.x"}}
+  main:
+    input: {x: {type: string}}
+    steps:
+      - {id: pre, function: say, inputs: {x: "$.input.x"}}
+      - {id: sub, flow: child, inputs: {x: "$.steps.pre.output.text"}}
+"""
+VERSION_1 = """
+version: "1"
+contracts:
+  T:
+    text: {type: string}
+functions:
+  shout:
+    mode: compute
+    input: {x: {type: string}}
+    output: T
+    expr: "{'text': x.upper()}"
+  ok:
+    mode: human
+    question: Go on?
+    output: {type: boolean}
+flows:
+  main:
+    input: {x: {type: string}}
+    output: T
+    steps:
+      - {id: check, function: ok, inputs: {}}
+      - {id: loud, function: shout, inputs: {x: $.input.x}, depends_on: [check]}
+"""
+
+
+async def test_a_sub_flow_step_goes_by_its_path_and_a_version_1_human_step_names_its_review(
+    reference_server: StratumServer,
+) -> None:
+    async with Client(reference_server) as client:
+        call = Agent(client)
+        flow_id = (await call("stratum_plan", spec=NESTED, flow="main", inputs={"x": "a"}))["flow_id"]
+        inner = await call("stratum_step_done", flow_id=flow_id, step_id="pre", result={"text": "b"})
+        assert set(inner) == FUNCTION_STEP
+        assert (inner["step_id"], inner["step_number"], inner["total_steps"], inner["inputs"]) == (
+            "sub.inner",
+            1,
+            1,
+            {"x": "b"},
+        )
+        done = await call("stratum_step_done", flow_id=flow_id, step_id="sub.inner", result={"text": "c"})
+        assert (done["status"], done["output"]) == ("complete", {"text": "c"})
+
+        paused = await call("stratum_plan", spec=VERSION_1, flow="main", inputs={"x": "a"})
+        assert AWAIT_GATE | {"review_id", "question", "decision_schema", "answer_with"} == set(paused)
+        assert (paused["step_id"], paused["question"]) == ("check", "Go on?")
+        refused = await call("stratum_gate_resolve", flow_id=paused["flow_id"], step_id="check", outcome="approve")
+        assert paused["review_id"] in error_of(refused, "not_a_gate_step")
+        answered = await client.call_tool("stratum_resume", {"review_id": paused["review_id"], "answer": True})
+        assert not answered.is_error
+        finished = await call("stratum_resume", flow_id=paused["flow_id"])
+        assert (finished["status"], finished["output"]) == ("complete", {"text": "A"})  # its compute step ran here

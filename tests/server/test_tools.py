@@ -12,7 +12,6 @@ from server_helpers import TEST_PLANS, links_of, make_server, text_of
 from server import RESUME_TOOL, StratumServer
 from server._catalog import RESERVED_TOOL_NAMES
 from server._handles import HANDLE_SCHEMA, with_handle
-from server._reference_tools import REFERENCE_ONLY
 from stratum_core.testing import FakeLLM, Reply
 
 
@@ -20,8 +19,7 @@ async def test_every_flow_is_listed_with_its_schemas(server: StratumServer, mode
     async with Client(server, mode=mode) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
     catalog = server.folder.catalog.tools
-    served = RESERVED_TOOL_NAMES - REFERENCE_ONLY  # the reference's tools are reserved, served with --reference-tools
-    assert set(tools) == {*catalog, *served} and RESUME_TOOL in RESERVED_TOOL_NAMES
+    assert set(tools) == {*catalog, *RESERVED_TOOL_NAMES} and RESUME_TOOL in RESERVED_TOOL_NAMES
     for name, tool in catalog.items():
         assert tools[name].input_schema == tool.input_schema
         assert tools[name].output_schema == with_handle(tool.output_schema)
