@@ -529,7 +529,7 @@ class StratumServer(Server[Any]):
 
     async def _call_tool(self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> ToolAnswer:
         if self.reference is not None and self.reference.handles(params):  # --reference-tools (server/_reference_tools)
-            return await self.reference.call(params)
+            return await self.reference.call(params, owner=self.identity(ctx).name, view=self.view(ctx))
         tool = self.folder.catalog.tools.get(params.name)
         if tool is None and params.name not in _TOOL_INPUTS:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {params.name}")

@@ -58,8 +58,9 @@ from server._reference_tools._spec import spec_of
 from server._results import run_uri
 from stratum_core.engine import Engine
 from stratum_core.errors import PlanError, StratumError
-from stratum_core.plan import load_plan_text
-from stratum_core.store import RunRecord, StepRecord
+from stratum_core.plan import Plan, load_plan_text
+from stratum_core.plan._reference_schema import REFERENCE_VERSIONS
+from stratum_core.store import RunRecord, RunStore, StepRecord
 from stratum_core.store._records import new_id
 
 if TYPE_CHECKING:
@@ -132,8 +133,12 @@ class ReferenceTools:
             return True
         return params.name in SHARED and "flow_id" in (params.arguments or {})
 
-    async def call(self, params: types.CallToolRequestParams) -> types.CallToolResult:
-        """Answer a reference tool call; a failure inside is an error reply, never a crash."""
+    async def call(self, params: types.CallToolRequestParams, *, owner: str, view: RunStore) -> types.CallToolResult:
+        """Answer a reference tool call; a failure inside is an error reply, never a crash.
+
+        `owner` is who calls (the runs `stratum_plan` starts are theirs); `view` is the store as they see it: another
+        identity's flow reads as one that does not exist (`flow_not_found`).
+        """
         arguments = dict(params.arguments or {})
         config = self.server.config
         limit = config.max_report_bytes if params.name in REPORTS else config.max_argument_bytes
@@ -144,7 +149,7 @@ class ReferenceTools:
         if problem is not None:
             return _reply(error_reply("invalid_arguments", problem))
         try:
-            data = await self._handle(params.name, arguments)
+            data = await self._handle(params.name, arguments, owner=owner, view=view)
         except StratumError as e:
             logger.warning("tool %s: %s", params.name, e)
             data = error_reply("execution_error", f"{type(e).__name__}: {e}")
@@ -176,13 +181,15 @@ class ReferenceTools:
             return "task_results must be an array"
         return None
 
-    async def _handle(self, name: str, arguments: dict[str, Any]) -> Reply:
+    async def _handle(self, name: str, arguments: dict[str, Any], *, owner: str, view: RunStore) -> Reply:
         if name == PLAN:
-            return await self.plan(str(arguments["spec"]), str(arguments["flow"]), arguments.get("inputs") or {})
+            return await self.plan(
+                str(arguments["spec"]), str(arguments["flow"]), arguments.get("inputs") or {}, owner=owner
+            )
         if name == LIST_WORKFLOWS:
             return await self.list_workflows(arguments.get("workflows_dir"))
         flow_id = str(arguments["flow_id"])
-        run = self.server.store.get_run(flow_id)
+        run = view.get_run(flow_id)
         if run is None:
             return error_reply("flow_not_found", f"No flow with id '{flow_id}'.", flow_id=flow_id)
         if name == RESUME:
@@ -250,21 +257,44 @@ class ReferenceTools:
 
     # -- the tools ------------------------------------------------------------------------------------------------
 
-    async def plan(self, spec: str, flow: str, inputs: Mapping[str, Any]) -> Reply:
+    async def plan(self, spec: str, flow: str, inputs: Mapping[str, Any], *, owner: str) -> Reply:
         """stratum_plan: load the plan (as a client's untrusted text), start the flow, answer its first dispatch."""
         try:
             plan = await anyio.to_thread.run_sync(load_agent_plan, spec)
         except PlanError as e:
             return _plan_error(e)
+        refused = self._unconfigured_models(plan)
+        if refused is not None:
+            return refused
         if flow not in plan.flows:
             return error_reply("execution_error", f"Flow '{flow}' not found in spec (flows: {', '.join(plan.flows)})")
         problems = self.engine.input_errors(plan, flow, inputs)
         if problems:
             return error_reply("execution_error", f"invalid inputs for flow '{flow}': " + "; ".join(problems))
         run_id = new_id()
-        await self.engine.run(plan, flow, inputs, agent=True, review_sink=PauseSink(), run_id=run_id)
+        await self.engine.run(plan, flow, inputs, agent=True, review_sink=PauseSink(), run_id=run_id, owner=owner)
         await self.server.hub.runs_changed()
         return dispatch(self.server.store, self._run(run_id))
+
+    def _unconfigured_models(self, plan: Plan) -> Reply | None:
+        """A refusal when a version "1" plan names a model the server is not configured with, else None.
+
+        A client's plan cannot have the server call any model it likes. In a 0.x plan a function's `model` is inert
+        here: every step goes to the agent, as in the reference.
+        """
+        allowed = self.server.allowed_models()
+        if plan.version in REFERENCE_VERSIONS or allowed is None:
+            return None
+        for name, fn in plan.functions.items():
+            model = getattr(fn, "model", None)
+            if isinstance(model, str) and model not in allowed:
+                message = f"model '{model}' is not one the server is configured with"
+                return {
+                    **error_reply("ir_validation_error", message, path=f"functions.{name}.model"),
+                    "success": False,
+                    "suggestion": "leave the model out, or use one of the server's",
+                }
+        return None
 
     async def step_done(self, run: RunRecord, step_id: str, result: Any) -> Reply:
         """stratum_step_done: check the result against the step's contract; the next dispatch or the violations."""

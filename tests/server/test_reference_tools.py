@@ -15,7 +15,7 @@ import mcp.types as types
 import pytest
 from mcp import Client
 from mcp.client.stdio import stdio_client
-from server_helpers import make_server, serve_command, server_env, stdio_params, text_of
+from server_helpers import HttpServer, make_server, serve_command, server_env, stdio_params, text_of
 
 from server import ServerConfig, StratumServer
 from server._catalog import REFERENCE_TOOL_NAMES, RESERVED_TOOL_NAMES
@@ -592,3 +592,39 @@ async def test_a_sub_flow_step_goes_by_its_path_and_a_version_1_human_step_names
         assert not answered.is_error
         finished = await call("stratum_resume", flow_id=paused["flow_id"])
         assert (finished["status"], finished["output"]) == ("complete", {"text": "A"})  # its compute step ran here
+
+
+@pytest.mark.slow
+async def test_a_flow_belongs_to_who_planned_it_and_a_version_1_plan_names_only_configured_models(
+    tmp_path: Path,
+) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text("alice-token-0123456789 alice\nbob-token-0123456789 bob\n", encoding="utf-8")
+    command = serve_command(PLANS, tmp_path / "runs.db", "--reference-tools", "--tokens", str(tokens))
+    server = HttpServer(command, server_env())
+    try:
+        async with server.client(token="alice-token-0123456789") as alice:
+            flow_id = (await Agent(alice)("stratum_plan", spec=WRITE_POST, flow="post", inputs={"topic": "x"}))[
+                "flow_id"
+            ]
+            talk = "  talk: {mode: infer, intent: Talk., input: {}, output: T, model: openai/gpt-4o}\n"
+            named = VERSION_1.replace("functions:\n", "functions:\n" + talk)
+            refused = await Agent(alice)("stratum_plan", spec=named, flow="main", inputs={"x": "a"})
+            assert "openai/gpt-4o" in error_of(refused, "ir_validation_error")
+            assert refused["path"] == "functions.talk.model"
+        async with server.client(token="bob-token-0123456789") as bob:
+            call = Agent(bob)
+            for tool, arguments in (
+                ("stratum_audit", {}),
+                ("stratum_resume", {}),
+                ("stratum_step_done", {"step_id": "draft", "result": {"text": "mine now", "score": 1}}),
+            ):
+                theirs = await call(tool, flow_id=flow_id, **arguments)
+                missing = await call(tool, flow_id="0" * 32, **arguments)
+                assert error_of(theirs, "flow_not_found").replace(flow_id, "<id>") == error_of(
+                    missing, "flow_not_found"
+                ).replace("0" * 32, "<id>")
+        async with server.client(token="alice-token-0123456789") as alice:
+            assert (await Agent(alice)("stratum_resume", flow_id=flow_id))["step_id"] == "draft"
+    finally:
+        server.stop()
