@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The official MCP conformance suite (npm @modelcontextprotocol/conformance 0.1.16, Node 22) against
-# `stratum serve --http`. Exits non-zero if any scenario below fails (or those named as arguments).
+# `stratum serve --http`, started with a bearer token that scripts/conformance/bearer_token.cjs gives the suite's
+# client (it has no option for headers). Exits non-zero if any scenario below fails (or those named as arguments).
 #
 # The suite tests servers over streamable HTTP only, and most of its scenarios call fixture tools, resources and
 # prompts of the SDK's "everything" server (test_simple_text, test://static-text, test_simple_prompt, ...). What
@@ -45,7 +46,10 @@ cleanup() {
 trap cleanup EXIT
 cp tests/server/plans/*.stratum.yaml tests/server/plans/*.py scripts/conformance/*.stratum.yaml "$work/"
 export LITELLM_OFFLINE_MODE=true LITELLM_LOCAL_MODEL_COST_MAP=True HF_HUB_OFFLINE=1
-.venv/bin/stratum serve --plans "$work" --store :memory: --http 127.0.0.1:0 --poll 0 2>"$work/server.log" &
+# HTTP always needs a bearer token; the suite's client is given it by a preload (scripts/conformance/bearer_token.cjs).
+token="$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+.venv/bin/stratum serve --plans "$work" --store :memory: --http 127.0.0.1:0 --poll 0 --token "$token" \
+    2>"$work/server.log" &
 server_pid=$!
 url=""
 for _ in $(seq 1 300); do
@@ -56,6 +60,9 @@ for _ in $(seq 1 300); do
 done
 [ -n "$url" ] || { echo "stratum serve did not start" >&2; cat "$work/server.log" >&2; exit 1; }
 echo "conformance 0.1.16 against $url" >&2
+export STRATUM_CONFORMANCE_TOKEN="$token" STRATUM_CONFORMANCE_ORIGIN="${url%/mcp}"
+export STRATUM_CONFORMANCE_MODULES="$PWD/.cache/mcp-conformance"
+export NODE_OPTIONS="--require $PWD/scripts/conformance/bearer_token.cjs"
 
 failed=()
 for scenario in "${SCENARIOS[@]}"; do
