@@ -252,17 +252,27 @@ def _serve(
             from server._transport import serve_http
 
             assert tokens is not None
-            await serve_http(server, host=config.http_host, port=config.http_port, tokens=tokens, on_ready=ready)
+            await serve_http(
+                server, host=config.http_host, port=config.http_port, tokens=tokens, on_ready=ready, stop=stop
+            )
+
+    stop = anyio.Event() if config.http_host is not None else None
 
     async def main() -> None:
-        """Serve until the client leaves or SIGTERM arrives; either way runs still going are put down, recorded."""
+        """Serve until the client leaves or SIGTERM arrives; either way runs still going are put down, recorded.
+
+        Over HTTP, SIGTERM asks uvicorn to shut down as Ctrl-C does (open requests end, the lifespan closes):
+        cancelling it from outside would cut its lifespan task off mid-await and log a traceback.
+        """
         async with anyio.create_task_group() as group:
 
             async def stop_on_sigterm() -> None:
                 with anyio.open_signal_receiver(signal.SIGTERM) as signals:
                     async for _ in signals:
-                        group.cancel_scope.cancel()
-                        return
+                        if stop is None:
+                            group.cancel_scope.cancel()
+                            return
+                        stop.set()
 
             group.start_soon(stop_on_sigterm)
             await serve()

@@ -159,8 +159,12 @@ async def serve_http(
     port: int = 8765,
     tokens: TokenTable | str,
     on_ready: Callable[[str], None] | None = None,
+    stop: anyio.Event | None = None,
 ) -> None:
-    """Serve streamable HTTP at `http://host:port/mcp` until interrupted; `on_ready` gets the URL once bound.
+    """Serve streamable HTTP at `http://host:port/mcp` until interrupted or `stop` is set.
+
+    `on_ready` gets the URL once bound. Setting `stop` shuts down as Ctrl-C does: open requests end, then the app's
+    lifespan closes.
 
     Every request must carry one of `tokens` (a table of tokens and the identities they name, or one token).
     Port 0 picks a free port; the URL passed to `on_ready` (and logged) names it.
@@ -182,6 +186,15 @@ async def serve_http(
             logger.info("serving MCP over HTTP at %s", url)
             if on_ready is not None:
                 on_ready(url)
-            await web.serve(sockets=[sock])
+            async with anyio.create_task_group() as group:
+                if stop is not None:
+
+                    async def shut_down_when_asked() -> None:
+                        await stop.wait()
+                        web.should_exit = True
+
+                    group.start_soon(shut_down_when_asked)
+                await web.serve(sockets=[sock])
+                group.cancel_scope.cancel()
     finally:
         sock.close()

@@ -132,8 +132,9 @@ class HttpServer:
         http = create_mcp_http_client(headers={"Authorization": f"Bearer {token or self.token}"})
         return _ClosingClient(http, Client(streamable_http_client(self.url, http_client=http), mode=mode, **kwargs))
 
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGINT)
+    def stop(self, sig: signal.Signals = signal.SIGINT) -> int:
+        """Stop the server with `sig` (killed if it has not exited 10 s later); its exit code."""
+        self.process.send_signal(sig)
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -142,6 +143,7 @@ class HttpServer:
         self._thread.join(timeout=5)
         if self.process.stderr is not None:
             self.process.stderr.close()
+        return self.process.returncode
 
 
 def stdio_params(command: list[str], env: dict[str, str]) -> StdioServerParameters:

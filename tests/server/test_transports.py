@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -289,6 +290,17 @@ async def test_over_http_a_token_is_required_when_set(tmp_path: Path) -> None:
         assert result.structured_content == {"text": "auth", "length": 4}
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_over_http_a_stop_signal_shuts_down_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
+    """A service manager's SIGTERM stops the server as Ctrl-C does: exit 0, no traceback, the store closed."""
+    server = HttpServer(serve_command(TEST_PLANS, tmp_path / "runs.db"), server_env())
+    async with server.client("legacy") as client:
+        assert (await client.call_tool("echo", {"text": "bye"})).structured_content == {"text": "bye", "length": 3}
+    assert server.stop(sig) == 0
+    said = "".join(server.lines)
+    assert "Traceback" not in said and "ERROR" not in said, said
 
 
 # -- start-up ----------------------------------------------------------------------------------------------------------
