@@ -109,9 +109,12 @@ def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevSer
 
 @pytest.fixture
 def settings(temporal_server: DevServer) -> TemporalSettings:
-    """Settings for this test: the session's server, a task queue of its own, a dead worker noticed in 2 s."""
+    """Settings for this test: the session's server, a task queue of its own, a dead worker noticed in 10 s.
+
+    (A heartbeat timeout much shorter makes a worker starved of CPU on a loaded machine look dead.)
+    """
     return TemporalSettings(
-        address=temporal_server.address, task_queue=f"test-{uuid.uuid4().hex[:12]}", heartbeat_seconds=2.0
+        address=temporal_server.address, task_queue=f"test-{uuid.uuid4().hex[:12]}", heartbeat_seconds=10.0
     )
 
 
@@ -144,12 +147,16 @@ async def connect_client(address: str) -> Client:
 
 @asynccontextmanager
 async def in_process_worker(
-    client: Client, settings: TemporalSettings, store: SQLiteRunStore, fake_llm: FakeLLM
+    client: Client, settings: TemporalSettings, store: SQLiteRunStore, fake_llm: FakeLLM, *, cached: int = 0
 ) -> AsyncIterator[None]:
-    """A Stratum worker in this process (its model calls reach the test LLM over HTTP)."""
+    """A Stratum worker in this process (its model calls reach the test LLM over HTTP).
+
+    It keeps no workflow cached by default: each workflow task replays the run's history from the start, so every
+    test through it also checks that replay takes the path the first execution took.
+    """
     register_model(fake_llm.model)
     engine = Engine(store=store, llm=LiteLLMClient(backoff_base=0.01), config=worker_config(fake_llm))
-    async with build_worker(client, settings=settings, engine=engine):
+    async with build_worker(client, settings=settings, engine=engine, max_cached_workflows=cached):
         yield
 
 
@@ -168,10 +175,73 @@ async def temporal_engine(
 
 
 def worker_environment(fake_llm: FakeLLM) -> dict[str, str]:
-    """The environment of a `stratum worker` subprocess that calls the test LLM."""
+    """The environment of a `stratum worker` subprocess that calls the test LLM (priced at zero, as in process)."""
     return {
         **os.environ,
         "STRATUM_MODEL": fake_llm.model,
         "STRATUM_API_BASE": fake_llm.url,
-        "STRATUM_FORCE_MODEL": "1",
+        "STRATUM_FORCE_MODEL": fake_llm.model,
+        "STRATUM_PRICES": f"{fake_llm.model}=0,0",
     }
+
+
+class WorkerProcess:
+    """`stratum worker` in a subprocess, on the test's task queue and store, calling the test LLM."""
+
+    def __init__(self, settings: TemporalSettings, store_path: Path, fake_llm: FakeLLM, log: Path) -> None:
+        self.command = [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "worker",
+            "--store",
+            str(store_path),
+            "--temporal-address",
+            settings.address,
+            "--task-queue",
+            settings.task_queue,
+        ]
+        self.environment = worker_environment(fake_llm)
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.command, env=self.environment, stdout=log, stderr=log, cwd=Path(__file__).parents[4]
+            )
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: the worker dies at once, mid-whatever, as a lost host would."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture
+def workers(
+    settings: TemporalSettings, store_path: Path, fake_llm: FakeLLM, tmp_path: Path
+) -> Iterator[list[WorkerProcess]]:
+    """Start `stratum worker` subprocesses with `workers.append(...)`-like `start_worker`; all stopped at the end."""
+    started: list[WorkerProcess] = []
+    yield started
+    for worker in started:
+        worker.stop()
+
+
+def start_worker(
+    workers: list[WorkerProcess], settings: TemporalSettings, store_path: Path, fake_llm: FakeLLM, tmp_path: Path
+) -> WorkerProcess:
+    worker = WorkerProcess(settings, store_path, fake_llm, tmp_path / f"worker-{len(workers)}.log").start()
+    workers.append(worker)
+    return worker
