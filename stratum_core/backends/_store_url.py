@@ -12,7 +12,9 @@ __all__ = ["open_run_store"]
 
 
 def open_run_store(spec: str | os.PathLike[str] | None) -> RunStore:
-    """The store named by `spec`: a file path or `sqlite:///PATH` (SQLite), `memory:` or None (in memory).
+    """The store named by `spec`: a file path or a SQLite URL (SQLite), `memory:` or None (in memory).
+
+    SQLite URLs are written as SQLAlchemy writes them: `sqlite:///runs.db` (relative), `sqlite:////var/runs.db`.
 
     SQLite is safe across processes of one host (WAL, a file lock), so a server and its `stratum worker`s on one
     machine share one file. Across hosts they need one database all of them reach; no networked store ships yet,
@@ -24,11 +26,9 @@ def open_run_store(spec: str | os.PathLike[str] | None) -> RunStore:
     if text in ("memory:", ":memory:"):
         return MemoryRunStore()
     if text.startswith("sqlite:"):
-        path = text.removeprefix("sqlite:")
-        path = path[2:] if path.startswith("///") else path.removeprefix("//")
-        if not path:
-            raise ConfigurationError(f"store URL {text!r} names no file (sqlite:///path/to/runs.db)")
-        text = path
+        if not text.startswith("sqlite:///") or len(text) == len("sqlite:///"):
+            raise ConfigurationError(f"store URL {text!r} names no file (sqlite:///runs.db or sqlite:////abs/runs.db)")
+        text = text.removeprefix("sqlite:///")
     elif "://" in text:
         scheme = text.split("://", 1)[0]
         raise ConfigurationError(

@@ -23,3 +23,19 @@ def test_importing_stratum_core_loads_no_mcp_server_or_litellm() -> None:
 def test_the_cli_and_the_test_llm_do_not_import_litellm_until_a_model_is_called() -> None:
     loaded = modules_after("import stratum_core.cli, stratum_core.testing, stratum_core.llm")
     assert "litellm" not in loaded
+
+
+def test_the_temporal_sdk_is_imported_only_when_its_backend_is_chosen() -> None:
+    loaded = modules_after(
+        "import stratum_core.backends, stratum_core.cli._run, stratum_core.library, stratum_core.engine\n"
+        "from stratum_core.backends import engine_for\n"
+        "from stratum_core.store import MemoryRunStore\n"
+        "engine_for('local', store=MemoryRunStore())"
+    )
+    assert "temporalio" not in loaded
+    chosen = modules_after(
+        "from stratum_core.backends import engine_for\n"
+        "from stratum_core.store import MemoryRunStore\n"
+        "engine_for('temporal', store=MemoryRunStore())"
+    )
+    assert "temporalio" in chosen

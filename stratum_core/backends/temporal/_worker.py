@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -49,7 +50,15 @@ def build_worker(
 
 
 async def run_worker(settings: TemporalSettings, engine: Engine) -> None:
-    """Connect to the cluster and run a worker until cancelled."""
+    """Connect to the cluster and run a worker until cancelled.
+
+    LiteLLM is imported first (tens of seconds on a busy host): imported later, by the first activity, it would hold
+    the event loop (no heartbeats: the activity looks lost) and its module locks (a workflow loading a plan waits).
+    """
+    if engine.config.model:
+        from stratum_core.llm._litellm import load_litellm
+
+        await anyio.to_thread.run_sync(load_litellm)
     client = await connect(settings)
     worker = build_worker(client, settings=settings, engine=engine)
     host = None

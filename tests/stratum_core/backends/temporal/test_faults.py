@@ -15,7 +15,7 @@ from temporalio.client import Client
 
 from stratum_core.backends import TemporalSettings
 from stratum_core.backends.temporal import TemporalEngine
-from stratum_core.engine import RunResult
+from stratum_core.engine import Engine, RunResult
 from stratum_core.plan import load_plan
 from stratum_core.store import SQLiteRunStore
 from stratum_core.testing import FakeLLM, Fault, Reply
@@ -112,8 +112,8 @@ async def test_a_worker_killed_while_the_run_waits_for_a_person_is_replaced_and_
     store.answer_review(
         paused.review.review_id, action="accept", value={"decision": "send"}, reviewer="tester", rationale=None
     )
-    with anyio.fail_after(GUARD):
-        done = await engine.resume(paused.run_id)
+    with anyio.fail_after(GUARD):  # as `stratum review` and `stratum_resume` do: a plain engine finds the workflow
+        done = await Engine(store=store).resume(paused.run_id)
     assert done.status == "succeeded", done.error
     assert done.output["sent"] is True and done.output["body"].startswith("Hi Grace, we are sorry")
     assert [json.dumps(request, sort_keys=True) for request in fake_llm.requests] == before  # nothing asked again
