@@ -18,6 +18,7 @@ from pathlib import Path
 
 import anyio
 
+from bench.engine import _plan as chain_plan
 from stratum_core.backends import TemporalSettings
 from stratum_core.engine import Engine
 from stratum_core.plan import load_plan_text
@@ -27,26 +28,6 @@ STEPS = 20
 REPEATS = 7
 
 
-def _plan(steps: int) -> str:
-    lines = [
-        'version: "1"',
-        "functions:",
-        "  inc:",
-        "    mode: compute",
-        "    input: {n: {type: integer}}",
-        "    output: {type: integer}",
-        '    expr: "n + 1"',
-        "flows:",
-        "  chain:",
-        "    input: {n: {type: integer}}",
-        "    steps:",
-    ]
-    for i in range(steps):
-        source = f"$.steps.s{i - 1}.output" if i else "$.input.n"
-        lines.append(f"      - {{id: s{i}, function: inc, inputs: {{n: {source}}}}}")
-    return "\n".join(lines) + "\n"
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -54,7 +35,7 @@ def _free_port() -> int:
 
 
 async def _per_step_ms(engine: Engine) -> list[float]:
-    plan = load_plan_text(_plan(STEPS), source="bench.stratum.yaml")
+    plan = load_plan_text(chain_plan(STEPS, chained=True), source="bench.stratum.yaml")
     result = await engine.run(plan, "chain", {"n": 0})  # warm: imports, plan cache, worker connections
     assert result.status == "succeeded", result.error
     figures = []
