@@ -128,6 +128,10 @@ class LocalItemRunner:
         assert record is not None
         return record
 
+    async def start(self, batch: Batch) -> None:
+        """Get the engine's model client ready before the batch's clock starts."""
+        await batch.engine.prepare(batch.plan)
+
     async def aclose(self) -> None:
         """Nothing to release."""
 
@@ -212,6 +216,9 @@ class Batch:
         Cancelling the calling task cancels the items in flight: their runs are recorded as cancelled, and each is
         passed to `on_result` as such before the cancellation goes on.
         """
+        start = getattr(self.runner, "start", None)
+        if start is not None:  # the model client (or Ray's workers) made ready before the batch's clock
+            await start(self)
         started = time.monotonic()
         self.progress = BatchProgress(total=len(self.items))
         self.results = {}

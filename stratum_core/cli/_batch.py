@@ -103,7 +103,7 @@ def summary_table(summary: BatchSummary) -> Table:
     title = f"batch {summary.batch_id}: {summary.succeeded + summary.failed}/{summary.total} done"
     if summary.stopped:
         title += f" (stopped: {summary.stopped})"
-    table = Table(title=title, show_header=False)
+    table = Table(title=title, show_header=False, title_justify="left", min_width=len(title))
     table.add_column("what")
     table.add_column("value", justify="right")
     table.add_row("succeeded", str(summary.succeeded))
@@ -136,9 +136,9 @@ class _Display:
     def __init__(self, console: Console, batch: Batch) -> None:
         self.console = console
         self.batch = batch
-        self.started = time.monotonic()
         self.live: Live | None = None
         self.next_mark = 0
+        self.last_line = ""
 
     def __enter__(self) -> _Display:
         if self.console.is_terminal:
@@ -153,14 +153,15 @@ class _Display:
 
     def refresh(self, *, final: bool = False) -> None:
         progress = self.batch.progress
-        line = progress_line(progress, elapsed_s=time.monotonic() - self.started)
+        line = progress_line(progress, elapsed_s=time.monotonic() - progress.started)
         if self.live is not None:
             self.live.update(Text(line), refresh=True)
             return
         finished = progress.done + progress.not_run + progress.cancelled
         step = max(1, progress.total // 10)
-        if final or finished >= self.next_mark:
+        if (final or finished >= self.next_mark) and line != self.last_line:
             self.console.print(line, highlight=False, markup=False)
+            self.last_line = line
             self.next_mark = (finished // step + 1) * step
 
     async def keep_fresh(self) -> None:

@@ -707,6 +707,13 @@ class Engine:
             execution, record, finish, interrupted=lambda run_id: self._interrupting.pop(run_id, None)
         )
 
+    async def prepare(self, plan: Plan) -> None:
+        """Get the model client ready for the models `plan` calls (LiteLLM's import, tokenizers), ahead of its runs.
+
+        A run does this itself, off its budget's clock; a batch does it once before its own clock starts.
+        """
+        await self._prepare_models(plan, self._llm_client, agent=False)
+
     async def _prepare_models(self, plan: Plan, client_factory: Callable[[], LLMClient], *, agent: bool) -> None:
         """Get the model client ready for every model this plan's infer steps may call (off every budget's clock)."""
         models: set[str] = set()
