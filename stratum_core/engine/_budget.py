@@ -153,9 +153,16 @@ class Envelope:
         """Every overrun an audit budget of this run recorded (shared by the whole envelope tree)."""
         return self._root.overruns
 
-    def child(self, budget: Budget | None, *, label: str, spent: Usage | None = None) -> Envelope:
-        """An envelope for a step inside this one."""
-        return Envelope(budget, parent=self, label=label, spent=spent)
+    def child(
+        self, budget: Budget | None, *, label: str, spent: Usage | None = None, elapsed_ms: float = 0.0
+    ) -> Envelope:
+        """An envelope for a step inside this one (`spent`, `elapsed_ms`: what earlier processes used of it)."""
+        return Envelope(budget, parent=self, label=label, spent=spent, elapsed_ms=elapsed_ms)
+
+    @property
+    def counts_spend(self) -> bool:
+        """True when some envelope up the chain has a cost or token budget (so what a call reserves matters)."""
+        return any(e.budget.usd is not None or e.budget.tokens is not None for e in self._chain())
 
     def _chain(self) -> list[Envelope]:
         chain: list[Envelope] = []

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from stratum_core.engine._budget import Envelope
+from stratum_core.engine._budget import Envelope, Reservation
+from stratum_core.engine._ledger import hold_reservation, release_reservation
 from stratum_core.engine._types import EngineConfig
 from stratum_core.plan import Plan
 
@@ -54,6 +56,23 @@ class StepContext:
         """Persist one attempt of this step."""
         self.attempts = max(self.attempts, attempt.number)
         self.store.add_attempt(attempt)
+
+    def hold(self, reservation: Reservation, *, kind: str, started_at: float) -> str | None:
+        """Write a call's reservation into the run before the call is made; its key, or None when no budget counts.
+
+        Should the process die before the call's attempt is recorded, the run's next process charges it as spent.
+        """
+        if not self.envelope.counts_spend:
+            return None
+        key = f"{self.step_id}/{uuid.uuid4().hex[:12]}"
+        hold_reservation(
+            self.store, self.run_id, key, reservation, step_id=self.step_id, kind=kind, started_at=started_at
+        )
+        return key
+
+    def release(self, key: str) -> None:
+        """Forget a held reservation: the call's attempt is recorded."""
+        release_reservation(self.store, self.run_id, key)
 
     def next_attempt_number(self) -> int:
         """The number the next attempt of this step gets (1-based)."""

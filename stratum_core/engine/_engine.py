@@ -17,7 +17,7 @@ import anyio
 from stratum_core.engine._agent import agent_function_of, agent_task
 from stratum_core.engine._budget import Envelope
 from stratum_core.engine._context import StepContext
-from stratum_core.engine._ledger import SpendLedger, budget_state, effective_budget
+from stratum_core.engine._ledger import SpendLedger, budget_state, charge_open_reservations, effective_budget
 from stratum_core.engine._observers import FanOut
 from stratum_core.engine._pending import Pending
 from stratum_core.engine._scheduler import FlowExecution, RunContext, execution_class, innermost
@@ -373,6 +373,9 @@ class Engine:
             )
         plan = await self._plan_of(record)
         trace = self.store.get_trace(run_id)
+        if trace is not None and budget_state(record).get("open"):  # calls a dead process left in flight
+            record = charge_open_reservations(self.store, record, trace.attempts)
+            trace = self.store.get_trace(run_id)
         steps = trace.steps if trace is not None else []
         completed = {s.step_id: s for s in steps if s.status in ("succeeded", "skipped")}
         attempts: dict[str, int] = {}
@@ -382,6 +385,7 @@ class Engine:
                 attempts[attempt.step_id] = attempt.number
                 violations[attempt.step_id] = tuple(attempt.violations)
         spent_attempts = trace.attempts if trace is not None else []
+        last_seen = SpendLedger(spent_attempts).last_activity(record)  # before this process touches the run
         record = self.store.update_run(run_id, status="running", error=None, finished_at=None, updated_at=time.time())
         return await self._execute(
             plan,
@@ -394,6 +398,8 @@ class Engine:
             agent=agent,
             llm=llm,
             spent=spent_attempts,
+            spent_steps=steps,
+            last_seen=last_seen,
             lease=lease,
         )
 
@@ -617,12 +623,15 @@ class Engine:
         llm: LLMClient | None = None,
         spent: Sequence[AttemptRecord] = (),
         budget_parent: Envelope | None = None,
+        spent_steps: Sequence[StepRecord] = (),
+        last_seen: float | None = None,
     ) -> RunResult:
         flow = plan.flows[record.flow]
         client_factory = (lambda: llm) if llm is not None else self._llm_client
         # One-time start-up (importing LiteLLM, a tokenizer, the embedded model) happens before any budget's clock.
         await self._prepare_models(plan, client_factory, agent=agent)
-        ledger = SpendLedger(spent)
+        ledger = SpendLedger(spent, spent_steps)
+        ledger.ended_at = last_seen if last_seen is not None else ledger.last_activity(record)
         context = RunContext(
             run_id=record.run_id,
             plan=plan,
@@ -638,13 +647,14 @@ class Engine:
             previous_violations=previous_violations,
             agent_available=agent,
             spent_under=ledger.spent_under,
+            elapsed_under=ledger.elapsed_under,
             max_steps=MAX_RUN_STEPS if plan.untrusted else None,
             max_fan_out=MAX_FAN_OUT if plan.untrusted else None,
         )
         state = budget_state(record)
         elapsed_before = float(state.get("ms_used", 0.0))
         if state.get("active_since") is not None:  # the last process died while running: count its time too
-            elapsed_before += max(0.0, ledger.last_activity(record) - float(state["active_since"])) * 1000
+            elapsed_before += max(0.0, ledger.ended_at - float(state["active_since"])) * 1000
         envelope = Envelope(
             effective_budget(flow.budget, state),
             parent=budget_parent,

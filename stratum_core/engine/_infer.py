@@ -365,6 +365,7 @@ class _Attempt:
         self.clock = anyio.current_time()
         self.reservation: Reservation | None = None
         self.charged: tuple[int, int, float | None] | None = None  # usage charged without a response (unknown)
+        self.held: str | None = None  # the key of the reservation written into the run until this is recorded
 
     async def call(self, *, seed: int | None) -> LLMResponse:
         infer, ctx = self.infer, self.infer.ctx
@@ -393,6 +394,7 @@ class _Attempt:
         request = dataclasses.replace(request, max_tokens=self.reservation.max_tokens)
         self.started_at = now()
         self.clock = anyio.current_time()
+        self.held = ctx.hold(self.reservation, kind=self.kind, started_at=self.started_at)
         deadline = ctx.envelope.deadline
         response: LLMResponse | None = None
         try:
@@ -486,6 +488,9 @@ class _Attempt:
                 strategy_fallbacks=list(response.strategy_fallbacks) if response else [],
             )
         )
+        if self.held is not None:  # recorded with what it used: the reservation is no longer the charge
+            ctx.release(self.held)
+            self.held = None
 
 
 def _strategy(response: LLMResponse | None) -> str | None:

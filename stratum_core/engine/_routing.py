@@ -286,7 +286,7 @@ class SequentialFlowExecution(FlowExecution):
         name = step.target
         criterion = compile_expression(route.exit_criterion) if route.exit_criterion else None
         attributes: dict[str, Any] = {"max_iterations": route.max_iterations}
-        envelope = self.envelope.child(step.budget, label=f"step '{path}'", spent=self.run.spent_under(path))
+        envelope = self.step_envelope(step.budget, path=path, label=f"step '{path}'")
 
         async def work() -> Any:
             prints: list[str] = []
@@ -341,7 +341,7 @@ class SequentialFlowExecution(FlowExecution):
             tasks = tasks["tasks"]  # a decompose step's TaskGraph
         if not isinstance(tasks, list):
             raise RunError(f"parallel_dispatch: {dispatch.source} is not a list of tasks", step_id=path)
-        envelope = self.envelope.child(step.budget, label=f"step '{path}'", spent=self.run.spent_under(path))
+        envelope = self.step_envelope(step.budget, path=path, label=f"step '{path}'")
         attributes: dict[str, Any] = {"tasks": len(tasks), "max_concurrent": dispatch.max_concurrent}
 
         async def work() -> Any:

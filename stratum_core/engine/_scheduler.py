@@ -23,6 +23,7 @@ from stratum_core.engine._budget import Envelope, Usage
 from stratum_core.engine._context import StepContext
 from stratum_core.engine._functions import call_function
 from stratum_core.engine._inputs import checked_inputs
+from stratum_core.engine._ledger import STEP_MS_USED
 from stratum_core.engine._pending import AgentTask, Pending
 from stratum_core.engine._types import EngineConfig, ReviewSink, RunObserver
 from stratum_core.engine._validation import schema_violations
@@ -39,6 +40,7 @@ from stratum_core.errors import (
 from stratum_core.expressions import compile_expression
 from stratum_core.expressions._budget import off_loop
 from stratum_core.plan import (
+    Budget,
     CallStep,
     DebateStep,
     Flow,
@@ -88,6 +90,9 @@ class RunContext:
     agent_available: bool = False
     previous_violations: dict[str, tuple[str, ...]] = field(default_factory=dict)
     spent_under: Callable[[str], Usage] = lambda path: Usage()
+    """What earlier processes spent in the step at a path (a resumed run keeps counting)."""
+    elapsed_under: Callable[[str], float] = lambda path: 0.0
+    """Milliseconds earlier processes used of the own `ms` budget of the step at a path."""
     max_steps: int | None = None
     """Steps one advance of the run may start (an untrusted plan's bound); None: no bound."""
     max_fan_out: int | None = None
@@ -134,6 +139,14 @@ def _step_dependencies(step: Step) -> set[str]:
         reads = compile_expression(condition).reads
         found.update(read.fields[0] for read in reads if read.root == "steps" and read.fields)
     return found
+
+
+def _time_used(envelope: Envelope, timed: bool, *, before: bool = False) -> dict[str, Any]:
+    """The step-record fields that keep a timed step's clock: the time used before this execution, or so far."""
+    if not timed:
+        return {}
+    used = envelope.elapsed_before_ms if before else envelope.elapsed_ms()
+    return {"attributes": {STEP_MS_USED: round(used, 3)}}
 
 
 def _error_text(error: BaseException) -> str:
@@ -265,6 +278,12 @@ class FlowExecution:
             return await self._run_call(step, path, scope)
         return await self._run_group(step, path, scope)
 
+    def step_envelope(self, budget: Budget | None, *, path: str, label: str) -> Envelope:
+        """The envelope of the step at `path`, inside this flow's, counting what earlier processes used of it."""
+        return self.envelope.child(
+            budget, label=label, spent=self.run.spent_under(path), elapsed_ms=self.run.elapsed_under(path)
+        )
+
     def _record(self, record: StepRecord) -> None:
         self.run.store.upsert_step(record)
 
@@ -308,9 +327,7 @@ class FlowExecution:
                 bindings=step.inputs,
                 step_id=path,
             )
-            envelope = self.envelope.child(
-                step.budget or subflow.budget, label=f"sub-flow '{path}'", spent=self.run.spent_under(path)
-            )
+            envelope = self.step_envelope(step.budget or subflow.budget, path=path, label=f"sub-flow '{path}'")
             child = execution_class(subflow)(self.run, subflow, inputs, envelope, prefix=path + ".")
             return await self._tracked(path, "flow", step.flow, inputs, envelope, child.execute, {})
         return await self.call_function_at(path, step.target, inputs, budget=step.budget, bindings=step.inputs)
@@ -333,7 +350,7 @@ class FlowExecution:
         if completed is not None and completed.status == "succeeded":
             return completed.output
         fn = self.run.plan.functions[name]
-        envelope = self.envelope.child(budget or fn.budget, label=f"step '{path}'", spent=self.run.spent_under(path))
+        envelope = self.step_envelope(budget or fn.budget, path=path, label=f"step '{path}'")
         ctx = StepContext(
             run_id=self.run.run_id,
             step_id=path,
@@ -386,7 +403,8 @@ class FlowExecution:
             "input": inputs,
             "started_at": started,
         }
-        self._record(StepRecord(status="running", **base))
+        timed = envelope.budget.ms is not None  # its clock goes on across processes (see _ledger)
+        self._record(StepRecord(status="running", **base, **_time_used(envelope, timed, before=True)))
         await self.run.observer.step_started(self.run.run_id, path, kind)
 
         def finish(status: str, attributes_extra: dict[str, Any] | None = None, **fields: Any) -> None:
@@ -410,6 +428,7 @@ class FlowExecution:
                         **budget_seen,
                         **({"cost_unknown": True} if used.cost_unknown else {}),
                         **(attributes_extra or {}),
+                        **_time_used(envelope, timed).get("attributes", {}),
                     },
                     **base,
                     **fields,
@@ -463,7 +482,7 @@ class FlowExecution:
             if reference in scope.skipped:  # the skip-cascade rule: a step that reads a skipped step is skipped
                 await self._skip(path, step, reads_skipped=reference)
                 raise SkippedInput(step.id)
-        envelope = self.envelope.child(None, label=f"step '{path}'", spent=self.run.spent_under(path))
+        envelope = self.step_envelope(None, path=path, label=f"step '{path}'")
         attributes: dict[str, Any] = {}
         if isinstance(step, ParallelStep):
             branches = [(f"{path}.{b.id}", b, scope) for b in step.parallel.steps]
