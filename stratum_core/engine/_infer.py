@@ -19,6 +19,7 @@ import anyio
 
 from stratum_core.engine._budget import Reservation
 from stratum_core.engine._context import StepContext
+from stratum_core.engine._defaults import with_defaults
 from stratum_core.engine._infer_strategies import compiled, holds, run_strategies
 from stratum_core.engine._output_checks import output_violations
 from stratum_core.engine._pricing import DEFAULT_MAX_TOKENS, price_for
@@ -321,6 +322,7 @@ def check_answer(
     value = data
     if output.wrapped and isinstance(data, Mapping) and "value" in data:
         value = data["value"]
+    value = with_defaults(value, output.value_schema)  # the contract's `default`s of fields the answer left out
     violations = schema_violations(value, output.value_schema, hidden=hidden)
     if violations:
         return _Checked(violations=violations)

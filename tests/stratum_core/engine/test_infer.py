@@ -314,6 +314,63 @@ def test_parse_answer_tolerates_a_fence_and_rejects_nan() -> None:
         parse_answer('{"a": NaN}')
 
 
+DEFAULTS = Plan(
+    version="1",
+    contracts={
+        "Note": Contract(
+            name="Note",
+            fields={
+                "text": TypeSpec(type="string"),
+                "source": TypeSpec(type="string", required=False, default="model"),
+            },
+        ),
+        "Triage": Contract(
+            name="Triage",
+            fields={
+                "label": TypeSpec(type="string"),
+                "priority": TypeSpec(type="string", enum=("low", "normal", "high"), required=False, default="normal"),
+                "tags": TypeSpec(type="array", items=TypeSpec(type="string"), required=False, default=["new"]),
+                "notes": TypeSpec(type="array", items=TypeSpec(type="Note"), required=False),
+                "lead": TypeSpec(type="Note", required=False, default={"text": "none"}),
+            },
+        ),
+    },
+)
+
+
+def triage(**fields: Any) -> InferFunction:
+    spec = {"name": "classify", "intent": "Triage the ticket.", "input": {"text": {"type": "string"}}, **fields}
+    return InferFunction.model_validate({"output": {"type": "Triage"}, "retries": 0, **spec})
+
+
+async def test_fields_the_answer_leaves_out_take_their_contracts_defaults(
+    llm: ScriptedLLM, make_context: MakeContext
+) -> None:
+    llm.push({"label": "bug", "notes": [{"text": "seen twice"}, {"text": "a user says", "source": "user"}]})
+    ctx = make_context(DEFAULTS, llm)
+
+    result = await run_infer(triage(ensure=["result.priority == 'normal'", "len(result.tags) == 1"]), INPUTS, ctx)
+
+    assert result == {
+        "label": "bug",
+        "priority": "normal",
+        "tags": ["new"],
+        "notes": [{"text": "seen twice", "source": "model"}, {"text": "a user says", "source": "user"}],
+        "lead": {"text": "none", "source": "model"},
+    }
+    assert len(llm.requests) == 1  # the ensures read the defaults: no retry
+
+
+async def test_a_field_the_answer_gives_keeps_its_value_over_the_default(
+    llm: ScriptedLLM, make_context: MakeContext
+) -> None:
+    llm.push({"label": "bug", "priority": "high", "tags": [], "lead": {"text": "ann", "source": "user"}})
+
+    result = await run_infer(triage(), INPUTS, make_context(DEFAULTS, llm))
+
+    assert result == {"label": "bug", "priority": "high", "tags": [], "lead": {"text": "ann", "source": "user"}}
+
+
 # -- model configuration and budgets ----------------------------------------------------------------------------------
 
 
