@@ -173,10 +173,14 @@ def strategy_arguments(
             return {}, with_schema_instruction(messages, schema)
 
 
-# What a provider says when it refuses a structured-output request (not a fault of the prompt or the key).
+# What a provider says when it refuses a structured-output request (not a fault of the prompt or the key): the error
+# names one of the fields that carry it (response_format, json_schema, guided_json, structured_outputs, JSON mode's
+# json_object), or the grammar a server compiles from the schema failed. A bare "schema" is not enough: a tool's
+# parameters, or a request body that does not match the API, are schemas too, and falling back would hide them.
 _REJECTION = re.compile(
-    r"response_format|response format|json_schema|json schema|\bschema\b|grammar|structured[ _]output|guided"
-    r"|json[ _]mode|json_object|\bformat\b.*(?:not supported|unsupported|invalid)",
+    r"response[ _]format|json[ _]schema|guided[ _](?:json|decoding)|structured[ _]outputs?|json_object"
+    r"|\bgrammar\b.*(?:pars|compil|too large|too complex|not supported|unsupported|invalid)"
+    r"|(?:pars|compil|build)\w*\b.*\bgrammar\b",
     re.IGNORECASE,
 )
 _REJECTION_STATUS = frozenset({400, 422, 500, 501})
@@ -185,8 +189,9 @@ _REJECTION_STATUS = frozenset({400, 422, 500, 501})
 def is_strategy_rejection(status: int | None, detail: str) -> bool:
     """True when a failed call reads as the provider refusing the output strategy (fall back, don't fail).
 
-    Servers say it with a 400 or 422 ("response_format json_schema is not supported", "grammar too large",
-    "Invalid schema"), some with a 500 from their grammar compiler; the text must name the structured output.
+    Servers say it with a 400 or 422 ("response_format json_schema is not supported", "failed to parse grammar",
+    "Invalid schema for response_format"), some with a 500 from their grammar compiler; the text must name a
+    structured-output field or the grammar built from it (an error about some other schema is not a refusal).
     """
     return (status is None or status in _REJECTION_STATUS) and _REJECTION.search(detail) is not None
 

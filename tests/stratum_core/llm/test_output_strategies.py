@@ -146,9 +146,17 @@ def test_json_mode_and_text_carry_the_schema_in_the_prompt() -> None:
         (400, "failed to parse grammar: grammar too large", True),
         (500, "llguidance: grammar compilation failed", True),
         (422, "structured_outputs.json: unsupported keyword 'patternProperties'", True),
+        (400, "guided_json: the provided JSON schema contains features not supported by xgrammar", True),
+        (400, "structured_outputs is not supported for this model", True),
+        (400, "'response_format' of type 'json_object' is not supported with this model", True),
         (400, "This model's maximum context length is 2048 tokens", False),
         (401, "Incorrect API key provided (schema)", False),
         (500, "The server had an error", False),
+        # other schemas and formats are not the structured output: falling back would hide the real error
+        (400, "Invalid schema for function 'lookup': 'additionalProperties' must be false", False),
+        (400, "Request body does not match the schema: messages[0].content must be a string", False),
+        (422, "Unsupported format for image input: image/tiff is not supported", False),
+        (400, "tools[0].function.parameters: schema is invalid", False),
     ],
 )
 def test_a_refused_strategy_is_told_apart_from_other_failures(status: int, detail: str, rejected: bool) -> None:
