@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Literal, cast, get_args
 
 from stratum_core.backends import BackendName, TemporalSettings
 
@@ -128,7 +128,8 @@ class ServerConfig:
         are MAX_ARGUMENT_BYTES, MAX_REPORT_BYTES, MAX_RESULT_BYTES and MAX_MESSAGE_BYTES. Explicit overrides that
         are not None win over the environment. A malformed value raises ValueError.
         """
-        from stratum_core.engine._types import budget_settings
+        from stratum_core.engine._types import budget_settings, configured_models_file
+        from stratum_core.llm._models_file import price_table
 
         env = os.environ if env is None else env
         values: dict[str, object] = budget_settings(env)
@@ -158,7 +159,15 @@ class ServerConfig:
             values["reference_tools"] = True
         if env.get("STRATUM_INFER_VIA"):
             values["infer_via"] = parse_infer_via(env["STRATUM_INFER_VIA"], what="STRATUM_INFER_VIA")
+        command_line = overrides.pop("prices", None)
         values.update({key: value for key, value in overrides.items() if value is not None})
+        # One price table: --price over STRATUM_PRICES over the models file's `price:` (see price_table).
+        models = configured_models_file(cast("Path | None", values.get("models_file")), env)
+        values["prices"] = price_table(
+            models_file=models.prices if models is not None else None,
+            environment=cast("Mapping[str, tuple[float, float]] | None", values.get("prices")),
+            command_line=cast("Mapping[str, tuple[float, float]] | None", command_line),
+        )
         return cls(**values)  # type: ignore[arg-type]
 
 

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from stratum_core.cli import Command
 from stratum_core.cli._backend_options import add_backend_options, backend_of, temporal_settings
-from stratum_core.cli._model_options import add_force_model_option, model_choice
+from stratum_core.cli._model_options import add_force_model_option, add_models_file_option, model_choice
+from stratum_core.errors import StratumError
 from stratum_core.observability import add_otel_option
 
 if TYPE_CHECKING:
@@ -47,12 +48,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", metavar="M", help="LiteLLM model for infer steps (default: $STRATUM_MODEL)")
     parser.add_argument("--api-base", metavar="URL", help="OpenAI-compatible base URL (default: $STRATUM_API_BASE)")
     add_force_model_option(parser)
-    parser.add_argument(
-        "--models",
-        metavar="FILE",
-        help="models file: how self-hosted models take the output schema (default: $STRATUM_MODELS; see "
-        "docs/self-hosted-models.md)",
-    )
+    add_models_file_option(parser)
     parser.add_argument(
         "--infer-via",
         choices=["server", "agent", "sampling"],
@@ -157,7 +153,7 @@ def _run(args: argparse.Namespace) -> int:
         overrides["backend"] = backend_of(args)
         overrides["temporal"] = temporal_settings(args)
         config = ServerConfig.from_env(**overrides)
-    except ValueError as e:  # a bad STRATUM_INFER_VIA, --price or budget variable
+    except (ValueError, StratumError) as e:  # a bad STRATUM_INFER_VIA, --price, budget variable or models file
         print(f"stratum serve: {e}", file=sys.stderr)
         return 2
     if args.store == _MEMORY:

@@ -1,10 +1,14 @@
-"""`--force-model`: one model for every infer step, whatever the plan pins (shared by run, resume, serve, review)."""
+"""Model options shared by the commands: `--force-model` and `--models FILE`.
+
+`--force-model` (run, resume, serve, review): one model for every infer step, whatever the plan pins.
+`--models FILE` (run, resume, serve, optimize): the models file.
+"""
 
 from __future__ import annotations
 
 import argparse
 
-__all__ = ["add_force_model_option", "model_choice"]
+__all__ = ["add_force_model_option", "add_models_file_option", "model_choice"]
 
 _WITH_MODEL = object()  # `--force-model` given without a model: force the --model / $STRATUM_MODEL one
 
@@ -18,6 +22,16 @@ def add_force_model_option(parser: argparse.ArgumentParser) -> None:
         metavar="MODEL",
         help="use MODEL (or, without one, the --model / $STRATUM_MODEL one) for every infer step, whatever model "
         "the plan names: e.g. the one local model you have",
+    )
+
+
+def add_models_file_option(parser: argparse.ArgumentParser) -> None:
+    """Add `--models FILE`: how self-hosted models take the output schema, and their prices."""
+    parser.add_argument(
+        "--models",
+        metavar="FILE",
+        help="models file: how self-hosted models take the output schema, and their prices (default: "
+        "$STRATUM_MODELS; see docs/self-hosted-models.md)",
     )
 
 

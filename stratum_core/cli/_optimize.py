@@ -11,7 +11,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from stratum_core.cli._main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Command
+from stratum_core.cli._model_options import add_models_file_option
+from stratum_core.cli._run import add_price_option
 from stratum_core.errors import PlanError, StratumError
+from stratum_core.llm._structured import OutputProfile
 
 __all__ = ["COMMAND"]
 
@@ -30,6 +33,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--optimizer", choices=["bootstrap", "gepa", "mipro"], default="bootstrap")
     parser.add_argument("--model", help="the model the function runs on (default: $STRATUM_MODEL, else the function's)")
     parser.add_argument("--api-base", help="base URL of an OpenAI-compatible server (default: $STRATUM_API_BASE)")
+    add_models_file_option(parser)
+    add_price_option(parser)
     parser.add_argument(
         "--reflection-model", help="gepa/mipro: the model that proposes instructions (default: --model)"
     )
@@ -65,7 +70,14 @@ def _run(args: argparse.Namespace) -> int:
     if not model:
         console.print("[red]error[/]: no model: pass --model (LiteLLM syntax, or `local` for the embedded model)")
         return EXIT_USAGE
+    try:
+        profiles, prices = _model_settings(args)
+    except (ValueError, StratumError) as error:  # a bad models file, --price or STRATUM_PRICES
+        console.print(f"[red]error[/]: {error}")
+        return EXIT_USAGE
     options = OptimizeOptions(
+        output_profiles=profiles,
+        prices=prices,
         optimizer=args.optimizer,
         model=model,
         api_base=args.api_base or os.environ.get("STRATUM_API_BASE") or None,
@@ -118,6 +130,21 @@ def _run(args: argparse.Namespace) -> int:
     if report.optimized < report.baseline:
         console.print("[yellow]warning[/]: the optimized program scored lower than the baseline; review before use")
     return EXIT_OK
+
+
+def _model_settings(args: argparse.Namespace) -> tuple[dict[str, OutputProfile], dict[str, tuple[float, float]]]:
+    """The models file's output profiles, and the price table (`--price` over $STRATUM_PRICES over the file's)."""
+    from stratum_core.cli._run import prices_of
+    from stratum_core.engine._types import budget_settings, configured_models_file
+    from stratum_core.llm._models_file import price_table
+
+    models = configured_models_file(args.models, os.environ)
+    prices = price_table(
+        models_file=models.prices if models is not None else None,
+        environment=budget_settings(os.environ).get("prices"),
+        command_line=prices_of(args),
+    )
+    return (models.profiles if models is not None else {}), prices
 
 
 COMMAND = Command(

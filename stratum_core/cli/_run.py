@@ -17,12 +17,11 @@ from rich.table import Table
 from stratum_core.backends import engine_for
 from stratum_core.cli._backend_options import add_backend_options, backend_of, temporal_settings
 from stratum_core.cli._main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Command
-from stratum_core.cli._model_options import add_force_model_option, model_choice
+from stratum_core.cli._model_options import add_force_model_option, add_models_file_option, model_choice
 from stratum_core.cli._runs import configure_runs, run_runs
 from stratum_core.engine import Engine, EngineConfig, RunObserver, RunResult
 from stratum_core.engine._types import parse_price
 from stratum_core.errors import PlanError, StratumError
-from stratum_core.llm._models_file import load_models_file
 from stratum_core.observability import add_otel_option, otel_observers
 from stratum_core.plan import Budget
 from stratum_core.store import RunStore, Trace
@@ -60,26 +59,26 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--store", help=f"run store: a file or sqlite:///PATH (default: $STRATUM_STORE or {DEFAULT_STORE})"
     )
-    parser.add_argument(
-        "--models",
-        metavar="FILE",
-        help="models file: how self-hosted models take the output schema (default: $STRATUM_MODELS; see "
-        "docs/self-hosted-models.md)",
-    )
+    add_models_file_option(parser)
     add_budget_options(parser)
     add_backend_options(parser)
 
 
+PRICE_HELP = (
+    "a model's price in US dollars per million input and output tokens, for models LiteLLM cannot price "
+    "(repeatable). Overrides $STRATUM_PRICES, which overrides the models file's `price:`; a plan's own `prices:` win "
+    "for its calls. Under a cost budget, a model with no known price is refused"
+)
+
+
+def add_price_option(parser: argparse.ArgumentParser) -> None:
+    """`--price MODEL=IN,OUT` (repeatable), shared by run, resume, serve and optimize."""
+    parser.add_argument("--price", action="append", default=[], metavar="MODEL=IN,OUT", help=PRICE_HELP)
+
+
 def add_budget_options(parser: argparse.ArgumentParser) -> None:
     """`--price MODEL=IN,OUT` (repeatable) and `--allow-unpriced`, shared by run, resume and serve."""
-    parser.add_argument(
-        "--price",
-        action="append",
-        default=[],
-        metavar="MODEL=IN,OUT",
-        help="a model's price in US dollars per million input and output tokens, for models LiteLLM cannot price "
-        "(repeatable; also $STRATUM_PRICES). Under a cost budget, a model with no known price is refused",
-    )
+    add_price_option(parser)
     parser.add_argument(
         "--allow-unpriced",
         action="store_true",
@@ -220,7 +219,7 @@ def engine_config(args: argparse.Namespace) -> EngineConfig:
         model=model,
         api_base=args.api_base,
         force_model=forced,
-        output_profiles=load_models_file(args.models) if args.models else None,
+        models_file=args.models,
         prices=prices_of(args),
         allow_unpriced=args.allow_unpriced,
     )

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from stratum_core.errors import RunError
 
 if TYPE_CHECKING:
+    from stratum_core.llm._models_file import ModelSettings
     from stratum_core.llm._structured import OutputProfile
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "RunResult",
     "RunStatus",
     "budget_settings",
+    "configured_models_file",
     "parse_price",
 ]
 
@@ -86,12 +88,19 @@ class EngineConfig:
         return frozenset(model for model in (self.model, *self.output_profiles) if model)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> EngineConfig:
+    def from_env(
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        models_file: str | os.PathLike[str] | None = None,
+        **overrides: Any,
+    ) -> EngineConfig:
         """Read the STRATUM_* variables; explicit overrides that are not None win.
 
-        MODEL, API_BASE, API_KEY, MODELS (the models file), PRICES (`MODEL=IN,OUT;...`), ALLOW_UNPRICED, CALL_TIMEOUT,
-        MAX_RETRY_WAIT and FORCE_MODEL (a model for every step). A bad models file raises ConfigurationError, another
-        malformed value ValueError.
+        MODEL, API_BASE, API_KEY, MODELS (the models file; `models_file` wins over it), PRICES (`MODEL=IN,OUT;...`),
+        ALLOW_UNPRICED, CALL_TIMEOUT, MAX_RETRY_WAIT and FORCE_MODEL (a model for every step). Prices are one table,
+        a model at a time: the `prices` override (`--price`) over STRATUM_PRICES over the models file's `price:`.
+        A bad models file raises ConfigurationError, another malformed value ValueError.
         """
         env = os.environ if env is None else env
         values: dict[str, Any] = {
@@ -99,15 +108,37 @@ class EngineConfig:
             "api_base": env.get("STRATUM_API_BASE") or None,
             "api_key": env.get("STRATUM_API_KEY") or None,
         }
-        if env.get("STRATUM_MODELS"):
-            from stratum_core.llm._models_file import load_models_file
-
-            values["output_profiles"] = load_models_file(env["STRATUM_MODELS"])
+        models = configured_models_file(models_file, env)
+        if models is not None:
+            values["output_profiles"] = models.profiles
         values.update(budget_settings(env))
+        values["prices"] = _price_table(models, values.get("prices"), overrides.pop("prices", None))
         if env.get("STRATUM_FORCE_MODEL"):
             values.update(model=env["STRATUM_FORCE_MODEL"], force_model=True)
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
+
+
+def configured_models_file(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> ModelSettings | None:
+    """The models file `path` (`--models`), else $STRATUM_MODELS, loaded; None when neither is given."""
+    path = path or env.get("STRATUM_MODELS") or None
+    if path is None:
+        return None
+    from stratum_core.llm._models_file import load_models
+
+    return load_models(path)
+
+
+def _price_table(
+    models: ModelSettings | None,
+    environment: Mapping[str, tuple[float, float]] | None,
+    command_line: Mapping[str, tuple[float, float]] | None,
+) -> dict[str, tuple[float, float]]:
+    from stratum_core.llm._models_file import price_table
+
+    return price_table(
+        models_file=models.prices if models is not None else None, environment=environment, command_line=command_line
+    )
 
 
 def budget_settings(env: Mapping[str, str]) -> dict[str, Any]:

@@ -5,15 +5,20 @@ models:
   hosted_vllm/Qwen/Qwen2.5-7B-Instruct:
     output: [json_schema, json_object]   # the strategies to try, in order
     schema_field: guided_json            # vLLM before 0.12
+    price: [0.2, 0.6]                    # US dollars per million input and output tokens
 ```
 
-Only what Stratum cannot find out itself belongs here; every key is optional.
+Only what Stratum cannot find out itself belongs here; every key is optional. A model listed with only `price`
+keeps Stratum's own choice of output strategy. Prices here are the lowest layer of one price table: `STRATUM_PRICES`
+overrides them, `--price` overrides both, and a plan's own `prices:` win for its calls (see `price_table`).
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -22,15 +27,41 @@ import yaml
 from stratum_core.errors import ConfigurationError
 from stratum_core.llm._structured import SCHEMA_FIELDS, STRATEGIES, OutputProfile, OutputStrategy, SchemaField
 
-__all__ = ["MODELS_ENV", "load_models_file", "parse_models"]
+__all__ = ["MODELS_ENV", "ModelSettings", "load_models", "load_models_file", "parse_models", "price_table"]
 
 MODELS_ENV = "STRATUM_MODELS"
-_MODEL_KEYS = ("output", "schema_field")
+_MODEL_KEYS = ("output", "schema_field", "price")
 _MAX_BYTES = 1_000_000
+
+Prices = dict[str, tuple[float, float]]
+"""Model prices in US dollars per million (input, output) tokens, by model string."""
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """What a models file says: output profiles and prices, by model string."""
+
+    profiles: dict[str, OutputProfile] = field(default_factory=dict)
+    prices: Prices = field(default_factory=dict)
+
+
+def price_table(
+    *,
+    models_file: Mapping[str, tuple[float, float]] | None = None,
+    environment: Mapping[str, tuple[float, float]] | None = None,
+    command_line: Mapping[str, tuple[float, float]] | None = None,
+) -> Prices:
+    """The configured prices, one model at a time: `--price` over `STRATUM_PRICES` over the models file's `price:`."""
+    return {**(models_file or {}), **(environment or {}), **(command_line or {})}
 
 
 def load_models_file(path: str | os.PathLike[str]) -> dict[str, OutputProfile]:
     """The output profiles a models file configures, by model string; ConfigurationError names what is wrong."""
+    return load_models(path).profiles
+
+
+def load_models(path: str | os.PathLike[str]) -> ModelSettings:
+    """Everything a models file configures (output profiles and prices); ConfigurationError names what is wrong."""
     file = Path(path)
     try:
         if file.stat().st_size > _MAX_BYTES:
@@ -47,16 +78,17 @@ def load_models_file(path: str | os.PathLike[str]) -> dict[str, OutputProfile]:
     return parse_models(data, source=str(file))
 
 
-def parse_models(data: Any, *, source: str = "<models>") -> dict[str, OutputProfile]:
-    """The output profiles in a parsed models document (`{models: {MODEL: {output, schema_field}}}`)."""
+def parse_models(data: Any, *, source: str = "<models>") -> ModelSettings:
+    """The settings in a parsed models document (`{models: {MODEL: {output, schema_field, price}}}`)."""
     if data is None:
-        return {}
+        return ModelSettings()
     if not isinstance(data, Mapping) or set(data) - {"models"}:
         raise ConfigurationError(f"{source}: expected a mapping with one key, 'models'")
     models = data.get("models") or {}
     if not isinstance(models, Mapping):
         raise ConfigurationError(f"{source}: models: expected a mapping of model strings to settings")
     profiles: dict[str, OutputProfile] = {}
+    prices: Prices = {}
     for model, settings in models.items():
         where = f"{source}: models.{model}"
         if not isinstance(model, str) or not model:
@@ -68,6 +100,10 @@ def parse_models(data: Any, *, source: str = "<models>") -> dict[str, OutputProf
         unknown = sorted(str(key) for key in settings if key not in _MODEL_KEYS)
         if unknown:
             raise ConfigurationError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(_MODEL_KEYS)})")
+        if "price" in settings:
+            prices[model] = _price(settings["price"], where=f"{where}.price")
+            if set(settings) == {"price"}:  # only a price: Stratum still chooses how to ask for the output
+                continue
         output = settings.get("output", list(STRATEGIES))
         if isinstance(output, str):
             output = [output]
@@ -85,4 +121,18 @@ def parse_models(data: Any, *, source: str = "<models>") -> dict[str, OutputProf
             schema_field=cast(SchemaField, field),
             reason=f"configured in {source}",
         )
-    return profiles
+    return ModelSettings(profiles, prices)
+
+
+def _price(value: Any, *, where: str) -> tuple[float, float]:
+    """`[IN, OUT]`: US dollars per million input and output tokens, each a finite number >= 0."""
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(isinstance(item, int | float) and not isinstance(item, bool) for item in value)
+        or not all(math.isfinite(item) and item >= 0 for item in value)
+    ):
+        raise ConfigurationError(
+            f"{where}: expected [IN, OUT], US dollars per million input and output tokens (numbers >= 0), got {value!r}"
+        )
+    return float(value[0]), float(value[1])

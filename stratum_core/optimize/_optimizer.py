@@ -48,6 +48,10 @@ class OptimizeOptions:
     max_demos: int = 4
     max_metric_calls: int = 60
     max_tokens: int = 512
+    output_profiles: Mapping[str, OutputProfile] = field(default_factory=dict)
+    """How models take the output schema, by model string (the models file), as for `stratum run`."""
+    prices: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    """Prices in US dollars per million (input, output) tokens for models LiteLLM cannot price (what is spent)."""
 
 
 @dataclass(frozen=True)
@@ -138,7 +142,8 @@ def optimize_function(
         counter.phase = "optimized"
         optimized = _score(compiled, test, judge, progress, "optimized")
     instructions, demos = learned_parts(compiled, fn, plan.contracts)
-    spent = _spent(lm, reflection)
+    plan_prices = {model: (price.input, price.output) for model, price in plan.prices.items()}
+    spent = _spent(lm, reflection, prices={**options.prices, **plan_prices})  # the plan's win, as in a run
     learned = LearnedContext(
         function=fn.name,
         contract_hash=function_contract_hash(fn.input, fn.output, plan.contracts),
@@ -193,7 +198,9 @@ def _endpoint(options: OptimizeOptions) -> tuple[str, str | None, str | None, Ou
     api_key = options.api_key
     if options.api_base and api_key is None and options.model.startswith("openai/"):
         api_key = os.environ.get("OPENAI_API_KEY") or "no-key"
-    profile = LiteLLMClient().profile_for(options.model, api_base=options.api_base)
+    profile = LiteLLMClient(output_profiles=options.output_profiles).profile_for(
+        options.model, api_base=options.api_base
+    )
     return options.model, options.api_base, api_key, profile
 
 
@@ -286,17 +293,22 @@ def _compile(options: OptimizeOptions, student: Any, train: list[Example], judge
     return compiled
 
 
-def _spent(*lms: Any) -> Spent:
+def _spent(*lms: Any, prices: Mapping[str, tuple[float, float]]) -> Spent:
+    """Calls, tokens and cost in the models' histories; a call LiteLLM could not price is priced from `prices`."""
     calls = tokens_in = tokens_out = 0
     cost: float | None = 0.0
     for lm in lms:
         if lm is None:
             continue
+        configured = prices.get(lm.model)
         for entry in lm.history:
             calls += 1
             usage = entry.get("usage") or {}
-            tokens_in += int(usage.get("prompt_tokens") or 0)
-            tokens_out += int(usage.get("completion_tokens") or 0)
+            used_in, used_out = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+            tokens_in += used_in
+            tokens_out += used_out
             price = entry.get("cost")
+            if configured is not None:  # a configured price wins, as in a run (LiteLLM's may be a guess)
+                price = (used_in * configured[0] + used_out * configured[1]) / 1_000_000
             cost = None if cost is None or price is None else cost + float(price)
     return Spent(calls, tokens_in, tokens_out, cost)

@@ -63,6 +63,24 @@ def test_configuration_comes_from_the_environment_and_flags_win() -> None:
     assert (default.plans_dir, default.store_path, default.http_host) == (DEFAULT_PLANS_DIR, DEFAULT_STORE_PATH, None)
 
 
+def test_the_servers_prices_are_one_table_over_the_models_file(tmp_path: Path) -> None:
+    models = tmp_path / "models.yaml"
+    models.write_text("models:\n  hosted_vllm/a: {price: [1, 2]}\n  hosted_vllm/b: {price: [3, 4]}\n", encoding="utf-8")
+    env = {"STRATUM_PRICES": "hosted_vllm/b=30,40"}
+
+    config = ServerConfig.from_env(env, models_file=models, prices={"hosted_vllm/c": (5.0, 6.0)})
+
+    # --price over STRATUM_PRICES over the models file's `price:`, one model at a time
+    assert config.prices == {"hosted_vllm/a": (1.0, 2.0), "hosted_vllm/b": (30.0, 40.0), "hosted_vllm/c": (5.0, 6.0)}
+
+
+def test_serve_refuses_a_bad_models_file_before_it_starts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    models = tmp_path / "models.yaml"
+    models.write_text("models:\n  m: {price: free}\n", encoding="utf-8")
+    assert main(["serve", "--models", str(models), "--store", ":memory:"]) == 2
+    assert "models.m.price: expected [IN, OUT]" in capsys.readouterr().err
+
+
 def test_dns_rebinding_protection_names_the_bound_host() -> None:
     local = transport_security("127.0.0.1")
     assert local.enable_dns_rebinding_protection and local.allowed_hosts == ["127.0.0.1:*", "localhost:*", "[::1]:*"]

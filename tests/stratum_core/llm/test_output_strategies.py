@@ -299,7 +299,7 @@ async def test_a_run_on_a_server_that_refuses_schemas_succeeds_and_its_trace_rec
 
 
 def test_the_models_file_defaults_every_key() -> None:
-    profiles = parse_models({"models": {"hosted_vllm/m": None, "openai/n": {"output": "text"}}})
+    profiles = parse_models({"models": {"hosted_vllm/m": None, "openai/n": {"output": "text"}}}).profiles
 
     assert profiles["hosted_vllm/m"].strategies == ("json_schema", "json_object", "text")
     assert profiles["hosted_vllm/m"].schema_field == "response_format"
@@ -312,7 +312,7 @@ def test_the_models_file_defaults_every_key() -> None:
         ({"model": {}}, "models.yaml: expected a mapping with one key, 'models'"),
         (
             {"models": {"m": {"outputs": []}}},
-            "models.yaml: models.m: unknown key 'outputs' (known: output, schema_field)",
+            "models.yaml: models.m: unknown key 'outputs' (known: output, schema_field, price)",
         ),
         (
             {"models": {"m": {"output": ["json"]}}},
@@ -326,6 +326,16 @@ def test_the_models_file_defaults_every_key() -> None:
             {"models": {"m": {"schema_field": "grammar"}}},
             "models.yaml: models.m.schema_field: expected one of response_format, json_schema, structured_outputs, "
             "guided_json, got 'grammar'",
+        ),
+        (
+            {"models": {"m": {"price": 0.5}}},
+            "models.yaml: models.m.price: expected [IN, OUT], US dollars per million input and output tokens "
+            "(numbers >= 0), got 0.5",
+        ),
+        (
+            {"models": {"m": {"price": [1, -2]}}},
+            "models.yaml: models.m.price: expected [IN, OUT], US dollars per million input and output tokens "
+            "(numbers >= 0), got [1, -2]",
         ),
     ],
 )
@@ -343,6 +353,32 @@ def test_the_engine_reads_the_models_file_from_the_environment(tmp_path: Path) -
     config = EngineConfig.from_env({"STRATUM_MODELS": str(models)})
 
     assert config.output_profiles["hosted_vllm/m"].schema_field == "guided_json"
+
+
+def test_a_models_file_price_is_the_lowest_layer_of_one_price_table(tmp_path: Path) -> None:
+    models = tmp_path / "models.yaml"
+    models.write_text(
+        "models:\n"
+        "  hosted_vllm/a: {price: [1, 2]}\n"  # a price only: Stratum still picks the output strategy
+        "  hosted_vllm/b: {price: [3, 4], schema_field: guided_json}\n"
+        "  hosted_vllm/c: {price: [5, 6]}\n",
+        encoding="utf-8",
+    )
+    env = {"STRATUM_MODELS": str(models), "STRATUM_PRICES": "hosted_vllm/b=30,40;hosted_vllm/c=50,60"}
+
+    config = EngineConfig.from_env(env, prices={"hosted_vllm/c": (500.0, 600.0)})
+
+    # --price over STRATUM_PRICES over the models file, one model at a time
+    assert config.prices == {
+        "hosted_vllm/a": (1.0, 2.0),
+        "hosted_vllm/b": (30.0, 40.0),
+        "hosted_vllm/c": (500.0, 600.0),
+    }
+    assert set(config.output_profiles) == {"hosted_vllm/b"}
+    # `--models FILE` wins over $STRATUM_MODELS
+    other = tmp_path / "other.yaml"
+    other.write_text("models:\n  hosted_vllm/a: {price: [7, 8]}\n", encoding="utf-8")
+    assert EngineConfig.from_env(env, models_file=other).prices["hosted_vllm/a"] == (7.0, 8.0)
 
 
 def test_the_models_file_in_the_docs_loads_as_it_says(tmp_path: Path) -> None:

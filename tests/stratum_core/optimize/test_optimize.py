@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -201,3 +202,34 @@ def test_the_command_writes_the_artifact_and_reports_both_scores(workspace: Path
     assert "held-out accuracy: baseline 0.286 -> optimized 1.000 (7 test / 7 train examples)" in done.stdout
     assert "learned: learned/route.learned.yaml" in done.stdout
     assert load_learned(out).function == "route"
+
+
+def test_the_command_honours_the_models_file_for_the_output_strategy_and_the_price(
+    workspace: Path, fake_llm: FakeLLM
+) -> None:
+    models = workspace / "models.yaml"
+    models.write_text(
+        f"models:\n  {fake_llm.model}:\n    output: [json_object, text]\n    price: [1000, 2000]\n", encoding="utf-8"
+    )
+
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "server.cli", "optimize", str(workspace / "route.stratum.yaml"), "route",
+            "--data", str(workspace / "tickets.jsonl"), "--out", str(workspace / "route.learned.yaml"),
+            "--model", fake_llm.model, "--api-base", fake_llm.url, "--train-split", "0.5",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), "OPENAI_API_KEY": "sk-test", "STRATUM_MODELS": str(models)},
+        check=False,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    # the file says this server takes JSON mode, not a schema: every call asked for that
+    assert {json.dumps(body.get("response_format")) for body in fake_llm.requests} == {'{"type": "json_object"}'}
+    # the file's price: the spend is priced although LiteLLM knows no price for the test model
+    spent = re.search(r"spent: (\d+) model calls, (\d+)/(\d+) tokens in/out, cost \$([\d.]+)", done.stdout)
+    assert spent is not None, done.stdout
+    tokens_in, tokens_out = int(spent[2]), int(spent[3])
+    assert spent[4] == f"{(tokens_in * 1000 + tokens_out * 2000) / 1_000_000:.4f}"
