@@ -22,6 +22,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias, get_args
 
+from stratum_core.llm._grammar_bounds import with_enforced_bounds
+
 __all__ = [
     "JSON_OBJECT_INSTRUCTION",
     "SCHEMA_FIELDS",
@@ -159,8 +161,8 @@ def strategy_arguments(
             match schema_field:
                 case "response_format":
                     return {"response_format": json_schema_format(schema, name)}, list(messages)
-                case "json_schema":
-                    return {"extra_body": {"json_schema": dict(schema)}}, list(messages)
+                case "json_schema":  # llama.cpp: its grammar enforces a number's range only as an enum
+                    return {"extra_body": {"json_schema": with_enforced_bounds(schema)}}, list(messages)
                 case "structured_outputs":
                     return {"extra_body": {"structured_outputs": {"json": dict(schema)}}}, list(messages)
                 case "guided_json":
