@@ -10,27 +10,9 @@ from server_helpers import make_server, text_of
 
 from server import RESUME_TOOL
 from stratum_core.testing import FakeLLM, Reply
+from tests.fixtures.budget_plans import twice
 
-PLAN = """
-version: "1"
-contracts:
-  Out: {text: {type: string}}
-functions:
-  talk:
-    mode: infer
-    intent: Say something short about the topic.
-    input: {topic: {type: string}}
-    output: Out
-    retries: 0
-flows:
-  twice:
-    input: {topic: {type: string}}
-    output: Out
-    budget: {usd: 0.0015}
-    steps:
-      - {id: first, function: talk, inputs: {topic: $.input.topic}}
-      - {id: second, function: talk, inputs: {topic: $.steps.first.output.text}}
-"""
+PLAN = twice("{usd: 0.0015}", topic_input=True, output=True)
 
 
 @pytest.fixture

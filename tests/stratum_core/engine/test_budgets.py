@@ -19,6 +19,7 @@ from stratum_core.llm import LiteLLMClient, register_model
 from stratum_core.plan import Budget, load_plan_text
 from stratum_core.store import SQLiteRunStore, Trace
 from stratum_core.testing import FakeLLM, Fault, Reply
+from tests.fixtures.budget_plans import ONCE, budget_plan
 
 IN_PRICE, OUT_PRICE = 1e-6, 2e-6
 
@@ -49,24 +50,7 @@ def trace_of(engine: Engine, run_id: str) -> Trace:
     return trace
 
 
-ONE_CALL = """
-version: "1"
-contracts:
-  Out: {text: {type: string}}
-functions:
-  talk:
-    mode: infer
-    intent: Say something short about the topic.
-    input: {topic: {type: string}}
-    output: Out
-    retries: 0
-flows:
-  once:
-    input: {topic: {type: string}}
-    budget: BUDGET
-    steps:
-      - {id: say, function: talk, inputs: {topic: $.input.topic}}
-"""
+ONE_CALL = ONCE
 
 
 def one_call(budget: str) -> Any:
@@ -119,19 +103,8 @@ async def test_every_request_carries_max_tokens_cut_to_what_the_budget_can_pay(
     assert run.attributes["budget"]["reserved_usd"] == pytest.approx(attempt.reserved_usd)  # type: ignore[index]
 
 
-FIVE_AT_ONCE = """
-version: "1"
-contracts:
-  Out: {text: {type: string}}
-functions:
-  talk:
-    mode: infer
-    intent: Say something short about the topic.
-    input: {topic: {type: string}}
-    output: Out
-    retries: 0
-    max_tokens: 100
-flows:
+FIVE_AT_ONCE = budget_plan(
+    """\
   five:
     input: {}
     budget: BUDGET
@@ -141,7 +114,9 @@ flows:
       - {id: c, function: talk, inputs: {topic: cccc}}
       - {id: d, function: talk, inputs: {topic: dddd}}
       - {id: e, function: talk, inputs: {topic: eeee}}
-"""
+""",
+    talk="    max_tokens: 100\n",
+)
 
 
 async def test_every_parallel_call_is_charged(engine: Engine, fake_llm: FakeLLM) -> None:
@@ -179,24 +154,8 @@ async def test_parallel_calls_cannot_overspend_together(engine: Engine, fake_llm
     assert trace.run.tokens_in + trace.run.tokens_out == charged
 
 
-PAUSED_BETWEEN = """
-version: "1"
-contracts:
-  Out: {text: {type: string}}
-  Ok: {ok: {type: boolean}}
-functions:
-  talk:
-    mode: infer
-    intent: Say something short about the topic.
-    input: {topic: {type: string}}
-    output: Out
-    retries: 0
-  check:
-    mode: human
-    question: Go on?
-    input: {text: {type: string}}
-    output: Ok
-flows:
+PAUSED_BETWEEN = budget_plan(
+    """\
   paused:
     input: {}
     budget: BUDGET
@@ -204,7 +163,16 @@ flows:
       - {id: first, function: talk, inputs: {topic: one}}
       - {id: ask, function: check, inputs: {text: $.steps.first.output.text}}
       - {id: second, function: talk, inputs: {topic: $.steps.first.output.text}, depends_on: [ask]}
-"""
+""",
+    contracts="  Ok: {ok: {type: boolean}}\n",
+    functions="""\
+  check:
+    mode: human
+    question: Go on?
+    input: {text: {type: string}}
+    output: Ok
+""",
+)
 
 
 class NoOne:
@@ -261,26 +229,17 @@ async def test_a_finished_run_cannot_be_resumed_even_with_a_budget(engine: Engin
         await engine.resume(done.run_id, budget=Budget(tokens=9000))
 
 
-UNPRICED = """
-version: "1"
-PRICES
-contracts:
-  Out: {text: {type: string}}
-functions:
-  talk:
-    mode: infer
-    model: openai/in-house-model
-    intent: Say something short about the topic.
-    input: {topic: {type: string}}
-    output: Out
-    retries: 0
-flows:
+UNPRICED = budget_plan(
+    """\
   once:
     input: {topic: {type: string}}
     budget: BUDGET
     steps:
       - {id: say, function: talk, inputs: {topic: $.input.topic}}
-"""
+""",
+    talk="    model: openai/in-house-model\n",
+    top="PRICES\n",
+)
 
 
 def unpriced(budget: str, prices: str = "") -> Any:
@@ -411,24 +370,8 @@ def test_budget_settings_are_read_from_the_environment() -> None:
         EngineConfig.from_env({"STRATUM_PRICES": "openai/a=cheap"})
 
 
-AGENT_BETWEEN = """
-version: "1"
-contracts:
-  Out: {text: {type: string}}
-functions:
-  talk:
-    mode: infer
-    intent: Say something short about the topic.
-    input: {topic: {type: string}}
-    output: Out
-    retries: 0
-  think:
-    mode: infer
-    executor: agent
-    intent: Think about the text.
-    input: {text: {type: string}}
-    output: Out
-flows:
+AGENT_BETWEEN = budget_plan(
+    """\
   handed:
     input: {}
     budget: {tokens: 400}
@@ -436,7 +379,16 @@ flows:
       - {id: first, function: talk, inputs: {topic: one}}
       - {id: agent, function: think, inputs: {text: $.steps.first.output.text}}
       - {id: second, function: talk, inputs: {topic: $.steps.agent.output.text}}
-"""
+""",
+    functions="""\
+  think:
+    mode: infer
+    executor: agent
+    intent: Think about the text.
+    input: {text: {type: string}}
+    output: Out
+""",
+)
 
 
 async def test_what_was_spent_before_an_agent_step_still_counts_after_its_report(

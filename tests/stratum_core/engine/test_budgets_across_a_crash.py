@@ -23,28 +23,20 @@ from stratum_core.llm import LiteLLMClient
 from stratum_core.plan import load_plan_text
 from stratum_core.store import SQLiteRunStore
 from stratum_core.testing import FakeLLM, Fault, Reply
+from tests.fixtures.budget_plans import budget_plan
 
 STEP_MS = 600_000
 
-PLAN = f"""
-version: "1"
-contracts:
-  Out: {{text: {{type: string}}}}
-functions:
-  talk:
-    mode: infer
-    intent: Say something short about the topic.
-    input: {{topic: {{type: string}}}}
-    output: Out
-    retries: 0
-    max_tokens: 50
-flows:
+PLAN = budget_plan(
+    f"""\
   once:
     input: {{topic: {{type: string}}}}
     budget: {{tokens: TOKENS}}
     steps:
       - {{id: talk, function: talk, inputs: {{topic: $.input.topic}}, budget: {{ms: {STEP_MS}}}}}
-"""
+""",
+    talk="    max_tokens: 50\n",
+)
 INPUT = {"topic": "tea"}
 
 # The first process: runs the flow until it is killed (the test LLM never answers its call).
