@@ -17,13 +17,9 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from stratum_core.testing._fake_llm import (
-    BROKEN_JSON,
     FakeLLM,
-    Fault,
     Reply,
-    _as_reply,
     _estimate_tokens,
-    _format_seconds,
     _Handler,
     minimal_instance,
 )
@@ -91,8 +87,17 @@ class FakeAnthropic(FakeLLM):
         """The LiteLLM model string that reaches this server through its Anthropic provider."""
         return f"anthropic/{self.model_name}"
 
+    server_error_text = "Internal server error (scripted)"
+
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         return _AnthropicHandler
+
+    def _generated_content(self, body: Mapping[str, Any]) -> str:
+        schema = anthropic_request_schema(body)
+        return "{}" if schema is None else json.dumps(minimal_instance(schema))
+
+    def _response(self, body: dict[str, Any], reply: Reply, content: str) -> dict[str, Any]:
+        return self._message(body, reply, content)
 
     def _request_text(self, body: Mapping[str, Any]) -> str:
         return anthropic_request_text(body)
@@ -124,90 +129,25 @@ class FakeAnthropic(FakeLLM):
 
 
 class _AnthropicHandler(_Handler):
+    """The Messages API over FakeLLM's handler: its routes, `count_tokens`, and Anthropic's error body."""
+
+    CHAT_ROUTES = ("/v1/messages", "/messages")
+
     def do_GET(self) -> None:
         self._send_error(HTTPStatus.NOT_FOUND, f"no route GET {self.path}", "not_found_error")
 
-    def do_POST(self) -> None:
-        fake = self.server.fake
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        route = self.path.split("?", 1)[0].rstrip("/")
-        if route in ("/v1/messages/count_tokens", "/messages/count_tokens"):
-            self._count(raw)
-            return
-        if route not in ("/v1/messages", "/messages"):
-            self._send_error(HTTPStatus.NOT_FOUND, f"no route POST {self.path}", "not_found_error")
-            return
-        try:
-            body = json.loads(raw)
-            if not isinstance(body, dict):
-                raise ValueError("the body is not a JSON object")
-        except ValueError as e:
-            self._send_error(HTTPStatus.BAD_REQUEST, f"invalid JSON body: {e}", "invalid_request_error")
-            return
-        if body.get("stream"):
-            self._send_error(HTTPStatus.BAD_REQUEST, "FakeAnthropic does not stream", "invalid_request_error")
-            return
-        fake._begin(body)
-        try:
-            self._answer(body)
-        finally:
-            fake._end()
-
-    def _count(self, raw: bytes) -> None:
+    def _served_elsewhere(self, route: str, raw: bytes) -> bool:
         """`count_tokens`: about 4 characters a token of the request's text (not a scripted answer, not logged)."""
+        if route not in ("/v1/messages/count_tokens", "/messages/count_tokens"):
+            return False
         try:
             body = json.loads(raw)
         except ValueError as e:
             self._send_error(HTTPStatus.BAD_REQUEST, f"invalid JSON body: {e}", "invalid_request_error")
-            return
+            return True
         tokens = _estimate_tokens(anthropic_request_text(body)) if isinstance(body, dict) else 1
         self._send_json(HTTPStatus.OK, {"input_tokens": tokens})
-
-    def _answer(self, body: dict[str, Any]) -> None:
-        fake = self.server.fake
-        assert isinstance(fake, FakeAnthropic)
-        try:
-            answer = fake._pick(body)
-        except Exception as e:  # a test's rule or factory broke: say so in the answer
-            self._send_error(HTTPStatus.INTERNAL_SERVER_ERROR, f"FakeAnthropic rule failed: {e!r}", "api_error")
-            return
-        if isinstance(answer, Fault):
-            self._fault(answer, body)
-            return
-        reply = _as_reply(answer)
-        if fake._wait(reply.latency if reply.latency > 0 else fake.latency):
-            return
-        if reply.content is not None:
-            content = reply.content
-        elif reply.json is not None:
-            content = json.dumps(reply.json)
-        else:
-            schema = anthropic_request_schema(body)
-            content = "{}" if schema is None else json.dumps(minimal_instance(schema))
-        self._send_json(HTTPStatus.OK, fake._message(body, reply, content))
-
-    def _fault(self, fault: Fault, body: dict[str, Any]) -> None:
-        fake = self.server.fake
-        assert isinstance(fake, FakeAnthropic)
-        if fake._wait(fault.latency if fault.latency > 0 else fake.latency):
-            return
-        match fault.kind:
-            case "rate_limit":
-                headers = {} if fault.retry_after is None else {"retry-after": _format_seconds(fault.retry_after)}
-                self._send_error(
-                    HTTPStatus.TOO_MANY_REQUESTS, "Rate limit reached (scripted)", "rate_limit_error", headers
-                )
-            case "server_error":
-                self._send_error(HTTPStatus.INTERNAL_SERVER_ERROR, "Internal server error (scripted)", "api_error")
-            case "bad_request":
-                self._send_error(HTTPStatus.BAD_REQUEST, "Invalid request (scripted)", "invalid_request_error")
-            case "broken_json":
-                self._send_json(HTTPStatus.OK, fake._message(body, Reply(), BROKEN_JSON))
-            case "disconnect":
-                self._drop()
-            case "hang":
-                self._hang()
-                self._drop()
+        return True
 
     def _send_error(
         self, status: HTTPStatus, message: str, error_type: str, headers: Mapping[str, str] | None = None

@@ -192,9 +192,20 @@ class FakeLLM:
 
     # -- serving (called from handler threads) --------------------------------------------------------------------
 
+    server_error_text = "The server had an error (scripted)"
+    """What a scripted 500 says (unless the Fault gives its own message)."""
+
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         """The request handler: the OpenAI chat API here; a subclass may speak another provider's API."""
         return _Handler
+
+    def _generated_content(self, body: Mapping[str, Any]) -> str:
+        """The answer's text when neither `content` nor `json` is scripted: an instance of the requested schema."""
+        return _auto_content(body, self.dialect)
+
+    def _response(self, body: dict[str, Any], reply: Reply, content: str) -> dict[str, Any]:
+        """The provider's response body for an answer (a chat completion here)."""
+        return self._completion(body, reply, content)
 
     def _request_text(self, body: Mapping[str, Any]) -> str:
         """The text rules match against: every message's text."""
@@ -279,10 +290,16 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send_error(HTTPStatus.NOT_FOUND, f"no route GET {self.path}", "not_found_error")
 
+    CHAT_ROUTES: tuple[str, ...] = ("/v1/chat/completions", "/chat/completions")
+    """The POST routes that answer from the script."""
+
     def do_POST(self) -> None:
         fake = self.server.fake
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
+        route = self.path.split("?", 1)[0].rstrip("/")
+        if self._served_elsewhere(route, raw):
+            return
+        if route not in self.CHAT_ROUTES:
             self._send_error(HTTPStatus.NOT_FOUND, f"no route POST {self.path}", "not_found_error")
             return
         try:
@@ -293,7 +310,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(HTTPStatus.BAD_REQUEST, f"invalid JSON body: {e}", "invalid_request_error")
             return
         if body.get("stream"):
-            message = "FakeLLM does not stream; send stream=false"
+            message = f"{type(fake).__name__} does not stream; send stream=false"
             self._send_error(HTTPStatus.BAD_REQUEST, message, "invalid_request_error")
             return
         fake._begin(body)
@@ -302,12 +319,16 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             fake._end()
 
+    def _served_elsewhere(self, route: str, raw: bytes) -> bool:
+        """A POST route outside the script (a subclass's); True when it answered."""
+        return False
+
     def _answer(self, body: dict[str, Any]) -> None:
         fake = self.server.fake
         try:
             answer = fake._pick(body)
         except Exception as e:  # a test's rule or factory broke: say so in the answer, not on the server's stderr
-            message = f"FakeLLM rule failed: {type(e).__name__}: {e}"
+            message = f"{type(fake).__name__} rule failed: {type(e).__name__}: {e}"
             self._send_error(HTTPStatus.INTERNAL_SERVER_ERROR, message, "server_error")
             return
         if isinstance(answer, Fault):
@@ -321,8 +342,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif reply.json is not None:
             content = json.dumps(reply.json)
         else:
-            content = _auto_content(body, fake.dialect)
-        self._send_json(HTTPStatus.OK, fake._completion(body, reply, content))
+            content = fake._generated_content(body)
+        self._send_json(HTTPStatus.OK, fake._response(body, reply, content))
 
     def _fault(self, fault: Fault, body: dict[str, Any]) -> None:
         fake = self.server.fake
@@ -335,13 +356,13 @@ class _Handler(BaseHTTPRequestHandler):
                     HTTPStatus.TOO_MANY_REQUESTS, "Rate limit reached (scripted)", "rate_limit_exceeded", headers
                 )
             case "server_error":
-                message = fault.message or "The server had an error (scripted)"
+                message = fault.message or fake.server_error_text
                 self._send_error(HTTPStatus.INTERNAL_SERVER_ERROR, message, "server_error")
             case "bad_request":
                 message = fault.message or "Invalid request (scripted)"
                 self._send_error(HTTPStatus.BAD_REQUEST, message, "invalid_request_error")
             case "broken_json":
-                self._send_json(HTTPStatus.OK, fake._completion(body, Reply(), BROKEN_JSON))
+                self._send_json(HTTPStatus.OK, fake._response(body, Reply(), BROKEN_JSON))
             case "disconnect":
                 self._drop()
             case "hang":

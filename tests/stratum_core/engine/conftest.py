@@ -1,21 +1,26 @@
-"""Engine test helpers: a scripted in-process LLM client and a StepContext factory."""
+"""Engine test fixtures: a scripted in-process LLM client and a StepContext factory; a real SQLite store and an
+engine that calls the test LLM over HTTP through LiteLLM."""
 
 from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
 import anyio
 import pytest
+from engine_helpers import IN_PRICE, OUT_PRICE
 
+from stratum_core.engine import Engine
 from stratum_core.engine._budget import Envelope
 from stratum_core.engine._context import StepContext
 from stratum_core.engine._types import EngineConfig
-from stratum_core.llm import LLMRequest, LLMResponse
+from stratum_core.llm import LiteLLMClient, LLMRequest, LLMResponse, register_model
 from stratum_core.plan import Budget, Plan
-from stratum_core.store import MemoryRunStore, RunRecord, RunStore
+from stratum_core.store import MemoryRunStore, RunRecord, RunStore, SQLiteRunStore
+from stratum_core.testing import FakeLLM
 
 
 class Hang:
@@ -139,3 +144,21 @@ def llm() -> ScriptedLLM:
 def new_store() -> Callable[[], MemoryRunStore]:
     """A memory store that already holds run 'run-1'."""
     return _new_store
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLiteRunStore]:
+    """A SQLite run store in a fresh file."""
+    with SQLiteRunStore(tmp_path / "runs.db") as store:
+        yield store
+
+
+@pytest.fixture
+def engine(fake_llm: FakeLLM, store: SQLiteRunStore) -> Engine:
+    """An engine on `store` whose model is the test LLM (priced, so cost budgets can reserve), over real HTTP."""
+    register_model(fake_llm.model, input_cost_per_token=IN_PRICE, output_cost_per_token=OUT_PRICE)
+    return Engine(
+        store=store,
+        llm=LiteLLMClient(backoff_base=0.01, backoff_max=0.05),
+        config=EngineConfig(model=fake_llm.model, api_base=fake_llm.url),
+    )

@@ -6,42 +6,19 @@ models are refused under a cost budget unless priced or allowed; audit budgets r
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from engine_helpers import IN_PRICE, OUT_PRICE, plan
 
 from stratum_core.engine import Engine, EngineConfig, ReviewRequest
 from stratum_core.errors import BudgetExceeded, LLMError
-from stratum_core.llm import LiteLLMClient, register_model
-from stratum_core.plan import Budget, load_plan_text
+from stratum_core.llm import LiteLLMClient
+from stratum_core.plan import Budget
 from stratum_core.store import SQLiteRunStore, Trace
 from stratum_core.testing import FakeLLM, Fault, Reply
 from tests.fixtures.budget_plans import ONCE, budget_plan
-
-IN_PRICE, OUT_PRICE = 1e-6, 2e-6
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteRunStore]:
-    with SQLiteRunStore(tmp_path / "runs.db") as store:
-        yield store
-
-
-@pytest.fixture
-def engine(fake_llm: FakeLLM, store: SQLiteRunStore) -> Engine:
-    register_model(fake_llm.model, input_cost_per_token=IN_PRICE, output_cost_per_token=OUT_PRICE)
-    return Engine(
-        store=store,
-        llm=LiteLLMClient(backoff_base=0.01, backoff_max=0.05),
-        config=EngineConfig(model=fake_llm.model, api_base=fake_llm.url),
-    )
-
-
-def plan(text: str) -> Any:
-    return load_plan_text(text, source="budgets.stratum.yaml")
 
 
 def trace_of(engine: Engine, run_id: str) -> Trace:

@@ -8,39 +8,13 @@ None where the checker lets it be tested).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
-
 import pytest
+from engine_helpers import plan
 from inline_snapshot import snapshot
 
-from stratum_core.engine import Engine, EngineConfig
+from stratum_core.engine import Engine
 from stratum_core.errors import InvalidInput
-from stratum_core.llm import LiteLLMClient
-from stratum_core.plan import load_plan_text
-from stratum_core.store import SQLiteRunStore
 from stratum_core.testing import FakeLLM
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteRunStore]:
-    with SQLiteRunStore(tmp_path / "runs.db") as store:
-        yield store
-
-
-@pytest.fixture
-def engine(fake_llm: FakeLLM, store: SQLiteRunStore) -> Engine:
-    return Engine(
-        store=store,
-        llm=LiteLLMClient(backoff_base=0.01, backoff_max=0.05),
-        config=EngineConfig(model=fake_llm.model, api_base=fake_llm.url),
-    )
-
-
-def plan(text: str) -> Any:
-    return load_plan_text(text, source="test.stratum.yaml")
-
 
 SKIPPED_GROUPS = """
 version: "1"

@@ -3,48 +3,26 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from engine_helpers import plan
 
-from stratum_core.engine import Engine, EngineConfig, ReviewAnswer, ReviewRequest, RunObserver
+from stratum_core.engine import Engine, ReviewAnswer, ReviewRequest, RunObserver
 from stratum_core.errors import (
     BudgetExceeded,
     ComputeError,
     ParallelValidationFailed,
     PostconditionFailed,
 )
-from stratum_core.llm import LiteLLMClient, register_model
-from stratum_core.plan import load_plan_text
 from stratum_core.store import SQLiteRunStore
 from stratum_core.testing import FakeLLM, Fault, Reply
 from tests.fixtures.timing import baseline, beyond_ms
 
 HANG_GUARD_S = 60  # only a hung test ends here
 BARRIER_S = 30  # how long a held answer waits for the others to arrive
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteRunStore]:
-    with SQLiteRunStore(tmp_path / "runs.db") as store:
-        yield store
-
-
-@pytest.fixture
-def engine(fake_llm: FakeLLM, store: SQLiteRunStore) -> Engine:
-    register_model(fake_llm.model, input_cost_per_token=1e-6, output_cost_per_token=2e-6)
-    return Engine(
-        store=store,
-        llm=LiteLLMClient(backoff_base=0.01, backoff_max=0.05),
-        config=EngineConfig(model=fake_llm.model, api_base=fake_llm.url),
-    )
-
-
-def plan(text: str) -> Any:
-    return load_plan_text(text, source="test.stratum.yaml")
 
 
 SENTIMENT = """
