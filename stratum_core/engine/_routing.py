@@ -219,6 +219,23 @@ class SequentialFlowExecution(FlowExecution):
             await self._skip(path, step, when=step.when)
             raise SkippedInput(step.id)
 
+    async def _begin(self, step: Step, path: str, binding: Any) -> tuple[bool, Any]:
+        """Where a routed step starts: (True, its output) if finished before, else (False, the value of `binding`).
+
+        Raises SkippedInput when the step was skipped, its `when` is false, or it reads a skipped step.
+        """
+        completed = self.run.completed.get(path)
+        if completed is not None:
+            if completed.status == "skipped":
+                raise SkippedInput(step.id)
+            return True, completed.output
+        await self._when_allows(step, path)
+        try:
+            return False, resolve_binding(binding, self.scope, step_id=path)
+        except SkippedInput as skipped:
+            await self._skip(path, step, reads_skipped=skipped.step_id)
+            raise
+
     async def _run(self, step: Step, path: str, route: StepRoute | None) -> Any:
         if route is not None and route.max_iterations and isinstance(step, CallStep):
             return await self._iterate(step, path, route)
@@ -231,8 +248,7 @@ class SequentialFlowExecution(FlowExecution):
         assert isinstance(step, CallStep)
         completed = self.run.completed.get(path)
         if completed is not None and isinstance(completed.output, Mapping):
-            reason = completed.output.get("rationale")
-            return str(completed.output.get("outcome")), reason if isinstance(reason, str) else None
+            return _decision(completed.output)
         automatic: str | None = None
         if route.skip_if is not None:
             try:
@@ -247,8 +263,7 @@ class SequentialFlowExecution(FlowExecution):
             decision = await self.run_step(step, path)
             if not isinstance(decision, Mapping):
                 raise RunError(f"gate '{step.id}' got no decision", step_id=path)
-            reason = decision.get("rationale")
-            return str(decision.get("outcome")), reason if isinstance(reason, str) else None
+            return _decision(decision)
         rationale = f"approved automatically ({automatic})"
         decision = {"outcome": "approve", "rationale": rationale}
         now = time.time()
@@ -272,17 +287,9 @@ class SequentialFlowExecution(FlowExecution):
         """Repeat the step's function until `exit_criterion` holds, it stagnates, or `max_iterations` run out."""
         max_iterations = route.max_iterations
         assert max_iterations is not None
-        completed = self.run.completed.get(path)
-        if completed is not None:
-            if completed.status == "skipped":
-                raise SkippedInput(step.id)
-            return completed.output
-        await self._when_allows(step, path)
-        try:
-            inputs = resolve_binding(step.inputs, self.scope, step_id=path)
-        except SkippedInput as skipped:
-            await self._skip(path, step, reads_skipped=skipped.step_id)
-            raise
+        done, inputs = await self._begin(step, path, step.inputs)
+        if done:
+            return inputs
         name = step.target
         criterion = compile_expression(route.exit_criterion) if route.exit_criterion else None
         attributes: dict[str, Any] = {"max_iterations": route.max_iterations}
@@ -326,17 +333,9 @@ class SequentialFlowExecution(FlowExecution):
         """Run the step's function once per task of `source`; the aggregate is the step's output."""
         dispatch = route.dispatch
         assert dispatch is not None
-        completed = self.run.completed.get(path)
-        if completed is not None:
-            if completed.status == "skipped":
-                raise SkippedInput(step.id)
-            return completed.output
-        await self._when_allows(step, path)
-        try:
-            tasks = resolve_binding(dispatch.source, self.scope, step_id=path)
-        except SkippedInput as skipped:
-            await self._skip(path, step, reads_skipped=skipped.step_id)
-            raise
+        done, tasks = await self._begin(step, path, dispatch.source)
+        if done:
+            return tasks
         if isinstance(tasks, Mapping) and isinstance(tasks.get("tasks"), list):
             tasks = tasks["tasks"]  # a decompose step's TaskGraph
         if not isinstance(tasks, list):
@@ -397,6 +396,12 @@ class SequentialFlowExecution(FlowExecution):
             return aggregate
 
         return await self._tracked(path, "parallel_dispatch", step.target, {"tasks": tasks}, envelope, work, attributes)
+
+
+def _decision(record: Mapping[str, Any]) -> tuple[str, str | None]:
+    """A gate decision's (outcome, rationale)."""
+    reason = record.get("rationale")
+    return str(record.get("outcome")), reason if isinstance(reason, str) else None
 
 
 def _dispatch_source(step: Step) -> set[str]:
