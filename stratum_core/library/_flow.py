@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
+from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
 from stratum_core.engine import RunResult
 from stratum_core.engine._python_flow import Body, PythonFlowExecution, run_python_flow
@@ -17,6 +17,7 @@ from stratum_core.errors import PostconditionFailed
 from stratum_core.library._callsites import SiteMap, caller_site, register_sites
 from stratum_core.library._check import Location, definition_error, location_of
 from stratum_core.library._codec import Codec, codec
+from stratum_core.library._declared import Declared
 from stratum_core.library._runtime import current_execution, engine, raise_for, use_execution
 from stratum_core.library._signature import bind_inputs, read_signature
 from stratum_core.library._step_call import StepCall
@@ -29,7 +30,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class FlowFn(Generic[P, R]):
+class FlowFn(Declared[P, R, Flow]):
     """A decorated flow.
 
     Attributes:
@@ -52,24 +53,16 @@ class FlowFn(Generic[P, R]):
         sites: SiteMap | None,
         location: Location,
     ) -> None:
-        self.fn = fn
-        self.definition = definition
-        self.contracts = dict(contracts)
-        self.signature = signature
-        self.input_codecs = dict(input_codecs)
-        self.output = output
+        super().__init__(
+            fn,
+            definition=definition,
+            contracts=contracts,
+            signature=signature,
+            input_codecs=input_codecs,
+            output=output,
+            location=location,
+        )
         self.sites = sites
-        self.location = location
-        self.__wrapped__ = fn
-        self.__doc__ = fn.__doc__
-        self.__name__ = fn.__name__
-        self.__qualname__ = fn.__qualname__
-        self.__module__ = fn.__module__
-
-    @property
-    def name(self) -> str:
-        """The flow's name in plans and traces."""
-        return self.definition.name
 
     def __repr__(self) -> str:
         return f"<flow {self.name}>"

@@ -16,15 +16,16 @@ import textwrap
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Literal, ParamSpec, Protocol, TypeVar, get_args, get_origin, overload
+from typing import Any, ClassVar, Literal, ParamSpec, Protocol, TypeVar, get_args, get_origin, overload
 
 from stratum_core.engine import RunResult
 from stratum_core.engine._python_flow import PythonFlowExecution
 from stratum_core.engine._python_objects import register_target
 from stratum_core.library._callsites import awaited_by_caller, caller_site
-from stratum_core.library._check import Location, check_function, definition_error, location_of
+from stratum_core.library._check import check_function, definition_error, location_of
 from stratum_core.library._codec import Codec, codec
 from stratum_core.library._conditions import ConditionArg, condition_tokens
+from stratum_core.library._declared import Declared
 from stratum_core.library._results import Probabilistic
 from stratum_core.library._runtime import current_execution, raise_for, run_alone, test_mode
 from stratum_core.library._signature import (
@@ -36,7 +37,7 @@ from stratum_core.library._signature import (
 )
 from stratum_core.library._step_call import StepCall
 from stratum_core.library._types import DefinitionProblem, defining_namespace
-from stratum_core.plan import Budget, ComputeFunction, Contract, Function, InferFunction, Quorum, Refine
+from stratum_core.plan import Budget, ComputeFunction, Function, InferFunction, Quorum, Refine
 
 __all__ = ["ComputeFn", "InferFn", "Learned", "StratumFunction", "compute", "infer", "learned", "refine"]
 
@@ -44,7 +45,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class StratumFunction(Generic[P, R]):
+class StratumFunction(Declared[P, R, Function]):
     """A decorated function: its plan definition, the contracts it uses, and how its values convert.
 
     Attributes:
@@ -56,35 +57,6 @@ class StratumFunction(Generic[P, R]):
     """
 
     kind: ClassVar[str] = "function"
-
-    def __init__(
-        self,
-        fn: Callable[..., Any],
-        *,
-        definition: Function,
-        contracts: Mapping[str, Contract],
-        signature: inspect.Signature,
-        input_codecs: Mapping[str, Codec],
-        output: Codec,
-        location: Location,
-    ) -> None:
-        self.fn = fn
-        self.definition = definition
-        self.contracts = dict(contracts)
-        self.signature = signature
-        self.input_codecs = dict(input_codecs)
-        self.output = output
-        self.location = location
-        self.__wrapped__ = fn
-        self.__doc__ = fn.__doc__
-        self.__name__ = getattr(fn, "__name__", definition.name)
-        self.__qualname__ = getattr(fn, "__qualname__", self.__name__)
-        self.__module__ = getattr(fn, "__module__", __name__)
-
-    @property
-    def name(self) -> str:
-        """The function's name in plans and traces."""
-        return self.definition.name
 
     def __repr__(self) -> str:
         return f"<{self.kind} function {self.name}>"
