@@ -33,6 +33,7 @@ VOLATILE_ATTRIBUTES = {
     "cost_unknown",
     "reserved_tokens",
     "reserved_usd",
+    "ms_used",  # the time a step with its own `ms` budget used: a duration
 }
 
 
