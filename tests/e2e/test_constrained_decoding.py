@@ -44,3 +44,37 @@ async def test_the_embedded_model_answers_within_the_schema_it_was_given() -> No
 
     assert (response.structured_output, response.backend, response.strategy_fallbacks) == ("json_schema", "local", ())
     jsonschema.validate(json.loads(response.content), ORDER)
+
+
+SENTIMENT: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "label": {"type": "string", "enum": ["positive", "negative", "neutral"]},
+        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+    },
+    "required": ["label", "confidence"],
+    "additionalProperties": False,
+}
+TICKETS = [
+    "Thanks, the new dashboard is wonderful and fast!",
+    "My package arrived crushed and the tracking never updated.",
+    "Where is my refund? It has been three weeks.",
+    "Great support today, the agent fixed my login in minutes.",
+]
+
+
+async def test_a_bounded_number_stays_within_its_bounds_under_the_grammar() -> None:
+    # llama.cpp's grammar alone let this model answer `"confidence": 1000000000000`; the range is sent as a grid enum.
+    client = LocalModelClient()
+    for ticket in TICKETS:
+        request = LLMRequest(
+            model="local",
+            messages=({"role": "user", "content": f"Classify the emotional tone of this ticket: {ticket}"},),
+            schema=SENTIMENT,
+            max_tokens=60,
+        )
+
+        response = await client.complete(request)
+
+        assert response.structured_output == "json_schema"
+        jsonschema.validate(json.loads(response.content), SENTIMENT)
