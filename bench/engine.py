@@ -1,5 +1,6 @@
-"""Scheduler overhead per step: 200 sequential compute steps, and 1,000 independent ones, SQLite store on; and the
-fixed cost of one run of a one-step flow, with the SQLite store and with the in-memory store.
+"""Scheduler overhead per step: 200 sequential compute steps, and 1,000 independent ones, SQLite store on; the
+fixed cost of one run of a one-step flow, with the SQLite store and with the in-memory store (wall and CPU,
+alternating); and the cost per step of flows of 100 to 10,000 independent steps (it should stay flat).
 
 Run: python -m bench engine
 """
@@ -18,6 +19,8 @@ from stratum_core.plan import load_plan_text
 from stratum_core.store import MemoryRunStore, RunStore, SQLiteRunStore
 
 REPEATS = 7
+ONE_STEP_RUNS = 2000
+WIDE = (100, 1_000, 5_000, 10_000)
 
 
 def _plan(steps: int, *, chained: bool) -> str:
@@ -54,17 +57,45 @@ async def _measure(text: str, steps: int, store_path: Path) -> list[float]:
     return per_step_ms
 
 
-async def _one_step_run_ms(store: RunStore) -> float:
+async def _one_step_runs(sqlite: RunStore, memory: RunStore) -> tuple[float, float, float, float]:
+    """Median wall and CPU time (ms) of one run of a one-step flow with each store, alternating blocks of 50 runs."""
     plan = load_plan_text(_plan(1, chained=False), source="bench.stratum.yaml")
-    engine = Engine(store=store)
-    for _ in range(100):
+    engines = {"sqlite": Engine(store=sqlite), "memory": Engine(store=memory)}
+    wall: dict[str, list[float]] = {name: [] for name in engines}
+    cpu: dict[str, list[float]] = {name: [] for name in engines}
+    for engine in engines.values():
+        for _ in range(100):
+            await engine.run(plan, "chain", {"n": 0})
+    for _ in range(ONE_STEP_RUNS // 50):  # alternate so both see the same machine load
+        for name, engine in engines.items():
+            for _ in range(50):
+                started, started_cpu = time.perf_counter(), time.process_time()
+                await engine.run(plan, "chain", {"n": 0})
+                cpu[name].append((time.process_time() - started_cpu) * 1000)
+                wall[name].append((time.perf_counter() - started) * 1000)
+    return (
+        statistics.median(wall["sqlite"]),
+        statistics.median(wall["memory"]),
+        statistics.median(cpu["sqlite"]),
+        statistics.median(cpu["memory"]),
+    )
+
+
+async def _wide(steps: int, store_path: Path) -> tuple[float, float]:
+    """Median wall and CPU time per step (µs) of a flow of `steps` independent compute steps, SQLite store on."""
+    plan = load_plan_text(_plan(steps, chained=False), source="bench.stratum.yaml")
+    repeats = max(3, min(REPEATS, 20_000 // steps))
+    wall, cpu = [], []
+    with SQLiteRunStore(store_path) as store:
+        engine = Engine(store=store)
         await engine.run(plan, "chain", {"n": 0})
-    times = []
-    for _ in range(1000):
-        started = time.perf_counter()
-        await engine.run(plan, "chain", {"n": 0})
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1000
+        for _ in range(repeats):
+            started, started_cpu = time.perf_counter(), time.process_time()
+            result = await engine.run(plan, "chain", {"n": 0})
+            cpu.append((time.process_time() - started_cpu) * 1e6 / steps)
+            wall.append((time.perf_counter() - started) * 1e6 / steps)
+            assert result.status == "succeeded", result.error
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def main() -> None:
@@ -80,12 +111,19 @@ def main() -> None:
                 f"(min {min(figures):.3f}, max {max(figures):.3f}; {REPEATS} runs, SQLite store on)"
             )
         with SQLiteRunStore(Path(folder) / "one.db") as store:
-            sqlite_ms = anyio.run(_one_step_run_ms, store)
-    memory_ms = anyio.run(_one_step_run_ms, MemoryRunStore())
-    print(
-        f"one run of a one-step compute flow: median {sqlite_ms:.3f} ms with the SQLite store, "
-        f"{memory_ms:.3f} ms with the in-memory store (1,000 runs each)"
-    )
+            sqlite_ms, memory_ms, sqlite_cpu, memory_cpu = anyio.run(_one_step_runs, store, MemoryRunStore())
+        print(
+            f"one run of a one-step compute flow ({ONE_STEP_RUNS:,} runs each, alternating): wall median "
+            f"{sqlite_ms:.3f} ms SQLite, {memory_ms:.3f} ms in memory; CPU median {sqlite_cpu:.3f} ms SQLite, "
+            f"{memory_cpu:.3f} ms in memory: SQLite/memory {sqlite_cpu / memory_cpu:.2f}x (goal <= 1.2)"
+        )
+        figures = {steps: anyio.run(_wide, steps, Path(folder) / f"wide{steps}.db") for steps in WIDE}
+        print(
+            "independent compute steps, per step (wall median / CPU median, SQLite store on): "
+            + ", ".join(f"{steps:,}: {wall:.0f} / {cpu:.0f} us" for steps, (wall, cpu) in figures.items())
+        )
+        first, last = figures[WIDE[0]][1], figures[WIDE[-1]][1]
+        print(f"  CPU per step at {WIDE[-1]:,} steps / at {WIDE[0]:,} steps: {last / first:.2f} (goal: flat, ~1.0)")
 
 
 if __name__ == "__main__":

@@ -62,6 +62,8 @@ class _Lease:
     run_id: str
     holder: str
     lost: bool = False
+    released: bool = False
+    """Given up with the run's last write (`update_run(release_lease_of=...)`): nothing left to release or renew."""
 
 
 @dataclass
@@ -327,6 +329,8 @@ class Engine:
                     async def renew() -> None:
                         while True:
                             await anyio.sleep(ttl / 3)
+                            if lease.released:
+                                return
                             if not self.store.renew_lease(run_id, lease.holder, ttl=ttl):
                                 logger.error("run %s: lease lost to another process; stopping here", run_id)
                                 lease.lost = True
@@ -342,7 +346,8 @@ class Engine:
             finally:
                 with anyio.CancelScope(shield=True):
                     try:
-                        self.store.release_lease(run_id, lease.holder)
+                        if not lease.released:
+                            self.store.release_lease(run_id, lease.holder)
                     except StoreError:
                         logger.warning("run %s: could not release its lease", run_id, exc_info=True)
             if failure is not None:
@@ -686,16 +691,6 @@ class Engine:
                 return
             used = envelope.used  # earlier processes' spend included: the envelope started from it
             envelope.audit_time()
-            latest = self.store.get_run(run_id) or record
-            ms_used = elapsed_before + (time.time() - active_since) * 1000
-            budget = {
-                **budget_state(latest),
-                "ms_used": round(ms_used, 3),
-                "active_since": None,
-                "reserved_tokens": int(state.get("reserved_tokens", 0)) + envelope.reserved_total.tokens,
-                "reserved_usd": round(float(state.get("reserved_usd", 0.0)) + envelope.reserved_total.usd, 9),
-                "overruns": list(envelope.overruns),
-            }
             totals: dict[str, Any] = {
                 "tokens_in": used.tokens_in,
                 "tokens_out": used.tokens_out,
@@ -703,8 +698,22 @@ class Engine:
                 "cost_unknown": used.cost_unknown,
             }
             if budgeted or envelope.reserved_total.tokens or envelope.overruns:
+                latest = self.store.get_run(run_id) or record
+                ms_used = elapsed_before + (time.time() - active_since) * 1000
+                budget = {
+                    **budget_state(latest),
+                    "ms_used": round(ms_used, 3),
+                    "active_since": None,
+                    "reserved_tokens": int(state.get("reserved_tokens", 0)) + envelope.reserved_total.tokens,
+                    "reserved_usd": round(float(state.get("reserved_usd", 0.0)) + envelope.reserved_total.usd, 9),
+                    "overruns": list(envelope.overruns),
+                }
                 totals["attributes"] = {**latest.attributes, "budget": budget}
-            self.store.update_run(run_id, status=status, updated_at=time.time(), **totals, **fields)
+            # The run's end and the release of its lease are one write.
+            self.store.update_run(
+                run_id, release_lease_of=lease.holder, status=status, updated_at=time.time(), **totals, **fields
+            )
+            lease.released = True
 
         with expression_budget():  # all the expressions this advance of the run evaluates, together
             result = await self._outcome(execution, record, finish)

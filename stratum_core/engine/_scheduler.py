@@ -11,8 +11,10 @@ that need it are not started, the others run to the end, and the run pauses).
 
 from __future__ import annotations
 
+import math
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, assert_never
@@ -42,6 +44,7 @@ from stratum_core.expressions._budget import off_loop
 from stratum_core.plan import (
     Budget,
     CallStep,
+    ComputeFunction,
     DebateStep,
     Flow,
     ForEachStep,
@@ -167,18 +170,30 @@ class FlowExecution:
     # -- the DAG -----------------------------------------------------------------------------------------------
 
     async def execute(self) -> Any:
-        """Run every step; return the flow's output, or raise its first failure (or Pending, to pause)."""
+        """Run every step; return the flow's output, or raise its first failure (or Pending, to pause).
+
+        A step's task is created when the steps it depends on have finished, and a step that will take a slot of
+        the run's concurrency limiter only when one is free: a flow of 10,000 independent steps holds about as many
+        tasks as it has slots, not 10,000 (whose frames the cyclic GC would walk again and again).
+        """
         steps = {step.id: step for step in self.flow.steps}
         dependencies = {step_id: _step_dependencies(step) & steps.keys() for step_id, step in steps.items()}
-        finished = {step_id: anyio.Event() for step_id in steps}
+        dependents: dict[str, list[str]] = {step_id: [] for step_id in steps}
+        for step_id, needs in dependencies.items():
+            for dependency in needs:
+                dependents[dependency].append(step_id)
+        unmet = {step_id: len(needs) for step_id, needs in dependencies.items()}
+        ready = deque(step_id for step_id in steps if not unmet[step_id])
+        queued: deque[str] = deque()
+        leaves = {step_id for step_id, step in steps.items() if self._takes_a_slot(step)}
+        slots = max(1, int(self.run.limiter.total_tokens))
         outcome: dict[str, str] = {}
         failures: list[RunError] = []
         waiting: list[Pending] = []
+        send, receive = anyio.create_memory_object_stream[str](math.inf)
 
         async def run_one(step: Step, group: anyio.CancelScope) -> None:
             try:
-                for dependency in dependencies[step.id]:
-                    await finished[dependency].wait()
                 if any(outcome.get(d) in ("failed", "waiting", "blocked") for d in dependencies[step.id]):
                     outcome[step.id] = "blocked"
                     return
@@ -196,14 +211,14 @@ class FlowExecution:
                     outcome[step.id] = "failed"
                     group.cancel()
             finally:
-                finished[step.id].set()
+                send.send_nowait(step.id)
                 if not self.prefix and step.id in outcome:
                     self.done += 1
                     await self.run.observer.step_finished(
                         self.run.run_id, step.id, outcome[step.id], self.done, len(steps)
                     )
 
-        with anyio.CancelScope(deadline=self.envelope.deadline) as deadline_scope:
+        with anyio.CancelScope(deadline=self.envelope.deadline) as deadline_scope, send, receive:
             async with anyio.create_task_group() as group:
 
                 def overspent(error: BudgetExceeded) -> None:  # cost or tokens ran out: stop what is in flight
@@ -212,8 +227,32 @@ class FlowExecution:
                     group.cancel_scope.cancel()
 
                 self.envelope.watch(overspent)
-                for step in self.flow.steps:
-                    group.start_soon(run_one, step, group.cancel_scope)
+                in_flight = 0  # started steps that take a slot, not finished yet
+
+                def start_ready() -> None:
+                    nonlocal in_flight
+                    while ready:  # steps that take no slot start at once; the others wait in `queued`
+                        step_id = ready.popleft()
+                        if step_id in leaves:
+                            queued.append(step_id)
+                        else:
+                            group.start_soon(run_one, steps[step_id], group.cancel_scope)
+                    while queued and in_flight < slots:
+                        in_flight += 1
+                        group.start_soon(run_one, steps[queued.popleft()], group.cancel_scope)
+
+                start_ready()
+                unfinished = len(steps)
+                while unfinished:
+                    step_id = await receive.receive()
+                    unfinished -= 1
+                    if step_id in leaves:
+                        in_flight -= 1
+                    for dependent in dependents[step_id]:
+                        unmet[dependent] -= 1
+                        if not unmet[dependent]:
+                            ready.append(dependent)
+                    start_ready()
         if failures:
             raise failures[0]
         if deadline_scope.cancelled_caught:
@@ -221,6 +260,12 @@ class FlowExecution:
         if waiting:
             raise Pending.merge(waiting)
         return self._flow_output()
+
+    def _takes_a_slot(self, step: Step) -> bool:
+        """Whether running `step` takes a slot of the run's limiter (a function call that is not a person's)."""
+        if not isinstance(step, CallStep) or step.flow is not None:
+            return False
+        return not isinstance(self.run.plan.functions.get(step.target), HumanFunction)
 
     def _flow_output(self) -> Any:
         where = self.prefix.rstrip(".") or self.flow.name
@@ -379,7 +424,12 @@ class FlowExecution:
             async with self.run.limiter:
                 return await self.run.call_function(fn, checked, ctx, review_sink=self.run.review_sink)
 
-        return await self._tracked(path, fn.mode, fn.name, dict(inputs), envelope, call, ctx.attributes, ctx)
+        # A sandboxed expression finishes without leaving the process: recording it as running first would only
+        # be overwritten, in the next write, by its outcome. Everything else is recorded running while it works.
+        inline = isinstance(fn, ComputeFunction) and fn.expr is not None
+        return await self._tracked(
+            path, fn.mode, fn.name, dict(inputs), envelope, call, ctx.attributes, ctx, record_start=not inline
+        )
 
     async def _tracked(
         self,
@@ -391,8 +441,13 @@ class FlowExecution:
         work: Callable[[], Any],
         attributes: dict[str, Any],
         ctx: StepContext | None = None,
+        *,
+        record_start: bool = True,
     ) -> Any:
-        """Run `work` as the step at `path`: record it running, then succeeded, failed, waiting or cancelled."""
+        """Run `work` as the step at `path`: record it running, then succeeded, failed, waiting or cancelled.
+
+        Each change is one write; `record_start=False` leaves out the running one (for work that finishes inline).
+        """
         self.run.start_step(path)
         started = time.time()
         base = {
@@ -404,7 +459,8 @@ class FlowExecution:
             "started_at": started,
         }
         timed = envelope.budget.ms is not None  # its clock goes on across processes (see _ledger)
-        self._record(StepRecord(status="running", **base, **_time_used(envelope, timed, before=True)))
+        if record_start:
+            self._record(StepRecord(status="running", **base, **_time_used(envelope, timed, before=True)))
         await self.run.observer.step_started(self.run.run_id, path, kind)
 
         def finish(status: str, attributes_extra: dict[str, Any] | None = None, **fields: Any) -> None:

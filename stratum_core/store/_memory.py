@@ -137,11 +137,14 @@ class MemoryRunStore:
             tables.runs[run_id] = _dump(record.model_copy(update=update))
         return True
 
-    def update_run(self, run_id: str, /, **fields: Any) -> RunRecord:
+    def update_run(self, run_id: str, /, *, release_lease_of: str | None = None, **fields: Any) -> RunRecord:
         with self._open() as tables:
             if run_id not in tables.runs:
                 raise StoreError(f"update_run: unknown run {run_id!r}")
-            record = updated_run(_load(RunRecord, tables.runs[run_id]), fields)
+            old = _load(RunRecord, tables.runs[run_id])
+            if release_lease_of is not None and old.lease_holder == release_lease_of:
+                fields = {**fields, "lease_holder": None, "lease_expires": None}
+            record = updated_run(old, fields)
             text = _dump(record)
             tables.runs[run_id] = text
         return _load(RunRecord, text)

@@ -92,9 +92,11 @@ class RunStore(Protocol):
         """Give up `holder`'s lease (nothing happens if it does not hold it)."""
         ...
 
-    def update_run(self, run_id: str, /, **fields: Any) -> RunRecord:
+    def update_run(self, run_id: str, /, *, release_lease_of: str | None = None, **fields: Any) -> RunRecord:
         """Change some fields of a run and return the result; `updated_at` moves to now unless given.
 
+        `release_lease_of` also gives up that holder's lease in the same write (as `release_lease`: nothing happens
+        to a lease it does not hold), so a run's end and its release are one transaction.
         An unknown run, field or invalid value is a StoreError.
         """
         ...

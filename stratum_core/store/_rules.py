@@ -85,20 +85,21 @@ def _summary(error: ValidationError) -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
 
 
-def updated_run(record: RunRecord, fields: Mapping[str, Any]) -> RunRecord:
-    """`record` with `fields` changed and checked; `updated_at` moves to now unless given."""
+def updated_run(record: RunRecord | Mapping[str, Any], fields: Mapping[str, Any]) -> RunRecord:
+    """`record` (a run or its stored fields) with `fields` changed and checked; `updated_at` is now unless given."""
+    data = {**(record.model_dump() if isinstance(record, RunRecord) else record), **fields}
+    run_id = record.run_id if isinstance(record, RunRecord) else record["run_id"]
     unknown = sorted(set(fields) - set(RunRecord.model_fields))
     if unknown:
-        raise StoreError(f"update_run {record.run_id!r}: unknown field(s) {', '.join(unknown)}")
-    if fields.get("run_id", record.run_id) != record.run_id:
-        raise StoreError(f"update_run {record.run_id!r}: run_id cannot change")
-    data = {**record.model_dump(), **fields}
+        raise StoreError(f"update_run {run_id!r}: unknown field(s) {', '.join(unknown)}")
+    if data["run_id"] != run_id:
+        raise StoreError(f"update_run {run_id!r}: run_id cannot change")
     if "updated_at" not in fields:
         data["updated_at"] = now()
     try:
         return RunRecord.model_validate(data)
     except ValidationError as e:
-        raise StoreError(f"update_run {record.run_id!r}: {_summary(e)}") from e
+        raise StoreError(f"update_run {run_id!r}: {_summary(e)}") from e
 
 
 def _checked_pending(record: ReviewRecord | None, review_id: str) -> ReviewRecord:

@@ -7,6 +7,7 @@ in `PRAGMA user_version` and upgraded in place by the scripts in `_MIGRATIONS`.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
@@ -186,25 +187,68 @@ _R = TypeVar("_R", bound=BaseModel)
 _KEYS_PER_QUERY = 500  # batch item keys per query: well under SQLite's limit on bound parameters
 
 
+@functools.cache
 def _columns(model: type[BaseModel]) -> tuple[str, ...]:
     return tuple(model.model_fields)
 
 
+@functools.cache
 def _select(model: type[BaseModel], table: str) -> str:
     return f"SELECT {', '.join(_columns(model))} FROM {table}"
 
 
+@functools.cache
 def _insert(model: type[BaseModel], table: str) -> str:
     columns = _columns(model)
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
 
 
-def _encode(record: BaseModel) -> list[Any]:
-    data = record.model_dump(mode="json")
+@functools.cache
+def _upsert_step() -> str:
+    updates = ", ".join(f"{c} = excluded.{c}" for c in _columns(StepRecord) if c not in ("run_id", "step_id"))
+    return f"{_insert(StepRecord, 'steps')} ON CONFLICT (run_id, step_id) DO UPDATE SET {updates}"
+
+
+@functools.cache
+def _json_flags(model: type[BaseModel]) -> tuple[tuple[str, bool], ...]:
+    return tuple((name, name in _JSON_COLUMNS) for name in _columns(model))
+
+
+@functools.cache
+def _update_run(columns: tuple[str, ...]) -> str:
+    return f"UPDATE runs SET {', '.join(f'{c} = ?' for c in columns)} WHERE run_id = ?"
+
+
+def _encode(record: BaseModel, only: tuple[str, ...] | None = None) -> list[Any]:
+    """The record's column values (all, or `only` these) in column order: JSON as compact text, None as NULL.
+
+    Text is not checked for lone surrogates here (that costs a UTF-8 encode of every value): `_execute` retries
+    with `_encode_checked` when SQLite refuses a value for one.
+    """
+    data = record.model_dump(mode="json", include=set(only) if only is not None else None)
     return [
-        None if data[name] is None else to_json(data[name]) if name in _JSON_COLUMNS else _text(data[name])
-        for name in type(record).model_fields
+        None if (value := data[name]) is None else _dumps(value) if is_json else value
+        for name, is_json in _json_flags(type(record))
+        if only is None or name in data
     ]
+
+
+def _encode_checked(record: BaseModel, only: tuple[str, ...] | None = None) -> list[Any]:
+    """`_encode` for values with lone surrogates: JSON escaped as `to_json` does it, text with U+FFFD for them."""
+    data = record.model_dump(mode="json", include=set(only) if only is not None else None)
+    return [
+        None if (value := data[name]) is None else to_json(value) if is_json else _text(value)
+        for name, is_json in _json_flags(type(record))
+        if only is None or name in data
+    ]
+
+
+def _dumps(value: Any) -> str:
+    """`to_json` without its UTF-8 check (see `_encode`)."""
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise StoreError(f"value is not JSON: {e}") from e
 
 
 def _text(value: Any) -> Any:
@@ -217,12 +261,28 @@ def _text(value: Any) -> Any:
     return value
 
 
-def _decode(model: type[_R], row: tuple[Any, ...]) -> _R:
-    data = {
-        name: json.loads(value) if name in _JSON_COLUMNS and value is not None else value
-        for name, value in zip(_columns(model), row, strict=True)
+def _execute(
+    db: sqlite3.Connection, sql: str, record: BaseModel, *extra: Any, only: tuple[str, ...] | None = None
+) -> sqlite3.Cursor:
+    """Execute `sql` with the record's columns (then `extra`), retrying with checked text if SQLite refuses it."""
+    try:
+        return db.execute(sql, [*_encode(record, only), *extra])
+    except UnicodeEncodeError:
+        return db.execute(sql, [*_encode_checked(record, only), *extra])
+
+
+def _fields(model: type[BaseModel], row: tuple[Any, ...]) -> dict[str, Any]:
+    return {
+        name: json.loads(value) if is_json and value is not None else value
+        for (name, is_json), value in zip(_json_flags(model), row, strict=True)
     }
-    return model.model_validate(data)
+
+
+def _decode(model: type[_R], row: tuple[Any, ...]) -> _R:
+    return model.model_validate(_fields(model, row))
+
+
+_SELECT_RUN = f"{_select(RunRecord, 'runs')} WHERE run_id = ?"
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -339,7 +399,7 @@ class SQLiteRunStore:
         """Insert a record that must be new, and whose run (if the table refers to one) must exist."""
         with self._connection() as db:
             try:
-                db.execute(_insert(type(record), table), _encode(record))
+                _execute(db, _insert(type(record), table), record)
             except sqlite3.IntegrityError as e:
                 if e.sqlite_errorname == "SQLITE_CONSTRAINT_FOREIGNKEY":
                     raise StoreError(f"{what}: unknown run {run_id!r}") from e
@@ -354,7 +414,7 @@ class SQLiteRunStore:
         self, run_id: str, holder: str, *, ttl: float, statuses: tuple[RunStatus, ...] = ("paused", "running")
     ) -> RunRecord:
         with self._transaction(write=True) as db:
-            row = db.execute(f"{_select(RunRecord, 'runs')} WHERE run_id = ?", (run_id,)).fetchone()
+            row = db.execute(_SELECT_RUN, (run_id,)).fetchone()
             at = now()
             record = check_lease(
                 None if row is None else _decode(RunRecord, row), run_id, holder, statuses=statuses, at=at
@@ -378,24 +438,23 @@ class SQLiteRunStore:
                 (run_id, holder),
             )
 
-    def update_run(self, run_id: str, /, **fields: Any) -> RunRecord:
+    def update_run(self, run_id: str, /, *, release_lease_of: str | None = None, **fields: Any) -> RunRecord:
         with self._transaction(write=True) as db:
-            row = db.execute(f"{_select(RunRecord, 'runs')} WHERE run_id = ?", (run_id,)).fetchone()
+            row = db.execute(_SELECT_RUN, (run_id,)).fetchone()
             if row is None:
                 raise StoreError(f"update_run: unknown run {run_id!r}")
-            record = updated_run(_decode(RunRecord, row), fields)
+            old = _fields(RunRecord, row)  # checked once, with the changes, by `updated_run`
+            if release_lease_of is not None and old["lease_holder"] == release_lease_of:
+                fields = {**fields, "lease_holder": None, "lease_expires": None}
+            record = updated_run(old, fields)
             # Only the changed columns are written: the plan text and input stay as they are.
-            encoded = dict(zip(_columns(RunRecord), _encode(record), strict=True))
-            changed = [column for column in encoded if column in fields or column == "updated_at"]
-            db.execute(
-                f"UPDATE runs SET {', '.join(f'{c} = ?' for c in changed)} WHERE run_id = ?",
-                [*(encoded[column] for column in changed), run_id],
-            )
+            changed = tuple(column for column in _columns(RunRecord) if column in fields or column == "updated_at")
+            _execute(db, _update_run(changed), record, run_id, only=changed)
         return record
 
     def get_run(self, run_id: str) -> RunRecord | None:
         with self._connection() as db:
-            row = db.execute(f"{_select(RunRecord, 'runs')} WHERE run_id = ?", (run_id,)).fetchone()
+            row = db.execute(_SELECT_RUN, (run_id,)).fetchone()
         return None if row is None else _decode(RunRecord, row)
 
     def list_runs(
@@ -455,14 +514,9 @@ class SQLiteRunStore:
     # -- steps and attempts -------------------------------------------------------------------------------------
 
     def upsert_step(self, record: StepRecord) -> None:
-        columns = _columns(StepRecord)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in ("run_id", "step_id"))
         with self._connection() as db:
             try:
-                db.execute(
-                    f"{_insert(StepRecord, 'steps')} ON CONFLICT (run_id, step_id) DO UPDATE SET {updates}",
-                    _encode(record),
-                )
+                _execute(db, _upsert_step(), record)
             except sqlite3.IntegrityError as e:
                 raise StoreError(f"step {record.step_id!r}: unknown run {record.run_id!r}") from e
 
@@ -477,7 +531,7 @@ class SQLiteRunStore:
 
     def get_trace(self, run_id: str) -> Trace | None:
         with self._transaction(write=False) as db:
-            row = db.execute(f"{_select(RunRecord, 'runs')} WHERE run_id = ?", (run_id,)).fetchone()
+            row = db.execute(_SELECT_RUN, (run_id,)).fetchone()
             if row is None:
                 return None
             steps = db.execute(f"{_select(StepRecord, 'steps')} WHERE run_id = ? ORDER BY rowid", (run_id,))
@@ -503,9 +557,11 @@ class SQLiteRunStore:
             row = db.execute(f"{_select(ReviewRecord, 'reviews')} WHERE review_id = ?", (review_id,)).fetchone()
             record = change(None if row is None else _decode(ReviewRecord, row))
             columns = _columns(ReviewRecord)
-            db.execute(
+            _execute(
+                db,
                 f"UPDATE reviews SET {', '.join(f'{c} = ?' for c in columns)} WHERE review_id = ?",
-                [*_encode(record), review_id],
+                record,
+                review_id,
             )
         return record
 
