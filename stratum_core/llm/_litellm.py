@@ -9,6 +9,7 @@ through LiteLLM's token counting, and its price), for the engine's budget reserv
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import importlib
 import json
@@ -28,6 +29,7 @@ import anyio
 import anyio.to_thread
 
 from stratum_core.errors import BudgetExceeded, LLMError
+from stratum_core.llm._openai_http import ChatResponse, ConnectionFailed, TimedOut, lean_model_name, send_chat
 from stratum_core.llm._protocol import LLMRequest, LLMResponse, Price, Quote
 from stratum_core.llm._structured import (
     Capabilities,
@@ -60,6 +62,9 @@ _ABANDONED_COROUTINE = r"coroutine '\w+\.acompletion' was never awaited"
 _litellm: Any = None
 _import_lock = threading.Lock()
 _background: threading.Thread | None = None
+# What LiteLLM's data says of a model, looked up once per model: (price per token in, out, cached in) or None
+# (unpriced). `register_model` clears it, as it changes that data.
+_token_prices: dict[str, tuple[float, float, float] | None] = {}
 
 
 def load_litellm() -> Any:
@@ -128,6 +133,7 @@ def register_model(
     price, a safe upper bound that also keeps LiteLLM from warning about them.
     """
     provider = model.split("/", 1)[0] if "/" in model else "openai"
+    _token_prices.clear()
     load_litellm().register_model(
         {
             model: {
@@ -211,6 +217,8 @@ class LiteLLMClient:
         self._random = random.Random()
         # Strategies a server refused, by (model, api_base): later calls start past them, with the reason kept.
         self._rejected: dict[tuple[str, str | None, OutputStrategy], str] = {}
+        # LiteLLM's capability data, asked once per (model, api_base) rather than on every call.
+        self._capabilities: dict[str, Capabilities] = {}
 
     async def prepare(self, model: str) -> None:
         """Import LiteLLM (waiting for a background import under way) before a budget's clock starts."""
@@ -311,10 +319,13 @@ class LiteLLMClient:
 
     def profile_for(self, model: str, *, api_base: str | None) -> OutputProfile:
         """The output profile used for `model`: configured, Stratum's table, or LiteLLM's data; then the preference."""
-        litellm = load_litellm()
-        capabilities = Capabilities(
-            response_schema=_supports_response_schema(litellm, model), json_mode=_supports_json_mode(litellm, model)
-        )
+        capabilities = self._capabilities.get(model)
+        if capabilities is None:
+            litellm = load_litellm()
+            capabilities = self._capabilities[model] = Capabilities(
+                response_schema=_supports_response_schema(litellm, model),
+                json_mode=_supports_json_mode(litellm, model),
+            )
         configured = self.output_profiles.get(model)
         profile = output_profile(model, api_base=api_base, capabilities=capabilities, configured=configured)
         return profile.starting_at(self.structured_output)
@@ -329,12 +340,19 @@ class LiteLLMClient:
         may_reject: bool = False,
         first_attempt: int = 1,
     ) -> tuple[Any, int, list[str]]:
-        """One `acompletion`, with transport retries: the response, the attempt count, the retried errors."""
+        """One `acompletion`, with transport retries: the response, the attempt count, the retried errors.
+
+        A call to an OpenAI-compatible server on an api_base takes the lean path (`send_chat`): the same request,
+        without LiteLLM's layers.
+        """
         errors: list[str] = []
         attempt = first_attempt - 1
+        lean = lean_model_name(request.model, request.api_base)
         while True:
             attempt += 1
             try:
+                if lean is not None:
+                    return await send_chat(lean, kwargs, api_key=kwargs.get("api_key")), attempt, errors
                 return await litellm.acompletion(**kwargs), attempt, errors
             except Exception as e:  # the LiteLLM boundary: every failure is classified, none escapes raw
                 failure = _classify(litellm, e, self.request_timeout)
@@ -455,6 +473,10 @@ def _classify(litellm: Any, error: Exception, request_timeout: float) -> _Failur
     status = getattr(error, "status_code", None)
     status = status if isinstance(status, int) else None
     retry_after = _retry_after(error)
+    if isinstance(error, TimedOut):
+        return _Failure(f"timeout after {request_timeout:g}s", detail, True, None)
+    if isinstance(error, ConnectionFailed):
+        return _Failure("connection error", detail, True, None)
     if not isinstance(error, litellm.Timeout | litellm.RateLimitError) and is_strategy_rejection(status, detail):
         return _Failure(f"{status or 'error'} {_status_text(status or 400)}", detail, False, None, True)
     if isinstance(error, litellm.Timeout):
@@ -551,6 +573,8 @@ def _supports_json_mode(litellm: Any, model: str) -> bool:
 
 
 def _content(response: Any) -> str:
+    if isinstance(response, ChatResponse):
+        return response.content
     choices = getattr(response, "choices", None) or []
     if not choices:
         return ""
@@ -608,6 +632,8 @@ def _model_info(litellm: Any, model: str) -> tuple[Price | None, int | None]:
 
 def _cost(litellm: Any, response: Any, model: str) -> float | None:
     """The call's price from LiteLLM's cost data; None when the model has no price (not 0: unknown is not free)."""
+    if isinstance(response, ChatResponse):
+        return _lean_cost(litellm, response, model)
     hidden = getattr(response, "_hidden_params", None) or {}
     cost = hidden.get("response_cost") if isinstance(hidden, Mapping) else None
     if cost is None:
@@ -616,3 +642,35 @@ def _cost(litellm: Any, response: Any, model: str) -> float | None:
         except Exception:  # LiteLLM raises for unmapped models; that means "cost unknown"
             return None
     return float(cost) if isinstance(cost, int | float) else None
+
+
+def _lean_cost(litellm: Any, response: ChatResponse, model: str) -> float | None:
+    """A lean-path call's price by LiteLLM's price map, looked up once per model.
+
+    Tokens in (cached ones at the cached price) and out, as LiteLLM prices a chat completion; None for a model the
+    map does not price (unknown is not free).
+    """
+    if model not in _token_prices:
+        price, _ = _model_info(litellm, model)
+        cached: Any = None
+        if price is not None:
+            with contextlib.suppress(Exception):  # priced, so mapped; no cached price means the input price
+                cached = litellm.get_model_info(model=model).get("cache_read_input_token_cost")
+        _token_prices[model] = (
+            None
+            if price is None
+            else (
+                price.input_per_token,
+                price.output_per_token,
+                float(cached) if isinstance(cached, int | float) else price.input_per_token,
+            )
+        )
+    prices = _token_prices[model]
+    if prices is None:
+        return None
+    per_in, per_out, per_cached = prices
+    usage = response.usage  # checked by `_checked_usage` before it prices the call
+    prompt, completion = int(usage.prompt_tokens or 0), int(usage.completion_tokens or 0)
+    cached_tokens = usage.cached_tokens if isinstance(usage.cached_tokens, int) and usage.cached_tokens > 0 else 0
+    cached_tokens = min(cached_tokens, prompt)
+    return (prompt - cached_tokens) * per_in + cached_tokens * per_cached + completion * per_out
