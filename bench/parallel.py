@@ -1,7 +1,8 @@
 """50 independent infer steps with 200 ms latency each: wall time over the critical path (one call's latency).
 
-Two figures: through LiteLLM to the test LLM over HTTP (the real path), and through an in-process client that only
-sleeps for the latency (the scheduler's own overlap, without LiteLLM's CPU cost per call).
+Two figures: through Stratum's model client (`LiteLLMClient`) to the test LLM over HTTP (the real path), and through
+an in-process client that only sleeps for the latency (the scheduler's own overlap, without the client's CPU cost per
+call). The test LLM runs in a subprocess, as a model server would: its own CPU is not this process's.
 
 Run: python -m bench parallel
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,11 +26,19 @@ from stratum_core.engine import Engine, EngineConfig
 from stratum_core.llm import LiteLLMClient, LLMClient, LLMRequest, LLMResponse, register_model
 from stratum_core.plan import load_plan_text
 from stratum_core.store import SQLiteRunStore
-from stratum_core.testing import FakeLLM
 
 STEPS = 50
 LATENCY = 0.2
 REPEATS = 5
+MODEL = "openai/fake-llm"
+SERVER = """\
+import sys
+from stratum_core.testing import FakeLLM
+fake = FakeLLM().start()
+fake.latency = float(sys.argv[1])
+print(fake.url, flush=True)
+sys.stdin.read()
+"""
 
 
 def _plan() -> str:
@@ -71,14 +82,12 @@ class SleepingClient:
         )
 
 
-async def _measure(fake: FakeLLM, store_path: Path, client: LLMClient) -> list[float]:
-    register_model(fake.model)
+async def _measure(url: str, store_path: Path, client: LLMClient) -> list[float]:
+    register_model(MODEL)
     plan = load_plan_text(_plan(), source="bench.stratum.yaml")
     ratios = []
     with SQLiteRunStore(store_path) as store:
-        engine = Engine(
-            store=store, llm=client, config=EngineConfig(model=fake.model, api_base=fake.url, max_concurrency=64)
-        )
+        engine = Engine(store=store, llm=client, config=EngineConfig(model=MODEL, api_base=url, max_concurrency=64))
         await engine.run(plan, "fan", {})  # warm up: the first LiteLLM call imports and connects
         for _ in range(REPEATS):
             started = time.perf_counter()
@@ -91,13 +100,25 @@ async def _measure(fake: FakeLLM, store_path: Path, client: LLMClient) -> list[f
 
 def main() -> None:
     """Print the median ratio of wall time to the critical path (one call's latency)."""
-    with FakeLLM() as fake, tempfile.TemporaryDirectory() as folder:
-        fake.latency = LATENCY
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(LATENCY)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().strip()
+        _report(url)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def _report(url: str) -> None:
+    with tempfile.TemporaryDirectory() as folder:
         for name, client in (
-            ("LiteLLM -> test LLM over HTTP", LiteLLMClient()),
+            ("LiteLLMClient -> test LLM over HTTP", LiteLLMClient()),
             ("in-process client (engine only)", SleepingClient()),
         ):
-            ratios = anyio.run(_measure, fake, Path(folder) / f"{len(name)}.db", client)
+            ratios = anyio.run(_measure, url, Path(folder) / f"{len(name)}.db", client)
             print(
                 f"{STEPS} independent infer steps, {LATENCY * 1000:.0f} ms latency each, {name}: wall/critical "
                 f"path median {statistics.median(ratios):.2f} (min {min(ratios):.2f}, max {max(ratios):.2f}; "

@@ -1,4 +1,5 @@
-"""How long validating plans takes: the example plans in plans/, and a generated plan of 1,000 steps.
+"""How long validating plans takes: the example plans in plans/, a generated plan of 1,000 steps, and `stratum
+validate` as a whole process against a process that only loads the same plan.
 
 Run from the repository root: python -m bench validate
 """
@@ -6,6 +7,8 @@ Run from the repository root: python -m bench validate
 from __future__ import annotations
 
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -78,6 +81,32 @@ def _median_ms(work: object, runs: int = RUNS) -> float:
     return statistics.median(times)
 
 
+PROCESS_RUNS = 7
+SMALL_PLAN = PLANS / "summarize.stratum.yaml"
+LOAD_ONLY = "import sys; from stratum_core.plan import load_plan; load_plan(sys.argv[1])"
+
+
+def _process_s(command: list[str]) -> float:
+    """Median wall time (s) of `command` as a fresh process, after one warm-up run (bytecode, disk cache)."""
+    subprocess.run(command, check=True, capture_output=True)
+    times = []
+    for _ in range(PROCESS_RUNS):
+        started = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def whole_process() -> None:
+    """`stratum validate` on a small plan as a whole process, against a process that only loads the plan."""
+    command = _process_s([sys.executable, "-m", "server.cli", "validate", str(SMALL_PLAN)])
+    load = _process_s([sys.executable, "-c", LOAD_ONLY, str(SMALL_PLAN)])
+    print(
+        f"whole process, {SMALL_PLAN.name} (median of {PROCESS_RUNS}): `stratum validate` {command:.3f} s, "
+        f"the load itself (python -c load_plan) {load:.3f} s: {command / load:.2f}x (goal <= 1.3)"
+    )
+
+
 def main() -> None:
     """Print the median time to validate plans/ (each plan and all of them) and a generated 1,000-step plan."""
     files = find_plan_files(PLANS)
@@ -92,6 +121,7 @@ def main() -> None:
     plan = load_plan_text(text, source="generated")
     size = f"generated plan, {len(plan.flows['big'].steps)} steps ({len(text) // 1024} KiB)"
     print(f"  {size:32} {_median_ms(lambda: load_plan_text(text, source='generated')):8.1f} ms")
+    whole_process()
 
 
 if __name__ == "__main__":

@@ -31,8 +31,8 @@ class WorkflowRecorder(MemoryRunStore):
         if not self._replaying():
             self.shared.upsert_step(record)
 
-    def update_run(self, run_id: str, /, **fields: Any) -> RunRecord:
-        updated = super().update_run(run_id, **fields)
+    def update_run(self, run_id: str, /, *, release_lease_of: str | None = None, **fields: Any) -> RunRecord:
+        updated = super().update_run(run_id, release_lease_of=release_lease_of, **fields)
         if not self._replaying():
-            self.shared.update_run(run_id, **fields)
+            self.shared.update_run(run_id, release_lease_of=release_lease_of, **fields)
         return updated
