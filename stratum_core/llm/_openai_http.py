@@ -7,11 +7,12 @@ request is the body LiteLLM would send, the answer is parsed into what the adapt
 and failures carry what the adapter's classification needs (status, the provider's message, headers). Pricing
 stays LiteLLM's: the adapter looks the model's price up in LiteLLM's map once.
 
-The pool lives as long as the event loop that made it and is closed when that loop shuts down.
+The pools live as long as the event loop that made them and are closed when that loop shuts down.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -84,27 +85,33 @@ class ConnectionFailed(Exception):
     """The connection failed or dropped before a whole answer came back, or the answer was not a chat completion."""
 
 
-# The pool of the running event loop, with the parked generator that closes it when that loop shuts down.
-_pool: RunVar[tuple[httpx.AsyncClient, AsyncIterator[None]]] = RunVar("stratum_openai_http_pool")
+# The pools of the running event loop, with the parked generator that closes them when that loop shuts down.
+_pools: RunVar[tuple[list[httpx.AsyncClient], AsyncIterator[None]]] = RunVar("stratum_openai_http_pools")
+# httpcore's pool matches every waiting request against every connection on each event, so its cost grows faster
+# than the number of calls in flight (50 parallel calls on one pool cost ~8 ms of CPU each). Calls are spread over
+# several pools instead, each holding a few connections.
+_SHARDS = 8
+_turn = itertools.count()
 
 
-async def _closing(client: httpx.AsyncClient) -> AsyncIterator[None]:
-    """Parked after its first step: the event loop finalizes its async generators at shutdown, closing the pool."""
+async def _closing(clients: list[httpx.AsyncClient]) -> AsyncIterator[None]:
+    """Parked after its first step: the event loop finalizes its async generators at shutdown, closing the pools."""
     try:
         yield
     finally:
-        await client.aclose()
+        for client in clients:
+            await client.aclose()
 
 
 async def _shared_pool() -> httpx.AsyncClient:
     try:
-        return _pool.get()[0]
+        clients = _pools.get()[0]
     except LookupError:
-        client = httpx.AsyncClient(limits=_POOL_LIMITS)
-        closer = _closing(client)
+        clients = [httpx.AsyncClient(limits=_POOL_LIMITS) for _ in range(_SHARDS)]
+        closer = _closing(clients)
         await closer.__anext__()
-        _pool.set((client, closer))
-        return client
+        _pools.set((clients, closer))
+    return clients[next(_turn) % _SHARDS]
 
 
 async def send_chat(name: str, kwargs: Mapping[str, Any], *, api_key: str | None) -> ChatResponse:
