@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import ssl
+import threading
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -85,13 +87,25 @@ class ConnectionFailed(Exception):
     """The connection failed or dropped before a whole answer came back, or the answer was not a chat completion."""
 
 
-# The pools of the running event loop, with the parked generator that closes them when that loop shuts down.
+# The pools of the running event loop (made as calls need them), with the parked generator that closes them when
+# that loop shuts down.
 _pools: RunVar[tuple[list[httpx.AsyncClient], AsyncIterator[None]]] = RunVar("stratum_openai_http_pools")
 # httpcore's pool matches every waiting request against every connection on each event, so its cost grows faster
 # than the number of calls in flight (50 parallel calls on one pool cost ~8 ms of CPU each). Calls are spread over
 # several pools instead, each holding a few connections.
 _SHARDS = 8
 _turn = itertools.count()
+# Loading the CA bundle takes 0.1 s or more; each new client would do it again. One context serves every pool.
+_ssl_context: ssl.SSLContext | None = None
+_ssl_lock = threading.Lock()
+
+
+def _tls() -> ssl.SSLContext:
+    global _ssl_context
+    with _ssl_lock:
+        if _ssl_context is None:
+            _ssl_context = httpx.create_ssl_context()
+        return _ssl_context
 
 
 async def _closing(clients: list[httpx.AsyncClient]) -> AsyncIterator[None]:
@@ -107,11 +121,15 @@ async def _shared_pool() -> httpx.AsyncClient:
     try:
         clients = _pools.get()[0]
     except LookupError:
-        clients = [httpx.AsyncClient(limits=_POOL_LIMITS) for _ in range(_SHARDS)]
+        clients = []
         closer = _closing(clients)
         await closer.__anext__()
         _pools.set((clients, closer))
-    return clients[next(_turn) % _SHARDS]
+    turn = next(_turn) % _SHARDS
+    if turn >= len(clients):
+        clients.append(httpx.AsyncClient(limits=_POOL_LIMITS, verify=_tls()))
+        return clients[-1]
+    return clients[turn]
 
 
 async def send_chat(name: str, kwargs: Mapping[str, Any], *, api_key: str | None) -> ChatResponse:
