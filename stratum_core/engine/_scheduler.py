@@ -11,7 +11,6 @@ that need it are not started, the others run to the end, and the run pauses).
 
 from __future__ import annotations
 
-import math
 import time
 import traceback
 from collections import deque
@@ -190,7 +189,7 @@ class FlowExecution:
         outcome: dict[str, str] = {}
         failures: list[RunError] = []
         waiting: list[Pending] = []
-        send, receive = anyio.create_memory_object_stream[str](math.inf)
+        in_flight = 0  # started steps that take a slot, not finished yet
 
         async def run_one(step: Step, group: anyio.CancelScope) -> None:
             try:
@@ -211,15 +210,39 @@ class FlowExecution:
                     outcome[step.id] = "failed"
                     group.cancel()
             finally:
-                send.send_nowait(step.id)
+                ended(step.id, group)  # its dependents start before anyone hears that it ended
                 if not self.prefix and step.id in outcome:
                     self.done += 1
                     await self.run.observer.step_finished(
                         self.run.run_id, step.id, outcome[step.id], self.done, len(steps)
                     )
 
-        with anyio.CancelScope(deadline=self.envelope.deadline) as deadline_scope, send, receive:
-            async with anyio.create_task_group() as group:
+        def start_ready(group: anyio.CancelScope) -> None:
+            nonlocal in_flight
+            if group.cancel_called:  # the flow stops: nothing more starts
+                return
+            while ready:  # steps that take no slot start at once; the others wait in `queued`
+                step_id = ready.popleft()
+                if step_id in leaves:
+                    queued.append(step_id)
+                else:
+                    tasks.start_soon(run_one, steps[step_id], group)
+            while queued and in_flight < slots:
+                in_flight += 1
+                tasks.start_soon(run_one, steps[queued.popleft()], group)
+
+        def ended(step_id: str, group: anyio.CancelScope) -> None:
+            nonlocal in_flight
+            if step_id in leaves:
+                in_flight -= 1
+            for dependent in dependents[step_id]:
+                unmet[dependent] -= 1
+                if not unmet[dependent]:
+                    ready.append(dependent)
+            start_ready(group)
+
+        with anyio.CancelScope(deadline=self.envelope.deadline) as deadline_scope:
+            async with anyio.create_task_group() as group:  # it ends when the last started step ends
 
                 def overspent(error: BudgetExceeded) -> None:  # cost or tokens ran out: stop what is in flight
                     error.step_id = self.prefix.rstrip(".") or self.flow.name
@@ -227,32 +250,8 @@ class FlowExecution:
                     group.cancel_scope.cancel()
 
                 self.envelope.watch(overspent)
-                in_flight = 0  # started steps that take a slot, not finished yet
-
-                def start_ready() -> None:
-                    nonlocal in_flight
-                    while ready:  # steps that take no slot start at once; the others wait in `queued`
-                        step_id = ready.popleft()
-                        if step_id in leaves:
-                            queued.append(step_id)
-                        else:
-                            group.start_soon(run_one, steps[step_id], group.cancel_scope)
-                    while queued and in_flight < slots:
-                        in_flight += 1
-                        group.start_soon(run_one, steps[queued.popleft()], group.cancel_scope)
-
-                start_ready()
-                unfinished = len(steps)
-                while unfinished:
-                    step_id = await receive.receive()
-                    unfinished -= 1
-                    if step_id in leaves:
-                        in_flight -= 1
-                    for dependent in dependents[step_id]:
-                        unmet[dependent] -= 1
-                        if not unmet[dependent]:
-                            ready.append(dependent)
-                    start_ready()
+                tasks = group
+                start_ready(group.cancel_scope)
         if failures:
             raise failures[0]
         if deadline_scope.cancelled_caught:
