@@ -43,7 +43,6 @@ from stratum_core.expressions._budget import off_loop
 from stratum_core.plan import (
     Budget,
     CallStep,
-    ComputeFunction,
     DebateStep,
     Flow,
     ForEachStep,
@@ -423,12 +422,7 @@ class FlowExecution:
             async with self.run.limiter:
                 return await self.run.call_function(fn, checked, ctx, review_sink=self.run.review_sink)
 
-        # A sandboxed expression finishes without leaving the process: recording it as running first would only
-        # be overwritten, in the next write, by its outcome. Everything else is recorded running while it works.
-        inline = isinstance(fn, ComputeFunction) and fn.expr is not None
-        return await self._tracked(
-            path, fn.mode, fn.name, dict(inputs), envelope, call, ctx.attributes, ctx, record_start=not inline
-        )
+        return await self._tracked(path, fn.mode, fn.name, dict(inputs), envelope, call, ctx.attributes, ctx)
 
     async def _tracked(
         self,
@@ -440,13 +434,8 @@ class FlowExecution:
         work: Callable[[], Any],
         attributes: dict[str, Any],
         ctx: StepContext | None = None,
-        *,
-        record_start: bool = True,
     ) -> Any:
-        """Run `work` as the step at `path`: record it running, then succeeded, failed, waiting or cancelled.
-
-        Each change is one write; `record_start=False` leaves out the running one (for work that finishes inline).
-        """
+        """Run `work` as the step at `path`: record it running, then succeeded, failed, waiting or cancelled."""
         self.run.start_step(path)
         started = time.time()
         base = {
@@ -458,8 +447,7 @@ class FlowExecution:
             "started_at": started,
         }
         timed = envelope.budget.ms is not None  # its clock goes on across processes (see _ledger)
-        if record_start:
-            self._record(StepRecord(status="running", **base, **_time_used(envelope, timed, before=True)))
+        self._record(StepRecord(status="running", **base, **_time_used(envelope, timed, before=True)))
         await self.run.observer.step_started(self.run.run_id, path, kind)
 
         def finish(status: str, attributes_extra: dict[str, Any] | None = None, **fields: Any) -> None:
