@@ -17,9 +17,14 @@ from stratum_core.backends import TemporalSettings
 from stratum_core.backends.temporal import TemporalEngine
 from stratum_core.store import SQLiteRunStore
 from stratum_core.testing import FakeLLM
-from tests.stratum_core.backends.temporal.conftest import DevServer, connect_client, in_process_worker
+from tests.stratum_core.backends.temporal.conftest import (
+    TEMPORAL_TEST_TIMEOUT,
+    DevServer,
+    connect_client,
+    in_process_worker,
+)
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(TEMPORAL_TEST_TIMEOUT, method="thread")]
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,10 @@ from stratum_core.store import SQLiteRunStore
 from stratum_core.testing import FakeLLM
 
 _START_WAIT = 120.0
+TEMPORAL_TEST_TIMEOUT = 600.0
+"""Seconds a Temporal test may take, setup and teardown included, before pytest-timeout dumps every thread's stack
+and ends the session: a hung workflow fails CI with where it hung instead of blocking it. Generous, as the tests
+run on loaded machines (each takes seconds to a minute there)."""
 
 
 def temporal_binary() -> str:

@@ -12,10 +12,15 @@ from stratum_core.backends import TemporalSettings
 from stratum_core.store import SQLiteRunStore
 from stratum_core.testing import FakeLLM
 from tests.plans.test_plans_run import answer_summary
-from tests.stratum_core.backends.temporal.conftest import WorkerProcess, start_worker, worker_environment
+from tests.stratum_core.backends.temporal.conftest import (
+    TEMPORAL_TEST_TIMEOUT,
+    WorkerProcess,
+    start_worker,
+    worker_environment,
+)
 
 PLANS = Path(__file__).resolve().parents[4] / "plans"
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(TEMPORAL_TEST_TIMEOUT, method="thread")]
 
 
 def test_stratum_run_with_the_temporal_backend_is_executed_by_a_stratum_worker(

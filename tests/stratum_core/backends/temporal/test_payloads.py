@@ -6,12 +6,16 @@ import base64
 import json
 from pathlib import Path
 
+import pytest
 from temporalio.client import Client
 
 from stratum_core.backends._payloads import REFERENCE_KEY, packed, unpacked
 from stratum_core.backends.temporal import TemporalEngine
 from stratum_core.plan import load_plan
 from stratum_core.store import SQLiteRunStore
+from tests.stratum_core.backends.temporal.conftest import TEMPORAL_TEST_TIMEOUT
+
+pytestmark = pytest.mark.timeout(TEMPORAL_TEST_TIMEOUT, method="thread")
 
 PLAN = """\
 version: "1"

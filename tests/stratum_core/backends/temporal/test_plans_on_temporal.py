@@ -16,7 +16,9 @@ from stratum_core.plan import find_plan_files, load_plan
 from stratum_core.store import RunStore, SQLiteRunStore, Trace
 from stratum_core.testing import FakeLLM
 from tests.plans.test_plans_run import Approve, answer_review, answer_summary, answer_support, answer_v01
-from tests.stratum_core.backends.temporal.conftest import worker_config
+from tests.stratum_core.backends.temporal.conftest import TEMPORAL_TEST_TIMEOUT, worker_config
+
+pytestmark = pytest.mark.timeout(TEMPORAL_TEST_TIMEOUT, method="thread")
 
 PLANS = Path(__file__).resolve().parents[4] / "plans"
 
