@@ -14,8 +14,8 @@ from stratum_core.engine import Engine, ReviewSink
 from stratum_core.llm import LiteLLMClient, register_model
 from stratum_core.plan import find_plan_files, load_plan
 from stratum_core.store import RunStore, SQLiteRunStore, Trace
-from stratum_core.testing import FakeLLM
-from tests.plans.test_plans_run import Approve, answer_review, answer_summary, answer_support, answer_v01
+from stratum_core.testing import FakeLLM, Reply
+from tests.plans.test_plans_run import Approve, answer_review, answer_summary, answer_support, answer_v01, task
 from tests.stratum_core.backends.temporal.conftest import TEMPORAL_TEST_TIMEOUT, worker_config
 
 pytestmark = pytest.mark.timeout(TEMPORAL_TEST_TIMEOUT, method="thread")
@@ -33,6 +33,18 @@ class PlanCase:
     status: str = "succeeded"
 
 
+# The race in code_review is won by whichever branch's answer is in first; the careful branch answers this much later
+# on both backends, so the same branch wins (a tie left to timing once gave the two backends different winners).
+CAREFUL_SUMMARY_DELAY = 5.0
+
+
+def answer_review_fast_summary_first(body: dict[str, Any]) -> Any:
+    answer = answer_review(body)
+    if "at most five sentences" in task(body):
+        return Reply(json=answer, latency=CAREFUL_SUMMARY_DELAY)
+    return answer
+
+
 TICKET = "My order arrived broken and nobody answers my emails. I want a refund, please."
 CASES = {
     "support_triage": PlanCase(
@@ -46,7 +58,7 @@ CASES = {
         "code_review.stratum.yaml",
         "review_code",
         {"code": "--- a/app.py\n+++ b/app.py\n-x = 1\n+count = 1\n", "files": ["app.py", "util.py"]},
-        answer_review,
+        answer_review_fast_summary_first,
     ),
     "summarize": PlanCase(
         "summarize.stratum.yaml",
