@@ -122,11 +122,19 @@ class RunError(StratumError):
         run_id: the run it happened in, filled in by the engine.
     """
 
+    function: str | None = None
+    """The function the failed step called, filled in by the engine (not part of `to_dict()`)."""
+
     def __init__(self, message: str, *, step_id: str | None = None, run_id: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.step_id = step_id
         self.run_id = run_id
+
+    @property
+    def function_name(self) -> str | None:
+        """The function that failed, else the step (the reference library's field name)."""
+        return self.function or self.step_id
 
     @property
     def type_name(self) -> str:
@@ -203,12 +211,25 @@ class PostconditionFailed(RunError):
         """The violations of the last attempt."""
         return self.history[-1] if self.history else ()
 
+    @property
+    def retry_history(self) -> list[list[str]]:
+        """Every attempt's violations, as lists (the reference library's field name)."""
+        return [list(attempt) for attempt in self.history]
+
     def details(self) -> dict[str, Any]:
         return {"violations": list(self.violations), "history": [list(h) for h in self.history]}
 
 
 class ParseFailure(PostconditionFailed):
     """The model's answer never parsed as JSON matching the output contract."""
+
+    raw_output = ""
+    """The reference library's field, always empty there too: the raw answers are in the run's attempts."""
+
+    @property
+    def error_message(self) -> str:
+        """Why the last attempt did not parse (the reference library's field name)."""
+        return "; ".join(self.violations)
 
 
 class BudgetExceeded(RunError):
@@ -253,6 +274,11 @@ class ConvergenceFailure(RunError):
         self.iterations = iterations
         self.condition = condition
 
+    @property
+    def max_iterations(self) -> int:
+        """The reference library's name for `iterations`."""
+        return self.iterations
+
     def details(self) -> dict[str, Any]:
         return {"iterations": self.iterations, "condition": self.condition}
 
@@ -265,6 +291,11 @@ class ConsensusFailure(RunError):
         self.votes = votes
         self.threshold = threshold
 
+    @property
+    def quorum(self) -> int:
+        """How many answers were asked for and counted (the reference library's field name)."""
+        return sum(self.votes.values())
+
     def details(self) -> dict[str, Any]:
         return {"votes": self.votes, "threshold": self.threshold}
 
@@ -276,6 +307,16 @@ class StabilityAssertionError(RunError):
         super().__init__(message, step_id=step_id)
         self.agreement = agreement
         self.required = required
+
+    @property
+    def threshold(self) -> float:
+        """The reference library's name for `required`."""
+        return self.required
+
+    @property
+    def actual_agreement(self) -> float:
+        """The reference library's name for `agreement`."""
+        return self.agreement
 
     def details(self) -> dict[str, Any]:
         return {"agreement": self.agreement, "required": self.required}

@@ -47,6 +47,7 @@ def run_error_from_dict(data: Mapping[str, Any]) -> errors.RunError:
     errors.RunError.__init__(error, str(data.get("message") or ""), step_id=step if isinstance(step, str) else None)
     extra = {key: value for key, value in data.items() if key not in ("type", "message", "step_id")}
     for key, value in extra.items():
-        setattr(error, key, value)
+        if not isinstance(getattr(cls, key, None), property):  # a derived field (`violations`) follows the others
+            setattr(error, key, value)
     error._recorded_details = extra  # type: ignore[attr-defined]
     return error

@@ -490,6 +490,8 @@ class FlowExecution:
         except RunError as error:
             if error.step_id is None:
                 error.step_id = path
+            if error.function is None:
+                error.function = function
             finish("failed", error=error.to_dict())
             await self.run.observer.step_ended(self.run.run_id, path, "failed")
             raise

@@ -491,18 +491,26 @@ class _FlowReader:
 
     def debate(self, call: ast.Call, step_id: str) -> DebateStep:
         options = self.keywords(call, {"agents", "topic", "rounds", "synthesize", "converge_on"}, "debate")
+        if len(call.args) > 3:
+            raise _Refused(call, "debate() takes at most agents, topic and rounds by position")
+        for name, node in zip(("agents", "topic", "rounds"), call.args, strict=False):
+            if name in options:
+                raise _Refused(node, f"debate() got {name} twice")
+            options[name] = node
         if "agents" not in options or "topic" not in options:
             raise _Refused(call, "debate() needs agents=[...] and topic=...")
         agents_node = options["agents"]
         if not isinstance(agents_node, ast.List | ast.Tuple):
             raise _Refused(agents_node, "debate agents must be a list of @infer functions to be exported")
         agents = []
+        agree_on = None
         for node in agents_node.elts:
             agent = self.resolve(node)
             if not isinstance(agent, StratumFunction):
                 raise _Refused(node, f"`{self.source(node)}` is not an @infer function")
             self.collector.add_function(agent)
             agents.append(agent.name)
+            agree_on = agree_on or getattr(getattr(agent, "options", None), "agree_on", None)
         synthesize = None
         if "synthesize" in options:
             judge = self.resolve(options["synthesize"])
@@ -517,7 +525,10 @@ class _FlowReader:
                 topic=self.binding(options["topic"]),
                 rounds=self.literal(options["rounds"], "rounds") if "rounds" in options else 2,
                 synthesize=synthesize,
-                converge_on=self.literal(options["converge_on"], "converge_on") if "converge_on" in options else None,
+                converge_on=(
+                    self.literal(options["converge_on"], "converge_on") if "converge_on" in options else agree_on
+                ),
+                stop_when_converged="converge_on" in options,
             ),
         )
 

@@ -277,8 +277,9 @@ def _build_infer(fn: Callable[..., Any], options: _InferOptions) -> InferFn[Any,
         else:
             threshold = options.threshold if options.threshold is not None else options.quorum // 2 + 1
             quorum = Quorum(n=options.quorum, agree_on=options.agree_on, threshold=threshold)
-    elif options.agree_on is not None or options.threshold is not None:
-        problems.append(DefinitionProblem("agree_on and threshold need quorum=N", path="quorum"))
+    elif options.threshold is not None:
+        problems.append(DefinitionProblem("threshold needs quorum=N", path="quorum"))
+    # agree_on alone (as the reference allows) names the field a debate among such agents converges on
     try:
         given = condition_tokens(options.given, role="given", inputs=shape.codecs, result=None)
         ensure = condition_tokens(options.ensure, role="ensure", inputs=shape.codecs, result=result_codec)
@@ -415,7 +416,8 @@ def infer(
         samples: how many samples (stable=False; default 3).
         min_agreement: the least share of samples that must agree (StabilityAssertionError otherwise).
         quorum: ask N times at once; `threshold` of them (default a majority) must agree on `agree_on`.
-        agree_on: the result field the quorum's answers must agree on.
+        agree_on: the result field the quorum's answers must agree on; without quorum, the field a debate among
+            such agents converges on (`debate(converge_on=...)` by default).
         threshold: how many of the quorum's answers must agree.
         name: the function's name in plans and traces (default: the Python name).
 

@@ -11,12 +11,14 @@ import datetime
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal, TypeVar, cast, overload
 
+from stratum_core.backends._errors import run_error_from_dict
 from stratum_core.engine._python_flow import PythonFlowExecution
+from stratum_core.errors import RunError
 from stratum_core.library._callsites import caller_site
 from stratum_core.library._codec import codec, to_json
 from stratum_core.library._conditions import callable_text
 from stratum_core.library._functions import InferFn, StratumFunction
-from stratum_core.library._results import HumanDecision
+from stratum_core.library._results import Failure, HumanDecision, Outcome, Success
 from stratum_core.library._runtime import current_execution, raise_for, run_alone
 from stratum_core.library._step_call import StepCall
 from stratum_core.library._types import DefinitionProblem, type_spec
@@ -119,7 +121,7 @@ def parallel(*calls: StepCall[T], require: Literal["any"], validate: Validate = 
 @overload
 def parallel(  # require=0 gives outcomes, any other number the results
     *calls: StepCall[T], require: Literal[0], validate: Validate = None
-) -> StepCall[list[dict[str, Any]]]: ...
+) -> StepCall[list[Outcome[T]]]: ...
 
 
 @overload
@@ -135,7 +137,8 @@ def parallel(*calls: StepCall[Any], require: Require = "all", validate: Validate
         calls: calls of decorated functions (not awaited: `parallel(review(code), lint(code))`).
         require: `all` (default; one failure fails the group), `any` (the first success wins, the others are
             cancelled; the result is that one value), N (at least N must succeed; the successes, in order), or 0
-            (all run; a list of `{"ok": True, "output": ...}` / `{"ok": False, "error": ...}`).
+            (all run; a list of outcomes, `Success(value)` / `Failure(exception)`, each also the mapping
+            `{"ok": True, "output": ...}` / `{"ok": False, "error": ...}`).
         validate: a condition on the results: an expression string over `outputs`, or a callable given the list.
 
     A group that does not meet `require` or `validate` raises ParallelValidationFailed.
@@ -194,11 +197,19 @@ def _decode_group(
     if require == 0:
         ran = [(bid, fn) for bid, fn, _ in branches if f"{path}.{bid}" in records]
         return [
-            {"ok": True, "output": fn.decode(item["output"])} if item.get("ok") else dict(item)
-            for (_, fn), item in zip(ran, output, strict=False)
+            Success(fn.decode(item["output"])) if item.get("ok") else _failure(item, records.get(f"{path}.{bid}"))
+            for (bid, fn), item in zip(ran, output, strict=False)
         ]
     succeeded = [fn for bid, fn, _ in branches if getattr(records.get(f"{path}.{bid}"), "status", None) == "succeeded"]
     return [fn.decode(item) for fn, item in zip(succeeded, output, strict=False)]
+
+
+def _failure(item: Mapping[str, Any], record: Any) -> Failure:
+    """A failed branch's outcome: the error its step recorded, rebuilt, and the group's text for it."""
+    text = str(item.get("error", ""))
+    recorded = getattr(record, "error", None)
+    exception = run_error_from_dict(recorded) if isinstance(recorded, Mapping) else RunError(text)
+    return Failure(exception, text)
 
 
 def race(*calls: StepCall[T]) -> StepCall[T]:
@@ -227,10 +238,10 @@ def race(*calls: StepCall[T]) -> StepCall[T]:
 
 @overload
 def debate(
-    *,
     agents: Sequence[InferFn[..., Any]],
     topic: Any,
     rounds: int = 2,
+    *,
     synthesize: InferFn[..., T],
     converge_on: str | None = None,
 ) -> StepCall[T]: ...
@@ -238,33 +249,38 @@ def debate(
 
 @overload
 def debate(
-    *,
     agents: Sequence[InferFn[..., Any]],
     topic: Any,
     rounds: int = 2,
+    *,
     synthesize: None = None,
     converge_on: str | None = None,
 ) -> StepCall[dict[str, Any]]: ...
 
 
 def debate(
-    *,
     agents: Sequence[InferFn[..., Any]],
     topic: Any,
     rounds: int = 2,
+    *,
     synthesize: InferFn[..., Any] | None = None,
     converge_on: str | None = None,
 ) -> StepCall[Any]:
     """Agents argue a topic concurrently, round after round, each seeing the others' last arguments.
 
-    Each agent is an `@infer` function taking any of `topic`, `round`, `history`, `others`. With `synthesize` (an
-    `@infer` function taking any of `topic`, `history`, `arguments`) the result is its verdict; without, it is
-    `{"rounds", "converged", "arguments", "history"}`. `converge_on` ends the debate early once every agent's
-    argument agrees on that field.
+    Each agent is an `@infer` function taking any of `topic`, `round`, `history`, `others` and (optional)
+    `previous_arguments`. With `synthesize` (an `@infer` function taking any of `topic`, `history`, `arguments`,
+    `converged`) the result is its verdict; without, it is `{"rounds", "converged", "arguments", "history"}`.
+    `converge_on` ends the debate early once every agent's argument agrees on that field; without it, an agent's
+    `agree_on` names the field `converged` is judged on after every round has run. The reference library's calls
+    (`debate(agents, topic, rounds, synthesize=...)`, agents taking `previous_arguments`, a judge taking `arguments`
+    and `converged`) mean the same here.
     """
     site = caller_site()
-    allowed_agent = {"topic", "round", "history", "others"}
-    allowed_judge = {"topic", "history", "arguments"}
+    if not agents:
+        raise ValueError("debate: agents list must not be empty")
+    allowed_agent = {"topic", "round", "history", "others", "previous_arguments"}
+    allowed_judge = {"topic", "history", "arguments", "converged"}
     for agent in agents:
         if not isinstance(agent, InferFn):
             raise TypeError(f"debate() agents are @infer functions, not {agent!r}")
@@ -281,6 +297,9 @@ def debate(
             raise TypeError(
                 f"debate synthesize '{synthesize.name}' takes {sorted(extra)}; it takes only {sorted(allowed_judge)}"
             )
+    stop_when_converged = converge_on is not None
+    if converge_on is None:  # the reference's debate: agents' agree_on judges `converged`, every round still runs
+        converge_on = next((agent.options.agree_on for agent in agents if agent.options.agree_on), None)
     topic_json = to_json(topic)
 
     async def runner(call: StepCall[Any]) -> Any:
@@ -299,6 +318,7 @@ def debate(
                 rounds=rounds,
                 synthesize=synthesize.name if synthesize is not None else None,
                 converge_on=converge_on,
+                stop_when_converged=stop_when_converged,
             ),
         )
 
@@ -310,7 +330,11 @@ def debate(
             return synthesize.decode(output)
         by_name = {agent.name: agent for agent in agents}
         arguments = output.get("arguments", {}) if isinstance(output, dict) else {}
-        return {**output, "arguments": {k: by_name[k].decode(v) if k in by_name else v for k, v in arguments.items()}}
+        decoded = {}
+        for key, value in arguments.items():  # keys are agent names, `name#2` for a function that argues twice
+            taker = by_name.get(key.split("#")[0])
+            decoded[key] = taker.decode(value) if taker is not None else value
+        return {**output, "arguments": decoded}
 
     return StepCall("debate", {"topic": topic_json}, site, runner)
 

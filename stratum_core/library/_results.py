@@ -1,4 +1,7 @@
-"""The result types of two kinds of steps: `Probabilistic[T]` (a `stable=False` infer) and `HumanDecision[T]`."""
+"""The result types of steps: Probabilistic[T], HumanDecision[T], and a `require=0` group's Success / Failure.
+
+`Probabilistic` is what a `stable=False` infer returns, `HumanDecision` what `await_human` returns.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +9,11 @@ import datetime
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from stratum_core.errors import StabilityAssertionError
 
-__all__ = ["HumanDecision", "Probabilistic"]
+__all__ = ["Failure", "HumanDecision", "Outcome", "Probabilistic", "Success"]
 
 T = TypeVar("T")
 
@@ -34,7 +37,7 @@ class Probabilistic(Generic[T]):
         """One of the samples, at random (the modal value when there are none)."""
         return random.choice(list(self.samples)) if self.samples else self.value
 
-    def assert_stable(self, threshold: float) -> T:
+    def assert_stable(self, threshold: float = 0.9) -> T:
         """The modal value, or StabilityAssertionError when fewer than `threshold` of the samples agreed."""
         if self.agreement < threshold:
             raise StabilityAssertionError(
@@ -57,3 +60,36 @@ class HumanDecision(Generic[T]):
     reviewer: str | None = None
     rationale: str | None = None
     decided_at: datetime.datetime | None = None
+
+
+class Success(dict[str, Any], Generic[T]):
+    """A branch of a `require=0` group that succeeded: `.value`; also the dict `{"ok": True, "output": value}`."""
+
+    ok = True
+
+    def __init__(self, value: T) -> None:
+        super().__init__(ok=True, output=value)
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"Success(value={self.value!r})"
+
+
+class Failure(dict[str, Any]):
+    """A branch of a `require=0` group that failed: `.exception`; also the dict `{"ok": False, "error": text}`.
+
+    `error` is how the group recorded the failure (by default the exception's type and message).
+    """
+
+    ok = False
+
+    def __init__(self, exception: BaseException, error: str | None = None) -> None:
+        super().__init__(ok=False, error=error if error is not None else f"{type(exception).__name__}: {exception}")
+        self.exception = exception
+
+    def __repr__(self) -> str:
+        return f"Failure(exception={self.exception!r})"
+
+
+Outcome = Success[T] | Failure
+"""One branch's outcome in a `parallel(..., require=0)` group."""

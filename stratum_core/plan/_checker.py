@@ -42,8 +42,8 @@ from stratum_core.plan._yaml import Path
 
 __all__ = ["check_plan"]
 
-_DEBATE_AGENT_INPUTS = ("topic", "round", "history", "others")
-_DEBATE_SYNTHESIZE_INPUTS = ("topic", "history", "arguments")
+_DEBATE_AGENT_INPUTS = ("topic", "round", "history", "others", "previous_arguments")
+_DEBATE_SYNTHESIZE_INPUTS = ("topic", "history", "arguments", "converged")
 
 
 def check_plan(
@@ -286,6 +286,13 @@ def _check_debate(ctx: CheckContext, scope: FlowScope, step: DebateStep, path: P
         if fn.mode != "infer":
             ctx.report(where, f"debate agent '{agent}' is a {fn.mode} function", "agents must be infer functions")
         _offered_inputs(ctx, where, agent, set(fn.input), _DEBATE_AGENT_INPUTS, "a debate agent")
+        previous = fn.input.get("previous_arguments")
+        if previous is not None and previous.required:
+            ctx.report(
+                where,
+                f"debate agent '{agent}' requires input 'previous_arguments', which round 1 does not give",
+                "make it optional (required: false, or a default of None in Python)",
+            )
     if debate.synthesize is not None:
         where = (*base, "synthesize")
         judge = ctx.function(debate.synthesize)

@@ -319,6 +319,8 @@ class Debate(_Model):
     rounds: int = Field(default=2, ge=1, le=10)
     synthesize: str | None = None
     converge_on: str | None = None
+    stop_when_converged: bool = True
+    """False runs every round, and `converged` says whether the last one agreed (the reference library's debate)."""
 
 
 class DebateStep(_StepBase):

@@ -318,10 +318,15 @@ def test_quorum_options_are_checked() -> None:
         def bad_threshold(text: str) -> Sentiment: ...
 
     assert "threshold 3 is more than n (2)" in str(too_many.value)
-    with pytest.raises(PlanError, match="agree_on and threshold need quorum=N"):
+    with pytest.raises(PlanError, match="threshold needs quorum=N"):
 
-        @infer(intent="x", agree_on="label")
+        @infer(intent="x", agree_on="label", threshold=2)
         def no_quorum(text: str) -> Sentiment: ...
+
+    @infer(intent="x", agree_on="label")  # as the reference allows: the field a debate among such agents agrees on
+    def debater(topic: str) -> Sentiment: ...
+
+    assert debater.definition.quorum is None
 
 
 def test_return_types_bodies_and_parameters_are_checked_all_at_once() -> None:

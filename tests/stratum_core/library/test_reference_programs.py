@@ -9,6 +9,7 @@ from __future__ import annotations
 import runpy
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -90,3 +91,36 @@ def test_the_reference_error_names_and_defaults_are_there() -> None:
     def hi(name: str) -> str: ...
 
     assert hi.definition.retries == 3  # the reference's default
+
+
+def test_the_debate_and_errors_program_runs(gateway: FakeLLM, capsys: pytest.CaptureFixture[str]) -> None:
+    votes = iter(range(100))
+
+    def answer(body: dict[str, Any]) -> Any:
+        text = str(body["messages"])
+        if "Argue whether" in text:
+            return {"stance": "spaces", "argument": "round 2" if '"stance": "spaces"' in text else "round 1"}
+        if "Synthesize" in text:
+            return {"value": "spaces, agreed" if "converged: true" in text else "?"}
+        if "Score the text" in text:
+            return {"value": 1}
+        if "Vote on the text" in text:
+            return {"value": next(votes)}
+        if "Check the text" in text:
+            return {"value": 9}
+        raise AssertionError(text)
+
+    gateway.add_rule(lambda body: True, answer)
+    assert run_program("debate_and_errors.py", capsys) == [
+        "spaces, agreed",
+        "True PostconditionFailed True 9",
+        "score 2 ensure: result.value > 5 (actual: result.value = 1)",
+        "vote 3 3",
+        "check",
+    ]
+    debaters = [r for r in gateway.requests if "Argue whether" in str(r["messages"])]
+    assert len(debaters) == 4  # the same function argues twice, for two rounds
+    second_round = [r for r in debaters if "round 1" in str(r["messages"])]  # the other's argument of round 1
+    assert len(second_round) == 2
+    judge = next(r for r in gateway.requests if "Synthesize" in str(r["messages"]))
+    assert str(judge["messages"]).count("round 2") == 2  # its arguments are every round's, in agent order

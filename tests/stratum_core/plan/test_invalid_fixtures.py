@@ -119,11 +119,11 @@ EXPECTED = {
     ),
     "debate_agent_not_infer": snapshot(
         [
-            "debate_agent_not_infer.stratum.yaml:26:27: flows.main.steps[0].debate.agents[0]: 'optimist' takes input 'mood', which a debate agent is not given (a debate agent gets topic, round, history, others)",
+            "debate_agent_not_infer.stratum.yaml:26:27: flows.main.steps[0].debate.agents[0]: 'optimist' takes input 'mood', which a debate agent is not given (a debate agent gets topic, round, history, others, previous_arguments)",
             "debate_agent_not_infer.stratum.yaml:26:37: flows.main.steps[0].debate.agents[1]: debate agent 'calculator' is a compute function (agents must be infer functions)",
             "debate_agent_not_infer.stratum.yaml:26:49: flows.main.steps[0].debate.agents[2]: unknown function 'pessimist' (did you mean 'optimist'?)",
             "debate_agent_not_infer.stratum.yaml:26:68: flows.main.steps[0].debate.topic: $.input.cod: flow 'main' has no input 'cod' (did you mean 'code'?)",
-            "debate_agent_not_infer.stratum.yaml:26:93: flows.main.steps[0].debate.synthesize: 'judge' takes input 'verdict', which synthesize is not given (synthesize gets topic, history, arguments)",
+            "debate_agent_not_infer.stratum.yaml:26:93: flows.main.steps[0].debate.synthesize: 'judge' takes input 'verdict', which synthesize is not given (synthesize gets topic, history, arguments, converged)",
             "debate_agent_not_infer.stratum.yaml:26:113: flows.main.steps[0].debate.converge_on: converge_on: contract 'Argument' has no field 'stance'",
         ]
     ),
