@@ -1250,8 +1250,12 @@ class StratumServer(Server[Any]):
         return types.EmptyResult()
 
 
-def open_store(path: Path | None) -> RunStore:
-    """The SQLite store at `path` (its folder created), or an in-memory store when `path` is None."""
+def open_store(path: Path | None, *, url: str | None = None) -> RunStore:
+    """The store at the database `url` if given, else the SQLite store at `path` (its folder created), else memory."""
+    if url is not None:
+        from stratum_core.backends import open_run_store
+
+        return open_run_store(url)
     if path is None:
         return MemoryRunStore()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -1278,7 +1282,7 @@ def build_server(
     """
     config = config or ServerConfig()
     if store is None:
-        store = engine.store if engine is not None else open_store(config.store_path)
+        store = engine.store if engine is not None else open_store(config.store_path, url=config.store_url)
     infer_via = config.resolved_infer_via
     if engine is None:
         engine = engine_for(

@@ -42,6 +42,8 @@ class ServerConfig:
     Attributes:
         plans_dir: the folder whose `*.stratum.yaml` files become tools.
         store_path: the SQLite run store; None keeps runs in memory (tests).
+        store_url: a PostgreSQL URL naming the run store instead (servers and workers on several hosts); the
+            key file of `request_state` still goes beside `store_path`.
         model: the LiteLLM model string for infer steps that do not name one.
         api_base: base URL of an OpenAI-compatible server for that model.
         api_key: the key sent with every model call, when the provider's own variable is not used.
@@ -83,6 +85,7 @@ class ServerConfig:
 
     plans_dir: Path = DEFAULT_PLANS_DIR
     store_path: Path | None = DEFAULT_STORE_PATH
+    store_url: str | None = None
     model: str | None = None
     api_base: str | None = None
     api_key: str | None = None
@@ -136,7 +139,7 @@ class ServerConfig:
         if env.get("STRATUM_PLANS"):
             values["plans_dir"] = Path(env["STRATUM_PLANS"])
         if env.get("STRATUM_STORE"):
-            values["store_path"] = Path(env["STRATUM_STORE"])
+            values.update(store_location(env["STRATUM_STORE"]))
         if env.get("STRATUM_MODELS"):
             values["models_file"] = Path(env["STRATUM_MODELS"])
         if env.get("STRATUM_TOKENS"):
@@ -169,6 +172,18 @@ class ServerConfig:
             command_line=cast("Mapping[str, tuple[float, float]] | None", command_line),
         )
         return cls(**values)  # type: ignore[arg-type]
+
+
+def store_location(text: str) -> dict[str, object]:
+    """The config fields a `--store` or STRATUM_STORE value sets: a SQLite file, or a database URL.
+
+    A path or `sqlite:///PATH` names the SQLite file; `postgresql://...` a database `open_run_store` opens.
+    """
+    if text.startswith("sqlite:///") and len(text) > len("sqlite:///"):
+        return {"store_path": Path(text.removeprefix("sqlite:///")), "store_url": None}
+    if "://" in text:
+        return {"store_url": text}
+    return {"store_path": Path(text), "store_url": None}
 
 
 def parse_infer_via(text: str, *, what: str = "--infer-via") -> InferVia:

@@ -9,19 +9,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import closing
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stratum_core.cli import Command
 from stratum_core.cli._model_options import add_force_model_option, model_choice
+
+if TYPE_CHECKING:
+    from stratum_core.store import RunStore
 
 __all__ = ["COMMAND"]
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="review_command", metavar="ACTION", required=True)
-    store_help = "SQLite run store (default: $STRATUM_STORE or .stratum/stratum.db)"
+    store_help = "run store: a SQLite file or a postgresql:// URL (default: $STRATUM_STORE or .stratum/stratum.db)"
     listing = sub.add_parser("list", help="List reviews (pending ones by default).")
     listing.add_argument("--store", metavar="FILE", help=store_help)
     listing.add_argument("--run", metavar="RUN_ID", help="only the reviews of this run")
@@ -42,12 +45,18 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     add_force_model_option(answer)
 
 
-def _store_path(args: argparse.Namespace) -> Path:
-    from server._config import ServerConfig
+def _open_store(args: argparse.Namespace) -> RunStore | None:
+    """The store `--store` or STRATUM_STORE names (a database URL, or a SQLite file that must exist), else None."""
+    from server._app import open_store
+    from server._config import ServerConfig, store_location
 
-    config = ServerConfig.from_env(store_path=Path(args.store) if args.store else None)
-    assert config.store_path is not None
-    return config.store_path
+    config = ServerConfig.from_env()
+    if args.store:
+        config = ServerConfig(**{**config.__dict__, **store_location(args.store)})
+    if config.store_url is None and (config.store_path is None or not config.store_path.exists()):
+        print(f"stratum review: no run store at {config.store_path}", file=sys.stderr)
+        return None
+    return open_store(config.store_path, url=config.store_url)
 
 
 def _when(epoch: float | None) -> str:
@@ -55,13 +64,10 @@ def _when(epoch: float | None) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from stratum_core.store import SQLiteRunStore
-
-    path = _store_path(args)
-    if not path.exists():
-        print(f"stratum review: no run store at {path}", file=sys.stderr)
+    opened = _open_store(args)
+    if opened is None:
         return 1
-    with SQLiteRunStore(path) as store:
+    with closing(opened) as store:
         reviews = store.list_reviews(status=None if args.all else "pending", run_id=args.run)
         if args.json:
             print(json.dumps([r.model_dump(mode="json") for r in reviews], indent=2, ensure_ascii=False))
@@ -92,13 +98,12 @@ def _answer(args: argparse.Namespace) -> int:
     from server._elicitation import decision_schema, decision_value
     from stratum_core.engine import Engine, EngineConfig
     from stratum_core.plan._patterns import SchemaValidator
-    from stratum_core.store import ReviewAction, RunBusy, SQLiteRunStore, StoreError
+    from stratum_core.store import ReviewAction, RunBusy, StoreError
 
-    path = _store_path(args)
-    if not path.exists():
-        print(f"stratum review: no run store at {path}", file=sys.stderr)
+    opened = _open_store(args)
+    if opened is None:
         return 1
-    with SQLiteRunStore(path) as store:
+    with closing(opened) as store:
         review = store.get_review(args.review_id)
         if review is None:
             print(f"stratum review: no review with id {args.review_id!r}", file=sys.stderr)

@@ -43,7 +43,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--store",
         metavar="FILE",
-        help="SQLite run store (default: $STRATUM_STORE or .stratum/stratum.db; ':memory:' keeps runs in memory)",
+        help="run store: a SQLite file or sqlite:///PATH, or postgresql://USER@HOST:PORT/DB for servers and workers "
+        "on several hosts (default: $STRATUM_STORE or .stratum/stratum.db; ':memory:' keeps runs in memory)",
     )
     parser.add_argument("--model", metavar="M", help="LiteLLM model for infer steps (default: $STRATUM_MODEL)")
     parser.add_argument("--api-base", metavar="URL", help="OpenAI-compatible base URL (default: $STRATUM_API_BASE)")
@@ -117,10 +118,9 @@ def _run(args: argparse.Namespace) -> int:
     # Logging notifications are deprecated in 2026-07-28 but still what handshake-era clients read.
     warnings.filterwarnings("ignore", category=MCPDeprecationWarning)
 
-    from server._config import ServerConfig, parse_listen_address
+    from server._config import ServerConfig, parse_listen_address, store_location
     from stratum_core.cli._run import prices_of
 
-    store: Path | None = None
     model, forced = model_choice(args)
     overrides: dict[str, object] = {
         "plans_dir": Path(args.plans) if args.plans else None,
@@ -137,9 +137,6 @@ def _run(args: argparse.Namespace) -> int:
         "allow_unpriced": args.allow_unpriced,
         "reference_tools": args.reference_tools or None,
     }
-    if args.store and args.store != _MEMORY:
-        store = Path(args.store)
-        overrides["store_path"] = store
     host: str | None = None
     if args.http:
         try:
@@ -157,7 +154,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"stratum serve: {e}", file=sys.stderr)
         return 2
     if args.store == _MEMORY:
-        config = ServerConfig(**{**config.__dict__, "store_path": None})
+        config = ServerConfig(**{**config.__dict__, "store_path": None, "store_url": None})
+    elif args.store:
+        config = ServerConfig(**{**config.__dict__, **store_location(args.store)})
     if config.http_host is not None:
         from server._identity import TokenTable, is_loopback
 
@@ -213,7 +212,7 @@ def _serve(
     interrupted = False
     try:
         # The exporters read traces from the store the server writes: open it once, for both.
-        shared_store = open_store(config.store_path)
+        shared_store = open_store(config.store_path, url=config.store_url)
         exporters = otel_observers(args, shared_store)
         server = build_server(config, store=shared_store, observers=exporters)
     except (StratumError, OSError) as e:

@@ -19,6 +19,7 @@ def anyio_backend() -> str:
 from collections.abc import Iterator  # noqa: E402
 
 from stratum_core.testing import FakeLLM  # noqa: E402
+from tests.fixtures.postgres import PostgresServer, UnavailableError  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -34,3 +35,28 @@ def fake_llm(fake_llm_server: FakeLLM) -> FakeLLM:
     fake_llm_server.reset()
     fake_llm_server.latency = 0.0
     return fake_llm_server
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server (a throwaway cluster on a free loopback port) for the session; skipped, saying why,
+    only where no server can be started (no binaries) or psycopg (the `postgres` extra) is not installed."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.skip("the postgres extra (psycopg) is not installed: pip install -e '.[dev]'")
+    try:
+        server = PostgresServer()
+    except UnavailableError as e:
+        pytest.skip(str(e))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A database URL of the session's PostgreSQL server, in an empty schema of this test's own."""
+    return postgres_server.fresh_url()

@@ -12,17 +12,16 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextvars import ContextVar
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
-from stratum_core.backends import BackendName, TemporalSettings, engine_for
+from stratum_core.backends import BackendName, TemporalSettings, engine_for, open_run_store
 from stratum_core.engine import Engine, EngineConfig, ReviewSink, RunObserver, RunResult
 from stratum_core.engine._python_flow import Body, PythonFlowExecution, run_python_flow
 from stratum_core.errors import ConfigurationError
 from stratum_core.plan import Contract, Flow, Function, Plan, TypeSpec
-from stratum_core.store import MemoryRunStore, RunStore, SQLiteRunStore
+from stratum_core.store import MemoryRunStore, RunStore
 
 if TYPE_CHECKING:
     from stratum_core.llm import LLMClient
@@ -68,7 +67,8 @@ def configure(
     """Set how library calls run, and return the engine they now use.
 
     Anything left out comes from the environment (STRATUM_MODEL, STRATUM_API_BASE, STRATUM_API_KEY,
-    STRATUM_STORE) or the engine's defaults. `store` is a RunStore or the path of a SQLite file; without one (and
+    STRATUM_STORE) or the engine's defaults. `store` is a RunStore, the path of a SQLite file, or a database URL
+    (`postgresql://...`, see `stratum_core.backends.open_run_store`); without one (and
     without STRATUM_STORE) runs are kept in memory. `llm` replaces the LiteLLM client (tests).
 
     The reference library's options work too: `default_model` is `model`; `test_mode=True` samples every `@infer`
@@ -103,8 +103,7 @@ def configure(
     if store is None:
         run_store = MemoryRunStore()
     elif isinstance(store, str | os.PathLike):
-        Path(store).parent.mkdir(parents=True, exist_ok=True)
-        run_store = opened = SQLiteRunStore(store)
+        run_store = opened = open_run_store(store)
     else:
         run_store = store
     if _owned_store is not None:

@@ -7,7 +7,6 @@ in `PRAGMA user_version` and upgraded in place by the scripts in `_MIGRATIONS`.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sqlite3
@@ -16,7 +15,7 @@ from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from pydantic import BaseModel, JsonValue
 
@@ -39,11 +38,31 @@ from stratum_core.store._rules import (
     check_lease,
     check_limit,
     closed_review,
-    decode_cursor,
     encode_cursor,
     to_json,
     updated_run,
 )
+from stratum_core.store._sql import (
+    CACHE_GET,
+    CACHE_PUT,
+    RELEASE_LEASE,
+    RENEW_LEASE,
+    SELECT_REVIEW,
+    TAKE_LEASE,
+    UPDATE_REVIEW,
+    reviews_query,
+    runs_query,
+)
+from stratum_core.store._sql import SELECT_RUN as _SELECT_RUN
+from stratum_core.store._sql import columns as _columns
+from stratum_core.store._sql import decode as _decode
+from stratum_core.store._sql import encode as _encode
+from stratum_core.store._sql import encode_checked as _encode_checked
+from stratum_core.store._sql import fields as _fields
+from stratum_core.store._sql import insert as _insert
+from stratum_core.store._sql import select as _select
+from stratum_core.store._sql import update_run as _update_run
+from stratum_core.store._sql import upsert_step as _upsert_step
 
 __all__ = ["SQLiteRunStore"]
 
@@ -168,97 +187,10 @@ _MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-# Columns holding JSON text; SQL NULL stands for Python None.
-_JSON_COLUMNS = frozenset(
-    {
-        "input",
-        "output",
-        "error",
-        "attributes",
-        "violations",
-        "transport_errors",
-        "request",
-        "value",
-        "strategy_fallbacks",
-    }
-)
-
-_R = TypeVar("_R", bound=BaseModel)
+# The batch tag's fields (`attributes["batch"]`), as the batch indexes are on them.
+_BATCH_ID = "json_extract(attributes, '$.batch.id')"
+_BATCH_KEY = "json_extract(attributes, '$.batch.key')"
 _KEYS_PER_QUERY = 500  # batch item keys per query: well under SQLite's limit on bound parameters
-
-
-@functools.cache
-def _columns(model: type[BaseModel]) -> tuple[str, ...]:
-    return tuple(model.model_fields)
-
-
-@functools.cache
-def _select(model: type[BaseModel], table: str) -> str:
-    return f"SELECT {', '.join(_columns(model))} FROM {table}"
-
-
-@functools.cache
-def _insert(model: type[BaseModel], table: str) -> str:
-    columns = _columns(model)
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-
-
-@functools.cache
-def _upsert_step() -> str:
-    updates = ", ".join(f"{c} = excluded.{c}" for c in _columns(StepRecord) if c not in ("run_id", "step_id"))
-    return f"{_insert(StepRecord, 'steps')} ON CONFLICT (run_id, step_id) DO UPDATE SET {updates}"
-
-
-@functools.cache
-def _json_flags(model: type[BaseModel]) -> tuple[tuple[str, bool], ...]:
-    return tuple((name, name in _JSON_COLUMNS) for name in _columns(model))
-
-
-@functools.cache
-def _update_run(columns: tuple[str, ...]) -> str:
-    return f"UPDATE runs SET {', '.join(f'{c} = ?' for c in columns)} WHERE run_id = ?"
-
-
-def _encode(record: BaseModel, only: tuple[str, ...] | None = None) -> list[Any]:
-    """The record's column values (all, or `only` these) in column order: JSON as compact text, None as NULL.
-
-    Text is not checked for lone surrogates here (that costs a UTF-8 encode of every value): `_execute` retries
-    with `_encode_checked` when SQLite refuses a value for one.
-    """
-    data = record.model_dump(mode="json", include=set(only) if only is not None else None)
-    return [
-        None if (value := data[name]) is None else _dumps(value) if is_json else value
-        for name, is_json in _json_flags(type(record))
-        if only is None or name in data
-    ]
-
-
-def _encode_checked(record: BaseModel, only: tuple[str, ...] | None = None) -> list[Any]:
-    """`_encode` for values with lone surrogates: JSON escaped as `to_json` does it, text with U+FFFD for them."""
-    data = record.model_dump(mode="json", include=set(only) if only is not None else None)
-    return [
-        None if (value := data[name]) is None else to_json(value) if is_json else _text(value)
-        for name, is_json in _json_flags(type(record))
-        if only is None or name in data
-    ]
-
-
-def _dumps(value: Any) -> str:
-    """`to_json` without its UTF-8 check (see `_encode`)."""
-    try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as e:
-        raise StoreError(f"value is not JSON: {e}") from e
-
-
-def _text(value: Any) -> Any:
-    """A text column as SQLite can store it: a lone surrogate (from a raw model answer) becomes U+FFFD."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return value.encode("utf-8", "replace").decode("utf-8")
-    return value
 
 
 def _execute(
@@ -269,20 +201,6 @@ def _execute(
         return db.execute(sql, [*_encode(record, only), *extra])
     except UnicodeEncodeError:
         return db.execute(sql, [*_encode_checked(record, only), *extra])
-
-
-def _fields(model: type[BaseModel], row: tuple[Any, ...]) -> dict[str, Any]:
-    return {
-        name: json.loads(value) if is_json and value is not None else value
-        for (name, is_json), value in zip(_json_flags(model), row, strict=True)
-    }
-
-
-def _decode(model: type[_R], row: tuple[Any, ...]) -> _R:
-    return model.model_validate(_fields(model, row))
-
-
-_SELECT_RUN = f"{_select(RunRecord, 'runs')} WHERE run_id = ?"
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -419,24 +337,17 @@ class SQLiteRunStore:
             record = check_lease(
                 None if row is None else _decode(RunRecord, row), run_id, holder, statuses=statuses, at=at
             )
-            db.execute(
-                "UPDATE runs SET lease_holder = ?, lease_expires = ? WHERE run_id = ?", (holder, at + ttl, run_id)
-            )
+            db.execute(TAKE_LEASE, (holder, at + ttl, run_id))
         return record.model_copy(update={"lease_holder": holder, "lease_expires": at + ttl})
 
     def renew_lease(self, run_id: str, holder: str, *, ttl: float) -> bool:
         with self._connection() as db:
-            cursor = db.execute(
-                "UPDATE runs SET lease_expires = ? WHERE run_id = ? AND lease_holder = ?", (now() + ttl, run_id, holder)
-            )
+            cursor = db.execute(RENEW_LEASE, (now() + ttl, run_id, holder))
         return cursor.rowcount == 1
 
     def release_lease(self, run_id: str, holder: str) -> None:
         with self._connection() as db:
-            db.execute(
-                "UPDATE runs SET lease_holder = NULL, lease_expires = NULL WHERE run_id = ? AND lease_holder = ?",
-                (run_id, holder),
-            )
+            db.execute(RELEASE_LEASE, (run_id, holder))
 
     def update_run(self, run_id: str, /, *, release_lease_of: str | None = None, **fields: Any) -> RunRecord:
         with self._transaction(write=True) as db:
@@ -470,31 +381,19 @@ class SQLiteRunStore:
         batch: str | None = None,
     ) -> RunPage:
         check_limit(limit)
-        where: list[str] = []
-        params: list[Any] = []
-        clauses = (
-            ("flow = ?", flow),
-            ("status = ?", status),
-            ("created_at >= ?", since),
-            ("owner = ?", owner),
-            ("json_extract(attributes, '$.batch.id') = ?", batch),
+        sql, params = runs_query(
+            batch_id=_BATCH_ID,
+            flow=flow,
+            status=status,
+            since=since,
+            until=until,
+            limit=limit,
+            cursor=cursor,
+            owner=owner,
+            batch=batch,
         )
-        for clause, value in clauses:
-            if value is not None:
-                where.append(clause)
-                params.append(value)
-        if until is not None:
-            where.append("created_at < ?")
-            params.append(until)
-        if cursor is not None:
-            where.append("(created_at, run_id) < (?, ?)")
-            params.extend(decode_cursor(cursor))
-        sql = _select(RunRecord, "runs")
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC, run_id DESC LIMIT ?"
         with self._connection() as db:
-            rows = db.execute(sql, [*params, limit + 1]).fetchall()
+            rows = db.execute(sql, params).fetchall()
         runs = [_decode(RunRecord, row) for row in rows[:limit]]
         more = len(rows) > limit
         return RunPage(runs=runs, next_cursor=encode_cursor(runs[-1].created_at, runs[-1].run_id) if more else None)
@@ -506,7 +405,7 @@ class SQLiteRunStore:
             for start in range(0, len(wanted), _KEYS_PER_QUERY):
                 chunk = wanted[start : start + _KEYS_PER_QUERY]
                 marks = ", ".join("?" * len(chunk))
-                sql = f"{_select(RunRecord, 'runs')} WHERE json_extract(attributes, '$.batch.key') IN ({marks})"
+                sql = f"{_select(RunRecord, 'runs')} WHERE {_BATCH_KEY} IN ({marks})"
                 runs.extend(_decode(RunRecord, row) for row in db.execute(sql, chunk).fetchall())
         runs.sort(key=lambda run: (run.created_at, run.run_id))
         return runs
@@ -554,15 +453,9 @@ class SQLiteRunStore:
 
     def _replace_review(self, review_id: str, change: Callable[[ReviewRecord | None], ReviewRecord]) -> ReviewRecord:
         with self._transaction(write=True) as db:
-            row = db.execute(f"{_select(ReviewRecord, 'reviews')} WHERE review_id = ?", (review_id,)).fetchone()
+            row = db.execute(SELECT_REVIEW, (review_id,)).fetchone()
             record = change(None if row is None else _decode(ReviewRecord, row))
-            columns = _columns(ReviewRecord)
-            _execute(
-                db,
-                f"UPDATE reviews SET {', '.join(f'{c} = ?' for c in columns)} WHERE review_id = ?",
-                record,
-                review_id,
-            )
+            _execute(db, UPDATE_REVIEW, record, review_id)
         return record
 
     def answer_review(
@@ -595,28 +488,20 @@ class SQLiteRunStore:
 
     def get_review(self, review_id: str) -> ReviewRecord | None:
         with self._connection() as db:
-            row = db.execute(f"{_select(ReviewRecord, 'reviews')} WHERE review_id = ?", (review_id,)).fetchone()
+            row = db.execute(SELECT_REVIEW, (review_id,)).fetchone()
         return None if row is None else _decode(ReviewRecord, row)
 
     def list_reviews(self, *, status: ReviewStatus | None = "pending", run_id: str | None = None) -> list[ReviewRecord]:
-        where: list[str] = []
-        params: list[Any] = []
-        for clause, value in (("status = ?", status), ("run_id = ?", run_id)):
-            if value is not None:
-                where.append(clause)
-                params.append(value)
-        sql = _select(ReviewRecord, "reviews")
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+        sql, params = reviews_query(status=status, run_id=run_id, order="rowid")
         with self._connection() as db:
-            rows = db.execute(sql + " ORDER BY created_at, rowid", params).fetchall()
+            rows = db.execute(sql, params).fetchall()
         return [_decode(ReviewRecord, row) for row in rows]
 
     # -- cache --------------------------------------------------------------------------------------------------
 
     def cache_get(self, key: str) -> JsonValue | None:
         with self._connection() as db:
-            row = db.execute("SELECT value FROM cache WHERE cache_key = ?", (key,)).fetchone()
+            row = db.execute(CACHE_GET, (key,)).fetchone()
         if row is None or row[0] is None:
             return None
         value: JsonValue = json.loads(row[0])
@@ -625,12 +510,7 @@ class SQLiteRunStore:
     def cache_put(self, key: str, value: JsonValue, *, contract_hash: str) -> None:
         text = None if value is None else to_json(value)
         with self._connection() as db:
-            db.execute(
-                "INSERT INTO cache (cache_key, value, contract_hash, created_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (cache_key) DO UPDATE SET value = excluded.value, "
-                "contract_hash = excluded.contract_hash, created_at = excluded.created_at",
-                (key, text, contract_hash, now()),
-            )
+            db.execute(CACHE_PUT, (key, text, contract_hash, now()))
 
     def close(self) -> None:
         with self._lock:

@@ -39,3 +39,14 @@ def test_the_temporal_sdk_is_imported_only_when_its_backend_is_chosen() -> None:
         "engine_for('temporal', store=MemoryRunStore())"
     )
     assert "temporalio" in chosen
+
+
+def test_psycopg_is_imported_only_when_a_postgresql_store_is_opened() -> None:
+    loaded = modules_after(
+        "import stratum_core, stratum_core.backends, stratum_core.store, stratum_core.cli._run, stratum_core.library\n"
+        "from stratum_core.backends import open_run_store\n"
+        "open_run_store('memory:').close()"
+    )
+    assert not {name for name in loaded if name == "psycopg" or name.startswith("psycopg.")}
+    chosen = modules_after("import stratum_core.store._postgres")
+    assert "psycopg" in chosen

@@ -1,4 +1,5 @@
-"""A run waiting for a person survives SIGKILL: another process resumes it without re-running finished steps."""
+"""A run waiting for a person survives SIGKILL: another process resumes it without re-running finished steps, on
+either durable store (a SQLite file, a PostgreSQL database)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import signal
 import subprocess
 import sys
 import textwrap
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
+from stratum_core.backends import open_run_store
 from stratum_core.engine import Engine, EngineConfig
 from stratum_core.llm import LiteLLMClient
-from stratum_core.store import SQLiteRunStore
 from stratum_core.testing import FakeLLM
 
 PLAN = """
@@ -58,7 +60,7 @@ WORKER = textwrap.dedent(
     from stratum_core.engine import Engine, EngineConfig
     from stratum_core.llm import LiteLLMClient
     from stratum_core.plan import load_plan
-    from stratum_core.store import SQLiteRunStore
+    from stratum_core.backends import open_run_store
 
     class Forever:
         async def ask(self, request):
@@ -66,7 +68,7 @@ WORKER = textwrap.dedent(
             await anyio.sleep_forever()
 
     async def main():
-        store = SQLiteRunStore(sys.argv[2])
+        store = open_run_store(sys.argv[2])
         engine = Engine(store=store, llm=LiteLLMClient(), config=EngineConfig(model=sys.argv[3], api_base=sys.argv[4]))
         await engine.run(load_plan(sys.argv[1]), "reply", {"text": "my order is late"}, review_sink=Forever())
 
@@ -76,16 +78,17 @@ WORKER = textwrap.dedent(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
 async def test_a_run_killed_while_waiting_for_a_person_resumes_in_another_process(
-    tmp_path: Path, fake_llm: FakeLLM
+    tmp_path: Path, fake_llm: FakeLLM, kind: str, request: pytest.FixtureRequest
 ) -> None:
     plan_file = tmp_path / "reply.stratum.yaml"
     plan_file.write_text(PLAN, encoding="utf-8")
-    database = tmp_path / "runs.db"
+    database = str(tmp_path / "runs.db") if kind == "sqlite" else request.getfixturevalue("postgres_url")
     fake_llm.add_rule("Write a short reply", {"body": "Sorry for the delay."})
     env = {**os.environ, "PYTHONPATH": str(Path.cwd())}
     with subprocess.Popen(
-        [sys.executable, "-c", WORKER, str(plan_file), str(database), fake_llm.model, fake_llm.url],
+        [sys.executable, "-c", WORKER, str(plan_file), database, fake_llm.model, fake_llm.url],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -102,7 +105,7 @@ async def test_a_run_killed_while_waiting_for_a_person_resumes_in_another_proces
     assert worker.returncode == -signal.SIGKILL
     assert len(fake_llm.requests) == 1
 
-    with SQLiteRunStore(database) as store:
+    with closing(open_run_store(database)) as store:
         run = store.get_run(run_id)
         assert run is not None and run.status == "running"  # killed: never recorded as finished
         store.answer_review(review_id, action="accept", value={"approved": True}, reviewer="ann", rationale=None)

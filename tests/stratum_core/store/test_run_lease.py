@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from stratum_core.backends import open_run_store
 from stratum_core.store import (
-    MemoryRunStore,
     ReviewRecord,
     RunBusy,
     RunRecord,
@@ -30,9 +30,15 @@ def make_run(**fields: Any) -> RunRecord:
     return RunRecord(**{**data, **fields})
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunStore]:
-    made: RunStore = MemoryRunStore() if request.param == "memory" else SQLiteRunStore(tmp_path / "stratum.db")
+    made = open_run_store(
+        "memory:"
+        if request.param == "memory"
+        else tmp_path / "stratum.db"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
     yield made
     made.close()
 

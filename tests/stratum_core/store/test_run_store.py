@@ -10,6 +10,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,9 @@ import pytest
 from inline_snapshot import snapshot
 
 import stratum_core.store
+from stratum_core.backends import open_run_store
 from stratum_core.store import (
     AttemptRecord,
-    MemoryRunStore,
     ReviewRecord,
     RunRecord,
     RunStore,
@@ -43,14 +44,26 @@ def make_run(**fields: Any) -> RunRecord:
     return RunRecord(**{**data, **fields})
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunStore]:
-    made: RunStore = MemoryRunStore() if request.param == "memory" else SQLiteRunStore(tmp_path / "stratum.db")
+    made = open_run_store(
+        "memory:"
+        if request.param == "memory"
+        else tmp_path / "stratum.db"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
     yield made
     made.close()
 
 
-def run_child(script: str, db: Path) -> subprocess.CompletedProcess[str]:
+@pytest.fixture(params=["sqlite", "postgres"])
+def shared(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store several processes open: a SQLite file, or a PostgreSQL database (its URL)."""
+    return str(tmp_path / "stratum.db") if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+
+
+def run_child(script: str, db: Path | str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(script), str(db)],
@@ -694,9 +707,8 @@ def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
         SQLiteRunStore(db)
 
 
-def test_a_review_answered_through_one_connection_cannot_be_answered_through_another(tmp_path: Path) -> None:
-    db = tmp_path / "stratum.db"
-    with SQLiteRunStore(db) as first, SQLiteRunStore(db) as second:
+def test_a_review_answered_through_one_connection_cannot_be_answered_through_another(shared: str) -> None:
+    with closing(open_run_store(shared)) as first, closing(open_run_store(shared)) as second:
         run = make_run()
         first.create_run(run)
         review = ReviewRecord(run_id=run.run_id, step_id="approve", question="?")
@@ -708,9 +720,8 @@ def test_a_review_answered_through_one_connection_cannot_be_answered_through_ano
 
 
 @pytest.mark.slow
-def test_writes_in_one_process_are_visible_to_another(tmp_path: Path) -> None:
-    db = tmp_path / "stratum.db"
-    with SQLiteRunStore(db) as parent:
+def test_writes_in_one_process_are_visible_to_another(shared: str) -> None:
+    with closing(open_run_store(shared)) as parent:
         run = make_run()
         parent.create_run(run)
         review = ReviewRecord(run_id=run.run_id, step_id="approve", question="Ship it?")
@@ -719,9 +730,10 @@ def test_writes_in_one_process_are_visible_to_another(tmp_path: Path) -> None:
         child = run_child(
             f"""
             import sys
-            from stratum_core.store import SQLiteRunStore, StepRecord
+            from stratum_core.backends import open_run_store
+            from stratum_core.store import StepRecord
 
-            store = SQLiteRunStore(sys.argv[1])
+            store = open_run_store(sys.argv[1])
             run = store.get_run({run.run_id!r})
             assert run is not None and run.flow == "triage", run
             store.upsert_step(StepRecord(run_id=run.run_id, step_id="classify", kind="infer", status="succeeded"))
@@ -729,7 +741,7 @@ def test_writes_in_one_process_are_visible_to_another(tmp_path: Path) -> None:
             store.update_run(run.run_id, status="succeeded", output={{"done": True}})
             store.close()
             """,
-            db,
+            shared,
         )
         assert child.returncode == 0, child.stderr
 
@@ -743,24 +755,24 @@ def test_writes_in_one_process_are_visible_to_another(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_step_written_just_before_sigkill_is_readable_afterwards(tmp_path: Path) -> None:
-    db = tmp_path / "stratum.db"
+def test_a_step_written_just_before_sigkill_is_readable_afterwards(shared: str) -> None:
     child = run_child(
         """
         import os, signal, sys
-        from stratum_core.store import RunRecord, SQLiteRunStore, StepRecord
+        from stratum_core.backends import open_run_store
+        from stratum_core.store import RunRecord, StepRecord
 
-        store = SQLiteRunStore(sys.argv[1])
+        store = open_run_store(sys.argv[1])
         run = RunRecord(run_id="killed", flow="triage", plan_hash="h", plan_text="p", input={}, status="paused")
         store.create_run(run)
         store.upsert_step(StepRecord(run_id="killed", step_id="classify", kind="infer", status="succeeded",
                                      output={"label": "bug"}))
         os.kill(os.getpid(), signal.SIGKILL)
         """,
-        db,
+        shared,
     )
     assert child.returncode == -signal.SIGKILL, child.stderr
-    with SQLiteRunStore(db) as store:
+    with closing(open_run_store(shared)) as store:
         run = store.get_run("killed")
         assert run is not None
         assert run.status == "paused"
