@@ -1,6 +1,8 @@
 """The run store: every run, step, attempt and review of a flow, persisted so a run can resume anywhere.
 
-`SQLiteRunStore` is the default (one file, WAL, safe across processes); `MemoryRunStore` behaves the same for tests.
+`SQLiteRunStore` is the default (one file, WAL, safe across processes of one host); `MemoryRunStore` behaves the same
+for tests. Processes on several hosts share a PostgreSQL database: `stratum_core.backends.open_run_store` opens one
+for a `postgresql://` URL (`stratum_core.store._postgres`, imported only then: it needs the `postgres` extra).
 """
 
 from stratum_core.store._lease import lease_is_live, new_holder

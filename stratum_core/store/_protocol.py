@@ -1,4 +1,4 @@
-"""What the engine needs from a run store, as a protocol both stores (SQLite, memory) implement."""
+"""What the engine needs from a run store, as a protocol every store (SQLite, PostgreSQL, memory) implements."""
 
 from __future__ import annotations
 
@@ -65,7 +65,8 @@ class RunStore(Protocol):
     """Durable record of runs, steps, attempts, reviews and cached results.
 
     The methods are synchronous on purpose: a SQLite write on a local file takes well under a millisecond, so the
-    engine calls them straight from the event loop; a thread hop per call would cost more than the call itself.
+    engine calls them straight from the event loop; a thread hop per call would cost more than the call itself (a
+    PostgreSQL call costs one round trip to its server: keep that server near the processes that use it).
     Writes are durable when the method returns: a process killed right after loses nothing already written.
     """
 

@@ -63,6 +63,19 @@ def test_configuration_comes_from_the_environment_and_flags_win() -> None:
     assert (default.plans_dir, default.store_path, default.http_host) == (DEFAULT_PLANS_DIR, DEFAULT_STORE_PATH, None)
 
 
+@pytest.mark.parametrize(
+    ("value", "path", "url"),
+    [
+        ("runs.db", Path("runs.db"), None),
+        ("sqlite:////var/lib/stratum/runs.db", Path("/var/lib/stratum/runs.db"), None),
+        ("postgresql://stratum@db:5432/stratum", DEFAULT_STORE_PATH, "postgresql://stratum@db:5432/stratum"),
+    ],
+)
+def test_the_store_is_a_sqlite_file_or_a_database_url(value: str, path: Path, url: str | None) -> None:
+    config = ServerConfig.from_env({"STRATUM_STORE": value})
+    assert (config.store_path, config.store_url) == (path, url)
+
+
 def test_the_servers_prices_are_one_table_over_the_models_file(tmp_path: Path) -> None:
     models = tmp_path / "models.yaml"
     models.write_text("models:\n  hosted_vllm/a: {price: [1, 2]}\n  hosted_vllm/b: {price: [3, 4]}\n", encoding="utf-8")

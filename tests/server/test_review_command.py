@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import closing
 from pathlib import Path
 
 import anyio
@@ -9,14 +10,15 @@ from mcp import Client
 from server_helpers import make_server
 
 from server.cli import main
+from stratum_core.backends import open_run_store
 from stratum_core.store import SQLiteRunStore
 
 
-def pause_a_run(store: Path, flow: str = "approve_text") -> tuple[str, str]:
-    """A run of `flow` paused on its human step, recorded in `store`: (run_id, review_id)."""
+def pause_a_run(store: Path | str, flow: str = "approve_text") -> tuple[str, str]:
+    """A run of `flow` paused on its human step, recorded in `store` (a file or a database URL): (run_id, review_id)."""
 
     async def go() -> tuple[str, str]:
-        server = make_server(store=store)
+        server = make_server(store=store) if isinstance(store, Path) else make_server(store_url=store)
         try:
             async with Client(server, mode="legacy") as client:
                 paused = await client.call_tool(flow, {"text": "cli"})
@@ -41,16 +43,17 @@ def test_review_list_shows_pending_reviews_with_their_schema(
     assert listed["review_id"] == review_id and listed["status"] == "pending"
 
 
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
 def test_review_answer_records_the_decision_and_resumes_the_run(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, request: pytest.FixtureRequest
 ) -> None:
-    store = tmp_path / "runs.db"
+    store: Path | str = tmp_path / "runs.db" if kind == "sqlite" else request.getfixturevalue("postgres_url")
     run_id, review_id = pause_a_run(store)
     code = main(["review", "answer", review_id, "--value", '{"approved": true}', "--store", str(store)])
     out = capsys.readouterr().out
     assert code == 0, out
     assert f"run {run_id}: succeeded" in out and '"approved": true' in out
-    with SQLiteRunStore(store) as runs:
+    with closing(open_run_store(str(store))) as runs:
         review = runs.get_review(review_id)
         run = runs.get_run(run_id)
     assert review is not None and review.action == "accept" and review.value == {"approved": True}

@@ -192,7 +192,7 @@ def worker_environment(fake_llm: FakeLLM) -> dict[str, str]:
 class WorkerProcess:
     """`stratum worker` in a subprocess, on the test's task queue and store, calling the test LLM."""
 
-    def __init__(self, settings: TemporalSettings, store_path: Path, fake_llm: FakeLLM, log: Path) -> None:
+    def __init__(self, settings: TemporalSettings, store_path: Path | str, fake_llm: FakeLLM, log: Path) -> None:
         self.command = [
             sys.executable,
             "-m",
@@ -244,7 +244,11 @@ def workers(
 
 
 def start_worker(
-    workers: list[WorkerProcess], settings: TemporalSettings, store_path: Path, fake_llm: FakeLLM, tmp_path: Path
+    workers: list[WorkerProcess],
+    settings: TemporalSettings,
+    store_path: Path | str,
+    fake_llm: FakeLLM,
+    tmp_path: Path,
 ) -> WorkerProcess:
     worker = WorkerProcess(settings, store_path, fake_llm, tmp_path / f"worker-{len(workers)}.log").start()
     workers.append(worker)
