@@ -2,7 +2,9 @@
 on a loopback port), wall and CPU, alternating blocks so all see the same machine load; and the store calls alone.
 
 PostgreSQL is the server named by STRATUM_BENCH_POSTGRES (a URL), else a throwaway cluster started here from the
-Debian binaries (as the tests start it, but with fsync on: every commit reaches the disk, as in production).
+Debian binaries (as the tests start it, but with fsync on: every commit reaches the disk, as in production). It is
+timed twice: as the store opens it (`postgres`: synchronous_commit on, each write waits for its disk flush) and with
+`?options=-csynchronous_commit%3Doff` (`pg-async`: SQLite's guarantee, no flush waited for).
 
 Run: python -m bench store
 """
@@ -101,7 +103,8 @@ def main() -> None:
             stack.callback(server.stop)
             server.start()
             url = server.fresh_url()
-        specs = {"memory": "memory:", "sqlite": str(Path(folder) / "runs.db"), "postgres": url}
+        relaxed = url + ("&" if "?" in url else "?") + "options=-csynchronous_commit%3Doff"
+        specs = {"memory": "memory:", "sqlite": str(Path(folder) / "runs.db"), "postgres": url, "pg-async": relaxed}
         stores = {name: open_run_store(spec) for name, spec in specs.items()}
         for store in stores.values():
             stack.callback(store.close)
@@ -111,7 +114,7 @@ def main() -> None:
         for name, (wall, cpu) in figures.items():
             print(f"  {name:8} {wall:7.3f} / {cpu:.3f} ms  (CPU {cpu / memory_cpu:.2f}x memory)")
         print(f"store calls, median wall of {CALLS} (get_trace: once):")
-        for name in ("sqlite", "postgres"):
+        for name in ("sqlite", "postgres", "pg-async"):
             calls = _calls(stores[name])
             print(f"  {name:8} " + ", ".join(f"{call} {us:.0f} us" for call, us in calls.items()))
 

@@ -57,7 +57,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-base", help="base URL of an OpenAI-compatible server (default: $STRATUM_API_BASE)")
     add_force_model_option(parser)
     parser.add_argument(
-        "--store", help=f"run store: a file or sqlite:///PATH (default: $STRATUM_STORE or {DEFAULT_STORE})"
+        "--store",
+        help=f"run store: a file, sqlite:///PATH or postgresql://USER@HOST:PORT/DB (default: $STRATUM_STORE or "
+        f"{DEFAULT_STORE})",
     )
     add_models_file_option(parser)
     add_budget_options(parser)

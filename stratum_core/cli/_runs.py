@@ -42,7 +42,9 @@ def configure_runs(parser: argparse.ArgumentParser) -> None:
         help="list runs (default), show one run, or summarize a period",
     )
     parser.add_argument("run_id", nargs="?", help="with `show`: the run to show")
-    parser.add_argument("--store", help="run store file (default: $STRATUM_STORE or .stratum/stratum.db)")
+    parser.add_argument(
+        "--store", help="run store: a file or a postgresql:// URL (default: $STRATUM_STORE or .stratum/stratum.db)"
+    )
     parser.add_argument("--format", choices=["table", "json"], default="table")
     parser.add_argument("--flow", help="only runs of this flow")
     parser.add_argument("--status", choices=list(get_args(RunStatus)), help="only runs with this status")

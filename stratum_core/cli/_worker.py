@@ -28,7 +28,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     add_force_model_option(parser)
     parser.add_argument(
         "--store",
-        help=f"the run store the servers use: a path or sqlite:///PATH (default: $STRATUM_STORE or {DEFAULT_STORE})",
+        help=f"the run store the servers use: a path or sqlite:///PATH on their host, postgresql://USER@HOST:PORT/DB "
+        f"across hosts (default: $STRATUM_STORE or {DEFAULT_STORE})",
     )
     parser.add_argument("--models", metavar="FILE", help="models file (default: $STRATUM_MODELS)")
     add_budget_options(parser)

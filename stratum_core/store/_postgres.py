@@ -3,7 +3,9 @@
 The same tables, records and rules as the SQLite store (`stratum_core.store._sql`, `_rules`): a run written by one
 store reads back the same from the other. Every write commits before its method returns, with `synchronous_commit`
 on for the session, so a commit is on the database's disk (and its synchronous standbys, where it has some) when the
-call returns: a killed Stratum process, or a crashed database host, loses nothing already written. A
+call returns: a killed Stratum process, or a crashed database host, loses nothing already written. A URL that sets
+it (`?options=-csynchronous_commit%3Doff`) chooses SQLite's guarantee instead, for writes that cost no disk flush: a
+killed Stratum process still loses nothing, a crashed database host its last commits (under a second of them). A
 read-modify-write (a lease taken, a run updated, a review answered) locks its row (`SELECT ... FOR UPDATE`) in one
 transaction, so two processes never both win. The schema is versioned in the table `stratum_schema` and upgraded in
 place by the scripts in `_MIGRATIONS`, under an advisory lock so processes starting together migrate once.
@@ -273,7 +275,8 @@ class PostgresRunStore:
         db = None
         try:
             db = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=max(1, round(self._timeout)))
-            db.execute("SET synchronous_commit = on")
+            if "synchronous_commit" not in self._conninfo:  # unless the URL chose (see the module's docstring)
+                db.execute("SET synchronous_commit = on")
             db.execute(f"SET lock_timeout = {int(self._timeout * 1000)}")
             self._migrate(db)
         except psycopg.Error as e:

@@ -235,3 +235,12 @@ def test_processes_opening_a_new_database_together_create_its_schema_once(postgr
         thread.join()
     assert errors == []
     assert raw(postgres_url, "SELECT version FROM stratum_schema") == [(len(_postgres._MIGRATIONS),)]
+
+
+def test_writes_wait_for_their_disk_flush_unless_the_url_chooses_otherwise(postgres_url: str) -> None:
+    relaxed = f"{postgres_url}%20-csynchronous_commit%3Doff"  # one more option in the URL's options
+    for url, setting in ((postgres_url, "on"), (relaxed, "off")):
+        with closing(PostgresRunStore(url)) as store:
+            assert store._db is not None
+            assert store._db.execute("SHOW synchronous_commit").fetchone() == (setting,)
+            store.create_run(make_run())  # the tables are the URL's schema's, whatever the setting
