@@ -21,6 +21,7 @@ from pathlib import Path
 
 import anyio
 
+from bench.engine import _plan
 from stratum_core.backends import open_run_store
 from stratum_core.engine import Engine
 from stratum_core.plan import load_plan_text
@@ -30,36 +31,21 @@ RUNS = 1000
 BLOCK = 50
 CALLS = 500
 
-PLAN = """
-version: "1"
-functions:
-  inc:
-    mode: compute
-    input: {n: {type: integer}}
-    output: {type: integer}
-    expr: "n + 1"
-flows:
-  one:
-    input: {n: {type: integer}}
-    steps:
-      - {id: s0, function: inc, inputs: {n: $.input.n}}
-"""
-
 
 async def _one_step_runs(stores: dict[str, RunStore]) -> dict[str, tuple[float, float]]:
     """Median wall and CPU ms of one run per store, in alternating blocks of BLOCK runs after a warm-up."""
-    plan = load_plan_text(PLAN, source="bench.stratum.yaml")
+    plan = load_plan_text(_plan(1, chained=False), source="bench.stratum.yaml")  # bench engine's one-step flow
     engines = {name: Engine(store=store) for name, store in stores.items()}
     wall: dict[str, list[float]] = {name: [] for name in engines}
     cpu: dict[str, list[float]] = {name: [] for name in engines}
     for engine in engines.values():
         for _ in range(BLOCK):
-            await engine.run(plan, "one", {"n": 0})
+            await engine.run(plan, "chain", {"n": 0})
     for _ in range(RUNS // BLOCK):
         for name, engine in engines.items():
             for _ in range(BLOCK):
                 started, started_cpu = time.perf_counter(), time.process_time()
-                result = await engine.run(plan, "one", {"n": 0})
+                result = await engine.run(plan, "chain", {"n": 0})
                 cpu[name].append((time.process_time() - started_cpu) * 1000)
                 wall[name].append((time.perf_counter() - started) * 1000)
                 assert result.status == "succeeded", result.error

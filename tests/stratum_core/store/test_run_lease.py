@@ -1,17 +1,15 @@
-"""The run lease: a compare-and-set on the run's row, so one process advances a run at a time (both stores)."""
+"""The run lease: a compare-and-set on the run's row, so one process advances a run at a time (every store)."""
 
 from __future__ import annotations
 
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from stratum_core.backends import open_run_store
 from stratum_core.store import (
     ReviewRecord,
     RunBusy,
@@ -28,19 +26,6 @@ from stratum_core.store import (
 def make_run(**fields: Any) -> RunRecord:
     data: dict[str, Any] = {"flow": "triage", "plan_hash": "abc", "plan_text": "version: '1'\n", "input": {}}
     return RunRecord(**{**data, **fields})
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunStore]:
-    made = open_run_store(
-        "memory:"
-        if request.param == "memory"
-        else tmp_path / "stratum.db"
-        if request.param == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
-    yield made
-    made.close()
 
 
 def a_dead_pid() -> int:

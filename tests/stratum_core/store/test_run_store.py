@@ -1,4 +1,5 @@
-"""The run store: both implementations pass the same behavioural suite; SQLite adds durability across processes."""
+"""The run store: every store (memory, SQLite, PostgreSQL) passes the same behavioural suite; the durable ones are
+shared by processes and keep what was written across a SIGKILL."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from pathlib import Path
@@ -42,19 +42,6 @@ def make_run(**fields: Any) -> RunRecord:
         "input": {"text": "hello"},
     }
     return RunRecord(**{**data, **fields})
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunStore]:
-    made = open_run_store(
-        "memory:"
-        if request.param == "memory"
-        else tmp_path / "stratum.db"
-        if request.param == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
-    yield made
-    made.close()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
