@@ -8,7 +8,6 @@ stderr.
 
 from __future__ import annotations
 
-import io
 import ipaddress
 import json
 import logging
@@ -25,7 +24,7 @@ from server._app import StratumServer
 from server._identity import IDENTITY_SCOPE_KEY, TokenTable
 from server._limits import BodyLimit
 from server._stdin import claimed_stdin
-from server._stdio import stdio_streams
+from server._stdio import stdio_streams, wire_writer
 
 __all__ = ["BearerToken", "claim_stdout", "release_stdout", "serve_http", "serve_stdio", "transport_security"]
 
@@ -52,11 +51,12 @@ async def serve_stdio(server: StratumServer, *, wire: BinaryIO | None = None) ->
     if wire is None:
         wire = claim_stdout()
     try:
-        # a view of the wire's descriptor: closing it (or collecting it) leaves `wire` open
-        view = open(wire.fileno(), "wb", buffering=0, closefd=False)
-        stdout = anyio.wrap_file(io.TextIOWrapper(view, encoding="utf-8", write_through=True))
         with claimed_stdin(max_line=server.config.max_message_bytes) as lines:
-            async with server.running(), stdio_streams(lines, stdout) as (read_stream, write_stream):
+            async with (
+                wire_writer(wire.fileno()) as stdout,
+                server.running(),
+                stdio_streams(lines, stdout) as (read_stream, write_stream),
+            ):
                 await server.run(read_stream, write_stream, server.create_initialization_options())
     finally:
         if own:
