@@ -2,7 +2,8 @@
 
 Two figures: through Stratum's model client (`LiteLLMClient`) to the test LLM over HTTP (the real path), and through
 an in-process client that only sleeps for the latency (the scheduler's own overlap, without the client's CPU cost per
-call). The test LLM runs in a subprocess, as a model server would: its own CPU is not this process's.
+call). The test LLM runs in a subprocess, as a model server would: its own CPU is not this process's. The CPU time
+of this process per step is printed too (it varies less than the wall time with the machine's load).
 
 Run: python -m bench parallel
 """
@@ -82,20 +83,22 @@ class SleepingClient:
         )
 
 
-async def _measure(url: str, store_path: Path, client: LLMClient) -> list[float]:
+async def _measure(url: str, store_path: Path, client: LLMClient) -> tuple[list[float], float]:
     register_model(MODEL)
     plan = load_plan_text(_plan(), source="bench.stratum.yaml")
     ratios = []
     with SQLiteRunStore(store_path) as store:
         engine = Engine(store=store, llm=client, config=EngineConfig(model=MODEL, api_base=url, max_concurrency=64))
         await engine.run(plan, "fan", {})  # warm up: the first LiteLLM call imports and connects
+        cpu = time.process_time()
         for _ in range(REPEATS):
             started = time.perf_counter()
             result = await engine.run(plan, "fan", {})
             elapsed = time.perf_counter() - started
             assert result.status == "succeeded", result.error
             ratios.append(elapsed / LATENCY)
-    return ratios
+        cpu = time.process_time() - cpu
+    return ratios, cpu / (REPEATS * STEPS)
 
 
 def main() -> None:
@@ -118,11 +121,11 @@ def _report(url: str) -> None:
             ("LiteLLMClient -> test LLM over HTTP", LiteLLMClient()),
             ("in-process client (engine only)", SleepingClient()),
         ):
-            ratios = anyio.run(_measure, url, Path(folder) / f"{len(name)}.db", client)
+            ratios, cpu = anyio.run(_measure, url, Path(folder) / f"{len(name)}.db", client)
             print(
                 f"{STEPS} independent infer steps, {LATENCY * 1000:.0f} ms latency each, {name}: wall/critical "
                 f"path median {statistics.median(ratios):.2f} (min {min(ratios):.2f}, max {max(ratios):.2f}; "
-                f"{REPEATS} runs)"
+                f"{REPEATS} runs); this process's CPU {cpu * 1000:.2f} ms per step"
             )
 
 

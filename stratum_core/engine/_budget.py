@@ -206,6 +206,14 @@ class Envelope:
 
     # -- reserve and settle ------------------------------------------------------------------------------------
 
+    def limits_tokens_or_cost(self) -> bool:
+        """Whether a budget up the chain limits tokens or cost: then a call's reservation needs its exact prompt count.
+
+        Without such a limit, the prompt count changes neither what a call may answer nor whether it fits, so the
+        engine reserves with a cheaper upper bound (see `BoundingClient`).
+        """
+        return any(e.enforced and (e.budget.tokens is not None or e.budget.usd is not None) for e in self._chain())
+
     def reserve(
         self,
         *,

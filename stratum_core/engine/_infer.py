@@ -45,9 +45,9 @@ from stratum_core.errors import (
     RunError,
 )
 from stratum_core.expressions._budget import is_small, off_loop
-from stratum_core.llm import LLMRequest, LLMResponse
+from stratum_core.llm import LLMClient, LLMRequest, LLMResponse
 from stratum_core.llm._local import is_local
-from stratum_core.llm._protocol import QuotingClient, estimate_quote
+from stratum_core.llm._protocol import BoundingClient, Quote, QuotingClient, estimate_quote
 from stratum_core.plan import InferFunction
 from stratum_core.plan._check_opaque import opaque_paths
 from stratum_core.plan._schema import content_hash
@@ -384,7 +384,7 @@ class _Attempt:
         )
         ctx.envelope.check_time(step_id=ctx.step_id)
         client = ctx.llm  # the client is made on first use: not on a cache hit
-        quote = await client.quote(request) if isinstance(client, QuotingClient) else estimate_quote(request)
+        quote = await _quote(client, request, ctx)
         price = price_for(infer.model, ctx, quote.price)
         self.reservation = ctx.envelope.reserve(
             step_id=ctx.step_id,
@@ -493,6 +493,20 @@ class _Attempt:
         if self.held is not None:  # recorded with what it used: the reservation is no longer the charge
             ctx.release(self.held)
             self.held = None
+
+
+async def _quote(client: LLMClient, request: LLMRequest, ctx: StepContext) -> Quote:
+    """The call's quote: its prompt counted by the tokenizer when a budget limits tokens or cost, else a bound.
+
+    Without such a limit the count changes nothing the call sends or may spend, and the tokenizer costs about as much
+    CPU as the rest of a call; the bound (the prompt's bytes, see `prompt_bytes_bound`) is at least the count, so the
+    reservation recorded for the call stays a worst case.
+    """
+    if isinstance(client, BoundingClient) and not ctx.envelope.limits_tokens_or_cost():
+        bound = await client.quote_bound(request)
+        if bound is not None:
+            return bound
+    return await client.quote(request) if isinstance(client, QuotingClient) else estimate_quote(request)
 
 
 def _strategy(response: LLMResponse | None) -> str | None:

@@ -23,7 +23,16 @@ import anyio.to_thread
 
 from stratum_core.errors import ConfigurationError
 from stratum_core.llm._litellm import LiteLLMClient, register_model
-from stratum_core.llm._protocol import LLMClient, LLMRequest, LLMResponse, Price, Quote, QuotingClient, estimate_quote
+from stratum_core.llm._protocol import (
+    BoundingClient,
+    LLMClient,
+    LLMRequest,
+    LLMResponse,
+    Price,
+    Quote,
+    QuotingClient,
+    estimate_quote,
+)
 from stratum_core.llm._structured import STRATEGIES, OutputProfile
 
 __all__ = [
@@ -303,6 +312,16 @@ class LocalModelClient:
         local_request = dataclasses.replace(request, model=LITELLM_MODEL, api_base=api_base, api_key="none")
         quote = await self._transport.quote(local_request)
         return dataclasses.replace(quote, price=Price(0.0, 0.0), max_output_tokens=self.local.n_predict)
+
+    async def quote_bound(self, request: LLMRequest) -> Quote | None:
+        """A bound of `quote` without a tokenizer (the default client's), or None (the embedded model counts)."""
+        if is_local(request.model):
+            return None
+        if self._default is None:
+            self._default = LiteLLMClient()
+        if isinstance(self._default, BoundingClient):
+            return await self._default.quote_bound(request)
+        return None
 
     def _ready(self) -> str | None:
         """The api_base when the model is up and LiteLLM knows it, without leaving the event loop; else None."""

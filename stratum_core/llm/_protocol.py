@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
-__all__ = ["LLMClient", "LLMRequest", "LLMResponse", "Price", "Quote", "QuotingClient", "estimate_quote"]
+__all__ = [
+    "BoundingClient",
+    "LLMClient",
+    "LLMRequest",
+    "LLMResponse",
+    "Price",
+    "Quote",
+    "QuotingClient",
+    "estimate_quote",
+    "prompt_bytes_bound",
+]
 
 
 @dataclass(frozen=True)
@@ -110,6 +120,46 @@ class QuotingClient(Protocol):
     async def prepare(self, model: str) -> None:
         """Do the one-time start-up that calls of `model` need."""
         ...
+
+
+@runtime_checkable
+class BoundingClient(Protocol):
+    """A quoting client that can also bound a prompt's tokens without its tokenizer (see `prompt_bytes_bound`).
+
+    The engine reserves with the bound when no budget limits tokens or cost (the count then changes nothing the call
+    sends or may spend), and counts with the tokenizer (`quote`) otherwise.
+    """
+
+    async def quote_bound(self, request: LLMRequest) -> Quote | None:
+        """A quote whose `prompt_tokens` is at least what `quote` would count (`exact` False); None if none."""
+        ...
+
+
+_PER_MESSAGE = 8
+"""Tokens a message may add beside its text (OpenAI's count adds 3, and 1 for a name), generously."""
+
+_PER_PROMPT = 16
+"""Tokens a prompt may add beside its messages (OpenAI's count adds 3 to prime the reply), generously."""
+
+
+def prompt_bytes_bound(messages: Sequence[Mapping[str, Any]], extra: Any = None) -> int | None:
+    """An upper bound of the tokens of `messages` (and `extra`, sent as JSON) by any byte-level tokenizer.
+
+    A BPE token (tiktoken's, or a byte-level or byte-fallback tokenizer's) stands for at least one byte of the text,
+    so a text's UTF-8 length bounds its token count; each message and the prompt get a generous margin for the
+    tokens a chat format adds. None when a message holds more than text (images, parts), which only a tokenizer can
+    count.
+    """
+    total = _PER_PROMPT
+    for message in messages:
+        total += _PER_MESSAGE
+        for value in message.values():
+            if not isinstance(value, str):
+                return None
+            total += len(value.encode("utf-8", errors="surrogatepass"))
+    if extra is not None:
+        total += _PER_MESSAGE + len(json.dumps(extra, default=str).encode("utf-8", errors="surrogatepass"))
+    return total
 
 
 def estimate_quote(request: LLMRequest) -> Quote:
