@@ -73,7 +73,10 @@ class DaemonLines:
                     item = Oversize(head=head, limit=self._max_line)
                 else:
                     item = line.decode("utf-8", errors="replace")
-                anyio.from_thread.run(self._send.send, item, token=token)
+                try:  # a plain call on the loop when the line fits the buffer; a task there only to wait for room
+                    anyio.from_thread.run_sync(self._send.send_nowait, item, token=token)
+                except anyio.WouldBlock:
+                    anyio.from_thread.run(self._send.send, item, token=token)
             with contextlib.suppress(Exception):
                 anyio.from_thread.run_sync(self._send.close, token=token)
         except Exception:  # the event loop ended or the stream is closed: nobody reads these lines any more
