@@ -10,16 +10,13 @@ identity's run are never delivered.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from typing import Any, Literal
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 from mcp.server.subscriptions import SubscriptionBus
 from mcp.shared.subscriptions import ResourceUpdated, ServerEvent
-from pydantic import JsonValue
 
 from server._identity import Identity
 from stratum_core.store import (
-    AttemptRecord,
-    ReviewAction,
     ReviewRecord,
     ReviewStatus,
     RunPage,
@@ -29,9 +26,11 @@ from stratum_core.store import (
     StepRecord,
     Trace,
 )
-from stratum_core.store._records import AnsweredBy
 
 __all__ = ["OwnedEvents", "OwnedStore", "owned_view"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _RUNS = "stratum://runs/"
 
@@ -39,6 +38,30 @@ _RUNS = "stratum://runs/"
 def owned_view(store: RunStore, identity: Identity) -> RunStore:
     """The store as `identity` sees it: the whole store for an operator, else only the runs it started."""
     return store if identity.operator else OwnedStore(store, identity)
+
+
+class _Passed(Generic[P, R]):
+    """A `RunStore` method an `OwnedStore` passes on unchanged: `view.name(...)` is `view.store.name(...)`.
+
+    Made from the protocol's own method, so the view's method has the protocol's signature without repeating it.
+    """
+
+    def __init__(self, method: Callable[Concatenate[Any, P], R]) -> None:
+        self.name = method.__name__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        if name != self.name:
+            raise TypeError(f"{owner.__name__}.{name} would pass on RunStore.{self.name}")
+
+    @overload
+    def __get__(self, view: None, owner: type) -> _Passed[P, R]: ...
+    @overload
+    def __get__(self, view: OwnedStore, owner: type) -> Callable[P, R]: ...
+    def __get__(self, view: OwnedStore | None, owner: type) -> _Passed[P, R] | Callable[P, R]:
+        if view is None:
+            return self
+        method: Callable[P, R] = getattr(view.store, self.name)
+        return method
 
 
 class OwnedStore:
@@ -119,75 +142,20 @@ class OwnedStore:
                 mine.append(review)
         return mine
 
-    # -- everything else goes to the store ------------------------------------------------------------------------
+    # -- everything else goes to the store unchanged ---------------------------------------------------------------
 
-    def create_run(self, record: RunRecord) -> None:
-        """As `RunStore.create_run`."""
-        self.store.create_run(record)
-
-    def acquire_lease(
-        self, run_id: str, holder: str, *, ttl: float, statuses: tuple[RunStatus, ...] = ("paused", "running")
-    ) -> RunRecord:
-        """As `RunStore.acquire_lease`."""
-        return self.store.acquire_lease(run_id, holder, ttl=ttl, statuses=statuses)
-
-    def renew_lease(self, run_id: str, holder: str, *, ttl: float) -> bool:
-        """As `RunStore.renew_lease`."""
-        return self.store.renew_lease(run_id, holder, ttl=ttl)
-
-    def release_lease(self, run_id: str, holder: str) -> None:
-        """As `RunStore.release_lease`."""
-        self.store.release_lease(run_id, holder)
-
-    def update_run(self, run_id: str, /, **fields: Any) -> RunRecord:
-        """As `RunStore.update_run`."""
-        return self.store.update_run(run_id, **fields)
-
-    def upsert_step(self, record: StepRecord) -> None:
-        """As `RunStore.upsert_step`."""
-        self.store.upsert_step(record)
-
-    def add_attempt(self, record: AttemptRecord) -> None:
-        """As `RunStore.add_attempt`."""
-        self.store.add_attempt(record)
-
-    def create_review(self, record: ReviewRecord) -> None:
-        """As `RunStore.create_review`."""
-        self.store.create_review(record)
-
-    def answer_review(
-        self,
-        review_id: str,
-        *,
-        action: ReviewAction,
-        value: JsonValue,
-        reviewer: str | None,
-        rationale: str | None,
-        answered_by: AnsweredBy = "person",
-        channel: str | None = None,
-    ) -> ReviewRecord:
-        """As `RunStore.answer_review`."""
-        return self.store.answer_review(
-            review_id,
-            action=action,
-            value=value,
-            reviewer=reviewer,
-            rationale=rationale,
-            answered_by=answered_by,
-            channel=channel,
-        )
-
-    def close_review(self, review_id: str, *, status: Literal["timed_out", "cancelled"]) -> ReviewRecord:
-        """As `RunStore.close_review`."""
-        return self.store.close_review(review_id, status=status)
-
-    def cache_get(self, key: str) -> JsonValue | None:
-        """As `RunStore.cache_get`."""
-        return self.store.cache_get(key)
-
-    def cache_put(self, key: str, value: JsonValue, *, contract_hash: str) -> None:
-        """As `RunStore.cache_put`."""
-        self.store.cache_put(key, value, contract_hash=contract_hash)
+    create_run = _Passed(RunStore.create_run)
+    acquire_lease = _Passed(RunStore.acquire_lease)
+    renew_lease = _Passed(RunStore.renew_lease)
+    release_lease = _Passed(RunStore.release_lease)
+    update_run = _Passed(RunStore.update_run)
+    upsert_step = _Passed(RunStore.upsert_step)
+    add_attempt = _Passed(RunStore.add_attempt)
+    create_review = _Passed(RunStore.create_review)
+    answer_review = _Passed(RunStore.answer_review)
+    close_review = _Passed(RunStore.close_review)
+    cache_get = _Passed(RunStore.cache_get)
+    cache_put = _Passed(RunStore.cache_put)
 
     def close(self) -> None:
         """Nothing: the view does not own the store."""

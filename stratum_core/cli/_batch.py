@@ -28,9 +28,15 @@ from rich.table import Table
 from rich.text import Text
 
 from stratum_core.batch import Batch, BatchProgress, BatchSummary, Expectation, ItemResult, ResultsFile, read_items
-from stratum_core.cli._main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Command
-from stratum_core.cli._run import EXIT_CANCELLED, add_model_options, engine_config, open_store, parse_budget
-from stratum_core.errors import PlanError, StratumError
+from stratum_core.cli._main import EXIT_FAILED, EXIT_OK, Command
+from stratum_core.cli._run import (
+    EXIT_CANCELLED,
+    add_model_options,
+    engine_config,
+    open_store,
+    parse_budget,
+    run_on_console,
+)
 
 __all__ = ["COMMAND", "progress_line", "summary_table"]
 
@@ -248,23 +254,7 @@ async def _execute(args: argparse.Namespace, console: Console) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    console = Console(stderr=True)
-    if not console.is_terminal:
-        console = Console(stderr=True, width=160)
-    try:
-        return anyio.run(_execute, args, console)
-    except PlanError as error:
-        console.print(str(error))
-        return EXIT_USAGE
-    except (ValueError, OSError) as error:
-        console.print(f"[red]error[/]: {error}")
-        return EXIT_USAGE
-    except StratumError as error:
-        console.print(f"[red]error[/]: {error}")
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        console.print("[red]cancelled[/]")
-        return EXIT_CANCELLED
+    return run_on_console(lambda console: _execute(args, console))
 
 
 COMMAND = Command("batch", "Run a flow once per line of a JSONL file (here, or on Ray: --ray).", _configure, _run)

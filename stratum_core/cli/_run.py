@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ __all__ = [
     "open_store",
     "parse_budget",
     "prices_of",
+    "run_on_console",
 ]
 
 DEFAULT_STORE = ".stratum/stratum.db"
@@ -278,12 +280,17 @@ async def _run_or_resume(args: argparse.Namespace, engine: Engine, observer: Run
     return await engine.run(plan, args.flow, inputs, observer=observer)
 
 
-def _run(args: argparse.Namespace, *, resume: bool = False) -> int:
+def run_on_console(command: Callable[[Console], Awaitable[int]]) -> int:
+    """Run an async command with a console on stderr; its errors become a message and an exit code.
+
+    A plan error is printed as it is (every problem, with its place); a bad argument or file is a usage error; any
+    other Stratum error fails the command; Ctrl-C cancels it.
+    """
     console = Console(stderr=True)
-    if not console.is_terminal:  # a log: wide enough that the summary table keeps step ids whole
+    if not console.is_terminal:  # a log: wide enough that a summary table keeps its ids whole
         console = Console(stderr=True, width=160)
     try:
-        return anyio.run(_execute, args, console, resume)
+        return anyio.run(command, console)
     except PlanError as error:
         console.print(str(error))
         return EXIT_USAGE
@@ -296,6 +303,10 @@ def _run(args: argparse.Namespace, *, resume: bool = False) -> int:
     except KeyboardInterrupt:
         console.print("[red]cancelled[/]")
         return EXIT_CANCELLED
+
+
+def _run(args: argparse.Namespace, *, resume: bool = False) -> int:
+    return run_on_console(lambda console: _execute(args, console, resume))
 
 
 def _configure_run(parser: argparse.ArgumentParser) -> None:
