@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,28 @@ def asked(fake_llm: FakeLLM, text: str, start: int = 0) -> list[dict[str, Any]]:
     return [request for request in fake_llm.requests[start:] if text in task(request)]
 
 
+@asynccontextmanager
+async def summarizing(engine: TemporalEngine) -> AsyncIterator[list[RunResult]]:
+    """Run `summarize` on DOCUMENT in the background while the block does its harm; after it, the run's result."""
+    results: list[RunResult] = []
+    async with anyio.create_task_group() as group:
+
+        async def run() -> None:
+            plan = load_plan(PLANS / "summarize.stratum.yaml")
+            results.append(await engine.run(plan, "summarize", {"document": DOCUMENT}))
+
+        group.start_soon(run)
+        yield results
+
+
+def the_digest(results: list[RunResult]) -> RunResult:
+    """The one run's result, checked: it succeeded with the digest of DOCUMENT."""
+    (result,) = results
+    assert result.status == "succeeded", result.error
+    assert result.output == DIGEST
+    return result
+
+
 async def test_a_worker_killed_during_a_model_call_is_replaced_and_no_finished_step_runs_again(
     settings: TemporalSettings,
     store_path: Path,
@@ -68,22 +91,13 @@ async def test_a_worker_killed_during_a_model_call_is_replaced_and_no_finished_s
     fake_llm.add_rule(lambda body: True, answer_summary)
     first = start_worker(workers, settings, store_path, fake_llm, tmp_path)
     engine = TemporalEngine(settings=settings, store=store, client=client)
-    results: list[RunResult] = []
-    async with anyio.create_task_group() as group:
-
-        async def run() -> None:
-            plan = load_plan(PLANS / "summarize.stratum.yaml")
-            results.append(await engine.run(plan, "summarize", {"document": DOCUMENT}))
-
-        group.start_soon(run)
+    async with summarizing(engine) as results:
         await until(lambda: bool(asked(fake_llm, "Summarise the document")) and fake_llm.in_flight > 0)
         finished = {s.step_id for s in store.get_steps(store.list_runs().runs[0].run_id) if s.status == "succeeded"}
         killed_at = len(fake_llm.requests)
         first.kill()
         start_worker(workers, settings, store_path, fake_llm, tmp_path)
-    (result,) = results
-    assert result.status == "succeeded", result.error
-    assert result.output == DIGEST
+    result = the_digest(results)
     assert finished == {"points"}
     assert not asked(fake_llm, "List the key points", killed_at)  # the step that had finished did not run again
     assert len(asked(fake_llm, "Summarise the document", killed_at)) == 2  # the lost call again, then refine's 2nd
@@ -144,20 +158,11 @@ async def test_the_run_finishes_when_the_temporal_server_restarts_mid_run(
         start_worker(workers, settings, store_path, fake_llm, tmp_path)
         client = await connect_client(server.address)
         engine = TemporalEngine(settings=settings, store=store, client=client)
-        results: list[RunResult] = []
-        async with anyio.create_task_group() as group:
-
-            async def run() -> None:
-                plan = load_plan(PLANS / "summarize.stratum.yaml")
-                results.append(await engine.run(plan, "summarize", {"document": DOCUMENT}))
-
-            group.start_soon(run)
+        async with summarizing(engine) as results:
             await until(lambda: bool(asked(fake_llm, "Summarise the document")))
             await anyio.to_thread.run_sync(server.stop)  # the whole cluster goes away mid-step ...
             await anyio.to_thread.run_sync(server.start)  # ... and comes back with its database
-        (result,) = results
-        assert result.status == "succeeded", result.error
-        assert result.output == DIGEST
+        the_digest(results)
         assert len(asked(fake_llm, "List the key points")) == 1
     finally:
         server.stop()
