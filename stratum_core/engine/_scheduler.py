@@ -183,7 +183,11 @@ class FlowExecution:
         unmet = {step_id: len(needs) for step_id, needs in dependencies.items()}
         ready = deque(step_id for step_id in steps if not unmet[step_id])
         queued: deque[str] = deque()
-        leaves = {step_id for step_id, step in steps.items() if self._takes_a_slot(step)}
+        # A resumed run's finished steps: read back at once (they take no slot), and counted from the start
+        replayed = {s for s in steps if self.prefix + s in self.run.completed} if self.run.completed else set()
+        leaves = {step_id for step_id, step in steps.items() if self._takes_a_slot(step) and step_id not in replayed}
+        if not self.prefix:
+            self.done = len(replayed)
         slots = max(1, int(self.run.limiter.total_tokens))
         outcome: dict[str, str] = {}
         failures: list[RunError] = []
@@ -211,7 +215,8 @@ class FlowExecution:
             finally:
                 ended(step.id, group)  # its dependents start before anyone hears that it ended
                 if not self.prefix and step.id in outcome:
-                    self.done += 1
+                    if step.id not in replayed:
+                        self.done += 1
                     await self.run.observer.step_finished(
                         self.run.run_id, step.id, outcome[step.id], self.done, len(steps)
                     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -405,6 +407,69 @@ async def test_an_interrupted_run_is_put_down_as_paused_and_resumes_where_it_was
     assert put_down is not None and put_down.status == "paused"
     assert put_down.attributes["interrupted"] == "the server stopped" and put_down.error is None
     assert resumed.status == "succeeded" and resumed.output == "POSITIVE!"
+
+
+TALLY = """
+version: "1"
+functions:
+  classify:
+    mode: infer
+    intent: Classify the tone of the text.
+    input: {text: {type: string}}
+    output: {type: string}
+  shout:
+    mode: compute
+    input: {label: {type: string}}
+    output: {type: string}
+    expr: "label.upper() + '!'"
+flows:
+  tally:
+    input: {text: {type: string}}
+    steps:
+      - {id: tone, function: classify, inputs: {text: $.input.text}}
+      - {id: one, function: shout, inputs: {label: $.input.text}}
+      - {id: two, function: shout, inputs: {label: $.input.text}}
+"""
+
+
+async def test_a_resumed_runs_progress_counts_the_steps_finished_before_it_was_put_down(
+    engine: Engine, fake_llm: FakeLLM
+) -> None:
+    fake_llm.enqueue(Fault(kind="hang"))
+    run_ids: list[str] = []
+
+    class PutDown(RunObserver):  # put down in the model call, once the other two steps are done
+        async def step_finished(self, run_id: str, step_id: str, status: str, done: int, total: int) -> None:
+            if done == 2:
+                assert await anyio.to_thread.run_sync(lambda: fake_llm.wait_for_requests(1, timeout=BARRIER_S))
+                run_ids.append(run_id)
+                engine.interrupt(run_id, "the server stopped")
+                scope.cancel()
+
+    with anyio.CancelScope() as scope:
+        await engine.run(plan(TALLY), "tally", {"text": "x"}, observer=PutDown())
+    (run_id,) = run_ids
+    replayed = threading.Event()
+
+    def after_the_replays(body: dict[str, Any]) -> Reply:
+        replayed.wait(BARRIER_S)
+        return Reply(json="calm")
+
+    fake_llm.add_rule(lambda body: True, after_the_replays)
+    reported: list[tuple[str, int, int]] = []
+
+    class Progress(RunObserver):
+        async def step_finished(self, run_id: str, step_id: str, status: str, done: int, total: int) -> None:
+            reported.append((step_id, done, total))
+            if len(reported) == 2:
+                replayed.set()
+
+    # one slot, taken by the model call again: the finished steps are read back without waiting for it
+    one_slot = Engine(store=engine.store, config=dataclasses.replace(engine.config, max_concurrency=1))
+    with anyio.fail_after(HANG_GUARD_S):
+        resumed = await one_slot.resume(run_id, observer=Progress())
+    assert resumed.status == "succeeded", resumed.error
+    assert reported == [("one", 2, 3), ("two", 2, 3), ("tone", 3, 3)]
 
 
 @pytest.mark.parametrize(
