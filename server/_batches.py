@@ -5,7 +5,9 @@ bounded wait, with a handle (`stratum_batch: {batch_id, status, progress, next}`
 the batch is (waiting up to `wait` seconds for it to end) and, once it has ended, its summary and results; with
 `batch_id` and `cancel: true` it stops it (the items in flight are cancelled and recorded). Like a run handle, a
 handle is not an error: the batch goes on in the server, and every item is an ordinary run in the store (so the
-items' traces are readable as `stratum://runs/{run_id}`). Batches live as long as the server process.
+items' traces are readable as `stratum://runs/{run_id}`). A batch runs as long as the server process; after a
+restart (or from another server on the same store) its handle reads what the store knows (`read_batch`): each
+item's outcome and the summary, and starting the same batch again runs the items not done.
 """
 
 from __future__ import annotations
@@ -24,7 +26,15 @@ from anyio.abc import TaskGroup
 from server._catalog import FlowTool
 from server._identity import Identity
 from server._results import error_result
-from stratum_core.batch import Batch, BatchSummary, Expectation, ItemResult, items_from_lines
+from stratum_core.batch import (
+    Batch,
+    BatchSummary,
+    Expectation,
+    ItemResult,
+    StoredBatch,
+    items_from_lines,
+    read_batch,
+)
 from stratum_core.engine import Engine
 from stratum_core.plan import Budget
 
@@ -37,6 +47,7 @@ BATCH_KEY = "stratum_batch"
 MAX_ITEMS = 10_000
 _MAX_WAIT_S = 3600.0
 _START_WAIT_S = 1.0
+_STORE_POLL_S = 1.0
 
 _BUDGET: dict[str, Any] = {
     "type": "object",
@@ -196,7 +207,7 @@ class BatchManager:
         if active is not None and not caller.operator and active.owner != caller.name:
             active = None  # another identity's batch reads as missing
         if active is None:
-            return error_result(f"No batch {batch_id!r} in this server (batches live as long as the server process).")
+            return await self._follow_stored(batch_id, arguments, caller)
         if arguments.get("cancel"):
             active.cancelled = True
             active.scope.cancel()
@@ -207,6 +218,60 @@ class BatchManager:
         with anyio.move_on_after(wait):
             await active.ended.wait()
         return self._answer(active)
+
+    async def _follow_stored(
+        self, batch_id: str, arguments: Mapping[str, Any], caller: Identity
+    ) -> types.CallToolResult:
+        """A batch this server is not running: what the store knows of it (its items are runs tagged with its id)."""
+        owner = None if caller.operator else caller.name
+        stored = read_batch(self.engine.store, batch_id, owner=owner)
+        if stored is None:
+            return error_result(f"No batch {batch_id!r}: this server is not running it and the store has no run of it.")
+        if arguments.get("cancel"):
+            where = "another process is running it: cancel it there" if stored.running else "it is not running"
+            return error_result(f"Batch {batch_id!r} is not running in this server ({where}).")
+        wait = min(float(arguments.get("wait", 0)), self.wait, _MAX_WAIT_S)
+        with anyio.move_on_after(wait):
+            while stored.running:  # another process advances it: read the store again now and then
+                await anyio.sleep(_STORE_POLL_S)
+                stored = read_batch(self.engine.store, batch_id, owner=owner) or stored
+        return self._stored_answer(stored)
+
+    def _stored_answer(self, stored: StoredBatch) -> types.CallToolResult:
+        tool = next(
+            (
+                name
+                for name, tool in self.tools().items()
+                if tool.flow.name == stored.flow and tool.plan.text_hash == stored.plan_hash
+            ),
+            stored.flow,
+        )
+        summary = stored.summary()
+        status = "running" if stored.running else summary.stopped or "finished"
+        handle: dict[str, Any] = {"batch_id": stored.batch_id, "tool": tool, "status": status, "from": "store"}
+        handle["summary"] = summary.to_json()
+        handle["results"] = [_result_json(stored.results[i]) for i in sorted(stored.results)]
+        left = summary.total - summary.succeeded - summary.failed
+        if stored.running:
+            handle["next"] = (
+                f'another process runs it ({stored.running} items in flight): call stratum_batch with {{"batch_id": '
+                f'"{stored.batch_id}", "wait": 60}} to follow it'
+            )
+        elif left:
+            handle["next"] = (
+                f"call stratum_batch with the same tool and items to run the {left} items not done (the done ones "
+                "are not run again)"
+            )
+        text = (
+            f"batch {stored.batch_id} of {tool} {status} (read from the run store: this server did not start it): "
+            f"{summary.succeeded} succeeded, {summary.failed} failed of {summary.total}."
+            + (f" Next: {handle['next']}." if "next" in handle else "")
+            + "\n"
+            + json.dumps(handle["summary"])
+        )
+        return types.CallToolResult(
+            content=[types.TextContent(type="text", text=text)], structured_content={BATCH_KEY: handle}
+        )
 
     def _answer(self, active: _Active, *, note: str | None = None) -> types.CallToolResult:
         batch = active.batch

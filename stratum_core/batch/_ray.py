@@ -194,7 +194,7 @@ class RayItemRunner:
         ray = _ray()
         grant = _grant(batch, envelope)
         item_budget = batch.item_budget.model_dump(exclude_none=True) if batch.item_budget else None
-        tag = batch_tag(batch.id, item)
+        tag = batch_tag(batch.id, item, total=len(batch.items))
         payload: dict[str, Any] | None = None
         failures: list[str] = []
         try:

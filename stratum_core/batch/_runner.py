@@ -95,9 +95,15 @@ class BatchProgress:
         }
 
 
-def batch_tag(batch_id: str, item: BatchItem) -> dict[str, Any]:
-    """The attributes that make a run an item of a batch (`stratum runs --batch ID` finds them)."""
-    return {"batch": {"id": batch_id, "key": item.key, "index": item.index}}
+def batch_tag(batch_id: str, item: BatchItem, *, total: int | None = None) -> dict[str, Any]:
+    """The attributes that make a run an item of a batch (`stratum runs --batch ID` finds them).
+
+    `total`, the batch's number of items, lets a process that did not start the batch tell how much of it is done.
+    """
+    tag: dict[str, Any] = {"id": batch_id, "key": item.key, "index": item.index}
+    if total is not None:
+        tag["total"] = total
+    return {"batch": tag}
 
 
 class ItemRunner(Protocol):
@@ -121,7 +127,7 @@ class LocalItemRunner:
             item.input,
             run_id=run_id,
             budget_parent=own,
-            attributes=batch_tag(batch.id, item),
+            attributes=batch_tag(batch.id, item, total=len(batch.items)),
             owner=batch.owner,
         )
         record = engine.store.get_run(run_id)
@@ -338,7 +344,7 @@ class Batch:
             if self.owner is not None and run.owner != self.owner:
                 continue
             if run.status == "succeeded" or (
-                run.status == "failed" and not self.retry_failed and not _stopped_by_a_batch(run.error)
+                run.status == "failed" and not self.retry_failed and not stopped_by_a_batch(run.error)
             ):
                 done[key] = run
         return done
@@ -359,7 +365,7 @@ class Batch:
             cursor = page.next_cursor
 
 
-def _stopped_by_a_batch(error: Mapping[str, Any] | None) -> bool:
+def stopped_by_a_batch(error: Mapping[str, Any] | None) -> bool:
     budget = (error or {}).get("budget")
     return (error or {}).get("type") == "BudgetExceeded" and isinstance(budget, str) and budget.startswith("batch ")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -120,3 +121,58 @@ async def test_a_batch_belongs_to_whoever_started_it(fake_llm: FakeLLM) -> None:
         run_id = mine["results"][0]["run_id"]
         run = server.store.get_run(run_id)
         assert run is not None and run.owner == "alice"
+
+
+async def test_after_a_restart_a_batch_reads_from_the_store_and_starting_it_again_runs_what_is_not_done(
+    fake_llm: FakeLLM, tmp_path: Path
+) -> None:
+    fake_llm.reset()
+    gate = threading.Event()
+
+    def held_from_item_3(body: dict[str, Any]) -> Reply:
+        found = _ITEM.search("\n".join(str(m.get("content")) for m in body["messages"]))
+        if found and int(found.group(1)) >= 3:
+            gate.wait(60)
+        return answer(body)
+
+    fake_llm.add_rule(lambda body: True, held_from_item_3)
+    store = tmp_path / "runs.db"
+    items = [{"text": f"item {i}"} for i in range(10)]
+    first = make_server(BATCH_PLANS, store=store, model=fake_llm.model, api_base=fake_llm.url, api_key="test", wait=30)
+    try:
+        async with Client(first) as client:
+            tool = next(t.name for t in (await client.list_tools()).tools if not t.name.startswith("stratum_"))
+            arguments = {"tool": tool, "items": items, "concurrency": 1}
+            batch_id = handle_of(await client.call_tool("stratum_batch", arguments))["batch_id"]
+            assert await anyio.to_thread.run_sync(lambda: fake_llm.wait_for_requests(4, timeout=60))  # item 3 asks
+        # the server stopped: items 0 to 2 done, item 3 cancelled, the rest never started
+    finally:
+        gate.set()
+        first.close()
+    second = make_server(BATCH_PLANS, store=store, model=fake_llm.model, api_base=fake_llm.url, api_key="test", wait=30)
+    try:
+        async with Client(second) as client:
+            stored = await client.call_tool("stratum_batch", {"batch_id": batch_id})
+            handle = handle_of(stored)
+            assert not stored.is_error, text_of(stored)
+            assert (handle["status"], handle["tool"], handle["from"]) == ("interrupted", tool, "store")
+            summary = handle["summary"]
+            assert (summary["total"], summary["succeeded"], summary["cancelled"], summary["not_run"]) == (10, 3, 1, 6)
+            assert [(line["index"], line["status"]) for line in handle["results"]] == [
+                (0, "succeeded"),
+                (1, "succeeded"),
+                (2, "succeeded"),
+                (3, "cancelled"),
+            ]
+            assert "7 items not done" in handle["next"]
+            asked_before = len(fake_llm.requests)
+            again = handle_of(await client.call_tool("stratum_batch", arguments))
+            assert again["batch_id"] == batch_id
+            with anyio.fail_after(120):
+                while again["status"] == "running":
+                    again = handle_of(await client.call_tool("stratum_batch", {"batch_id": batch_id, "wait": 5}))
+    finally:
+        second.close()
+    assert (again["summary"]["succeeded"], again["summary"]["failed"], again["summary"]["reused"]) == (8, 2, 3)
+    asked_again = [str(request) for request in fake_llm.requests[asked_before:]]
+    assert not any(f"item {i}" in text for i in range(3) for text in asked_again)  # the done items were not run again
