@@ -29,9 +29,9 @@ from stratum_core.batch._items import BatchItem
 from stratum_core.batch._runner import batch_tag
 from stratum_core.engine import Engine, EngineConfig
 from stratum_core.engine._budget import Envelope
-from stratum_core.errors import ConfigurationError
+from stratum_core.errors import ConfigurationError, RunCancelled
 from stratum_core.plan import Budget
-from stratum_core.store import AttemptRecord, ReviewRecord, RunRecord, RunStore, StepRecord, Trace
+from stratum_core.store import AttemptRecord, ReviewRecord, RunRecord, RunStatus, RunStore, StepRecord, Trace
 
 if TYPE_CHECKING:
     from stratum_core.batch._runner import Batch
@@ -213,6 +213,8 @@ class RayItemRunner:
                     break
                 except anyio.get_cancelled_exc_class():
                     ray.cancel(ref)
+                    error = RunCancelled("the batch was cancelled while the item ran on a worker", run_id=run_id)
+                    _record_unfinished(batch, item, run_id, tag, "cancelled", error.to_dict())
                     raise
                 except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as e:
                     self.lost += 1
@@ -314,8 +316,16 @@ def _write_trace(store: RunStore, trace: Trace) -> RunRecord:
 
 def _lost(batch: Batch, item: BatchItem, run_id: str, tag: dict[str, Any], failures: list[str]) -> RunRecord:
     """The failed run of an item whose workers were all lost."""
-    now = time.time()
     message = f"the item's worker was lost {len(failures)} times: " + "; ".join(failures)
+    error = {"type": "WorkerLost", "message": message, "step_id": None}
+    return _record_unfinished(batch, item, run_id, tag, "failed", error)
+
+
+def _record_unfinished(
+    batch: Batch, item: BatchItem, run_id: str, tag: dict[str, Any], status: RunStatus, error: dict[str, Any]
+) -> RunRecord:
+    """Record in the driver's store the run of an item no worker sent back (lost, or cancelled while it ran)."""
+    now = time.time()
     record = RunRecord(
         run_id=run_id,
         flow=batch.flow,
@@ -323,8 +333,8 @@ def _lost(batch: Batch, item: BatchItem, run_id: str, tag: dict[str, Any], failu
         plan_hash=batch.plan.text_hash,
         plan_text=batch.plan.text,
         input=item.input,
-        status="failed",
-        error={"type": "WorkerLost", "message": message, "step_id": None},
+        status=status,
+        error=error,
         created_at=now,
         finished_at=now,
         attributes=tag,

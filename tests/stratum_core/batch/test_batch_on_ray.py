@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from batch_helpers import (
     EXPECTED,
@@ -128,6 +129,31 @@ async def test_a_worker_lost_mid_batch_loses_no_finished_item_and_its_items_run_
         assert len(runs) == ITEMS  # one run per item: the lost ones were recorded once, from the worker that ran them
         by_index = {run.attributes["batch"]["index"]: run.run_id for run in runs}  # type: ignore[index,call-overload]
         assert all(by_index[index] == run_id for index, run_id in done_before_kill.items())
+
+
+async def test_items_in_flight_on_ray_when_the_batch_is_cancelled_are_recorded_as_cancelled(
+    ray_cluster: Any, tmp_path: Path, fake_llm: FakeLLM
+) -> None:
+    script_faults(fake_llm)
+    fake_llm.latency = 0.05
+    delivered: list[ItemResult] = []
+
+    with SQLiteRunStore(tmp_path / "runs.db") as store:
+        batch, runner = ray_batch(tmp_path, fake_llm, store)
+
+        async def on_result(result: ItemResult) -> None:  # Ctrl-C as the first item ends, with others on workers
+            delivered.append(result)
+            if any(slot.running for slot in runner.slots):
+                scope.cancel()
+
+        with anyio.CancelScope() as scope:
+            await batch.run(on_result)
+
+        cancelled = [result for result in delivered if result.status == "cancelled"]
+        assert cancelled and scope.cancelled_caught
+        runs = {run.run_id: run for run in store.list_runs(batch=batch.id, limit=ITEMS + 1).runs}
+        assert {runs[str(result.run_id)].status for result in cancelled} == {"cancelled"}
+        assert all(runs[str(result.run_id)].error["type"] == "RunCancelled" for result in cancelled)  # type: ignore[index]
 
 
 def test_stratum_batch_with_ray_writes_the_same_results_file(
