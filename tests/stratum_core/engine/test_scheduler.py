@@ -409,20 +409,9 @@ async def test_an_interrupted_run_is_put_down_as_paused_and_resumes_where_it_was
     assert resumed.status == "succeeded" and resumed.output == "POSITIVE!"
 
 
-TALLY = """
-version: "1"
-functions:
-  classify:
-    mode: infer
-    intent: Classify the tone of the text.
-    input: {text: {type: string}}
-    output: {type: string}
-  shout:
-    mode: compute
-    input: {label: {type: string}}
-    output: {type: string}
-    expr: "label.upper() + '!'"
-flows:
+TALLY = (  # the model's step and two others, independent of each other
+    SENTIMENT
+    + """
   tally:
     input: {text: {type: string}}
     steps:
@@ -430,6 +419,7 @@ flows:
       - {id: one, function: shout, inputs: {label: $.input.text}}
       - {id: two, function: shout, inputs: {label: $.input.text}}
 """
+)
 
 
 async def test_a_resumed_runs_progress_counts_the_steps_finished_before_it_was_put_down(
@@ -453,7 +443,7 @@ async def test_a_resumed_runs_progress_counts_the_steps_finished_before_it_was_p
 
     def after_the_replays(body: dict[str, Any]) -> Reply:
         replayed.wait(BARRIER_S)
-        return Reply(json="calm")
+        return Reply(json={"label": "neutral", "confidence": 0.9})
 
     fake_llm.add_rule(lambda body: True, after_the_replays)
     reported: list[tuple[str, int, int]] = []
