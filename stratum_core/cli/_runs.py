@@ -180,6 +180,10 @@ def run_details(trace: Trace) -> list[str]:
     lines = [
         f"started {local_time(run.created_at)}{took}; {run.tokens_in + run.tokens_out:,} tokens, cost {cost}",
     ]
+    backend = run.attributes.get("backend")
+    if isinstance(backend, dict) and backend.get("name"):
+        extra = ", ".join(f"{key} {value}" for key, value in backend.items() if key != "name")
+        lines.append(f"backend: {backend['name']}" + (f" ({extra})" if extra else ""))
     error = run.error or {}
     if error:
         where = f" at step '{error['step_id']}'" if error.get("step_id") else ""

@@ -239,7 +239,7 @@ class Engine:
             created_at=now,
             updated_at=now,
             model=self.config.model,
-            attributes={**_plan_attributes(plan), **(attributes or {})},
+            attributes={**_plan_attributes(plan), "backend": {"name": "local"}, **(attributes or {})},
             owner=owner,
             lease_holder=self.holder,
             lease_expires=now + self.config.lease_ttl,

@@ -7,6 +7,7 @@ the budget envelopes it draws from) from the run store and the workflow's messag
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -28,6 +29,9 @@ __all__ = ["CALL_FUNCTION", "StepActivities"]
 
 CALL_FUNCTION = "stratum.call_function"
 _T = TypeVar("_T")
+HEARTBEAT_EVERY = 1.0
+"""Seconds between an activity's heartbeats at most: a cancelled step's activity learns it from the next one (the
+worker sends them on at this pace too: `build_worker`'s heartbeat throttle), and stops its model call."""
 
 
 def envelope_chain(snapshots: list[EnvelopeSnapshot], *, allow_unpriced: bool) -> Envelope:
@@ -51,7 +55,7 @@ def envelope_chain(snapshots: list[EnvelopeSnapshot], *, allow_unpriced: bool) -
 async def _heartbeating(work: Callable[[], Awaitable[_T]]) -> _T:
     """`work()`, heartbeating meanwhile so Temporal sees this worker alive (and delivers a cancellation)."""
     every = activity.info().heartbeat_timeout
-    interval = every.total_seconds() / 3 if every else 5.0
+    interval = min(every.total_seconds() / 3, HEARTBEAT_EVERY) if every else HEARTBEAT_EVERY
     outcome: list[_T] = []
     failure: list[BaseException] = []
     async with anyio.create_task_group() as group:
@@ -80,8 +84,32 @@ class StepActivities:
 
     @activity.defn(name=CALL_FUNCTION)
     async def call_function(self, call: StepCall) -> StepOutcome:
-        """Run one function call of a step and say how it ended (a step's failure is an outcome, not an error)."""
-        return await _heartbeating(lambda: self._call(call))
+        """Run one function call of a step and say how it ended (a step's failure is an outcome, not an error).
+
+        Cancelled by its workflow (the step was: a race lost, a time budget out, the run cancelled), the call stops
+        its model call as in process (which records the attempt and charges its reservation) and reports what the
+        step spent, status "cancelled", so the workflow charges it.
+        """
+        try:
+            return await _heartbeating(lambda: self._call(call))
+        except asyncio.CancelledError:
+            details = activity.cancellation_details()
+            if details is None or not details.cancel_requested:  # the worker stopping, say: Temporal retries it
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            return self._spent(call, StepOutcome(status="cancelled"))
+
+    def _spent(self, call: StepCall, outcome: StepOutcome) -> StepOutcome:
+        """`outcome` with what the step's recorded attempts used in all (an earlier, lost try's included)."""
+        trace = self.engine.store.get_trace(call.run_id)
+        attempts = [a for a in (trace.attempts if trace else []) if a.step_id == call.step_id]
+        used = _usage(attempts)
+        outcome.tokens_in, outcome.tokens_out = used.tokens_in, used.tokens_out
+        outcome.cost_usd, outcome.cost_unknown = used.cost_usd, used.cost_unknown
+        outcome.attempts = max([outcome.attempts, call.attempts, *(a.number for a in attempts)])
+        return outcome
 
     async def _call(self, call: StepCall) -> StepOutcome:
         store = self.engine.store
@@ -128,12 +156,9 @@ class StepActivities:
                 error.step_id = call.step_id
             outcome.status = "failed"
             outcome.error = error.to_dict()
-        trace = store.get_trace(call.run_id)
-        used = _usage([a for a in (trace.attempts if trace else []) if a.step_id == call.step_id])
         outcome.attributes = dict(ctx.attributes)
         outcome.attempts = ctx.attempts
-        outcome.tokens_in, outcome.tokens_out = used.tokens_in, used.tokens_out
-        outcome.cost_usd, outcome.cost_unknown = used.cost_usd, used.cost_unknown
+        self._spent(call, outcome)
         outcome.reserved_tokens = envelope.reserved_total.tokens
         outcome.reserved_usd = envelope.reserved_total.usd
         return outcome

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import anyio
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from stratum_core.backends._settings import TemporalSettings
-from stratum_core.backends.temporal._activities import StepActivities
+from stratum_core.backends.temporal._activities import HEARTBEAT_EVERY, StepActivities
 from stratum_core.backends.temporal._client import connect
 from stratum_core.backends.temporal._hosts import WorkflowHost, register_host, unregister_host
 from stratum_core.backends.temporal._workflow import StratumRunWorkflow
@@ -42,6 +44,7 @@ def build_worker(
         activities=[activities.call_function],
         max_concurrent_activities=max(engine.config.max_concurrency, 1) * 4,
         max_cached_workflows=max_cached_workflows,
+        max_heartbeat_throttle_interval=timedelta(seconds=HEARTBEAT_EVERY),
     )
     inner = getattr(worker, "_workflow_worker", None)
     if inner is not None and hasattr(inner, "_deadlock_timeout_seconds"):  # temporalio 1.35's private setting

@@ -16,6 +16,7 @@ own records are read back from memory (`WorkflowRecorder`).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -23,7 +24,8 @@ from typing import Any
 import anyio
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import ActivityCancellationType
 
 from stratum_core.backends._errors import run_error_from_dict
 from stratum_core.backends._payloads import packed, unpacked
@@ -174,7 +176,7 @@ class StratumRunWorkflow:
             payload_threshold=self._start.payload_threshold,
         )
         while True:
-            outcome = await self._activity(call)
+            outcome = await self._activity(call, ctx)
             self._account(ctx, outcome)
             if outcome.status == "succeeded":
                 return unpacked(store, outcome.output if outcome.output is not None else "null")
@@ -184,12 +186,21 @@ class StratumRunWorkflow:
             call.envelopes = snapshots(ctx.envelope)
             call.attempts = ctx.attempts
 
-    async def _activity(self, call: StepCall) -> StepOutcome:
+    async def _activity(self, call: StepCall, ctx: StepContext) -> StepOutcome:
+        """Run the step's activity and return its outcome; cancelled meanwhile, cancel it and wait for its end.
+
+        The activity is awaited through a shield. Awaited directly, a cancellation (a time budget out, a race lost, a
+        sibling failed) reached Temporal's own wait, which holds it until the activity ends, while anyio re-sends it
+        on every loop iteration: the activation never finished, so the activity's end never arrived (a spin). Here
+        the step's task takes the cancellation at once, asks Temporal to cancel the activity (the activity learns it
+        from its next heartbeat and stops its model call) and waits, shielded, for the activity's last word, so
+        what the cancelled call spent is charged and recorded before the step ends, as in process.
+        """
         assert self._start is not None
         self._in_flight += 1
         self._note_status()
         try:
-            outcome: StepOutcome = await workflow.execute_activity(
+            handle = workflow.start_activity(
                 CALL_FUNCTION,
                 call,
                 result_type=StepOutcome,
@@ -199,8 +210,22 @@ class StratumRunWorkflow:
                     initial_interval=timedelta(milliseconds=200),
                     maximum_attempts=self._start.transport_retries,
                 ),
+                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
                 summary=call.step_id,
             )
+            try:
+                outcome: StepOutcome = await asyncio.shield(handle)
+            except asyncio.CancelledError:
+                with anyio.CancelScope(shield=True):
+                    handle.cancel()
+                    last: StepOutcome | None = None
+                    try:
+                        last = await handle
+                    except (ActivityError, asyncio.CancelledError):
+                        pass  # cancelled before it reported (or before it started): nothing it spent came back
+                    if last is not None:
+                        self._account(ctx, last)
+                raise
             return outcome
         finally:
             self._in_flight -= 1

@@ -207,3 +207,33 @@ def test_show_of_a_failed_run_prints_its_error_and_the_rejected_attempts(
     out = capsys.readouterr().out
     assert f"failed: PostconditionFailed at step 'classify': still not met after 2 attempts: {violation}" in out
     assert f"classify #1: {violation}" in out and f"classify #2: {violation}" in out
+
+
+async def test_show_says_which_backend_ran_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from stratum_core.engine import Engine
+    from stratum_core.plan import load_plan_text
+
+    plan = load_plan_text(
+        'version: "1"\nfunctions:\n  twice: {mode: compute, input: {x: {type: integer}}, output: {type: integer}, '
+        'expr: "x * 2"}\nflows:\n  echo:\n    input: {x: {type: integer}}\n    output: {type: integer}\n'
+        "    steps: [{id: twice, function: twice, inputs: {x: $.input.x}}]\n    result: $.steps.twice.output\n",
+        source="<echo>",
+    )
+    path = tmp_path / "runs.db"
+    with SQLiteRunStore(path) as store:
+        result = await Engine(store=store).run(plan, "echo", {"x": 2})
+        assert result.status == "succeeded", result.error
+        run = store.get_run(result.run_id)
+        assert run is not None and run.attributes["backend"] == {"name": "local"}
+        store.create_run(
+            run.model_copy(
+                update={
+                    "run_id": "on-temporal",
+                    "attributes": {"backend": {"name": "temporal", "task_queue": "q", "workflow_id": "w"}},
+                }
+            )
+        )
+    assert main(["runs", "show", result.run_id, "--store", str(path)]) == 0
+    assert "backend: local\n" in capsys.readouterr().out
+    assert main(["runs", "show", "on-temporal", "--store", str(path)]) == 0
+    assert "backend: temporal (task_queue q, workflow_id w)" in capsys.readouterr().out

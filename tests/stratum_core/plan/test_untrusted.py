@@ -100,7 +100,7 @@ flows:
     store = MemoryRunStore()
     paused = await Engine(store=store).run(plan, "go", {})
     run = store.get_run(paused.run_id)
-    assert run is not None and run.attributes == {"untrusted_plan": True}
+    assert run is not None and run.attributes == {"untrusted_plan": True, "backend": {"name": "local"}}
 
     class Yes:
         async def ask(self, request: ReviewRequest) -> ReviewAnswer:
