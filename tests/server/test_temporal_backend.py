@@ -16,7 +16,7 @@ from server_helpers import REPO_PLANS, make_server, text_of
 from stratum_core.backends import TemporalSettings
 from stratum_core.backends.temporal import TemporalEngine
 from stratum_core.store import SQLiteRunStore
-from stratum_core.testing import FakeLLM
+from stratum_core.testing import FakeLLM, Fault
 from tests.stratum_core.backends.temporal.conftest import (
     TEMPORAL_TEST_TIMEOUT,
     DevServer,
@@ -78,3 +78,50 @@ async def test_a_flow_called_over_mcp_runs_on_temporal_and_asks_its_person_by_el
         (review,) = worker_store.list_reviews(status=None, run_id=run.run_id)
         assert (review.status, review.answered_by) == ("answered", "person")
     server.close()
+
+
+async def test_stratum_cancel_cancels_the_runs_workflow_and_stops_its_model_call(
+    dev_server: DevServer, fake_llm: FakeLLM, tmp_path: Path
+) -> None:
+    import anyio
+
+    from tests.server.test_long_runs import LONG_PLANS
+
+    fake_llm.add_rule("Draft a title", Fault(kind="hang"))  # answered only when its client goes away
+    settings = TemporalSettings(address=dev_server.address, task_queue=f"mcp-{uuid.uuid4().hex[:8]}")
+    store_path = tmp_path / "runs.db"
+    server = make_server(
+        LONG_PLANS,
+        store=store_path,
+        model=fake_llm.model,
+        api_base=fake_llm.url,
+        api_key="test",
+        force_model=True,
+        wait=0.2,
+        backend="temporal",
+        temporal=settings,
+    )
+    client = await connect_client(settings.address)
+    with SQLiteRunStore(store_path) as worker_store, anyio.fail_after(300):
+        async with in_process_worker(client, settings, worker_store, fake_llm), Client(server) as mcp_client:
+            started = await mcp_client.call_tool("summarize_long", {"text": "stop me"})
+            assert not started.is_error, text_of(started)
+            assert started.structured_content is not None
+            run_id = started.structured_content["stratum_run"]["run_id"]
+            while not fake_llm.in_flight:  # the draft step's model call is in flight
+                await anyio.sleep(0.02)
+            cancelled = await mcp_client.call_tool("stratum_cancel", {"run_id": run_id})
+            assert await anyio.to_thread.run_sync(lambda: fake_llm.wait_for_idle(timeout=300))
+        run = worker_store.get_run(run_id)
+        trace = worker_store.get_trace(run_id)
+    server.close()
+    assert not cancelled.is_error and cancelled.structured_content is not None, text_of(cancelled)
+    assert cancelled.structured_content["status"] == "cancelled"
+    assert run is not None and run.status == "cancelled"
+    assert trace is not None
+    [attempt] = [a for a in trace.attempts if a.step_id == "draft"]
+    assert attempt.error is not None and "cancelled while in flight" in attempt.error  # stopped, not answered
+    assert len(fake_llm.requests) == 1
+    workflow_id = run.attributes["backend"]["workflow_id"]  # type: ignore[index,call-overload]
+    description = await client.get_workflow_handle(workflow_id).describe()
+    assert description.status is not None and description.status.name == "CANCELED"

@@ -142,10 +142,12 @@ async def test_a_run_cancelled_through_the_engine_stops_its_model_call_and_keeps
     steps = {s.step_id: s.status for s in trace.steps}
     assert steps["first"] == "succeeded"
     assert steps.get("second") != "succeeded"
+    [attempt] = [a for a in trace.attempts if a.step_id == "second"]
+    assert attempt.error is not None and "cancelled while in flight" in attempt.error  # stopped, not answered
     assert len(slow_requests(fake_llm)) == 1  # nothing asked again after the cancel
-    handle = (await temporal_engine.client()).get_workflow_handle(trace.run.attributes["backend"]["workflow_id"])  # type: ignore[index]
-    assert (await handle.describe()).status is not None
-    assert (await handle.describe()).status.name == "CANCELED"  # type: ignore[union-attr]
+    workflow_id = trace.run.attributes["backend"]["workflow_id"]  # type: ignore[index,call-overload]
+    description = await (await temporal_engine.client()).get_workflow_handle(workflow_id).describe()
+    assert description.status is not None and description.status.name == "CANCELED"
 
 
 def wait_then(fake_llm: FakeLLM, answer: Any) -> Any:
