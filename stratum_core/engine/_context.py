@@ -14,6 +14,7 @@ from stratum_core.plan import Plan
 
 if TYPE_CHECKING:
     from stratum_core.llm import LLMClient
+    from stratum_core.llm._protocol import Price
     from stratum_core.store import AttemptRecord, RunStore
 
 __all__ = ["StepContext"]
@@ -46,6 +47,9 @@ class StepContext:
     agent_available: bool = False
     previous_violations: tuple[str, ...] = ()
     log: Callable[[str, str], Awaitable[None]] = _no_log
+    ledger: Callable[..., Awaitable[Reservation]] | None = None
+    """Where a model call's reservation is made when the step's envelopes live elsewhere (a durable backend's
+    workflow holds the run's; see `reserve`). None: in `envelope` itself."""
 
     @property
     def llm(self) -> LLMClient:
@@ -56,6 +60,20 @@ class StepContext:
         """Persist one attempt of this step."""
         self.attempts = max(self.attempts, attempt.number)
         self.store.add_attempt(attempt)
+
+    async def reserve(self, *, model: str, prompt_tokens: int, wanted_tokens: int, price: Price | None) -> Reservation:
+        """Set aside a model call's worst case in the step's envelopes (`Envelope.reserve`; BudgetExceeded if not).
+
+        With a `ledger`, the envelopes that decide are the ledger's (on Temporal: the workflow's, which every step
+        of the run reserves from, whichever worker runs it).
+        """
+        if self.ledger is not None:
+            return await self.ledger(
+                step_id=self.step_id, model=model, prompt_tokens=prompt_tokens, wanted_tokens=wanted_tokens, price=price
+            )
+        return self.envelope.reserve(
+            step_id=self.step_id, model=model, prompt_tokens=prompt_tokens, wanted_tokens=wanted_tokens, price=price
+        )
 
     def hold(self, reservation: Reservation, *, kind: str, started_at: float) -> str | None:
         """Write a call's reservation into the run before the call is made; its key, or None when no budget counts.

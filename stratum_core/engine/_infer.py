@@ -386,8 +386,7 @@ class _Attempt:
         client = ctx.llm  # the client is made on first use: not on a cache hit
         quote = await _quote(client, request, ctx)
         price = price_for(infer.model, ctx, quote.price)
-        self.reservation = ctx.envelope.reserve(
-            step_id=ctx.step_id,
+        self.reservation = await ctx.reserve(
             model=infer.model,
             prompt_tokens=quote.prompt_tokens,
             wanted_tokens=infer.fn.max_tokens or quote.max_output_tokens or DEFAULT_MAX_TOKENS,

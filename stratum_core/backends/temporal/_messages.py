@@ -5,7 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["EnvelopeSnapshot", "RunStart", "StepCall", "StepOutcome"]
+__all__ = [
+    "EnvelopeSnapshot",
+    "ReserveAnswer",
+    "ReserveRequest",
+    "RunStart",
+    "SettleRequest",
+    "StepCall",
+    "StepOutcome",
+]
 
 
 @dataclass
@@ -70,3 +78,39 @@ class StepOutcome:
     reserved_usd: float = 0.0
     review_id: str | None = None
     review_deadline: float | None = None
+
+
+@dataclass
+class ReserveRequest:
+    """An activity asks its workflow to reserve one model call's worst case in the step's real envelopes."""
+
+    key: str
+    """Unique per call: `ACTIVITY_ID/TRY/N` (a retried update of the same call gets the same answer)."""
+    activity_id: str
+    step_id: str
+    model: str
+    prompt_tokens: int
+    wanted_tokens: int
+    input_per_token: float | None
+    """The call's price (None with `output_per_token`: the model has no known price)."""
+    output_per_token: float | None
+
+
+@dataclass
+class ReserveAnswer:
+    """Granted (`error` None: what was set aside) or refused (`error`: the BudgetExceeded, as recorded)."""
+
+    prompt_tokens: int = 0
+    max_tokens: int = 0
+    usd: float = 0.0
+    error: dict[str, Any] | None = None
+
+
+@dataclass
+class SettleRequest:
+    """What a reserved call used (`cost_usd` None: unknown); the workflow releases the reservation and charges it."""
+
+    key: str
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float | None

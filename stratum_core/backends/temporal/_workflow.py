@@ -6,8 +6,8 @@ its cancel-scope deadlines, which there are workflow timers. What the scheduler 
 call of a step (`RunContext.call_function`); here that call is the `stratum.call_function` activity, which runs the
 engine's `call_function` on a worker. A human step's activity opens the review and says it is pending; the
 workflow then waits for the `review_answered` signal (or the review's timeout, a timer) and calls again, which
-reads the answer from the store. Money and tokens: each activity reserves and settles against a copy of the
-envelope chain, and the workflow charges what it used to the real chain.
+reads the answer from the store. Money and tokens: the workflow holds the run's envelopes; each model call
+reserves in them (the `reserve` update) before its request and settles (the `settle` update) after it.
 
 Workflow code runs outside Temporal's sandbox (the engine imports far more than the sandbox admits); what keeps it
 deterministic is that it reads nothing that changes: the run's record and plan are immutable, and the scheduler's
@@ -29,18 +29,28 @@ from temporalio.workflow import ActivityCancellationType
 
 from stratum_core.backends._errors import run_error_from_dict
 from stratum_core.backends._payloads import packed, unpacked
-from stratum_core.backends.temporal._activities import CALL_FUNCTION
+from stratum_core.backends.temporal._activities import CALL_FUNCTION, RESERVE, SETTLE
 from stratum_core.backends.temporal._hosts import WorkflowHost, host_for
-from stratum_core.backends.temporal._messages import EnvelopeSnapshot, RunStart, StepCall, StepOutcome
+from stratum_core.backends.temporal._messages import (
+    EnvelopeSnapshot,
+    ReserveAnswer,
+    ReserveRequest,
+    RunStart,
+    SettleRequest,
+    StepCall,
+    StepOutcome,
+)
 from stratum_core.backends.temporal._recorder import WorkflowRecorder
 from stratum_core.engine import ReviewSink
-from stratum_core.engine._budget import Envelope, Usage
+from stratum_core.engine._budget import Envelope, Reservation
 from stratum_core.engine._context import StepContext
 from stratum_core.engine._engine import execution_outcome
 from stratum_core.engine._observers import FanOut
 from stratum_core.engine._scheduler import RunContext, execution_class
+from stratum_core.errors import BudgetExceeded, RunError
 from stratum_core.expressions._budget import expression_budget, on_loop_only
 from stratum_core.llm import LLMClient
+from stratum_core.llm._protocol import Price
 from stratum_core.plan import Function
 from stratum_core.plan._untrusted import MAX_FAN_OUT, MAX_RUN_STEPS
 
@@ -88,7 +98,10 @@ class StratumRunWorkflow:
         self._waiting: dict[str, str] = {}
         self._in_flight = 0
         self._paused = False
-        self._charged: dict[str, Usage] = {}
+        self._envelopes: dict[str, Envelope] = {}  # the envelope of each step whose activity runs, by activity id
+        self._reservations: dict[str, tuple[str, Reservation]] = {}  # open ones, by key: (activity id, reservation)
+        self._answers: dict[str, ReserveAnswer] = {}
+        self._activities = 0
         self._recorder: WorkflowRecorder | None = None
         self._host: WorkflowHost | None = None
         self._start: RunStart | None = None
@@ -102,6 +115,64 @@ class StratumRunWorkflow:
     def waiting_reviews(self) -> list[str]:
         """The reviews the run waits for now."""
         return sorted(self._waiting)
+
+    @workflow.update(name=RESERVE)
+    async def reserve(self, request: ReserveRequest) -> ReserveAnswer:
+        """Reserve one model call's worst case in the step's real envelopes, as `Envelope.reserve` does in process.
+
+        These are the envelopes every step of the run draws from, whichever worker runs it; refused, the answer
+        says why (the BudgetExceeded, as recorded).
+        """
+        answered = self._answers.get(request.key)
+        if answered is not None:  # the same call asking again (its update was retried)
+            return answered
+        envelope = self._envelopes.get(request.activity_id)
+        if envelope is None:
+            error = RunError(
+                f"step '{request.step_id}' has no activity {request.activity_id} running: no request was made"
+            )
+            error.step_id = request.step_id
+            return ReserveAnswer(error=error.to_dict())
+        price = None
+        if request.input_per_token is not None and request.output_per_token is not None:
+            price = Price(request.input_per_token, request.output_per_token)
+        try:
+            reservation = envelope.reserve(
+                step_id=request.step_id,
+                model=request.model,
+                prompt_tokens=request.prompt_tokens,
+                wanted_tokens=request.wanted_tokens,
+                price=price,
+            )
+        except BudgetExceeded as refusal:
+            answer = ReserveAnswer(error=refusal.to_dict())
+        else:
+            self._reservations[request.key] = (request.activity_id, reservation)
+            answer = ReserveAnswer(
+                prompt_tokens=reservation.prompt_tokens, max_tokens=reservation.max_tokens, usd=reservation.usd
+            )
+        self._answers[request.key] = answer
+        return answer
+
+    @workflow.update(name=SETTLE)
+    async def settle(self, request: SettleRequest) -> None:
+        """Release a call's reservation and charge what it used, as `Envelope.settle` does in process."""
+        entry = self._reservations.pop(request.key, None)
+        if entry is not None:
+            reservation = entry[1]
+            reservation.envelope.settle(
+                reservation, tokens_in=request.tokens_in, tokens_out=request.tokens_out, cost_usd=request.cost_usd
+            )
+
+    def _settle_lost(self, activity_id: str) -> None:
+        """Charge the whole reservation of each call of this activity that never settled.
+
+        Its worker was lost in the call, or it was cancelled first: charged as a process that dies mid-call is.
+        """
+        for key, (owner, reservation) in list(self._reservations.items()):
+            if owner == activity_id:
+                del self._reservations[key]
+                reservation.envelope.settle_unknown(reservation)
 
     @workflow.run
     async def run(self, start: RunStart) -> str:
@@ -197,6 +268,9 @@ class StratumRunWorkflow:
         what the cancelled call spent is charged and recorded before the step ends, as in process.
         """
         assert self._start is not None
+        self._activities += 1
+        activity_id = f"{self._activities}:{call.step_id}"
+        self._envelopes[activity_id] = ctx.envelope
         self._in_flight += 1
         self._note_status()
         try:
@@ -211,6 +285,7 @@ class StratumRunWorkflow:
                     maximum_attempts=self._start.transport_retries,
                 ),
                 cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                activity_id=activity_id,
                 summary=call.step_id,
             )
             try:
@@ -228,23 +303,18 @@ class StratumRunWorkflow:
                 raise
             return outcome
         finally:
+            del self._envelopes[activity_id]
+            self._settle_lost(activity_id)
             self._in_flight -= 1
             self._note_status()
 
     def _account(self, ctx: StepContext, outcome: StepOutcome) -> None:
-        """Charge the step's envelope with what its activity spent since the last report, as settle would have."""
+        """Take what the step's activity reports: its attributes and attempts.
+
+        What its model calls spent was charged here already, by the `settle` update each call sent.
+        """
         ctx.attributes.update(outcome.attributes)
         ctx.attempts = max(ctx.attempts, outcome.attempts)
-        before = self._charged.get(ctx.step_id, Usage())
-        total = Usage(outcome.tokens_in, outcome.tokens_out, outcome.cost_usd, outcome.cost_unknown)
-        self._charged[ctx.step_id] = total
-        spent = Usage(
-            total.tokens_in - before.tokens_in,
-            total.tokens_out - before.tokens_out,
-            total.cost_usd - before.cost_usd,
-            total.cost_unknown and not before.cost_unknown,
-        )
-        ctx.envelope.charge_remote(spent, reserved_tokens=outcome.reserved_tokens, reserved_usd=outcome.reserved_usd)
 
     async def _wait_for_person(self, outcome: StepOutcome, step_id: str) -> None:
         """Wait for the review's answer (a signal) or its deadline (a timer)."""
