@@ -65,6 +65,9 @@ _background: threading.Thread | None = None
 # What LiteLLM's data says of a model, looked up once per model: (price per token in, out, cached in) or None
 # (unpriced). `register_model` clears it, as it changes that data.
 _token_prices: dict[str, tuple[float, float, float] | None] = {}
+# `_model_info` by model: LiteLLM's lookup walks its provider logic on every call (about 0.6 ms); `register_model`
+# clears both caches.
+_model_infos: dict[str, tuple[Price | None, int | None]] = {}
 
 
 def load_litellm() -> Any:
@@ -134,6 +137,7 @@ def register_model(
     """
     provider = model.split("/", 1)[0] if "/" in model else "openai"
     _token_prices.clear()
+    _model_infos.clear()
     load_litellm().register_model(
         {
             model: {
@@ -634,6 +638,13 @@ def _checked_usage(litellm: Any, response: Any, model: str, attempts: int) -> tu
 
 def _model_info(litellm: Any, model: str) -> tuple[Price | None, int | None]:
     """The model's price per token and its output limit, from LiteLLM's price map (None where it does not say)."""
+    found = _model_infos.get(model)
+    if found is None:
+        found = _model_infos[model] = _looked_up_model_info(litellm, model)
+    return found
+
+
+def _looked_up_model_info(litellm: Any, model: str) -> tuple[Price | None, int | None]:
     try:
         info = litellm.get_model_info(model=model)
     except Exception:  # an unmapped model: LiteLLM raises; its price is unknown

@@ -1,4 +1,4 @@
-"""The lean path to OpenAI-compatible servers: one chat-completions POST over a shared httpx connection pool.
+"""The lean path to OpenAI-compatible servers: one chat-completions POST over a shared aiohttp connection pool.
 
 A call to a server on an `api_base` (`openai/...`, `hosted_vllm/...`: llama.cpp, vLLM, LM Studio, the embedded
 model, the test LLM) needs none of what LiteLLM adds for other providers, and LiteLLM's layers (its request
@@ -7,20 +7,25 @@ request is the body LiteLLM would send, the answer is parsed into what the adapt
 and failures carry what the adapter's classification needs (status, the provider's message, headers). Pricing
 stays LiteLLM's: the adapter looks the model's price up in LiteLLM's map once.
 
-The pools live as long as the event loop that made them and are closed when that loop shuts down.
+The transport is aiohttp (a dependency of LiteLLM's): with 50 calls in flight it spent about 0.5 ms of CPU a call
+where httpx spent about 3 ms (httpcore matches every waiting request against every connection on each event),
+measured side by side against the test LLM (`python -m bench llm_client`, docs/benchmarks.md).
+
+The pool lives as long as the event loop that made it and is closed when that loop shuts down.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import ssl
 import threading
+import urllib.parse
+import urllib.request
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 from anyio.lowlevel import RunVar
 
 __all__ = [
@@ -36,7 +41,7 @@ __all__ = [
 _OPENAI_COMPATIBLE = ("openai", "hosted_vllm", "custom_openai")
 # LiteLLM's own arguments, not part of the request body.
 _LITELLM_ONLY = frozenset({"model", "messages", "api_base", "api_key", "timeout", "num_retries", "drop_params"})
-_POOL_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+_MAX_CONNECTIONS = 256
 
 
 def lean_model_name(model: str, api_base: str | None) -> str | None:
@@ -87,15 +92,10 @@ class ConnectionFailed(Exception):
     """The connection failed or dropped before a whole answer came back, or the answer was not a chat completion."""
 
 
-# The pools of the running event loop (made as calls need them), with the parked generator that closes them when
+# The session of the running event loop (made by its first call), with the parked generator that closes it when
 # that loop shuts down.
-_pools: RunVar[tuple[list[httpx.AsyncClient], AsyncIterator[None]]] = RunVar("stratum_openai_http_pools")
-# httpcore's pool matches every waiting request against every connection on each event, so its cost grows faster
-# than the number of calls in flight (50 parallel calls on one pool cost ~8 ms of CPU each). Calls are spread over
-# several pools instead, each holding a few connections.
-_SHARDS = 8
-_turn = itertools.count()
-# Loading the CA bundle takes 0.1 s or more; each new client would do it again. One context serves every pool.
+_sessions: RunVar[tuple[aiohttp.ClientSession, AsyncIterator[None]]] = RunVar("stratum_openai_http_session")
+# Loading the CA bundle takes 0.1 s or more; one context serves every loop's session.
 _ssl_context: ssl.SSLContext | None = None
 _ssl_lock = threading.Lock()
 
@@ -104,32 +104,56 @@ def _tls() -> ssl.SSLContext:
     global _ssl_context
     with _ssl_lock:
         if _ssl_context is None:
-            _ssl_context = httpx.create_ssl_context()
+            try:
+                import certifi
+
+                _ssl_context = ssl.create_default_context(cafile=certifi.where())
+            except ImportError:  # pragma: no cover - certifi comes with LiteLLM
+                _ssl_context = ssl.create_default_context()
         return _ssl_context
 
 
-async def _closing(clients: list[httpx.AsyncClient]) -> AsyncIterator[None]:
-    """Parked after its first step: the event loop finalizes its async generators at shutdown, closing the pools."""
+async def _closing(session: aiohttp.ClientSession) -> AsyncIterator[None]:
+    """Parked after its first step: the event loop finalizes its async generators at shutdown, closing the pool."""
     try:
         yield
     finally:
-        for client in clients:
-            await client.aclose()
+        await session.close()
 
 
-async def _shared_pool() -> httpx.AsyncClient:
+async def _shared_session() -> aiohttp.ClientSession:
     try:
-        clients = _pools.get()[0]
+        return _sessions.get()[0]
     except LookupError:
-        clients = []
-        closer = _closing(clients)
-        await closer.__anext__()
-        _pools.set((clients, closer))
-    turn = next(_turn) % _SHARDS
-    if turn >= len(clients):
-        clients.append(httpx.AsyncClient(limits=_POOL_LIMITS, verify=_tls()))
-        return clients[-1]
-    return clients[turn]
+        pass
+    connector = aiohttp.TCPConnector(limit=_MAX_CONNECTIONS, ssl=_tls())
+    # proxies are looked up once per server (`_proxy_for`), not by aiohttp's trust_env, which looks them up in a
+    # worker thread on every request
+    session = aiohttp.ClientSession(connector=connector, json_serialize=json.dumps)
+    closer = _closing(session)
+    await closer.__anext__()
+    _sessions.set((session, closer))
+    return session
+
+
+_proxies: dict[str, str | None] = {}
+
+
+def _proxy_for(url: str) -> str | None:
+    """The proxy `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` name for `url`, unless `NO_PROXY` covers its host.
+
+    Read from the environment once per scheme and host, as httpx and the OpenAI SDK honour them.
+    """
+    parts = urllib.parse.urlsplit(url)
+    key = f"{parts.scheme}://{parts.netloc}"
+    if key not in _proxies:
+        proxies = urllib.request.getproxies_environment()
+        proxy = proxies.get(parts.scheme) or proxies.get("all")
+        host = parts.hostname or ""
+        if proxy and urllib.request.proxy_bypass(f"{host}:{parts.port}" if parts.port else host):
+            proxy = None
+        _proxies[key] = proxy or None
+    return _proxies[key]
 
 
 async def send_chat(name: str, kwargs: Mapping[str, Any], *, api_key: str | None) -> ChatResponse:
@@ -141,22 +165,30 @@ async def send_chat(name: str, kwargs: Mapping[str, Any], *, api_key: str | None
     body: dict[str, Any] = {"model": name, "messages": kwargs["messages"]}
     body.update({key: value for key, value in kwargs.items() if key not in _LITELLM_ONLY and key != "extra_body"})
     body.update(kwargs.get("extra_body") or {})
-    headers = {"Authorization": f"Bearer {api_key or 'no-key'}"}
+    headers = {"Authorization": f"Bearer {api_key or 'no-key'}", "Content-Type": "application/json"}
     url = str(kwargs["api_base"]).rstrip("/") + "/chat/completions"
-    client = await _shared_pool()
+    session = await _shared_session()
     try:
-        answer = await client.post(url, json=body, headers=headers, timeout=float(kwargs["timeout"]))
-    except httpx.TimeoutException as e:
-        raise TimedOut(f"{type(e).__name__}: {e}") from e
-    except httpx.TransportError as e:
+        async with session.post(
+            url,
+            data=json.dumps(body),
+            headers=headers,
+            proxy=_proxy_for(url),
+            timeout=aiohttp.ClientTimeout(total=float(kwargs["timeout"])),
+        ) as answer:
+            status, answer_headers, raw = answer.status, answer.headers, await answer.read()
+    except TimeoutError as e:
+        raise TimedOut(f"{type(e).__name__}: the request took longer than {kwargs['timeout']} s") from e
+    except aiohttp.ClientError as e:
         raise ConnectionFailed(f"{type(e).__name__}: {e}") from e
-    if answer.status_code >= 400:
-        raise HTTPFailure(answer.status_code, _error_message(answer), answer.headers)
+    text = raw.decode("utf-8", errors="replace")
+    if status >= 400:
+        raise HTTPFailure(status, _error_message(text, status), answer_headers)
     try:
-        data = answer.json()
+        data = json.loads(text)
         message = data["choices"][0]["message"]
     except (ValueError, KeyError, IndexError, TypeError) as e:
-        raise ConnectionFailed(f"the server's answer is not a chat completion: {answer.text[:200]!r}") from e
+        raise ConnectionFailed(f"the server's answer is not a chat completion: {text[:200]!r}") from e
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
     details = usage.get("prompt_tokens_details")
     return ChatResponse(
@@ -170,13 +202,12 @@ async def send_chat(name: str, kwargs: Mapping[str, Any], *, api_key: str | None
     )
 
 
-def _error_message(answer: httpx.Response) -> str:
+def _error_message(text: str, status: int) -> str:
     """The provider's message in an error answer (`{"error": {"message": ...}}` or a string), else its text."""
-    text = answer.text
     try:
         data = json.loads(text)
     except ValueError:
-        return text or f"HTTP {answer.status_code}"
+        return text or f"HTTP {status}"
     error = data.get("error") if isinstance(data, dict) else None
     message = error.get("message") if isinstance(error, dict) else error if isinstance(error, str) else None
     if not message and isinstance(data, dict):

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -371,3 +372,25 @@ def test_retry_after_is_read_in_seconds_milliseconds_or_as_a_date(
 def test_client_options_are_checked() -> None:
     with pytest.raises(ValueError, match="request_timeout"):
         LiteLLMClient(request_timeout=0)
+
+
+async def test_the_lean_path_honours_http_proxy_and_no_proxy(
+    fake_llm: FakeLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stratum_core.llm import _openai_http
+
+    with socket.socket() as closed:  # a port nothing listens on: a proxy there refuses every call
+        closed.bind(("127.0.0.1", 0))
+        dead_proxy = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    monkeypatch.setattr(_openai_http, "_proxies", {})
+    monkeypatch.setenv("HTTP_PROXY", dead_proxy)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with pytest.raises(LLMError, match=r"ConnectionFailed|Cannot connect"):
+        await LiteLLMClient(max_transport_retries=0).complete(make_request(fake_llm))
+    assert fake_llm.requests == []  # the call went to the proxy, not to the server
+
+    monkeypatch.setattr(_openai_http, "_proxies", {})
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    response = await LiteLLMClient(max_transport_retries=0).complete(make_request(fake_llm))
+    assert response.transport_attempts == 1 and len(fake_llm.requests) == 1
