@@ -13,6 +13,7 @@ called the reference library's way: its `arguments` are every round's arguments,
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -29,12 +30,13 @@ if TYPE_CHECKING:
 __all__ = ["run_debate"]
 
 
-def agent_keys(agents: tuple[str, ...]) -> list[str]:
+def _agent_keys(agents: tuple[str, ...]) -> list[str]:
     """Each agent's key in arguments, history and step ids: its name, or `name#2`, ... when a function argues twice."""
+    seen: Counter[str] = Counter()
     keys: list[str] = []
     for agent in agents:
-        seen = sum(1 for other in keys if other == agent or other.startswith(f"{agent}#"))
-        keys.append(agent if seen == 0 else f"{agent}#{seen + 1}")
+        seen[agent] += 1
+        keys.append(agent if seen[agent] == 1 else f"{agent}#{seen[agent]}")
     return keys
 
 
@@ -50,7 +52,7 @@ async def run_debate(
     debate = step.debate
     plan = execution.run.plan
     topic = resolve_binding(debate.topic, scope, step_id=path)
-    keys = agent_keys(debate.agents)
+    keys = _agent_keys(debate.agents)
     history: list[dict[str, Any]] = []
     latest: dict[str, Any] = {}
     converged = False

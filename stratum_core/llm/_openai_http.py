@@ -129,7 +129,7 @@ async def _shared_session() -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(limit=_MAX_CONNECTIONS, ssl=_tls())
     # proxies are looked up once per server (`_proxy_for`), not by aiohttp's trust_env, which looks them up in a
     # worker thread on every request
-    session = aiohttp.ClientSession(connector=connector, json_serialize=json.dumps)
+    session = aiohttp.ClientSession(connector=connector)
     closer = _closing(session)
     await closer.__anext__()
     _sessions.set((session, closer))
